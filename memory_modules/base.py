@@ -1,0 +1,60 @@
+"""The interface every memory module implements.
+
+A memory module maps a sequence of inputs to a sequence of outputs while carrying state across calls::
+
+    carry = module.initialize_carry(batch_size)             # no parameters needed
+    carry, outputs = module.apply(params, carry, inputs, resets)
+    # inputs:  [T, B, D_in]   time-major
+    # resets:  [T, B] bool    True where a new episode starts *at* that step
+    # outputs: [T, B, features]
+
+The same call serves acting (T = 1, repeatedly) and learning (T = a whole sequence): for every module
+``T`` single steps give the same outputs as one call over ``T`` steps. A reset at step ``t`` makes the
+outputs from ``t`` on independent of everything before ``t`` for that batch element, so whole
+rollouts that cross episode boundaries can be processed in one call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Carry = Any
+
+
+class MemoryModule(nn.Module):
+    """Base class of the memory modules. Subclasses set ``features`` and implement both methods."""
+
+    features: int
+
+    @nn.nowrap
+    def initialize_carry(self, batch_size: int) -> Carry:
+        """The carry at the start of an episode for ``batch_size`` independent streams."""
+        raise NotImplementedError
+
+    def __call__(self, carry: Carry, inputs: jax.Array, resets: jax.Array) -> tuple[Carry, jax.Array]:
+        raise NotImplementedError
+
+
+def check_sequence_inputs(inputs: jax.Array, resets: jax.Array) -> None:
+    """Raise a clear error when ``inputs``/``resets`` are not ``[T, B, D]`` / ``[T, B]``.
+
+    Shapes are static under ``jit``, so this runs at trace time and costs nothing at run time.
+    """
+    if inputs.ndim != 3:
+        raise ValueError(f"memory inputs must be [T, B, D], got shape {inputs.shape}")
+    if resets.shape != inputs.shape[:2]:
+        raise ValueError(f"resets must be [T, B] = {inputs.shape[:2]}, got shape {resets.shape}")
+
+
+def reset_carry(resets: jax.Array, carry: Carry, initial: Carry) -> Carry:
+    """Replace the carry of the batch elements where ``resets`` ([B] bool) is True by ``initial``."""
+
+    def select(init, current):
+        mask = resets.reshape(resets.shape + (1,) * (current.ndim - resets.ndim))
+        return jnp.where(mask, init, current)
+
+    return jax.tree_util.tree_map(select, initial, carry)

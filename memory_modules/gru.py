@@ -1,0 +1,54 @@
+"""Gated recurrent unit with in-scan episode resets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mnemax.memory_modules.base import MemoryModule, check_sequence_inputs
+
+
+class GRU(MemoryModule):
+    """A GRU (Cho et al. 2014, the PyTorch/cuDNN gate layout) scanned over time.
+
+    The input projections of all ``T`` steps are one matrix product before the scan, so the sequential
+    part does only the ``[B, F] x [F, 3F]`` recurrent product per step.
+
+    Attributes:
+        features: hidden size ``F``; outputs are ``[T, B, F]`` and the carry is ``[B, F]``.
+        dtype: dtype of the matrix products (``jnp.bfloat16`` halves memory traffic); the carry stays f32.
+    """
+
+    features: int
+    dtype: Any = jnp.float32
+
+    @nn.nowrap
+    def initialize_carry(self, batch_size: int) -> jax.Array:
+        return jnp.zeros((batch_size, self.features), jnp.float32)
+
+    @nn.compact
+    def __call__(self, carry: jax.Array, inputs: jax.Array, resets: jax.Array):
+        check_sequence_inputs(inputs, resets)
+        f = self.features
+        input_gates = nn.Dense(3 * f, dtype=self.dtype, name="input")(inputs)
+        w_h = self.param("hidden_kernel", nn.initializers.orthogonal(), (f, 3 * f))
+        b_h = self.param("hidden_bias", nn.initializers.zeros_init(), (3 * f,))
+        w_h, b_h = w_h.astype(self.dtype), b_h.astype(self.dtype)
+
+        def step(h, xs):
+            x_gates, reset = xs
+            h = jnp.where(reset[:, None], 0.0, h)
+            h_gates = h.astype(self.dtype) @ w_h + b_h
+            xr, xz, xn = jnp.split(x_gates.astype(jnp.float32), 3, axis=-1)
+            hr, hz, hn = jnp.split(h_gates.astype(jnp.float32), 3, axis=-1)
+            r = jax.nn.sigmoid(xr + hr)
+            z = jax.nn.sigmoid(xz + hz)
+            n = jnp.tanh(xn + r * hn)
+            h = (1.0 - z) * n + z * h
+            return h, h
+
+        carry, outputs = jax.lax.scan(step, carry, (input_gates, resets))
+        return carry, outputs.astype(self.dtype)
