@@ -1,0 +1,135 @@
+"""The functional environment core, in the style of gymnax 1.x.
+
+An :class:`Environment` holds no mutable state. Everything that changes lives in a frozen ``EnvState``
+pytree and everything that configures a task lives in a frozen ``EnvParams`` pytree::
+
+    obs, state = env.reset(key, params)
+    obs, state, reward, terminated, truncated, info = env.step(key, state, action, params)
+
+``step`` auto-resets: when an episode ends, the returned ``obs``/``state`` already belong to the next
+episode and ``info["final_obs"]`` holds the last observation of the finished one. Under ``jit`` the
+final observation costs nothing unless it is used (XLA drops unused outputs). ``reset_env`` and
+``step_env`` are the same functions without auto-reset (the gymnasium single-env adapter uses them).
+
+A task implements three pure functions: :meth:`Environment.initial_state`, :meth:`Environment.transition`
+and :meth:`Environment.observe`, plus its spaces. The base class counts time and truncates episodes at
+``params.max_steps_in_episode``, so tasks never handle time limits themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from mnemax.envs import spaces
+
+
+@struct.dataclass
+class EnvState:
+    """Base of every state: ``time`` counts the steps taken in the current episode."""
+
+    time: jax.Array
+
+
+@struct.dataclass
+class EnvParams:
+    """Base of every parameter set: episodes are truncated after ``max_steps_in_episode`` steps."""
+
+    max_steps_in_episode: int = 1000
+
+
+StateT = TypeVar("StateT", bound=EnvState)
+ParamsT = TypeVar("ParamsT", bound=EnvParams)
+
+
+class Environment(Generic[StateT, ParamsT]):
+    """Base class of all mnemax environments. Subclasses define the task; this class defines the API.
+
+    Every task reports ``info["success"]`` (bool; meaningful on the step that ends an episode) so that
+    episode statistics, logging and tests treat all tasks alike.
+    """
+
+    # ----------------------------------------------------------------- implemented by each task
+    @property
+    def default_params(self) -> ParamsT:
+        raise NotImplementedError
+
+    def initial_state(self, key: jax.Array, params: ParamsT) -> StateT:
+        """A fresh episode's state (with ``time == 0``)."""
+        raise NotImplementedError
+
+    def transition(
+        self, key: jax.Array, state: StateT, action: Any, params: ParamsT
+    ) -> tuple[StateT, jax.Array, jax.Array, dict[str, jax.Array]]:
+        """One step of the dynamics: ``(next_state, reward, terminated, info)``; ``time`` is handled here."""
+        raise NotImplementedError
+
+    def observe(self, state: StateT, params: ParamsT) -> Any:
+        """The agent's observation of ``state``."""
+        raise NotImplementedError
+
+    def observation_space(self, params: ParamsT) -> spaces.Space:
+        raise NotImplementedError
+
+    def action_space(self, params: ParamsT) -> spaces.Space:
+        raise NotImplementedError
+
+    def render(self, state: StateT, params: ParamsT) -> jax.Array:
+        """A ``uint8 [H, W, 3]`` picture of ``state`` for humans and videos (pure JAX, jit-able)."""
+        raise NotImplementedError
+
+    def validate_params(self, params: ParamsT) -> None:
+        """Raise ``ValueError`` for parameters the task cannot run with. Called by ``make``."""
+        if int(params.max_steps_in_episode) < 1:
+            raise ValueError(f"max_steps_in_episode must be >= 1, got {params.max_steps_in_episode}")
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    @property
+    def unwrapped(self) -> Environment:
+        return self
+
+    # ----------------------------------------------------------------- the functional API
+    def reset_env(self, key: jax.Array, params: ParamsT | None = None) -> tuple[Any, StateT]:
+        """Start an episode: ``(obs, state)``."""
+        params = self.default_params if params is None else params
+        state = self.initial_state(key, params)
+        return self.observe(state, params), state
+
+    def step_env(self, key: jax.Array, state: StateT, action: Any, params: ParamsT | None = None):
+        """One step without auto-reset: ``(obs, state, reward, terminated, truncated, info)``."""
+        params = self.default_params if params is None else params
+        key_step, _ = jax.random.split(key)  # the same transition key as `step` uses
+        state, reward, terminated, truncated, info = self._advance(key_step, state, action, params)
+        return self.observe(state, params), state, reward, terminated, truncated, info
+
+    def _advance(self, key, state, action, params):
+        next_state, reward, terminated, info = self.transition(key, state, action, params)
+        next_state = next_state.replace(time=state.time + 1)
+        terminated = jnp.asarray(terminated, bool)
+        truncated = (next_state.time >= params.max_steps_in_episode) & ~terminated
+        return next_state, jnp.asarray(reward, jnp.float32), terminated, truncated, info
+
+    def reset(self, key: jax.Array, params: ParamsT | None = None) -> tuple[Any, StateT]:
+        """Start an episode: ``(obs, state)``. Same as :meth:`reset_env`."""
+        return self.reset_env(key, params)
+
+    def step(self, key: jax.Array, state: StateT, action: Any, params: ParamsT | None = None):
+        """One step with auto-reset: ``(obs, state, reward, terminated, truncated, info)``.
+
+        When ``terminated | truncated``, ``obs`` and ``state`` start the next episode and
+        ``info["final_obs"]`` is the last observation of the episode that ended.
+        """
+        params = self.default_params if params is None else params
+        key_step, key_reset = jax.random.split(key)
+        next_state, reward, terminated, truncated, info = self._advance(key_step, state, action, params)
+        done = terminated | truncated
+        fresh = self.initial_state(key_reset, params)
+        state = jax.tree_util.tree_map(lambda a, b: jnp.where(done, a, b), fresh, next_state)
+        info = dict(info, final_obs=self.observe(next_state, params))
+        return self.observe(state, params), state, reward, terminated, truncated, info

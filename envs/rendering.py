@@ -1,0 +1,65 @@
+"""Rasterization in pure JAX: shapes become boolean masks over the pixel grid, masks are painted.
+
+Every function is jit- and vmap-able, and positions may be traced values, so thousands of frames render
+on the accelerator without a host round trip. Images are composed in float32 ``[H, W, 3]`` with values
+in ``[0, 1]`` and turned into ``uint8`` once, by :func:`to_uint8`.
+
+Coordinates are in pixels, ``(y, x)`` order, with pixel ``(i, j)`` covering ``[i, i+1) x [j, j+1)``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def canvas(height: int, width: int, color) -> jax.Array:
+    """A ``[height, width, 3]`` float image filled with ``color`` (RGB in ``[0, 1]``)."""
+    return jnp.broadcast_to(jnp.asarray(color, jnp.float32), (height, width, 3))
+
+
+def pixel_centers(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(ys, xs)``: the centre coordinates of every pixel, each ``[height, width]`` (constants)."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32) + 0.5
+    return ys, xs
+
+
+def paint(image: jax.Array, mask: jax.Array, color, alpha=1.0) -> jax.Array:
+    """Blend ``color`` into ``image`` where ``mask`` ([H, W] bool or float coverage) holds."""
+    weight = (jnp.asarray(mask, jnp.float32) * alpha)[..., None]
+    return image * (1.0 - weight) + jnp.asarray(color, jnp.float32) * weight
+
+
+def rect_mask(height: int, width: int, top, left, bottom, right) -> jax.Array:
+    """Pixels whose centres lie in ``[top, bottom) x [left, right)``."""
+    ys, xs = pixel_centers(height, width)
+    return (ys >= top) & (ys < bottom) & (xs >= left) & (xs < right)
+
+
+def circle_mask(height: int, width: int, cy, cx, radius) -> jax.Array:
+    """Pixels whose centres lie within ``radius`` of ``(cy, cx)``."""
+    ys, xs = pixel_centers(height, width)
+    return (ys - cy) ** 2 + (xs - cx) ** 2 <= radius**2
+
+
+def polygon_mask(height: int, width: int, vertices) -> jax.Array:
+    """Pixels inside the convex polygon with ``vertices`` ([N, 2] as (y, x), either winding)."""
+    ys, xs = pixel_centers(height, width)
+    v = jnp.asarray(vertices, jnp.float32)
+    nxt = jnp.roll(v, -1, axis=0)
+    # Sign of the cross product of each edge with the vector to the pixel: inside = same sign for all.
+    cross = (nxt[:, 1] - v[:, 1])[:, None, None] * (ys - v[:, 0, None, None]) - (nxt[:, 0] - v[:, 0])[
+        :, None, None
+    ] * (xs - v[:, 1, None, None])
+    return jnp.all(cross >= 0, axis=0) | jnp.all(cross <= 0, axis=0)
+
+
+def upscale(image: jax.Array, factor: int) -> jax.Array:
+    """Nearest-neighbour upscaling of ``[H, W, C]`` by an integer ``factor``."""
+    return jnp.repeat(jnp.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def to_uint8(image: jax.Array) -> jax.Array:
+    """Turn a float image in ``[0, 1]`` into ``uint8``."""
+    return jnp.round(jnp.clip(image, 0.0, 1.0) * 255.0).astype(jnp.uint8)
