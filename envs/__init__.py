@@ -11,21 +11,15 @@ Importing this package registers every id with gymnasium (``gymnasium.make("mnem
 from mnemax.envs import spaces, wrappers
 from mnemax.envs.environment import Environment, EnvParams, EnvState
 from mnemax.envs.registration import NAMESPACE, make, register, registered_ids, spec
-from mnemax.envs.tmaze import TMaze
 
-for _length in (10, 100, 1000):
-    _suffix = "" if _length == 10 else f"-L{_length}"
-    register(f"TMaze-Passive{_suffix}-v0", TMaze, f"passive T-Maze, corridor {_length}", corridor_length=_length)
-    register(
-        f"TMaze-Active{_suffix}-v0", TMaze, f"active T-Maze, corridor {_length}", corridor_length=_length, active=True
-    )
+# Each task family registers its ids when imported.
+from mnemax.envs import tmaze  # noqa: E402  isort: skip
 
 __all__ = [
     "NAMESPACE",
     "EnvParams",
     "EnvState",
     "Environment",
-    "TMaze",
     "make",
     "register",
     "registered_ids",

@@ -24,6 +24,7 @@ from flax import struct
 
 from mnemax.envs import rendering, spaces
 from mnemax.envs.environment import Environment, EnvParams, EnvState
+from mnemax.envs.registration import register
 
 UP, RIGHT, DOWN, LEFT = 0, 1, 2, 3
 
@@ -127,3 +128,9 @@ class TMaze(Environment[TMazeState, TMazeParams]):
         agent = rendering.circle_mask(height, width, 1.5 * px, (col[agent_col] + 0.5) * px, 0.35 * px)
         image = rendering.paint(image, agent, (0.95, 0.2, 0.2))
         return rendering.to_uint8(image)
+
+
+for _length in (10, 100, 1000):
+    _suffix = "" if _length == 10 else f"-L{_length}"
+    register(f"TMaze-Passive{_suffix}-v0", TMaze, f"passive T-Maze, corridor {_length}", corridor_length=_length)
+    register(f"TMaze-Active{_suffix}-v0", TMaze, f"active T-Maze, corridor {_length}", corridor_length=_length, active=True)
