@@ -14,6 +14,10 @@ from mnemax.envs.registration import NAMESPACE, make, register, registered_ids, 
 
 # Each task family registers its ids when imported.
 from mnemax.envs import tmaze  # noqa: E402  isort: skip
+from mnemax.envs import memory_gym  # noqa: E402  isort: skip
+from mnemax.envs import ballet, object_permanence  # noqa: E402  isort: skip
+from mnemax.envs import context_edit  # noqa: E402  isort: skip
+from mnemax.envs import diagnostics  # noqa: E402  isort: skip
 
 __all__ = [
     "NAMESPACE",

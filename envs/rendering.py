@@ -55,6 +55,34 @@ def polygon_mask(height: int, width: int, vertices) -> jax.Array:
     return jnp.all(cross >= 0, axis=0) | jnp.all(cross <= 0, axis=0)
 
 
+def ring_mask(height: int, width: int, cy, cx, radius, thickness) -> jax.Array:
+    """Pixels whose centres lie within ``radius`` of ``(cy, cx)`` but not within ``radius - thickness``."""
+    ys, xs = pixel_centers(height, width)
+    d2 = (ys - cy) ** 2 + (xs - cx) ** 2
+    return (d2 <= radius**2) & (d2 > (radius - thickness) ** 2)
+
+
+def segment_mask(height: int, width: int, p0, p1, thickness) -> jax.Array:
+    """Pixels whose centres lie within ``thickness / 2`` of the segment ``p0 -> p1`` (each ``(y, x)``).
+
+    A thick line with round caps; a zero-length segment is a disc.
+    """
+    ys, xs = pixel_centers(height, width)
+    p0 = jnp.asarray(p0, jnp.float32)
+    d = jnp.asarray(p1, jnp.float32) - p0
+    length2 = jnp.maximum(d[0] ** 2 + d[1] ** 2, 1e-12)
+    # Project every pixel onto the segment, clamp to its ends, measure the distance to that point.
+    u = jnp.clip(((ys - p0[0]) * d[0] + (xs - p0[1]) * d[1]) / length2, 0.0, 1.0)
+    dy, dx = ys - (p0[0] + u * d[0]), xs - (p0[1] + u * d[1])
+    return dy**2 + dx**2 <= (0.5 * thickness) ** 2
+
+
+def checkerboard_mask(height: int, width: int, tile: int) -> np.ndarray:
+    """``[height, width]`` bool constant: True on the tiles whose row + column index is even."""
+    ys, xs = np.mgrid[0:height, 0:width]
+    return ((ys // tile + xs // tile) % 2) == 0
+
+
 def upscale(image: jax.Array, factor: int) -> jax.Array:
     """Nearest-neighbour upscaling of ``[H, W, C]`` by an integer ``factor``."""
     return jnp.repeat(jnp.repeat(image, factor, axis=0), factor, axis=1)
