@@ -1,0 +1,85 @@
+"""The actor-critic network: encoder -> memory module -> policy and value heads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mnemax.agents.distributions import PAD_LOGIT
+from mnemax.agents.encoders import dense, encoder_for
+from mnemax.envs import spaces
+from mnemax.memory_modules import MemoryModule
+
+
+class ActorCritic(nn.Module):
+    """Maps observation sequences to action logits and values, carrying memory across calls.
+
+    ``apply(params, carry, obs, resets) -> (carry, logits, value)`` with ``obs [T, B, *obs_shape]``,
+    ``resets [T, B]`` (True where an episode starts), ``logits [T, B, K, N]`` (see
+    :mod:`mnemax.agents.distributions`) and ``value [T, B]``. With ``memory=None`` the agent is
+    memoryless: it sees only the current observation (the baseline that memory tasks must defeat).
+
+    Attributes:
+        encoder: maps ``[B, *obs_shape]`` to ``[B, hidden_size]`` features.
+        memory: a :class:`~mnemax.memory_modules.MemoryModule`, or ``None``.
+        action_sizes: the number of choices of each action component (``(n,)`` for ``Discrete(n)``).
+        hidden_size: width of the heads.
+    """
+
+    encoder: nn.Module
+    memory: MemoryModule | None
+    action_sizes: tuple[int, ...]
+    hidden_size: int = 128
+
+    @nn.nowrap
+    def initialize_carry(self, batch_size: int) -> Any:
+        return () if self.memory is None else self.memory.initialize_carry(batch_size)
+
+    @nn.compact
+    def __call__(self, carry, obs, resets):
+        t, b = resets.shape
+        flat = jax.tree_util.tree_map(lambda x: x.reshape((t * b,) + x.shape[2:]), obs)
+        x = self.encoder(flat).reshape(t, b, -1)
+        if self.memory is not None:
+            carry, x = self.memory(carry, x, resets)
+            x = x.astype(jnp.float32)
+        h = nn.relu(dense(self.hidden_size)(x))
+        logits = dense(sum(self.action_sizes), scale=0.01)(h)
+        value = dense(1, scale=1.0)(nn.relu(dense(self.hidden_size)(x)))[..., 0]
+        return carry, _pad_components(logits, self.action_sizes), value
+
+
+def _pad_components(logits: jax.Array, sizes: tuple[int, ...]) -> jax.Array:
+    """Split ``[..., sum(sizes)]`` into ``[..., K, max(sizes)]``, padding short components."""
+    width = max(sizes)
+    parts = jnp.split(logits, np.cumsum(sizes)[:-1], axis=-1)
+    padded = [jnp.pad(p, [(0, 0)] * (p.ndim - 1) + [(0, width - p.shape[-1])], constant_values=PAD_LOGIT) for p in parts]
+    return jnp.stack(padded, axis=-2)
+
+
+def action_sizes(space: spaces.Space) -> tuple[int, ...]:
+    """The per-component sizes of a ``Discrete`` or ``MultiDiscrete`` action space."""
+    if isinstance(space, spaces.Discrete):
+        return (space.n,)
+    if isinstance(space, spaces.MultiDiscrete):
+        return tuple(int(n) for n in space.nvec)
+    raise TypeError(f"the actor-critic agents need a Discrete or MultiDiscrete action space, got {space}")
+
+
+def make_actor_critic(
+    observation_space: spaces.Space,
+    action_space: spaces.Space,
+    memory: MemoryModule | None,
+    hidden_size: int = 128,
+) -> ActorCritic:
+    """An :class:`ActorCritic` with the encoder suited to ``observation_space``."""
+    return ActorCritic(
+        encoder=encoder_for(observation_space, hidden_size),
+        memory=memory,
+        action_sizes=action_sizes(action_space),
+        hidden_size=hidden_size,
+    )

@@ -1,0 +1,36 @@
+"""Categorical distributions over one or several discrete action components.
+
+Logits have shape ``[..., K, N]``: K independent components (K = 1 for a ``Discrete`` action space,
+``len(nvec)`` for ``MultiDiscrete``), each with up to N choices. Components with fewer than N choices
+are padded with :data:`PAD_LOGIT`, whose probability underflows to exactly zero. Actions have shape
+``[..., K]``; log-probabilities and entropies sum over the components.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+PAD_LOGIT = -1e9
+
+
+def sample(key: jax.Array, logits: jax.Array) -> jax.Array:
+    """Draw actions ``[..., K]`` (int32)."""
+    return jax.random.categorical(key, logits, axis=-1).astype(jnp.int32)
+
+
+def mode(logits: jax.Array) -> jax.Array:
+    """The most likely actions ``[..., K]`` (the greedy policy)."""
+    return jnp.argmax(logits, axis=-1).astype(jnp.int32)
+
+
+def log_prob(logits: jax.Array, actions: jax.Array) -> jax.Array:
+    """``log pi(actions)`` ``[...]``, summed over components."""
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    return jnp.take_along_axis(logp, actions[..., None], axis=-1)[..., 0].sum(-1)
+
+
+def entropy(logits: jax.Array) -> jax.Array:
+    """Entropy ``[...]``, summed over components."""
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    return -(jnp.exp(logp) * logp).sum(axis=(-2, -1))

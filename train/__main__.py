@@ -1,0 +1,3 @@
+from mnemax.train.cli import train_main
+
+train_main()

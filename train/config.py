@@ -1,0 +1,163 @@
+"""Training configuration: one typed dataclass; every field is a command-line flag."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Annotated, Any
+
+import tyro
+
+
+# Step counts read naturally in scientific notation on the command line: `--total-steps 2e6`.
+StepCount = Annotated[
+    int,
+    tyro.constructors.PrimitiveConstructorSpec(
+        nargs=1,
+        metavar="INT",
+        instance_from_str=lambda args: int(float(args[0])),
+        is_instance=lambda value: isinstance(value, int),
+        str_from_instance=lambda value: [str(value)],
+    ),
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class PPOConfig:
+    """PPO for memory agents. The whole update (rollout, GAE, all epochs) is one jitted function."""
+
+    env: str = "mnemax/TMaze-Passive-v0"
+    """environment id (see `mnemax.envs.registered_ids()`)"""
+    env_params: dict[str, int | float | bool | str] = dataclasses.field(default_factory=dict)
+    """overrides of the environment's parameters, e.g. `--env-params corridor_length 100`"""
+    memory: str = "gru"
+    """memory module name (`mnemax.memory_modules.names()`), or `none` for a memoryless agent"""
+    memory_config: dict[str, int | float | bool | str] = dataclasses.field(default_factory=dict)
+    """extra fields of the memory module, e.g. `--memory-config num_layers 2 memory_length 64`"""
+    hidden_size: int = 128
+    """width of the encoder, the memory and the heads"""
+    prev_action_reward: bool = False
+    """append the previous action (one-hot) and reward to vector observations"""
+
+    total_steps: StepCount = 1_000_000
+    """environment steps to train for (per seed), e.g. `2e6`; rounded up to whole logging intervals"""
+    num_envs: int = 64
+    """parallel environments (the global batch over all devices)"""
+    num_steps: int = 128
+    """rollout length per update"""
+    bptt_length: int = 0
+    """truncated-BPTT window: sequences of this many steps with stored initial carries (0: whole rollout)"""
+    update_epochs: int = 4
+    num_minibatches: int = 4
+    learning_rate: float = 3e-4
+    anneal_lr: bool = True
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_eps: float = 0.2
+    ent_coef: float = 0.05
+    """entropy bonus; memory tasks with one late decision (T-Maze) need more exploration than 0.01 gives"""
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    bootstrap_truncated: bool = True
+    """bootstrap from the value of the final observation when an episode is truncated (not terminated)"""
+
+    seed: int = 0
+    num_seeds: int = 1
+    """independent runs trained at once with vmap (seeds `seed .. seed + num_seeds - 1`)"""
+    num_devices: int = 0
+    """devices to shard the environment batch over (0: all visible devices)"""
+
+    run_name: str = ""
+    """name of the run directory under `run_dir` and of its videos (default: env-memory-seed)"""
+    run_dir: str = "runs"
+    num_logs: int = 50
+    """how many times to log (and update the progress bar) over the run"""
+    checkpoint_every: int = 10
+    """save a checkpoint every this many logs (and always at the end)"""
+    resume: bool = False
+    """continue the run in `run_dir/run_name` from its last checkpoint"""
+    video: bool = True
+    """write a greedy-policy rollout video to `video_dir/<run_name>.mp4` at the end"""
+    video_dir: str = "videos"
+    video_steps: int = 200
+    """frames in the video (whole episodes are shown until the budget is used)"""
+    eval_episodes: int = 256
+    """greedy episodes evaluated at the end to report the final success rate"""
+    progress: bool = True
+    """show a progress bar"""
+
+    @property
+    def name(self) -> str:
+        if self.run_name:
+            return self.run_name
+        env = self.env.split("/")[-1]
+        return f"{env}-{self.memory}-s{self.seed}"
+
+    @property
+    def steps_per_update(self) -> int:
+        return self.num_envs * self.num_steps
+
+    @property
+    def updates_per_log(self) -> int:
+        updates = math.ceil(self.total_steps / self.steps_per_update)
+        return max(1, math.ceil(updates / self.num_logs))
+
+    @property
+    def num_log_intervals(self) -> int:
+        updates = math.ceil(self.total_steps / self.steps_per_update)
+        return math.ceil(updates / self.updates_per_log)
+
+    @property
+    def num_updates(self) -> int:
+        return self.num_log_intervals * self.updates_per_log
+
+    @property
+    def sequence_length(self) -> int:
+        return self.bptt_length or self.num_steps
+
+    def validate(self, num_devices: int = 1) -> None:
+        """Raise ``ValueError`` for values the trainer cannot run with (before anything compiles)."""
+        positive = [
+            "total_steps", "num_envs", "num_steps", "update_epochs", "num_minibatches", "hidden_size",
+            "num_seeds", "num_logs", "checkpoint_every", "video_steps", "eval_episodes",
+        ]  # fmt: skip
+        for field in positive:
+            if getattr(self, field) < 1:
+                raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
+        for field in ("gamma", "gae_lambda"):
+            if not 0.0 <= getattr(self, field) <= 1.0:
+                raise ValueError(f"{field} must lie in [0, 1], got {getattr(self, field)}")
+        for field in ("learning_rate", "clip_eps", "max_grad_norm"):
+            if getattr(self, field) <= 0:
+                raise ValueError(f"{field} must be > 0, got {getattr(self, field)}")
+        if self.bptt_length < 0 or self.num_steps % self.sequence_length:
+            raise ValueError(f"bptt_length ({self.bptt_length}) must divide num_steps ({self.num_steps})")
+        if self.num_envs % (self.num_minibatches * num_devices):
+            raise ValueError(
+                f"num_envs ({self.num_envs}) must be divisible by num_minibatches ({self.num_minibatches}) "
+                f"x devices ({num_devices}) = {self.num_minibatches * num_devices}"
+            )
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> PPOConfig:
+        data = json.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+# Fields that may differ between a run and its resumption: they do not change what is computed.
+RESUMABLE_FIELDS = frozenset({"resume", "progress", "video", "video_dir", "video_steps", "eval_episodes", "checkpoint_every"})
+
+
+def config_differences(saved: PPOConfig, current: PPOConfig) -> dict[str, tuple[Any, Any]]:
+    """Fields whose values differ in a way that makes a checkpoint of ``saved`` unusable for ``current``."""
+    diffs = {}
+    for field in dataclasses.fields(PPOConfig):
+        a, b = getattr(saved, field.name), getattr(current, field.name)
+        if a != b and field.name not in RESUMABLE_FIELDS:
+            diffs[field.name] = (a, b)
+    return diffs

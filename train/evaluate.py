@@ -1,0 +1,63 @@
+"""Greedy evaluation of a trained agent: success over many episodes, and frames for a video."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from mnemax.agents import distributions
+from mnemax.envs import wrappers
+from mnemax.train.ppo import time_major
+
+
+def greedy_episodes(ppo, params, key: jax.Array, num_episodes: int, max_steps: int = 100_000):
+    """Play one greedy episode in each of ``num_episodes`` copies: ``(success_rate, mean_return)``.
+
+    Episodes that have not ended after ``max_steps`` count as unsuccessful.
+    """
+    env = wrappers.Vmap(ppo.env, num_episodes)
+    key, reset_key = jax.random.split(key)
+    obs, env_state = env.reset(reset_key, ppo.env_params)
+    zeros = jnp.zeros(num_episodes)
+    init = (obs, env_state, ppo.network.initialize_carry(num_episodes), jnp.ones(num_episodes, bool),
+            zeros.astype(bool), zeros, zeros.astype(bool), key, jnp.int32(0))  # fmt: skip
+
+    def cond(s):
+        return ~jnp.all(s[4]) & (s[8] < max_steps)
+
+    def body(s):
+        obs, env_state, carry, reset, finished, ret, success, key, t = s
+        key, step_key = jax.random.split(key)
+        carry, action = _act(ppo, params, carry, obs, reset)
+        obs, env_state, reward, terminated, truncated, info = env.step(step_key, env_state, action, ppo.env_params)
+        done = terminated | truncated
+        ret = ret + jnp.where(finished, 0.0, reward)
+        success = success | (~finished & done & info["success"])
+        return obs, env_state, carry, done, finished | done, ret, success, key, t + 1
+
+    final = jax.lax.while_loop(cond, body, init)
+    return final[6].mean(), final[5].mean()
+
+
+def greedy_frames(ppo, params, key: jax.Array, num_steps: int) -> jax.Array:
+    """``uint8 [num_steps, H, W, 3]``: the rendered states of one greedy rollout (episodes back to back)."""
+    env = wrappers.Vmap(ppo.env, 1)
+    key, reset_key = jax.random.split(key)
+    obs, env_state = env.reset(reset_key, ppo.env_params)
+
+    def step(s, key):
+        obs, env_state, carry, reset = s
+        frame = env.render(env_state, ppo.env_params)[0]
+        carry, action = _act(ppo, params, carry, obs, reset)
+        obs, env_state, _, terminated, truncated, _ = env.step(key, env_state, action, ppo.env_params)
+        return (obs, env_state, carry, terminated | truncated), frame
+
+    init = (obs, env_state, ppo.network.initialize_carry(1), jnp.ones(1, bool))
+    _, frames = jax.lax.scan(step, init, jax.random.split(key, num_steps))
+    return frames
+
+
+def _act(ppo, params, carry, obs, reset):
+    """The greedy action of a batch of copies for one step."""
+    carry, logits, _ = ppo.network.apply(params, carry, time_major(obs), reset[None])
+    return carry, ppo.env_action(distributions.mode(logits[0]))

@@ -1,0 +1,108 @@
+"""Run logs: a CSV file, TensorBoard event files, a progress bar and a learning-curve plot."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+METRICS_FILE = "metrics.csv"
+
+
+class RunLogger:
+    """Appends one row per (log interval, seed) to ``run_dir/metrics.csv`` and TensorBoard, and drives a
+    progress bar that shows steps/s, mean return and success."""
+
+    def __init__(self, run_dir: Path, total_steps: int, start_steps: int = 0, progress: bool = True):
+        from tensorboardX import SummaryWriter
+
+        self.run_dir = run_dir
+        self.csv_path = run_dir / METRICS_FILE
+        self._fields = None
+        if self.csv_path.exists() and start_steps > 0:
+            with self.csv_path.open() as f:
+                rows = [row for row in csv.DictReader(f) if int(float(row["step"])) <= start_steps]
+                self._fields = list(rows[0]) if rows else None
+            _write_rows(self.csv_path, rows, self._fields)  # drop rows logged after the checkpoint
+        elif self.csv_path.exists():
+            self.csv_path.unlink()
+        self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"))
+        self.progress = None
+        if progress:
+            self.progress = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[sps]:>9} steps/s  return {task.fields[ret]:>7}  success {task.fields[success]:>5}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(
+                "training", total=total_steps, completed=start_steps, sps="-", ret="-", success="-"
+            )
+
+    def log(self, rows: list[dict[str, float]], steps_per_second: float) -> None:
+        """``rows``: one dict of metrics per seed, each with a ``step`` entry."""
+        if self._fields is None:
+            self._fields = list(rows[0])
+            _write_rows(self.csv_path, [], self._fields)
+        with self.csv_path.open("a", newline="") as f:
+            csv.DictWriter(f, self._fields).writerows(rows)
+        step = int(rows[0]["step"])
+        for key in self._fields:
+            if key not in ("step", "seed"):
+                values = [row[key] for row in rows]
+                self.tensorboard.add_scalar(key, sum(values) / len(values), step)
+        self.tensorboard.add_scalar("steps_per_second", steps_per_second, step)
+        if self.progress is not None:
+            mean = lambda key: sum(row[key] for row in rows) / len(rows)  # noqa: E731
+            self.progress.update(
+                self.task,
+                completed=step,
+                sps=f"{steps_per_second:,.0f}",
+                ret=f"{mean('return'):.3f}",
+                success=f"{mean('success'):.2f}",
+            )
+
+    def close(self) -> None:
+        self.tensorboard.close()
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _write_rows(path: Path, rows: list[dict], fields: list[str] | None) -> None:
+    with path.open("w", newline="") as f:
+        if fields:
+            writer = csv.DictWriter(f, fields)
+            writer.writeheader()
+            writer.writerows(rows)
+
+
+def plot_learning_curve(csv_path: Path, png_path: Path, title: str = "") -> Path:
+    """Mean episode return and success against environment steps, one line per seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with csv_path.open() as f:
+        rows = list(csv.DictReader(f))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for seed in sorted({row["seed"] for row in rows}):
+        mine = [row for row in rows if row["seed"] == seed]
+        steps = [float(row["step"]) for row in mine]
+        for ax, key in zip(axes, ("return", "success")):
+            ax.plot(steps, [float(row[key]) for row in mine], label=f"seed {seed}")
+    for ax, key in zip(axes, ("episode return", "success rate")):
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel(key)
+        ax.grid(alpha=0.3)
+    axes[1].set_ylim(-0.02, 1.02)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+    return png_path
