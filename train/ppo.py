@@ -79,7 +79,7 @@ class PPO:
         self.action_space = env.action_space(self.env_params)
         memory = None
         if config.memory != "none":
-            memory = memory_modules.make(config.memory, features=config.hidden_size, **config.memory_config)
+            memory = memory_modules.make(config.memory, **{"features": config.hidden_size, **config.memory_config})
         self.network = make_actor_critic(self.observation_space, self.action_space, memory, config.hidden_size)
         self._discrete = isinstance(self.action_space, spaces.Discrete)
         self.optimizer = self._make_optimizer()  # one instance: it is part of the state's tree structure
