@@ -31,6 +31,12 @@ def paint(image: jax.Array, mask: jax.Array, color, alpha=1.0) -> jax.Array:
     return image * (1.0 - weight) + jnp.asarray(color, jnp.float32) * weight
 
 
+def fill(image: jax.Array, mask: jax.Array, color) -> jax.Array:
+    """``image`` set to ``color`` where ``mask`` ([H, W] bool) holds: an opaque paint without
+    blending, which keeps the image's dtype (``uint8`` frames need no float round trip)."""
+    return jnp.where(mask[..., None], jnp.asarray(color, image.dtype), image)
+
+
 def rect_mask(height: int, width: int, top, left, bottom, right) -> jax.Array:
     """Pixels whose centres lie in ``[top, bottom) x [left, right)``."""
     ys, xs = pixel_centers(height, width)

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mnemax.envs import rendering, spaces
+from mnemax.envs.environment import Environment
 
 SCREEN = 84  # side of the square observation, in pixels
 BASE_SCALE = 0.25  # Memory Gym draws at 336 px and scales every size by 0.25 to get 84 px
@@ -33,6 +34,8 @@ TURN_NOOP, TURN_LEFT, TURN_RIGHT, FORWARD = range(4)
 
 AGENT_BODY = (250 / 255, 204 / 255, 153 / 255)
 AGENT_HANDS = (50 / 255, 50 / 255, 50 / 255)
+AGENT_BODY_U8 = (250, 204, 153)
+AGENT_HANDS_U8 = (50, 50, 50)
 
 
 def choices(value) -> tuple:
@@ -191,12 +194,15 @@ def free_keys_to_action(keys: frozenset) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------- sampling
 def sample_free_pixel(u: jax.Array, blocked: jax.Array) -> jax.Array:
-    """The pixel ``(x, y)`` that the uniform number ``u`` picks among the ``False`` entries of
-    ``blocked`` ([H, W], indexed [y, x]), each equally likely (inverse CDF over the free pixels)."""
-    free = ~blocked.reshape(-1)
-    rank = jnp.floor(u * free.sum()).astype(jnp.int32)
-    flat = jnp.argmax(jnp.cumsum(free) > rank)
-    return jnp.stack([flat % blocked.shape[1], flat // blocked.shape[1]]).astype(jnp.int32)
+    """The pixel ``(x, y)`` that two uniform numbers ``u`` pick among the ``False`` entries of
+    ``blocked`` ([H, W], indexed [y, x]), each equally likely: a row with probability proportional to
+    its free pixels, then a free pixel of that row (two short inverse CDFs instead of one over H * W)."""
+    free = ~blocked
+    per_row = free.sum(axis=1)
+    row = jnp.argmax(jnp.cumsum(per_row) > jnp.floor(u[0] * per_row.sum()))
+    in_row = free[row]
+    column = jnp.argmax(jnp.cumsum(in_row) > jnp.floor(u[1] * in_row.sum()))
+    return jnp.stack([column, row]).astype(jnp.int32)
 
 
 def block_around(blocked: jax.Array, position: jax.Array, radius) -> jax.Array:
@@ -207,14 +213,12 @@ def block_around(blocked: jax.Array, position: jax.Array, radius) -> jax.Array:
 
 
 # -------------------------------------------------------------------------------------- rendering
-def paint_agent(image: jax.Array, x, y, heading, radius, color=AGENT_BODY, alpha=1.0) -> jax.Array:
-    """Draw the Memory Gym character centred at pixel ``(x, y)``: a round body and two hands that
-    show the heading (the hands sit ahead of the body's centre, to its left and right)."""
-    height, width = image.shape[:2]
+def agent_masks(height: int, width: int, x, y, heading, radius) -> tuple[jax.Array, jax.Array]:
+    """Masks ``(body, hands)`` of the Memory Gym character centred at pixel ``(x, y)``: a round body
+    and two hands that show the heading (ahead of the body's centre, to its left and right)."""
     # Pixel (i, j) covers [i, i+1): the sprite's integer centre is the middle of that pixel.
     cx, cy = jnp.floor(x) + 0.5, jnp.floor(y) + 0.5
     body = rendering.circle_mask(height, width, cy, cx, radius)
-    image = rendering.paint(image, body, color, alpha)
     fx, fy = jnp.asarray(HEADING_VECTORS)[heading]
     side_x, side_y = -fy, fx  # perpendicular to the facing direction
     reach = 4.0 * radius / 6.0  # Memory Gym: hands 4 px ahead and 4 px aside of a 6 px body
@@ -224,7 +228,20 @@ def paint_agent(image: jax.Array, x, y, heading, radius, color=AGENT_BODY, alpha
         hx = cx + reach * (fx + sign * side_x)
         hy = cy + reach * (fy + sign * side_y)
         hands = hands | rendering.circle_mask(height, width, hy, hx, hand_radius)
+    return body, hands
+
+
+def paint_agent(image: jax.Array, x, y, heading, radius, alpha=1.0) -> jax.Array:
+    """Blend the character (see :func:`agent_masks`) into a float image with opacity ``alpha``."""
+    body, hands = agent_masks(image.shape[0], image.shape[1], x, y, heading, radius)
+    image = rendering.paint(image, body, AGENT_BODY, alpha)
     return rendering.paint(image, hands, AGENT_HANDS, alpha)
+
+
+def fill_agent(image: jax.Array, x, y, heading, radius) -> jax.Array:
+    """Draw the character opaquely into a ``uint8`` image."""
+    body, hands = agent_masks(image.shape[0], image.shape[1], x, y, heading, radius)
+    return rendering.fill(rendering.fill(image, body, AGENT_BODY_U8), hands, AGENT_HANDS_U8)
 
 
 def cross_mask(height: int, width: int, x, y, size, thickness) -> jax.Array:
@@ -264,3 +281,49 @@ def check_positive(name: str, value, strict: bool = True) -> None:
     bad = float(value) <= 0 if strict else float(value) < 0
     if bad:
         raise ValueError(f"{name} must be {'>' if strict else '>='} 0, got {value}")
+
+
+class MovementTask(Environment):
+    """What the Memory Gym tasks with a grid and a free-movement form share: the variant chosen at
+    construction (``movement`` ``"grid"`` or ``"free"``, ``endless``), each variant's default
+    parameters, the action space and the keyboard mapping.
+
+    Subclasses set ``title``, ``params_class`` and ``variant_defaults``: parameter overrides keyed by
+    ``(grid, endless)``.
+    """
+
+    title = ""
+    params_class: type
+    variant_defaults: dict = {}
+    grid_fps, free_fps = 6, 25  # speeds for human play
+
+    def __init__(self, movement: str = "grid", endless: bool = False):
+        if movement not in ("grid", "free"):
+            raise ValueError(f"movement must be 'grid' or 'free', got {movement!r}")
+        self.grid = movement == "grid"
+        self.endless = bool(endless)
+        self.play_fps = self.grid_fps if self.grid else self.free_fps
+
+    @property
+    def name(self) -> str:
+        return f"{'Endless' if self.endless else ''}{self.title}-{'Grid' if self.grid else 'Free'}"
+
+    @property
+    def default_params(self):
+        return self.params_class(**self.variant_defaults.get((self.grid, self.endless), {}))
+
+    def validate_params(self, params) -> None:
+        super().validate_params(params)
+        check_positive("agent_scale", params.agent_scale)
+        check_positive("agent_speed", params.agent_speed)
+        if params.turn_controls and not self.grid:
+            raise ValueError("turn_controls applies to grid movement only")
+
+    def action_space(self, params):
+        return grid_action_space(params.turn_controls) if self.grid else free_action_space()
+
+    def keys_to_action(self, keys: frozenset, params):
+        """The action for the held keys (names "up", "down", "left", "right", "space"); None: wait."""
+        if self.grid:
+            return grid_keys_to_action(keys, params.turn_controls)
+        return free_keys_to_action(keys)

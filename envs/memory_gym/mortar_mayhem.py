@@ -39,7 +39,7 @@ import numpy as np
 from flax import struct
 
 from mnemax.envs import rendering, spaces
-from mnemax.envs.environment import Environment, EnvParams, EnvState
+from mnemax.envs.environment import EnvParams, EnvState
 from mnemax.envs.memory_gym import common
 from mnemax.envs.registration import register
 
@@ -49,8 +49,8 @@ COMMAND_MOVES = np.array([[1, 0], [0, 1], [-1, 0], [0, -1], [0, 0], [1, 1], [1, 
 NUM_COMMANDS = len(COMMAND_NAMES)
 TILE_PX = 14  # 56 * 0.25: a tile's side in pixels
 
-_BLUE, _BLUE_EDGE = np.array([21, 43, 77]) / 255, np.array([29, 60, 107]) / 255
-_RED, _RED_EDGE = np.array([81, 18, 26]) / 255, np.array([112, 24, 36]) / 255
+_BLUE, _BLUE_EDGE = np.array([21, 43, 77]), np.array([29, 60, 107])
+_RED, _RED_EDGE = np.array([81, 18, 26]), np.array([112, 24, 36])
 
 
 @struct.dataclass
@@ -104,28 +104,12 @@ ENDLESS_DEFAULTS = dict(arena_size=6, allowed_commands=9, explosion_duration=(6,
 ENDLESS_GRID_DEFAULTS = dict(arena_size=6, allowed_commands=9)
 
 
-class MortarMayhem(Environment[MortarMayhemState, MortarMayhemParams]):
+class MortarMayhem(common.MovementTask):
     """Mortar Mayhem; ``movement`` is ``"grid"`` or ``"free"``, ``endless`` picks the endless task."""
 
-    play_fps = 6
-
-    def __init__(self, movement: str = "grid", endless: bool = False):
-        if movement not in ("grid", "free"):
-            raise ValueError(f"movement must be 'grid' or 'free', got {movement!r}")
-        self.grid = movement == "grid"
-        self.endless = bool(endless)
-        if not self.grid:
-            self.play_fps = 25
-
-    @property
-    def name(self) -> str:
-        return f"{'Endless' if self.endless else ''}MortarMayhem-{'Grid' if self.grid else 'Free'}"
-
-    @property
-    def default_params(self) -> MortarMayhemParams:
-        if self.endless:
-            return MortarMayhemParams(**(ENDLESS_GRID_DEFAULTS if self.grid else ENDLESS_DEFAULTS))
-        return MortarMayhemParams(**({} if self.grid else FREE_DEFAULTS))
+    title = "MortarMayhem"
+    params_class = MortarMayhemParams
+    variant_defaults = {(False, False): FREE_DEFAULTS, (True, True): ENDLESS_GRID_DEFAULTS, (False, True): ENDLESS_DEFAULTS}
 
     def validate_params(self, params: MortarMayhemParams) -> None:
         super().validate_params(params)
@@ -142,10 +126,6 @@ class MortarMayhem(Environment[MortarMayhemState, MortarMayhemParams]):
             raise ValueError(f"initial_command_count must be >= 1, got {params.initial_command_count}")
         if self.endless and int(params.initial_command_count) > 1 << 20:
             raise ValueError("initial_command_count is too large")
-        common.check_positive("agent_scale", params.agent_scale)
-        common.check_positive("agent_speed", params.agent_speed)
-        if params.turn_controls and not self.grid:
-            raise ValueError("turn_controls applies to grid movement only")
 
     # ------------------------------------------------------------------------------ geometry
     def arena_origin(self, params) -> int:
@@ -384,27 +364,30 @@ class MortarMayhem(Environment[MortarMayhemState, MortarMayhemParams]):
             return spaces.Box(-1.0, 2.0, (2 + 8 + NUM_COMMANDS + params.arena_size**2,), jnp.float32)
         return common.image_space()
 
-    def action_space(self, params):
-        return common.grid_action_space(params.turn_controls) if self.grid else common.free_action_space()
-
-    def keys_to_action(self, keys: frozenset, params):
-        """The action for the held keys (names "up", "down", "left", "right", "space"); None: wait."""
-        if self.grid:
-            return common.grid_keys_to_action(keys, params.turn_controls)
-        return common.free_keys_to_action(keys)
-
     def render(self, state, params):
-        size = params.arena_size
-        index, border = common.tile_index_map(self.arena_origin(params), TILE_PX, size)
-        lethal = jnp.concatenate([self.lethal_tiles(state, params), jnp.zeros((1,), bool)])[index]  # -1: off board
-        fill = jnp.where(lethal[..., None], _RED, jnp.where(border[..., None], _BLUE_EDGE, _BLUE))
-        fill = jnp.where((lethal & border)[..., None], _RED_EDGE, fill)
-        image = jnp.where((index >= 0)[..., None], fill, 0.0).astype(jnp.float32)
+        # Lookups are small matrix products (one-hot rows times constant tables), which vmap turns
+        # into GEMMs rather than per-pixel gathers; colours are selected, never blended, in uint8.
+        n = common.SCREEN
+        safe, lethal_look, tiles = arena_images(self.arena_origin(params), params.arena_size)
+        lethal = self.lethal_tiles(state, params).astype(jnp.float32) @ tiles  # [n * n]
+        image = jnp.where(lethal.reshape(n, n, 1) > 0.5, lethal_look, safe)
         x, y = self.agent_pixel(state.position, params)
-        image = common.paint_agent(image, x, y, state.heading, common.agent_radius(params.agent_scale))
-        glyph = jnp.asarray(command_glyphs())[self.shown_command(state, params) + 1]
-        image = rendering.paint(image, glyph, (1.0, 1.0, 1.0))
-        return rendering.to_uint8(image)
+        image = common.fill_agent(image, x, y, state.heading, common.agent_radius(params.agent_scale))
+        glyphs = command_glyphs().reshape(NUM_COMMANDS + 1, n * n).astype(np.float32)
+        glyph = common.one_hot(self.shown_command(state, params) + 1, NUM_COMMANDS + 1) @ glyphs
+        return rendering.fill(image, glyph.reshape(n, n) > 0.5, (255, 255, 255))
+
+
+@functools.lru_cache(maxsize=None)
+def arena_images(origin: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Constants of the arena: the frame with every tile safe (blue), the frame with every tile lethal
+    (red), both uint8 [84, 84, 3], and float32 [size * size, 84 * 84] marking each tile's pixels."""
+    index, border = common.tile_index_map(origin, TILE_PX, size)
+    on_board = (index >= 0)[..., None]
+    safe = np.where(on_board, np.where(border[..., None], _BLUE_EDGE, _BLUE), 0)
+    lethal = np.where(on_board, np.where(border[..., None], _RED_EDGE, _RED), 0)
+    tiles = (index.reshape(1, -1) == np.arange(size * size)[:, None]).astype(np.float32)
+    return safe.astype(np.uint8), lethal.astype(np.uint8), tiles
 
 
 @functools.lru_cache(maxsize=None)
@@ -436,16 +419,16 @@ def command_glyphs() -> np.ndarray:
 
 
 def _register():
+    # memory-gym's endless task moves freely; the grid form stays available as
+    # MortarMayhem(movement="grid", endless=True) without an id of its own.
     grid = functools.partial(MortarMayhem, movement="grid")
     free = functools.partial(MortarMayhem, movement="free")
-    endless_grid = functools.partial(MortarMayhem, movement="grid", endless=True)
-    endless_free = functools.partial(MortarMayhem, movement="free", endless=True)
+    endless = functools.partial(MortarMayhem, movement="free", endless=True)
     for suffix, symbolic in (("", False), ("-Symbolic", True)):
         what = "symbolic observations" if symbolic else "84x84 pixels"
         register(f"MortarMayhem-Grid{suffix}-v0", grid, f"Mortar Mayhem, grid movement, {what}", symbolic=symbolic)
         register(f"MortarMayhem{suffix}-v0", free, f"Mortar Mayhem, free movement, {what}", symbolic=symbolic)
-        register(f"EndlessMortarMayhem-Grid{suffix}-v0", endless_grid, f"Endless Mortar Mayhem, grid movement, {what}", symbolic=symbolic)
-        register(f"EndlessMortarMayhem{suffix}-v0", endless_free, f"Endless Mortar Mayhem, free movement, {what}", symbolic=symbolic)
+        register(f"EndlessMortarMayhem{suffix}-v0", endless, f"Endless Mortar Mayhem, free movement, {what}", symbolic=symbolic)
 
 
 _register()

@@ -35,7 +35,7 @@ import numpy as np
 from flax import struct
 
 from mnemax.envs import rendering, spaces
-from mnemax.envs.environment import Environment, EnvParams, EnvState
+from mnemax.envs.environment import EnvParams, EnvState
 from mnemax.envs.memory_gym import common
 from mnemax.envs.registration import register
 
@@ -221,36 +221,17 @@ def path_distances(on_path: jax.Array, goal: jax.Array) -> jax.Array:
     return jax.lax.fori_loop(0, GRID * GRID, relax, distance)
 
 
-class MysteryPath(Environment[MysteryPathState, MysteryPathParams]):
+class MysteryPath(common.MovementTask):
     """Mystery Path; ``movement`` is ``"grid"`` or ``"free"``, ``endless`` chains paths."""
 
-    play_fps = 4
-
-    def __init__(self, movement: str = "grid", endless: bool = False):
-        if movement not in ("grid", "free"):
-            raise ValueError(f"movement must be 'grid' or 'free', got {movement!r}")
-        self.grid = movement == "grid"
-        self.endless = bool(endless)
-        if not self.grid:
-            self.play_fps = 25
-
-    @property
-    def name(self) -> str:
-        return f"{'Endless' if self.endless else ''}MysteryPath-{'Grid' if self.grid else 'Free'}"
-
-    @property
-    def default_params(self) -> MysteryPathParams:
-        if self.endless:
-            return MysteryPathParams(**(ENDLESS_GRID_DEFAULTS if self.grid else ENDLESS_DEFAULTS))
-        return MysteryPathParams(**({} if self.grid else FREE_DEFAULTS))
+    title = "MysteryPath"
+    params_class = MysteryPathParams
+    variant_defaults = {(False, False): FREE_DEFAULTS, (True, True): ENDLESS_GRID_DEFAULTS, (False, True): ENDLESS_DEFAULTS}
+    grid_fps = 4
 
     def validate_params(self, params: MysteryPathParams) -> None:
         super().validate_params(params)
         common.validate_choices("cardinal_origin_choice", params.cardinal_origin_choice, 0, 3)
-        common.check_positive("agent_scale", params.agent_scale)
-        common.check_positive("agent_speed", params.agent_speed)
-        if params.turn_controls and not self.grid:
-            raise ValueError("turn_controls applies to grid movement only")
 
     # ------------------------------------------------------------------------------ geometry
     def tile_of(self, position, params=None) -> jax.Array:
@@ -275,11 +256,11 @@ class MysteryPath(Environment[MysteryPathState, MysteryPathParams]):
         cardinal = rng.choose(params.cardinal_origin_choice).astype(jnp.int32)
         origin, goal = sample_ends(rng, cardinal)
         empty = jnp.zeros((GRID, GRID), bool)
-        return MysteryPathState(
+        state = MysteryPathState(
             time=jnp.int32(0),
             position=self.place_on(origin, params),
             heading=jnp.int32(0),
-            on_path=generate_path(rng, origin, goal),
+            on_path=empty,
             origin=origin,
             goal=goal,
             cardinal=cardinal,
@@ -289,6 +270,7 @@ class MysteryPath(Environment[MysteryPathState, MysteryPathParams]):
             num_fails=jnp.int32(0),
             goals_reached=jnp.int32(0),
         )
+        return _with_new_path(state, rng, origin, goal, cardinal)
 
     def _move(self, state, action, params):
         if self.grid:
@@ -351,16 +333,7 @@ class MysteryPath(Environment[MysteryPathState, MysteryPathParams]):
         cardinal = state.cardinal ^ 1  # 0 <-> 1, 2 <-> 3: the goal's edge becomes the origin's
         rng = common.RandomStream(key, 2 + PATH_RANDOM_NUMBERS)
         _, goal = sample_ends(rng, cardinal)
-        origin = state.goal
-        empty = jnp.zeros((GRID, GRID), bool)
-        return state.replace(
-            on_path=generate_path(rng, origin, goal),
-            origin=origin,
-            goal=goal,
-            cardinal=cardinal,
-            visited=empty,
-            fell_at=empty,
-        )
+        return _with_new_path(state, rng, state.goal, goal, cardinal)
 
     def expert_action(self, state, params) -> jax.Array:
         """An action of a policy that sees the hidden path: it steps to the neighbouring path tile
@@ -408,35 +381,38 @@ class MysteryPath(Environment[MysteryPathState, MysteryPathParams]):
             return spaces.Box(0.0, 1.0, (2 + 8 + 1 + 3 + 3,), jnp.float32)
         return common.image_space()
 
-    def action_space(self, params):
-        return common.grid_action_space(params.turn_controls) if self.grid else common.free_action_space()
-
-    def keys_to_action(self, keys: frozenset, params):
-        """The action for the held keys (names "up", "down", "left", "right", "space"); None: wait."""
-        if self.grid:
-            return common.grid_keys_to_action(keys, params.turn_controls)
-        return common.free_keys_to_action(keys)
-
     def render(self, state, params):
         n = common.SCREEN
         index, _ = common.tile_index_map(0, TILE_PX, GRID)
-        image = rendering.canvas(n, n, (0.0, 0.0, 0.0))
+        image = jnp.zeros((n, n, 3), jnp.uint8)
         origin_id = state.origin[0] * GRID + state.origin[1]
         goal_id = state.goal[0] * GRID + state.goal[1]
-        image = rendering.paint(image, (index == origin_id) & jnp.asarray(params.show_origin), (0.0, 0.0, 1.0))
-        image = rendering.paint(image, (index == goal_id) & jnp.asarray(params.show_goal), (0.0, 1.0, 0.0))
+        image = rendering.fill(image, (index == origin_id) & jnp.asarray(params.show_origin), (0, 0, 255))
+        image = rendering.fill(image, (index == goal_id) & jnp.asarray(params.show_goal), (0, 255, 0))
         x, y = self.agent_pixel(state.position, params)
-        image = common.paint_agent(image, x, y, state.heading, common.agent_radius(params.agent_scale))
+        image = common.fill_agent(image, x, y, state.heading, common.agent_radius(params.agent_scale))
         cross = common.cross_mask(n, n, x, y, 10.0, 3.0) & self.fall_visible(state, params)
-        image = rendering.paint(image, cross, (1.0, 0.0, 0.0))
-        return rendering.to_uint8(image)
+        return rendering.fill(image, cross, (255, 0, 0))
+
+
+def _with_new_path(state: MysteryPathState, rng, origin, goal, cardinal) -> MysteryPathState:
+    """``state`` on a freshly generated path from ``origin`` to ``goal`` (nothing visited or fallen into)."""
+    empty = jnp.zeros((GRID, GRID), bool)
+    return state.replace(
+        on_path=generate_path(rng, origin, goal),
+        origin=origin,
+        goal=goal,
+        cardinal=cardinal,
+        visited=empty,
+        fell_at=empty,
+    )
 
 
 def _register():
+    # The endless grid form stays available as MysteryPath(movement="grid", endless=True).
     variants = {
         "MysteryPath-Grid": functools.partial(MysteryPath, movement="grid"),
         "MysteryPath": functools.partial(MysteryPath, movement="free"),
-        "EndlessMysteryPath-Grid": functools.partial(MysteryPath, movement="grid", endless=True),
         "EndlessMysteryPath": functools.partial(MysteryPath, movement="free", endless=True),
     }
     for suffix, symbolic in (("", False), ("-Symbolic", True)):

@@ -221,7 +221,7 @@ class SearingSpotlights(Environment[SearingSpotlightsState, SearingSpotlightsPar
     def _place(self, rng, blocked, radius):
         """Memory Gym's spawn sampler: a free pixel, nudged by 2 .. 3 pixels; the area within
         ``radius`` of it is blocked for later spawns."""
-        pixel = common.sample_free_pixel(rng.uniform(), blocked)
+        pixel = common.sample_free_pixel(rng.uniform((2,)), blocked)
         blocked = common.block_around(blocked, pixel, radius)
         return pixel + rng.randint((2,), 2, 4), blocked
 
@@ -232,7 +232,7 @@ class SearingSpotlights(Environment[SearingSpotlightsState, SearingSpotlightsPar
     def initial_state(self, key, params):
         max_coins = max(1, max(common.choices(params.num_coins)))
         slots = params.max_spotlights
-        rng = common.RandomStream(key, 8 + 3 * max_coins + 5 * slots)
+        rng = common.RandomStream(key, 12 + 4 * max_coins + 5 * slots)
         sampled, sampled_blocked = self._place(rng, jnp.zeros((N, N), bool), 28)
         centre = jnp.array([N // 2, N // 2])
         sample = jnp.asarray(params.sample_agent_position)
@@ -295,7 +295,7 @@ class SearingSpotlights(Environment[SearingSpotlightsState, SearingSpotlightsPar
         return 10.0 * params.exit_scale
 
     def transition(self, key, state, action, params):
-        rng = common.RandomStream(key, 8)
+        rng = common.RandomStream(key, 9)
         velocity, turned = common.free_move(action, params.agent_speed)
         radius = self.agent_reach(params)
         position = jnp.clip(state.position + velocity, jnp.array([radius, BAR_PX + radius]), N - radius)
@@ -423,7 +423,7 @@ class SearingSpotlights(Environment[SearingSpotlightsState, SearingSpotlightsPar
             ((state.last_reward > 0) & jnp.asarray(params.show_last_positive_reward)).astype(jnp.float32)[None],
             agent_shown.astype(jnp.float32)[None],
             state.position * scale * agent_shown,
-            common.heading_one_hot(state.heading) * agent_shown,
+            common.one_hot(state.heading, 8) * agent_shown,
             jnp.concatenate([coin_shown[:, None], state.coins * scale * coin_shown[:, None]], axis=1).reshape(-1),
             jnp.concatenate([jnp.stack([exit_shown, exit_shown & exit_open]), state.exit * scale * exit_shown]),
             jnp.concatenate(
