@@ -12,10 +12,16 @@ from mnemax.train.config import PPOConfig
 
 def train_main(argv: list[str] | None = None) -> None:
     """Train a memory agent with PPO; every field of :class:`PPOConfig` is a flag (``--help``)."""
+    config = tyro.cli(PPOConfig, args=argv, description=train_main.__doc__)
+    if config.distributed:
+        import jax
+
+        jax.distributed.initialize()  # before anything else touches the devices
     from mnemax.train.loop import train
 
-    config = tyro.cli(PPOConfig, args=argv, description=train_main.__doc__)
     result = train(config)
+    if not result.is_main_process:
+        return
     _report(result.config, result.run_dir, result.success, result.episode_return, result.steps_per_second)
     if result.video:
         print(f"video: {result.video}")

@@ -66,7 +66,10 @@ class PPOConfig:
     num_seeds: int = 1
     """independent runs trained at once with vmap (seeds `seed .. seed + num_seeds - 1`)"""
     num_devices: int = 0
-    """devices to shard the environment batch over (0: all visible devices)"""
+    """devices to shard the environment batch over (0: all visible devices of all processes)"""
+    distributed: bool = False
+    """several hosts: call `jax.distributed.initialize()` first (it reads the cluster from the environment:
+    SLURM, TPU pods, or JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID)"""
 
     run_name: str = ""
     """name of the run directory under `run_dir` and of its videos (default: env-memory-seed)"""
@@ -150,7 +153,7 @@ class PPOConfig:
 
 
 # Fields that may differ between a run and its resumption: they do not change what is computed.
-RESUMABLE_FIELDS = frozenset({"resume", "progress", "video", "video_dir", "video_steps", "eval_episodes", "checkpoint_every"})
+RESUMABLE_FIELDS = frozenset({"resume", "distributed", "progress", "video", "video_dir", "video_steps", "eval_episodes", "checkpoint_every"})
 
 
 def config_differences(saved: PPOConfig, current: PPOConfig) -> dict[str, tuple[Any, Any]]:

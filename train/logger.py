@@ -14,12 +14,16 @@ class RunLogger:
     """Appends one row per (log interval, seed) to ``run_dir/metrics.csv`` and TensorBoard, and drives a
     progress bar that shows steps/s, mean return and success."""
 
-    def __init__(self, run_dir: Path, total_steps: int, start_steps: int = 0, progress: bool = True):
+    def __init__(self, run_dir: Path, total_steps: int, start_steps: int = 0, progress: bool = True, enabled=True):
         from tensorboardX import SummaryWriter
 
+        self.enabled = enabled  # False on every process but the first of a multi-host run
         self.run_dir = run_dir
         self.csv_path = run_dir / METRICS_FILE
+        self.progress = None
         self._fields = None
+        if not enabled:
+            return
         if self.csv_path.exists() and start_steps > 0:
             with self.csv_path.open() as f:
                 rows = [row for row in csv.DictReader(f) if int(float(row["step"])) <= start_steps]
@@ -28,7 +32,6 @@ class RunLogger:
         elif self.csv_path.exists():
             self.csv_path.unlink()
         self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"))
-        self.progress = None
         if progress:
             self.progress = Progress(
                 TextColumn("[bold]{task.description}"),
@@ -45,6 +48,8 @@ class RunLogger:
 
     def log(self, rows: list[dict[str, float]], steps_per_second: float) -> None:
         """``rows``: one dict of metrics per seed, each with a ``step`` entry."""
+        if not self.enabled:
+            return
         if self._fields is None:
             self._fields = list(rows[0])
             _write_rows(self.csv_path, [], self._fields)
@@ -67,6 +72,8 @@ class RunLogger:
             )
 
     def close(self) -> None:
+        if not self.enabled:
+            return
         self.tensorboard.close()
         if self.progress is not None:
             self.progress.stop()

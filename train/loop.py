@@ -33,6 +33,7 @@ class TrainResult:
     steps_per_second: float  # training throughput over all seeds, compile time excluded
     video: Path | None
     runner: RunnerState
+    is_main_process: bool = True  # with several hosts, only process 0 writes logs, videos and reports
 
 
 class Trainer:
@@ -74,14 +75,18 @@ def train(config: PPOConfig) -> TrainResult:
     trainer = Trainer(config)  # validates the config and builds env and agent before any compilation
     checkpointer = Checkpointer(run_dir / "checkpoints")
     start = _check_resume(config, run_dir, checkpointer)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / CONFIG_FILE).write_text(config.to_json())
+    main = jax.process_index() == 0
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / CONFIG_FILE).write_text(config.to_json())
 
     runner = trainer.init()
     if start:
         runner = checkpointer.restore(start, runner)
     steps_per_interval = config.updates_per_log * config.steps_per_update
-    logger = RunLogger(run_dir, config.num_log_intervals * steps_per_interval, start * steps_per_interval, config.progress)
+    logger = RunLogger(
+        run_dir, config.num_log_intervals * steps_per_interval, start * steps_per_interval, config.progress, enabled=main
+    )
     train_seconds, train_steps = 0.0, 0
     try:
         for interval in range(start, config.num_log_intervals):
@@ -101,11 +106,12 @@ def train(config: PPOConfig) -> TrainResult:
         logger.close()
         checkpointer.close()
 
-    plot_learning_curve(logger.csv_path, run_dir / "learning_curve.png", f"{config.env} / {config.memory}")
+    if main:
+        plot_learning_curve(logger.csv_path, run_dir / "learning_curve.png", f"{config.env} / {config.memory}")
     eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(trainer.keys)
     success, episode_return = jax.device_get(trainer.evaluate(runner.train_state.params, eval_keys))
     video = None
-    if config.video:
+    if config.video and main:
         first_seed = jax.tree_util.tree_map(lambda x: x[0], runner.train_state.params)
         frames = np.asarray(trainer.frames(first_seed, eval_keys[0]))
         video = write_video(Path(config.video_dir) / f"{config.name}.mp4", frames)
@@ -118,6 +124,7 @@ def train(config: PPOConfig) -> TrainResult:
         steps_per_second=train_steps / train_seconds if train_seconds else float("nan"),
         video=video,
         runner=runner,
+        is_main_process=main,
     )
 
 

@@ -1,0 +1,40 @@
+"""Run by tests/test_sharding.py in a fresh process with 4 forced CPU devices (XLA_FLAGS must be set
+before JAX starts): training on 4 devices equals training on 1 device, and resumes from a sharded
+checkpoint."""
+
+import dataclasses
+import shutil
+import sys
+
+import jax
+import numpy as np
+
+from mnemax.train import PPOConfig, train
+
+
+def main(run_dir: str) -> None:
+    assert jax.device_count() == 4, jax.devices()
+    config = PPOConfig(
+        env="mnemax/TMaze-Passive-v0", memory="gru", num_envs=16, num_steps=16, bptt_length=8, num_minibatches=2,
+        update_epochs=2, hidden_size=32, total_steps=16 * 16 * 3, num_logs=3, checkpoint_every=1, num_seeds=2,
+        progress=False, video=False, eval_episodes=8, run_dir=run_dir,
+    )  # fmt: skip
+    one = train(dataclasses.replace(config, num_devices=1, run_name="one"))
+    four = train(dataclasses.replace(config, num_devices=4, run_name="four"))
+    assert len(four.runner.obs.sharding.device_set) == 4
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-4, atol=2e-5),
+        one.runner.train_state.params,
+        four.runner.train_state.params,
+    )
+    # Kill-and-resume on 4 devices: drop the last checkpoint, resume, get the same parameters.
+    shutil.rmtree(four.run_dir / "checkpoints" / str(config.num_log_intervals))
+    resumed = train(dataclasses.replace(config, num_devices=4, run_name="four", resume=True))
+    jax.tree_util.tree_map(
+        np.testing.assert_array_equal, four.runner.train_state.params, resumed.runner.train_state.params
+    )
+    print("sharded training matches")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
