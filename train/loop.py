@@ -60,8 +60,9 @@ class Trainer:
         def interval(runner):
             return jax.lax.scan(lambda r, _: self.ppo.update(r), runner, None, length=config.updates_per_log)
 
+        self.interval = jax.vmap(interval)  # unjitted, for benchmarks that compare ways of compiling it
         self.train_interval = jax.jit(
-            jax.vmap(interval), in_shardings=(self.shardings,), out_shardings=(self.shardings, replicated), donate_argnums=0
+            self.interval, in_shardings=(self.shardings,), out_shardings=(self.shardings, replicated), donate_argnums=0
         )
         self.evaluate = jax.jit(
             jax.vmap(lambda params, key: greedy_episodes(self.ppo, params, key, config.eval_episodes))

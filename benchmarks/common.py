@@ -1,0 +1,69 @@
+"""Pieces every benchmark script shares: the device label, run metadata, timing, result files."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def default_label() -> str:
+    """``cpu``, or the accelerator's kind in lower case (``nvidia-h100-80gb-hbm3``)."""
+    device = jax.devices()[0]
+    if device.platform == "cpu":
+        return "cpu"
+    return re.sub(r"[^a-z0-9]+", "-", str(device.device_kind).lower()).strip("-") or device.platform
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    text = str(error)
+    return "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower() or isinstance(error, MemoryError)
+
+
+def metadata(**extra) -> dict:
+    """Where and when a result was measured, and with which command."""
+    device = jax.devices()[0]
+    return {
+        "device": str(device.device_kind),
+        "platform": device.platform,
+        "device_count": jax.device_count(),
+        "jax": jax.__version__,
+        "python": platform.python_version(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "command": " ".join(["python"] + sys.argv),
+        **extra,
+    }
+
+
+def median_seconds(fn, repeats: int = 3) -> float:
+    """Median wall time of ``fn()`` (which must block until its work is done)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def write_report(name: str, label: str, report: dict, markdown: str) -> tuple[Path, Path]:
+    """Write ``results/<name>_<label>.json`` and ``.md``."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = RESULTS / f"{name}_{label}.json", RESULTS / f"{name}_{label}.md"
+    json_path.write_text(json.dumps(report, indent=2) + "\n")
+    md_path.write_text(markdown)
+    return json_path, md_path
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"

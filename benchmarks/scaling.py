@@ -1,0 +1,109 @@
+"""Data-parallel PPO throughput against the number of devices, at a fixed batch per device.
+
+    python benchmarks/scaling.py                                   # 1, 2, 4, ... all visible devices
+    XLA_FLAGS=--xla_force_host_platform_device_count=4 python benchmarks/scaling.py --quick   # CPU check
+
+For every device count ``d`` the trainer runs ``per_device_envs * d`` environments sharded over the
+first ``d`` devices (one mesh axis over the environment batch, parameters replicated), and the
+training steps per second are timed over whole logging intervals after a compiled warm-up. Scaling
+efficiency is ``sps(d) / (d * sps(1))``. On one device the script also times the same update compiled
+with a plain ``jax.jit`` (no mesh, no shardings), which shows what the sharded path costs.
+
+Writes ``benchmarks/results/scaling_<device-label>.json`` and ``.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+import jax
+
+from common import default_label, markdown_table, median_seconds, metadata, write_report
+from mnemax.train import PPOConfig
+from mnemax.train.loop import Trainer
+
+
+def steps_per_second(train_fn, runner, steps_per_call: int, repeats: int):
+    """Time ``train_fn`` (which donates its input) on a chain of states; returns (sps, final state)."""
+    state = {"runner": train_fn(runner)[0]}  # warm-up: compilation and first run
+    jax.block_until_ready(state["runner"])
+
+    def call():
+        state["runner"], metrics = train_fn(state["runner"])
+        jax.block_until_ready(metrics)
+
+    return steps_per_call / median_seconds(call, repeats), state["runner"]
+
+
+def measure(config: PPOConfig, devices: int, repeats: int, plain: bool) -> dict:
+    config = dataclasses.replace(config, num_envs=config.num_envs * devices, num_devices=devices)
+    trainer = Trainer(config)
+    steps = config.updates_per_log * config.steps_per_update * config.num_seeds
+    sharded, _ = steps_per_second(trainer.train_interval, trainer.init(), steps, repeats)
+    row = {"devices": devices, "num_envs": config.num_envs, "steps_per_second": sharded}
+    if plain:
+        plain_fn = jax.jit(trainer.interval, donate_argnums=0)
+        unsharded = jax.tree_util.tree_map(lambda x: jax.device_put(x, jax.devices()[0]), trainer.init())
+        row["plain_jit_steps_per_second"], _ = steps_per_second(plain_fn, unsharded, steps, repeats)
+        row["sharded_over_plain"] = sharded / row["plain_jit_steps_per_second"]
+    return row
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="mnemax/TMaze-Passive-L100-v0")
+    parser.add_argument("--memory", default="gru")
+    parser.add_argument("--per-device-envs", type=int, default=2048)
+    parser.add_argument("--num-steps", type=int, default=128)
+    parser.add_argument("--hidden-size", type=int, default=128)
+    parser.add_argument("--updates", type=int, default=4, help="PPO updates per timed call")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--devices", type=int, nargs="*", help="device counts (default: 1, 2, 4, ... all)")
+    parser.add_argument("--device-label", default=None)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a CPU check")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.per_device_envs, args.num_steps, args.hidden_size, args.updates, args.repeats = 16, 16, 32, 2, 2
+    available = jax.device_count()
+    counts = args.devices or [d for d in (1, 2, 4, 8, 16, 32, 64) if d <= available]
+    config = PPOConfig(
+        env=args.env, memory=args.memory, num_envs=args.per_device_envs, num_steps=args.num_steps,
+        hidden_size=args.hidden_size, total_steps=args.per_device_envs * args.num_steps * args.updates,
+        num_logs=1, progress=False, video=False,
+    )  # fmt: skip
+    rows = []
+    for devices in counts:
+        row = measure(config, devices, args.repeats, plain=devices == 1)
+        if rows:
+            row["efficiency"] = row["steps_per_second"] / (devices * rows[0]["steps_per_second"])
+        rows.append(row)
+        print(row, flush=True)
+    label = args.device_label or default_label()
+    report = {
+        "meta": metadata(env=args.env, memory=args.memory, per_device_envs=args.per_device_envs, num_steps=args.num_steps),
+        "rows": rows,
+    }
+    table = markdown_table(
+        ["devices", "envs", "train steps/s", "efficiency", "plain jit steps/s", "sharded / plain"],
+        [
+            [
+                r["devices"], r["num_envs"], f"{r['steps_per_second']:,.0f}", f"{r.get('efficiency', 1.0):.3f}",
+                f"{r['plain_jit_steps_per_second']:,.0f}" if "plain_jit_steps_per_second" in r else "",
+                f"{r['sharded_over_plain']:.3f}" if "sharded_over_plain" in r else "",
+            ]
+            for r in rows
+        ],
+    )  # fmt: skip
+    meta = report["meta"]
+    text = (
+        f"# PPO scaling over devices: {meta['device']} x {meta['device_count']}\n\n"
+        f"{args.memory.upper()} PPO on `{args.env}`, {args.per_device_envs} envs per device, {args.num_steps}-step rollouts, "
+        f"jax {meta['jax']}, {meta['date']}.\n\nCommand: `{meta['command']}`\n\n{table}"
+    )
+    write_report("scaling", label, report, text)
+    return report
+
+
+if __name__ == "__main__":
+    main()
