@@ -1,7 +1,27 @@
 """Memory modules behind one interface: ``initialize_carry(batch)`` and ``(carry, inputs, resets) -> (carry, outputs)``."""
 
 from mnemax.memory_modules.base import MemoryModule, reset_carry
+from mnemax.memory_modules.ffm import FFM
 from mnemax.memory_modules.gru import GRU
+from mnemax.memory_modules.hcam import HCAM, HCAMAttention, HCAMBlock, HCAMCarry
+from mnemax.memory_modules.linear_attention import LinearAttention
+from mnemax.memory_modules.lstm import LSTM
 from mnemax.memory_modules.registry import make, names
+from mnemax.memory_modules.transformer_xl import TransformerXL, WindowCarry
 
-__all__ = ["GRU", "MemoryModule", "make", "names", "reset_carry"]
+__all__ = [
+    "FFM",
+    "GRU",
+    "HCAM",
+    "HCAMAttention",
+    "HCAMBlock",
+    "HCAMCarry",
+    "LSTM",
+    "LinearAttention",
+    "MemoryModule",
+    "TransformerXL",
+    "WindowCarry",
+    "make",
+    "names",
+    "reset_carry",
+]

@@ -50,6 +50,14 @@ def check_sequence_inputs(inputs: jax.Array, resets: jax.Array) -> None:
         raise ValueError(f"resets must be [T, B] = {inputs.shape[:2]}, got shape {resets.shape}")
 
 
+def check_positive(module: nn.Module, *fields: str) -> None:
+    """Raise a ValueError naming the module and field when one of ``fields`` is below 1 (for ``__post_init__``)."""
+    for field in fields:
+        value = getattr(module, field)
+        if value is not None and value < 1:
+            raise ValueError(f"{type(module).__name__}: {field} must be >= 1, got {value}")
+
+
 def reset_carry(resets: jax.Array, carry: Carry, initial: Carry) -> Carry:
     """Replace the carry of the batch elements where ``resets`` ([B] bool) is True by ``initial``."""
 

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from mnemax.memory_modules.base import MemoryModule, check_sequence_inputs
+from mnemax.memory_modules.scan import scan_with_resets
 
 
 class GRU(MemoryModule):
@@ -38,9 +39,7 @@ class GRU(MemoryModule):
         b_h = self.param("hidden_bias", nn.initializers.zeros_init(), (3 * f,))
         w_h, b_h = w_h.astype(self.dtype), b_h.astype(self.dtype)
 
-        def step(h, xs):
-            x_gates, reset = xs
-            h = jnp.where(reset[:, None], 0.0, h)
+        def cell(h, x_gates):
             h_gates = h.astype(self.dtype) @ w_h + b_h
             xr, xz, xn = jnp.split(x_gates.astype(jnp.float32), 3, axis=-1)
             hr, hz, hn = jnp.split(h_gates.astype(jnp.float32), 3, axis=-1)
@@ -50,5 +49,5 @@ class GRU(MemoryModule):
             h = (1.0 - z) * n + z * h
             return h, h
 
-        carry, outputs = jax.lax.scan(step, carry, (input_gates, resets))
+        carry, outputs = scan_with_resets(cell, carry, input_gates, resets)
         return carry, outputs.astype(self.dtype)

@@ -6,10 +6,20 @@ import dataclasses
 import difflib
 
 from mnemax.memory_modules.base import MemoryModule
+from mnemax.memory_modules.ffm import FFM
 from mnemax.memory_modules.gru import GRU
+from mnemax.memory_modules.hcam import HCAM
+from mnemax.memory_modules.linear_attention import LinearAttention
+from mnemax.memory_modules.lstm import LSTM
+from mnemax.memory_modules.transformer_xl import TransformerXL
 
 MODULES: dict[str, type[MemoryModule]] = {
+    "ffm": FFM,
     "gru": GRU,
+    "hcam": HCAM,
+    "linear_attention": LinearAttention,
+    "lstm": LSTM,
+    "trxl": TransformerXL,
 }
 
 

@@ -1,4 +1,4 @@
-"""Interface tests that every registered memory module must pass."""
+"""Tests of the memory modules: the interface every registered module must pass, then module-specific checks."""
 
 import jax
 import jax.numpy as jnp
@@ -6,8 +6,35 @@ import numpy as np
 import pytest
 
 import mnemax.memory_modules as mm
+from mnemax.memory_modules.attention import Residual
+from mnemax.memory_modules.hcam import chunk_layout, hierarchical_read, write_chunks
+from mnemax.memory_modules.linear_attention import chunked_linear_attention
+from mnemax.memory_modules.scan import linear_recurrence
 
 T, B, D, F = 12, 3, 5, 16
+
+# Small per-module configurations. They keep the file fast and make the T = 12 sequences reach the paths
+# that matter: HCAM completes and evicts chunks, Transformer-XL runs several blocks of its window, linear
+# attention crosses chunk boundaries. Stacks of layers are checked by test_multi_step_calls_continue_each_other.
+TEST_CONFIG = {
+    "hcam": dict(num_layers=1, chunk_size=3, memory_chunks=2, top_k=2, local_length=2),
+    "trxl": dict(num_layers=1, memory_length=4, gated=True),  # the gated form runs a superset of the code
+    "linear_attention": dict(num_layers=1, chunk_size=5),
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _quick_compiles():
+    """The sizes here are tiny and compiling dominates the run time, so most XLA optimisations are off
+    while this file runs (they change nothing that the tests check)."""
+    previous = jax.config.values.get("jax_disable_most_optimizations", False)
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", previous)
+
+
+def _make(name, **config):
+    return mm.make(name, features=F, **{**TEST_CONFIG.get(name, {}), **config})
 
 
 def _inputs(seed=0, t=T):
@@ -18,7 +45,7 @@ def _inputs(seed=0, t=T):
 
 
 def _init(name, **config):
-    module = mm.make(name, features=F, **config)
+    module = _make(name, **config)
     x, resets = _inputs()
     params = module.init(jax.random.key(1), module.initialize_carry(B), x, resets)
     return module, params
@@ -101,11 +128,11 @@ def test_vmap_over_a_leading_axis(name):
 
 @pytest.mark.parametrize("name", mm.names())
 def test_bfloat16(name):
-    module = mm.make(name, features=F, dtype=jnp.bfloat16)
+    module = _make(name, dtype=jnp.bfloat16)
     x, resets = _inputs()
     params = module.init(jax.random.key(1), module.initialize_carry(B), x, resets)
     _, y = module.apply(params, module.initialize_carry(B), x, resets)
-    _, y32 = mm.make(name, features=F).apply(params, module.initialize_carry(B), x, resets)
+    _, y32 = _make(name).apply(params, module.initialize_carry(B), x, resets)
     assert y.dtype == jnp.bfloat16
     assert bool(jnp.all(jnp.isfinite(y.astype(jnp.float32))))
     np.testing.assert_allclose(y.astype(jnp.float32), y32, atol=0.1)
@@ -127,3 +154,246 @@ def test_wrong_input_shapes_raise():
         module.apply(params, module.initialize_carry(B), x[0], resets)
     with pytest.raises(ValueError, match="resets"):
         module.apply(params, module.initialize_carry(B), x, resets[:, :1])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Module-specific tests.
+
+
+def _dependence(module, resets, seed):
+    """|d output[t, b] / d input[s, b']| summed over features: ``[t, b, s, b']``, for random inputs."""
+    x, _ = _inputs(seed=seed, t=resets.shape[0])
+    resets = jnp.asarray(resets)
+    params = module.init(jax.random.key(2), module.initialize_carry(B), x, resets)
+    outputs = lambda x: module.apply(params, module.initialize_carry(B), x, resets)[1]  # noqa: E731
+    return np.abs(np.asarray(jax.jit(jax.jacfwd(outputs))(x))).sum(axis=(2, 5))
+
+
+def _episode_starts(resets):
+    """For [T, B] resets: start[t, b] = first step of the episode that contains step t (0 if none)."""
+    resets = np.asarray(resets)
+    start = np.zeros(resets.shape, int)
+    for b in range(resets.shape[1]):
+        current = 0
+        for t in range(resets.shape[0]):
+            current = t if resets[t, b] else current
+            start[t, b] = current
+    return start
+
+
+@pytest.mark.parametrize("name", ["ffm", "hcam", "linear_attention", "trxl"])
+def test_multi_step_calls_continue_each_other(name):
+    """Cutting a sequence into several multi-step calls (cuts inside chunks and windows) changes nothing."""
+    module, params = _init(name, **({} if name == "ffm" else {"num_layers": 2}))
+    x, resets = _inputs(seed=3, t=2 * T)
+    apply = jax.jit(module.apply)
+    _, y_all = apply(params, module.initialize_carry(B), x, resets)
+    carry, ys, start = module.initialize_carry(B), [], 0
+    for length in (8, 8, 8):
+        carry, y = apply(params, carry, x[start : start + length], resets[start : start + length])
+        ys.append(y)
+        start += length
+    np.testing.assert_allclose(np.concatenate(ys), y_all, rtol=2e-4, atol=2e-5)
+
+
+def test_linear_recurrence_matches_a_loop():
+    rng = np.random.default_rng(0)
+    steps, batch = 37, 2
+    decay = (0.9 * np.exp(1j * rng.normal(size=(steps, batch, 4)))).astype(np.complex64)
+    update = (rng.normal(size=(steps, batch, 4)) + 1j * rng.normal(size=(steps, batch, 4))).astype(np.complex64)
+    initial = np.ones((batch, 4), np.complex64)
+    resets = rng.random((steps, batch)) < 0.1
+    states = linear_recurrence(decay, update, initial, resets)
+    h, expected = initial, []
+    for t in range(steps):
+        h = np.where(resets[t][:, None], 0, decay[t] * h) + update[t]
+        expected.append(h)
+    np.testing.assert_allclose(states, np.stack(expected), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("chunk_size", [7, 64])
+def test_chunked_linear_attention_matches_the_recurrence(chunk_size):
+    steps, batch, heads, dk, dv = 23, 2, 3, 4, 5
+    rng = np.random.default_rng(1)
+    normal = lambda *shape: rng.normal(size=shape).astype(np.float32)  # noqa: E731
+    q, keys, v = normal(steps, batch, heads, dk), normal(steps, batch, heads, dk), normal(steps, batch, heads, dv)
+    log_decay = -np.log1p(np.exp(-normal(steps, batch, heads) - 2.0))  # log sigmoid(z + 2)
+    resets = rng.random((steps, batch)) < 0.15
+    resets[8, 0] = True
+    state = normal(batch, heads, dk, dv)
+    out, final = chunked_linear_attention(q, keys, v, log_decay, resets, state, chunk_size)
+    s, expected = state, []
+    for t in range(steps):
+        g = np.where(resets[t][:, None], 0.0, np.exp(log_decay[t]))
+        s = g[..., None, None] * s + np.einsum("bhd,bhe->bhde", keys[t], v[t])
+        expected.append(np.einsum("bhd,bhde->bhe", q[t], s))
+    np.testing.assert_allclose(out, np.stack(expected), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(final, s, rtol=1e-4, atol=1e-4)
+
+
+def test_ffm_matches_its_sequential_definition():
+    """FFM's associative scan against the step-by-step formulation written out with numpy."""
+    module, params = _init("ffm")
+    x, resets = _inputs(seed=4, t=20)
+    _, y = module.apply(params, module.initialize_carry(B), x, resets)
+    p = jax.tree_util.tree_map(np.asarray, params["params"])
+    m, c = module.memory_size, module.context_size
+    sigmoid = lambda a: 1 / (1 + np.exp(-a))  # noqa: E731
+    pre = np.asarray(x) @ p["pre"]["kernel"] + p["pre"]["bias"]
+    value, skip, gates = pre[..., :m], pre[..., m : m + F], sigmoid(pre[..., m + F :])
+    gamma = np.exp(-np.exp(p["log_neg_alpha"])[:, None] + 1j * p["omega"][None, :])
+    state, expected = np.zeros((B, m, c), complex), []
+    for t in range(x.shape[0]):
+        state = np.where(np.asarray(resets[t])[:, None, None], 0, gamma * state)
+        state = state + (value[t] * gates[t, :, :m])[..., None]
+        z = np.concatenate([state.real, state.imag], -1).reshape(B, -1) @ p["mix"]["kernel"] + p["mix"]["bias"]
+        z = (z - z.mean(-1, keepdims=True)) / np.sqrt(z.var(-1, keepdims=True) + 1e-6)
+        out_gate = gates[t, :, m:]
+        expected.append(z * out_gate + skip[t] * (1 - out_gate))
+    np.testing.assert_allclose(y, np.stack(expected), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("gated", [False, True])
+def test_transformer_xl_sees_only_its_window_and_episode(gated):
+    """With one layer, output t depends on input s exactly when t - M <= s <= t in the same episode."""
+    memory, steps = 3, 14
+    module = mm.make("trxl", features=F, num_layers=1, memory_length=memory, gated=gated)
+    resets = np.zeros((steps, B), bool)
+    resets[0] = True
+    resets[9, 1] = True
+    jac = _dependence(module, resets, seed=5)
+    start = _episode_starts(resets)
+    for b in range(B):
+        assert not jac[:, b, :, np.arange(B) != b].any()
+        for t in range(steps):
+            for s in range(steps):
+                allowed = max(t - memory, start[t, b]) <= s <= t
+                assert (jac[t, b, s, b] > 0) == allowed, (b, t, s)
+
+
+def _simulate_chunk_memory(resets, chunk_size, capacity):
+    """Step-by-step HCAM bookkeeping: for each (t, b), the chunks (as step ranges) query t may read."""
+    resets = np.asarray(resets)
+    visible = {}
+    for b in range(resets.shape[1]):
+        memory, current = [], []
+        for t in range(resets.shape[0]):
+            if resets[t, b]:
+                memory, current = [], []
+            visible[t, b] = list(memory[-capacity:])
+            current.append(t)
+            if len(current) == chunk_size:
+                memory.append(tuple(current))
+                current = []
+    return visible
+
+
+def test_chunk_layout_matches_a_step_by_step_memory():
+    size, capacity, steps = 3, 2, 20
+    resets = np.zeros((steps, B), bool)
+    resets[0] = True
+    resets[[7, 8], 1] = True  # a reset right after another one
+    resets[13, 2] = True
+    layout = chunk_layout(
+        jnp.asarray(resets.T), jnp.zeros((B,), jnp.int32), jnp.zeros((B, capacity), bool), size, capacity
+    )
+    slots = -(-steps // size)
+    # Writing step numbers shows which steps each new slot holds.
+    step_numbers = np.broadcast_to(np.arange(-size, steps, dtype=np.float32), (B, size + steps))  # -C..-1: carry
+    held = np.asarray(write_chunks(jnp.asarray(step_numbers)[..., None], layout.write_index, slots, size))[..., 0]
+    expected = _simulate_chunk_memory(resets, size, capacity)
+    for b in range(B):
+        for t in range(steps):
+            visible_slots = np.flatnonzero(np.asarray(layout.visible)[b, t, capacity:])
+            assert [tuple(held[b, s].astype(int)) for s in visible_slots] == expected[t, b], (b, t)
+    assert not np.asarray(layout.visible)[:, :, :capacity].any()  # an empty carry has nothing to show
+
+
+def _dense_chunk_reference(q, summaries, keys, values, visible, top_k):
+    """Per query and head: softmax over the top-k visible chunk scores, softmax inside each chunk."""
+    q, summaries, keys, values, visible = map(np.asarray, (q, summaries, keys, values, visible))
+    batch, steps, heads, dh = q.shape
+    out = np.zeros(q.shape)
+    for b in range(batch):
+        for t in range(steps):
+            for h in range(heads):
+                chunks = np.flatnonzero(visible[b, t])
+                if not len(chunks):
+                    continue
+                scores = summaries[b, chunks, h] @ q[b, t, h] / np.sqrt(dh)
+                keep = chunks[np.argsort(-scores)[:top_k]]
+                scores = np.sort(scores)[::-1][:top_k]
+                weights = np.exp(scores - scores.max())
+                weights /= weights.sum()
+                for w, n in zip(weights, keep):
+                    logits = keys[b, n, :, h] @ q[b, t, h] / np.sqrt(dh)
+                    p = np.exp(logits - logits.max())
+                    out[b, t, h] += w * (p / p.sum()) @ values[b, n, :, h]
+    return out
+
+
+@pytest.mark.parametrize("top_k", [5, 2])
+def test_hierarchical_read_matches_dense_chunk_attention(top_k):
+    """top_k == all chunks: the HCAM read equals dense attention with per-chunk softmax mixing."""
+    batch, steps, chunks, size, heads, dh = 2, 9, 5, 4, 2, 3
+    rng = np.random.default_rng(3)
+    q = rng.normal(size=(batch, steps, heads, dh)).astype(np.float32)
+    keys = rng.normal(size=(batch, chunks, size, heads, dh)).astype(np.float32)
+    values = rng.normal(size=(batch, chunks, size, heads, dh)).astype(np.float32)
+    summaries = keys.mean(axis=2)
+    visible = rng.random((batch, steps, chunks)) < 0.7
+    visible[0, 0] = False  # a query with nothing to read
+    expected = _dense_chunk_reference(q, summaries, keys, values, visible, top_k)
+    for block in (128, 4):  # one block, and query blocks with padding
+        out = hierarchical_read(q, summaries, keys, values, visible, top_k, block)
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_hcam_reads_only_completed_chunks():
+    """With one layer and a one-step local window, output t depends on input s only through s == t, the
+    previous step, or a chunk completed strictly before t that the memory still holds."""
+    size, capacity, steps = 3, 2, 16
+    module = mm.make(
+        "hcam", features=F, num_layers=1, chunk_size=size, memory_chunks=capacity, top_k=capacity, local_length=1
+    )
+    resets = np.zeros((steps, B), bool)
+    resets[0] = True
+    resets[7, 1] = True
+    jac = _dependence(module, resets, seed=6)
+    visible = _simulate_chunk_memory(resets, size, capacity)
+    start = _episode_starts(resets)
+    for b in range(B):
+        for t in range(steps):
+            allowed = {t} | ({t - 1} if t - 1 >= start[t, b] else set())
+            allowed |= {s for chunk in visible[t, b] for s in chunk}
+            assert set(np.flatnonzero(jac[t, b, :, b] > 0)) == allowed, (b, t)
+
+
+@pytest.mark.parametrize(
+    "name, config, message",
+    [
+        ("trxl", dict(features=10, num_heads=4), "divisible by num_heads"),
+        ("hcam", dict(features=12, num_heads=4), "even"),
+        ("hcam", dict(features=16, top_k=5, memory_chunks=4), "top_k"),
+        ("hcam", dict(features=16, chunk_size=0), "positive"),
+        ("linear_attention", dict(features=10, num_heads=3), "divisible"),
+        ("ffm", dict(features=8, min_period=10, max_period=5), "min_period"),
+    ],
+)
+def test_bad_configurations_raise(name, config, message):
+    with pytest.raises(ValueError, match=message):
+        mm.make(name, **config)
+
+
+def test_bad_configurations_raise_without_the_registry():
+    with pytest.raises(ValueError, match="chunk_size must be >= 1"):
+        mm.HCAM(features=16, chunk_size=0)
+
+
+def test_gtrxl_blocks_start_close_to_the_identity():
+    """The gate bias of 2 makes each block pass most of its input through at initialisation."""
+    gate = Residual(gated=True)
+    x, y = np.random.default_rng(0).normal(size=(2, 64, F)).astype(np.float32)
+    params = gate.init(jax.random.key(1), x, y)
+    out = gate.apply(params, x, y)
+    assert float(jnp.mean((out - x) ** 2)) < 0.25 * float(jnp.mean(y**2))

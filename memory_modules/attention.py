@@ -1,0 +1,202 @@
+"""Attention pieces shared by the attention-based memory modules (Transformer-XL, HCAM, linear attention).
+
+Layouts inside the attention modules are batch-major: ``[B, T, D]`` sequences and ``[B, T, H, Dh]`` heads.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+ROTARY_BASE = 10_000.0
+
+
+@jax.jit
+def rotary(x: jax.Array, positions: jax.Array) -> jax.Array:
+    """Rotary position embedding (Su et al. 2021) of ``x`` ``[B, S, H, Dh]`` at integer ``positions`` ``[S]``.
+
+    Only differences of positions matter to the dot products of rotated queries and keys, so any origin
+    (e.g. the start of a cached window) serves. ``Dh`` must be even.
+    """
+    half = x.shape[-1] // 2
+    inv_freq = 1.0 / ROTARY_BASE ** (jnp.arange(half, dtype=jnp.float32) / half)
+    angles = positions.astype(jnp.float32)[:, None] * inv_freq  # [S, Dh/2]
+    sin, cos = jnp.sin(angles)[:, None, :], jnp.cos(angles)[:, None, :]  # [S, 1, Dh/2]
+    x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+    return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).astype(x.dtype)
+
+
+def masked_softmax(logits: jax.Array, mask: jax.Array, axis: int = -1) -> jax.Array:
+    """Softmax of ``logits`` over ``axis`` restricted to ``mask`` (broadcastable to ``logits``).
+
+    Masked entries get exactly zero weight (so masked inputs cannot leak into the result, not even in the
+    last bits), and a row with no unmasked entry gives all zeros instead of NaN.
+    """
+    mask = jnp.broadcast_to(mask, logits.shape)
+    logits = logits.astype(jnp.float32)
+    peak = jnp.max(jnp.where(mask, logits, -jnp.inf), axis=axis, keepdims=True)
+    peak = jax.lax.stop_gradient(jnp.where(jnp.isfinite(peak), peak, 0.0))
+    weights = jnp.where(mask, jnp.exp(jnp.where(mask, logits - peak, 0.0)), 0.0)
+    total = jnp.sum(weights, axis=axis, keepdims=True)
+    return weights / jnp.where(total > 0, total, 1.0)
+
+
+@jax.jit
+def episode_segments(resets: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Episode labels that keep attention inside an episode.
+
+    Args:
+        resets: ``[B, T]`` bool, True where an episode starts.
+        valid: ``[B, M]`` bool, True for cached slots of the episode that is running at the start of the call.
+
+    Returns:
+        ``(query_segments [B, T], key_segments [B, M + T])``: a query may attend to a key only where the two
+        labels are equal. Steps before the first reset of the call are 0, and each reset starts a new label;
+        cached slots are 0 if valid, else -1 (never equal to a query's label).
+    """
+    query = jnp.cumsum(resets, axis=1, dtype=jnp.int32)
+    cached = jnp.where(valid, 0, -1).astype(jnp.int32)
+    return query, jnp.concatenate([cached, query], axis=1)
+
+
+@functools.partial(jax.jit, static_argnames="window")
+def window_attention(
+    q: jax.Array,
+    k: jax.Array,
+    v: jax.Array,
+    q_segments: jax.Array,
+    k_segments: jax.Array,
+    window: int,
+) -> jax.Array:
+    """Causal attention of each query to itself and the ``window`` steps before it, within its episode.
+
+    Keys are ``[cache; inputs]``: key ``window + t`` is the step of query ``t``. When ``T <= window`` this
+    is one dense ``[T, window + T]`` attention; for longer inputs the queries are cut into blocks of
+    ``window`` steps that each see ``2 * window`` keys, so the cost is ``O(T * window)``, not ``O(T^2)``.
+
+    Args:
+        q: ``[B, T, H, Dh]`` queries (positions already encoded).
+        k, v: ``[B, window + T, H, Dh]``.
+        q_segments: ``[B, T]`` episode labels (see :func:`episode_segments`).
+        k_segments: ``[B, window + T]``.
+        window: how many past steps a query may see.
+
+    Returns:
+        ``[B, T, H, Dh]``.
+    """
+    batch, steps, heads, head_dim = q.shape
+    block = min(steps, window)
+    num_blocks = -(-steps // block)
+    pad = num_blocks * block - steps
+    if pad:
+        q = jnp.pad(q, ((0, 0), (0, pad), (0, 0), (0, 0)))
+        k = jnp.pad(k, ((0, 0), (0, pad), (0, 0), (0, 0)))
+        v = jnp.pad(v, ((0, 0), (0, pad), (0, 0), (0, 0)))
+        q_segments = jnp.pad(q_segments, ((0, 0), (0, pad)), constant_values=-2)
+        k_segments = jnp.pad(k_segments, ((0, 0), (0, pad)), constant_values=-2)
+    q = q.reshape(batch, num_blocks, block, heads, head_dim)
+    q_segments = q_segments.reshape(batch, num_blocks, block)
+    if num_blocks == 1:
+        k, v, k_segments = k[:, None], v[:, None], k_segments[:, None]
+    else:
+        index = jnp.arange(num_blocks)[:, None] * block + jnp.arange(window + block)[None, :]
+        k, v, k_segments = k[:, index], v[:, index], k_segments[:, index]
+    # Query i of a block is step window + i of its keys; it sees keys i .. window + i.
+    i = jnp.arange(block)[:, None]
+    j = jnp.arange(window + block)[None, :]
+    band = (j >= i) & (j <= i + window)
+    mask = band & (q_segments[..., :, None] == k_segments[..., None, :])  # [B, n, block, keys]
+    logits = jnp.einsum("bnqhd,bnkhd->bnhqk", q, k, preferred_element_type=jnp.float32)
+    weights = masked_softmax(logits * head_dim**-0.5, mask[:, :, None])
+    out = jnp.einsum("bnhqk,bnkhd->bnqhd", weights.astype(v.dtype), v)
+    return out.reshape(batch, num_blocks * block, heads, head_dim)[:, :steps]
+
+
+def head_projection(x: jax.Array, num_heads: int, dtype: Any, name: str) -> jax.Array:
+    """Project ``x`` ``[..., D]`` to ``num_heads`` heads: ``[..., H, D / H]`` (used inside compact modules)."""
+    features = x.shape[-1]
+    return nn.DenseGeneral(features=(num_heads, features // num_heads), dtype=dtype, name=name)(x)
+
+
+def merge_heads(x: jax.Array, features: int, dtype: Any, name: str) -> jax.Array:
+    """Project ``[..., H, Dh]`` back to ``[..., features]`` (used inside compact modules)."""
+    return nn.DenseGeneral(features=features, axis=(-2, -1), dtype=dtype, name=name)(x)
+
+
+class WindowSelfAttention(nn.Module):
+    """Multi-head rotary self-attention over a cached window: see :func:`window_attention`.
+
+    Call with ``stream`` ``[B, window + T, D]``, the normalised ``[cache; inputs]``; returns ``[B, T, D]``.
+    """
+
+    num_heads: int
+    window: int
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, stream: jax.Array, q_segments: jax.Array, k_segments: jax.Array) -> jax.Array:
+        features = stream.shape[-1]
+        positions = jnp.arange(stream.shape[1])
+        q = head_projection(stream[:, self.window :], self.num_heads, self.dtype, "query")
+        k = head_projection(stream, self.num_heads, self.dtype, "key")
+        v = head_projection(stream, self.num_heads, self.dtype, "value")
+        q = rotary(q, positions[self.window :])
+        k = rotary(k, positions)
+        out = window_attention(q, k, v, q_segments, k_segments, self.window)
+        return merge_heads(out, features, self.dtype, "out")
+
+
+class Residual(nn.Module):
+    """``x + y``, or with ``gated`` the GRU-type gate of GTrXL (Parisotto et al. 2020).
+
+    The gate is ``(1 - z) * x + z * h`` with ``z = sigmoid(W_z y + U_z x - b)``; ``b`` starts at
+    ``gate_bias`` (2), so ``z`` is about 0.12 and a new block starts close to the identity map.
+    """
+
+    gated: bool = False
+    gate_bias: float = 2.0
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, y: jax.Array) -> jax.Array:
+        if not self.gated:
+            return x + y
+        features = x.shape[-1]
+        dense = lambda n, name: nn.Dense(n, use_bias=False, dtype=self.dtype, name=name)  # noqa: E731
+        y = nn.relu(y)
+        y_r, y_z, y_h = jnp.split(dense(3 * features, "from_update")(y).astype(jnp.float32), 3, axis=-1)
+        x_r, x_z = jnp.split(dense(2 * features, "from_stream")(x).astype(jnp.float32), 2, axis=-1)
+        bias = self.param("gate_bias", nn.initializers.constant(self.gate_bias), (features,))
+        r = jax.nn.sigmoid(y_r + x_r)
+        z = jax.nn.sigmoid(y_z + x_z - bias)
+        h = jnp.tanh(y_h + dense(features, "from_reset")(r * x).astype(jnp.float32))
+        return (1.0 - z) * x + z * h
+
+
+class FeedForward(nn.Module):
+    """Position-wise MLP ``D -> ratio * D -> D`` with GELU."""
+
+    ratio: int = 4
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        features = x.shape[-1]
+        h = nn.gelu(nn.Dense(self.ratio * features, dtype=self.dtype, name="hidden")(x))
+        return nn.Dense(features, dtype=self.dtype, name="out")(h)
+
+
+def check_heads(module: nn.Module, rotary_heads: bool = True) -> None:
+    """Raise a clear ValueError when ``module.features`` cannot be split into ``module.num_heads`` heads
+    (of even size where ``rotary_heads``: rotary positions rotate pairs of dimensions)."""
+    name, features, heads = type(module).__name__, module.features, module.num_heads
+    if heads < 1:
+        raise ValueError(f"{name}: num_heads must be >= 1, got {heads}")
+    if features % heads:
+        raise ValueError(f"{name}: features ({features}) must be divisible by num_heads ({heads})")
+    if rotary_heads and (features // heads) % 2:
+        raise ValueError(f"{name}: the head size features / num_heads = {features // heads} must be even")

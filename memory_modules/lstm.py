@@ -1,0 +1,65 @@
+"""Long short-term memory with in-scan episode resets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from mnemax.memory_modules.base import MemoryModule, check_sequence_inputs
+from mnemax.memory_modules.scan import scan_with_resets
+
+
+def _forget_bias_init(features: int, forget_bias: float):
+    """Zeros, except ``forget_bias`` on the forget-gate block of an ``[i, f, g, o]`` bias."""
+
+    def init(key, shape, dtype=jnp.float32):
+        del key
+        return jnp.zeros(shape, dtype).at[features : 2 * features].set(forget_bias)
+
+    return init
+
+
+class LSTM(MemoryModule):
+    """An LSTM (Hochreiter & Schmidhuber 1997, gates ``[i, f, g, o]``) scanned over time.
+
+    As in :class:`~mnemax.memory_modules.GRU`, the input projections of all ``T`` steps are one matrix
+    product before the scan; the scan does the ``[B, F] x [F, 4F]`` recurrent product. The forget gate
+    starts biased open (``forget_bias``) so gradients survive long sequences early in training.
+
+    Attributes:
+        features: hidden size ``F``; outputs are ``h``, ``[T, B, F]``; the carry is ``(c, h)``, each ``[B, F]``.
+        forget_bias: initial bias of the forget gate.
+        dtype: dtype of the matrix products; the carry stays f32.
+    """
+
+    features: int
+    forget_bias: float = 1.0
+    dtype: Any = jnp.float32
+
+    @nn.nowrap
+    def initialize_carry(self, batch_size: int) -> tuple[jax.Array, jax.Array]:
+        zeros = jnp.zeros((batch_size, self.features), jnp.float32)
+        return zeros, zeros
+
+    @nn.compact
+    def __call__(self, carry, inputs: jax.Array, resets: jax.Array):
+        check_sequence_inputs(inputs, resets)
+        f = self.features
+        input_gates = nn.Dense(4 * f, use_bias=False, dtype=self.dtype, name="input")(inputs)
+        w_h = self.param("hidden_kernel", nn.initializers.orthogonal(), (f, 4 * f))
+        b = self.param("bias", _forget_bias_init(f, self.forget_bias), (4 * f,))
+        w_h = w_h.astype(self.dtype)
+
+        def cell(state, x_gates):
+            c, h = state
+            gates = (x_gates + h.astype(self.dtype) @ w_h).astype(jnp.float32) + b
+            i, f_, g, o = jnp.split(gates, 4, axis=-1)
+            c = jax.nn.sigmoid(f_) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
+            h = jax.nn.sigmoid(o) * jnp.tanh(c)
+            return (c, h), h
+
+        carry, outputs = scan_with_resets(cell, carry, input_gates, resets)
+        return carry, outputs.astype(self.dtype)

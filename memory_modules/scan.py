@@ -1,0 +1,63 @@
+"""The two ways the recurrent modules run over time, both aware of episode resets.
+
+* :func:`scan_with_resets` -- a sequential ``lax.scan`` of a nonlinear cell (GRU, LSTM).
+* :func:`linear_recurrence` -- ``h_t = a_t * h_{t-1} + b_t`` evaluated in parallel with
+  ``lax.associative_scan`` (FFM, the chunk states of linear attention). Depth ``O(log T)``, work ``O(T)``.
+
+In both, a reset at step ``t`` drops the carried state *before* step ``t`` is processed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from mnemax.memory_modules.base import reset_carry
+
+Carry = Any
+
+
+def scan_with_resets(
+    cell: Callable[[Carry, Any], tuple[Carry, Any]], carry: Carry, xs: Any, resets: jax.Array
+) -> tuple[Carry, Any]:
+    """``lax.scan`` of ``cell(carry, x_t) -> (carry, y_t)`` over the leading axis of ``xs`` and ``resets``.
+
+    Where ``resets[t, b]`` is True the carry of batch element ``b`` is set to zeros before step ``t``.
+    Every leaf of ``carry`` must have the batch as its leading axis.
+    """
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, carry)
+
+    def step(c, inputs):
+        x, reset = inputs
+        return cell(reset_carry(reset, c, zeros), x)
+
+    return jax.lax.scan(step, carry, (xs, resets))
+
+
+@jax.jit
+def linear_recurrence(decay: jax.Array, update: jax.Array, initial: jax.Array, resets: jax.Array) -> jax.Array:
+    """All states of ``h_t = decay_t * h_{t-1} + update_t``, with ``h_{-1} = initial``, by an associative scan.
+
+    Args:
+        decay: ``[T, B, ...]``, broadcastable to ``update`` (e.g. ``[T, B, H, 1, 1]``); real or complex.
+        update: ``[T, B, ...]``.
+        initial: ``[B, ...]``, the state before step 0.
+        resets: ``[T, B]`` bool; where True the carried state is dropped (``decay_t = 0``).
+
+    Returns:
+        ``[T, B, ...]``: ``h_t`` for every step; ``h[-1]`` is the state to carry to the next call.
+    """
+    mask = resets.reshape(resets.shape + (1,) * (update.ndim - resets.ndim))
+    decay = jnp.where(mask, jnp.zeros((), decay.dtype), decay)
+    # Folding the initial state into the first update makes the scan start from zero.
+    update = update.at[0].add(decay[0] * initial)
+
+    def combine(earlier, later):
+        a1, b1 = earlier
+        a2, b2 = later
+        return a1 * a2, a2 * b1 + b2
+
+    _, states = jax.lax.associative_scan(combine, (decay, update), axis=0)
+    return states
