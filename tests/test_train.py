@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mnemax import memory_modules
 from mnemax.train import PPO, PPOConfig, train
 from mnemax.train.cli import eval_main, train_main
 
@@ -55,11 +56,20 @@ def test_minibatches_partition_the_sequences_and_keep_carries_aligned(tmp_path):
     assert not np.array_equal(other, starts)
 
 
-@pytest.mark.parametrize("memory,bptt", [("gru", 4), ("gru", 0), ("none", 0)])
+SMALL_MEMORIES = {
+    "trxl": {"num_layers": 1, "memory_length": 4, "num_heads": 2},
+    "hcam": {"num_layers": 1, "chunk_size": 3, "memory_chunks": 4, "top_k": 2, "num_heads": 2},
+    "linear_attention": {"chunk_size": 4},
+}
+
+
+@pytest.mark.parametrize(
+    "memory,bptt", [("gru", 4), ("gru", 0), ("none", 0)] + [(m, 8) for m in memory_modules.names() if m != "gru"]
+)
 def test_update_replays_the_rollout_exactly(tmp_path, memory, bptt):
     """Re-running the agent over the stored windows from the stored carries reproduces the
     log-probabilities and values seen while acting (so the first PPO ratio is exactly 1)."""
-    config = tiny(tmp_path, memory=memory, bptt_length=bptt, num_steps=16)
+    config = tiny(tmp_path, memory=memory, bptt_length=bptt, num_steps=16, memory_config=SMALL_MEMORIES.get(memory, {}))
     ppo = PPO(config)
     runner = ppo.init(jax.random.PRNGKey(0))
     # Advance once so that episodes end inside the windows.
