@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -57,8 +58,8 @@ class RunLogger:
             csv.DictWriter(f, self._fields).writerows(rows)
         step = int(rows[0]["step"])
         for key in self._fields:
-            if key not in ("step", "seed"):
-                values = [row[key] for row in rows]
+            values = [row[key] for row in rows if math.isfinite(row[key])]  # no episode ended: NaN
+            if key not in ("step", "seed") and values:
                 self.tensorboard.add_scalar(key, sum(values) / len(values), step)
         self.tensorboard.add_scalar("steps_per_second", steps_per_second, step)
         if self.progress is not None:
