@@ -1,5 +1,6 @@
 """API tests that every registered environment must pass (parametrized from the registry)."""
 
+import functools
 import subprocess
 import sys
 
@@ -18,6 +19,13 @@ NUM_ENVS, NUM_STEPS = 16, 96
 
 
 def _random_rollout(env_id, seed, num_envs=NUM_ENVS, num_steps=NUM_STEPS):
+    env, params, run = _compiled_rollout(env_id, num_envs, num_steps)
+    return env, params, run(jax.random.key(seed))
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_rollout(env_id, num_envs, num_steps):
+    """The jitted rollout of ``env_id`` (compiled once, shared by the tests that roll it out)."""
     env, params = mnemax.envs.make(env_id)
     vec = wrappers.Vmap(env, num_envs)
     action_space = env.action_space(params)
@@ -36,7 +44,7 @@ def _random_rollout(env_id, seed, num_envs=NUM_ENVS, num_steps=NUM_STEPS):
         _, trajectory = jax.lax.scan(body, (obs, state), jax.random.split(key, num_steps))
         return trajectory
 
-    return env, params, jax.jit(run)(jax.random.key(seed))
+    return env, params, jax.jit(run)
 
 
 @pytest.mark.parametrize("env_id", IDS)

@@ -247,6 +247,7 @@ def test_searing_spotlights_hits_cost_health_and_death_ends_the_episode():
     env_id = "SearingSpotlights-v0"
     env, params, state = _reset(env_id, seed=0)
     # Park one spotlight on the agent: a path whose three points all lie at the agent.
+    state = state.replace(position=jnp.array([42.0, 42.0]))
     here = jnp.broadcast_to(state.position, (3, 2))
     state = state.replace(
         spot_active=state.spot_active.at[0].set(True),

@@ -365,12 +365,14 @@ class MortarMayhem(common.MovementTask):
         return common.image_space()
 
     def render(self, state, params):
-        # Lookups are small matrix products (one-hot rows times constant tables), which vmap turns
-        # into GEMMs rather than per-pixel gathers; colours are selected, never blended, in uint8.
+        # Every lookup is elementwise against constant maps or a small matrix product (the glyph
+        # table), which vmap turns into a GEMM rather than per-pixel gathers; colours are selected,
+        # never blended, in uint8.
         n = common.SCREEN
-        safe, lethal_look, tiles = arena_images(self.arena_origin(params), params.arena_size)
-        lethal = self.lethal_tiles(state, params).astype(jnp.float32) @ tiles  # [n * n]
-        image = jnp.where(lethal.reshape(n, n, 1) > 0.5, lethal_look, safe)
+        safe, lethal_look, index = arena_images(self.arena_origin(params), params.arena_size)
+        target = state.target[0] * params.arena_size + state.target[1]
+        lethal = (index >= 0) & (index != target) & state.tiles_on & jnp.asarray(params.visual_feedback)
+        image = jnp.where(lethal[..., None], lethal_look, safe)
         x, y = self.agent_pixel(state.position, params)
         image = common.fill_agent(image, x, y, state.heading, common.agent_radius(params.agent_scale))
         glyphs = command_glyphs().reshape(NUM_COMMANDS + 1, n * n).astype(np.float32)
@@ -380,14 +382,14 @@ class MortarMayhem(common.MovementTask):
 
 @functools.lru_cache(maxsize=None)
 def arena_images(origin: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Constants of the arena: the frame with every tile safe (blue), the frame with every tile lethal
-    (red), both uint8 [84, 84, 3], and float32 [size * size, 84 * 84] marking each tile's pixels."""
+    """Constants of the arena: the frame with every tile safe (blue) and the frame with every tile
+    lethal (red), both uint8 [84, 84, 3], and the tile index ``x * size + y`` under each pixel (-1 off
+    the board)."""
     index, border = common.tile_index_map(origin, TILE_PX, size)
     on_board = (index >= 0)[..., None]
     safe = np.where(on_board, np.where(border[..., None], _BLUE_EDGE, _BLUE), 0)
     lethal = np.where(on_board, np.where(border[..., None], _RED_EDGE, _RED), 0)
-    tiles = (index.reshape(1, -1) == np.arange(size * size)[:, None]).astype(np.float32)
-    return safe.astype(np.uint8), lethal.astype(np.uint8), tiles
+    return safe.astype(np.uint8), lethal.astype(np.uint8), index
 
 
 @functools.lru_cache(maxsize=None)

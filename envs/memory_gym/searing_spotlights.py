@@ -456,10 +456,12 @@ class SearingSpotlights(Environment[SearingSpotlightsState, SearingSpotlightsPar
         image = jnp.where(jnp.asarray(params.black_background), 0.0, image)
 
         # Coins, exit and agent, each under or above the darkness.
-        coin_masks = rendering.circle_mask(
-            N, N, jnp.floor(state.coins[:, 1, None, None]) + 0.5, jnp.floor(state.coins[:, 0, None, None]) + 0.5, self.coin_radius(params)
-        )
-        coin_mask = jnp.any(coin_masks & state.coin_active[:, None, None], axis=0)
+        # Shapes are OR-ed one at a time (the slots are few): no [slots, H, W] intermediate, which
+        # would cost gigabytes at large batch sizes.
+        coin_mask = jnp.zeros((N, N), bool)
+        for i in range(state.coins.shape[0]):
+            cy, cx = jnp.floor(state.coins[i, 1]) + 0.5, jnp.floor(state.coins[i, 0]) + 0.5
+            coin_mask = coin_mask | (rendering.circle_mask(N, N, cy, cx, self.coin_radius(params)) & state.coin_active[i])
         coins_above = self.coins_above_darkness(state, params)
         exit_mask, exit_edge = _exit_masks(state.exit, self.exit_radius(params))
         exit_color = jnp.where(~state.coin_active.any(), _EXIT_OPEN, _EXIT_CLOSED)
@@ -478,14 +480,15 @@ class SearingSpotlights(Environment[SearingSpotlightsState, SearingSpotlightsPar
 
         image = entities(image, False)
         # Darkness everywhere but inside the spotlights.
-        spot_y = jnp.floor(state.spot_position[:, 1, None, None]) + 0.5
-        spot_x = jnp.floor(state.spot_position[:, 0, None, None]) + 0.5
-        d2 = (ys[None] - spot_y) ** 2 + (xs[None] - spot_x) ** 2
-        r2 = (state.spot_radius**2)[:, None, None]
-        lit = jnp.any(state.spot_drawn[:, None, None] & (d2 <= r2), axis=0)
+        lit = rims = jnp.zeros((N, N), bool)
+        for i in range(state.spot_position.shape[0]):
+            cy, cx = jnp.floor(state.spot_position[i, 1]) + 0.5, jnp.floor(state.spot_position[i, 0]) + 0.5
+            d2 = (ys - cy) ** 2 + (xs - cx) ** 2
+            inside = state.spot_drawn[i] & (d2 <= state.spot_radius[i] ** 2)
+            lit = lit | inside
+            rims = rims | (inside & (d2 > (state.spot_radius[i] - 1.0) ** 2))
         darkness = self.light(state.time, params) / 255.0
         image = rendering.paint(image, ~lit, (0.0, 0.0, 0.0), darkness)
-        rims = jnp.any(state.spot_drawn[:, None, None] & (d2 <= r2) & (d2 > (state.spot_radius - 1.0)[:, None, None] ** 2), axis=0)
         image = rendering.paint(image, rims & jnp.asarray(params.black_background), (1.0, 1.0, 1.0), darkness)
         image = entities(image, True)
         return rendering.to_uint8(self._top_bar(image, state, params))
