@@ -165,7 +165,7 @@ def main(argv=None):
         rows = []
         for batch in order:
             spent = time.perf_counter() - start
-            cost = max((row["compile_seconds"] for row in rows), default=0.0) + min_time * 3
+            cost = (rows[-1]["compile_seconds"] if rows else 0.0) + min_time * 3  # the next one costs about as much
             if batch not in (batches[0], batches[-1]) and spent + cost > share:
                 print(f"{env_id}: over its time share, batch {batch} skipped", flush=True)
                 continue
@@ -214,7 +214,7 @@ def markdown(meta: dict, results: dict, tasks) -> str:
         "",
         f"- device: {meta['device']} ({meta['platform']}, {meta['device_count']} device(s)); host CPUs: {meta['cpu_count']}",
         f"- date: {meta['date']}",
-        f"- versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
         f"- command: `{meta['command']}`",
         f"- ours: one jitted `lax.scan` of {meta['scan_steps']} steps over `vmap(step)` (auto-reset), random actions, "
         "observations kept in the scan carry; reference: memory-gym (pygame) on one CPU core, random actions, "
