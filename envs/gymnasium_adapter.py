@@ -8,6 +8,7 @@ vmapped call (no Python loop over environments) and auto-resets in the same step
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import gymnasium
@@ -35,6 +36,23 @@ def _seed_key(np_random: np.random.Generator) -> jax.Array:
     return jax.random.key(int(np_random.integers(0, 2**32 - 1, dtype=np.uint64)))
 
 
+def _single_functions(env_id: str, params: dict):
+    """``(env, params, reset_env, step_env, render)``, jitted; shared by every adapter of the same id and
+    parameters, so making an environment again does not compile again."""
+    try:
+        return _cached_single_functions(env_id, tuple(sorted(params.items())))
+    except TypeError:  # unhashable parameter values (e.g. lists): build without the cache
+        return _build_single_functions(env_id, tuple(params.items()))
+
+
+def _build_single_functions(env_id: str, params: tuple):
+    env, env_params = make(env_id, **dict(params))
+    return env, env_params, jax.jit(env.reset_env), jax.jit(env.step_env), jax.jit(env.render)
+
+
+_cached_single_functions = functools.lru_cache(maxsize=64)(_build_single_functions)
+
+
 class GymnasiumEnv(gymnasium.Env):
     """One mnemax environment as a ``gymnasium.Env``.
 
@@ -50,13 +68,10 @@ class GymnasiumEnv(gymnasium.Env):
     def __init__(self, env_id: str, render_mode: str | None = None, **params):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        self.env, self.params = make(env_id, **params)
+        self.env, self.params, self._reset, self._step, self._render = _single_functions(env_id, params)
         self.render_mode = render_mode
         self.observation_space = self.env.observation_space(self.params).to_gymnasium()
         self.action_space = self.env.action_space(self.params).to_gymnasium()
-        self._reset = jax.jit(self.env.reset_env)
-        self._step = jax.jit(self.env.step_env)
-        self._render = jax.jit(self.env.render)
         self._key = None
         self._state = None
         self._window = None

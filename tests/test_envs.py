@@ -18,33 +18,63 @@ IDS = mnemax.envs.registered_ids()
 NUM_ENVS, NUM_STEPS = 16, 96
 
 
-def _random_rollout(env_id, seed, num_envs=NUM_ENVS, num_steps=NUM_STEPS):
-    env, params, run = _compiled_rollout(env_id, num_envs, num_steps)
-    return env, params, run(jax.random.key(seed))
-
-
 @functools.lru_cache(maxsize=None)
-def _compiled_rollout(env_id, num_envs, num_steps):
-    """The jitted rollout of ``env_id`` (compiled once, shared by the tests that roll it out)."""
+def _probe(env_id):
+    """One jitted function per id that rolls out ``NUM_ENVS`` copies for ``NUM_STEPS`` random steps and
+    records everything the tests below check, so each id compiles once.
+
+    At every step it applies the auto-resetting ``step`` (inside ``EpisodeStatistics``) and, from the same
+    state and key, the plain ``step_env``, and it observes the returned state again; at the end it renders
+    the final states.
+    """
     env, params = mnemax.envs.make(env_id)
-    vec = wrappers.Vmap(env, num_envs)
+    stats = wrappers.EpisodeStatistics(env)
     action_space = env.action_space(params)
+    batched = lambda f: jax.vmap(f, in_axes=(0, 0, 0, None))  # noqa: E731
 
     def run(key):
         key, reset_key = jax.random.split(key)
-        obs, state = vec.reset(reset_key, params)
+        obs, state = jax.vmap(stats.reset, in_axes=(0, None))(jax.random.split(reset_key, NUM_ENVS), params)
 
         def body(carry, key):
             obs, state = carry
             act_key, step_key = jax.random.split(key)
-            action = jax.vmap(action_space.sample)(jax.random.split(act_key, num_envs))
-            next_obs, state, reward, terminated, truncated, info = vec.step(step_key, state, action, params)
-            return (next_obs, state), (obs, action, reward, terminated, truncated, info["success"])
+            action = jax.vmap(action_space.sample)(jax.random.split(act_key, NUM_ENVS))
+            keys = jax.random.split(step_key, NUM_ENVS)
+            next_obs, next_state, reward, terminated, truncated, info = batched(stats.step)(keys, state, action, params)
+            plain_obs, _, plain_reward, plain_terminated, plain_truncated, _ = batched(env.step_env)(
+                keys, state.env_state, action, params
+            )
+            record = {
+                "obs": obs,
+                "action": action,
+                "reward": reward,
+                "terminated": terminated,
+                "truncated": truncated,
+                "success": info["success"],
+                "final_obs": info["final_obs"],
+                "next_obs": next_obs,
+                "next_time": next_state.env_state.time,
+                "observed_next": jax.vmap(env.observe, in_axes=(0, None))(next_state.env_state, params),
+                "plain_obs": plain_obs,
+                "plain_reward": plain_reward,
+                "plain_terminated": plain_terminated,
+                "plain_truncated": plain_truncated,
+                "episode_return": info["returned_episode_return"],
+                "episode_length": info["returned_episode_length"],
+                "episode_done": info["returned_episode"],
+            }
+            return (next_obs, next_state), record
 
-        _, trajectory = jax.lax.scan(body, (obs, state), jax.random.split(key, num_steps))
-        return trajectory
+        (_, state), trajectory = jax.lax.scan(body, (obs, state), jax.random.split(key, NUM_STEPS))
+        frames = jax.vmap(env.render, in_axes=(0, None))(state.env_state, params)
+        return trajectory, frames
 
     return env, params, jax.jit(run)
+
+
+def _equal(a, b):
+    jax.tree_util.tree_map(np.testing.assert_array_equal, a, b)
 
 
 @pytest.mark.parametrize("env_id", IDS)
@@ -57,84 +87,51 @@ def test_check_env(env_id):
 
 
 @pytest.mark.parametrize("env_id", IDS)
-def test_same_key_same_trajectory(env_id):
-    _, _, first = _random_rollout(env_id, seed=3)
-    _, _, again = _random_rollout(env_id, seed=3)
-    _, _, other = _random_rollout(env_id, seed=4)
-    jax.tree_util.tree_map(np.testing.assert_array_equal, first, again)
-    assert not np.array_equal(first[1], other[1])
+def test_dynamics(env_id):
+    """Determinism, observations in the space, auto-reset, episode statistics and rendering."""
+    env, params, run = _probe(env_id)
+    t, frames = jax.device_get(run(jax.random.key(3)))
+    again, _ = jax.device_get(run(jax.random.key(3)))
+    other, _ = jax.device_get(run(jax.random.key(4)))
 
+    # The same key gives the same trajectory; another key another one.
+    _equal(t, again)
+    assert not np.array_equal(t["action"], other["action"])
 
-@pytest.mark.parametrize("env_id", IDS)
-def test_observations_in_space_and_rewards_finite(env_id):
-    env, params, (obs, _, reward, terminated, truncated, success) = _random_rollout(env_id, seed=0)
+    # Observations stay in the observation space; rewards are finite; flags are consistent.
     space = env.observation_space(params)
-    flat = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:]), obs)
+    flat = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:]), t["obs"])
     assert bool(jnp.all(jax.vmap(space.contains)(flat)))
-    assert bool(jnp.all(jnp.isfinite(reward)))
-    assert not bool(jnp.any(terminated & truncated))
-    assert not bool(jnp.any(success & ~(terminated | truncated))), "success is reported only when episodes end"
+    assert np.all(np.isfinite(t["reward"]))
+    assert not np.any(t["terminated"] & t["truncated"])
+    done = t["terminated"] | t["truncated"]
+    assert not np.any(t["success"] & ~done), "success is reported only when episodes end"
 
+    # Auto-reset: `step` agrees with `step_env` from the same state and key; the final observation is
+    # in info; where an episode ended the returned state is a fresh episode consistent with its
+    # observation, elsewhere the observation is step_env's.
+    _equal(t["reward"], t["plain_reward"])
+    _equal(t["terminated"], t["plain_terminated"])
+    _equal(t["truncated"], t["plain_truncated"])
+    _equal(t["final_obs"], t["plain_obs"])
+    _equal(t["next_obs"], t["observed_next"])
+    assert np.all(t["next_time"][done] == 0)
+    keep = lambda x: x[~done]  # noqa: E731
+    _equal(jax.tree_util.tree_map(keep, t["next_obs"]), jax.tree_util.tree_map(keep, t["plain_obs"]))
 
-@pytest.mark.parametrize("env_id", IDS)
-def test_auto_reset(env_id):
-    """`step` equals `step_env` until an episode ends; then the final observation moves to info and
-    the returned state is a fresh episode (time 0, observation consistent with the state)."""
-    env, params = mnemax.envs.make(env_id)
-    action_space = env.action_space(params)
-    key = jax.random.key(0)
-    obs, state = env.reset(key, params)
-    step, step_env = jax.jit(env.step), jax.jit(env.step_env)
-    observe = jax.jit(env.observe)
-    ended = 0
-    for t in range(400):
-        key, act_key, step_key = jax.random.split(key, 3)
-        action = action_space.sample(act_key)
-        obs_auto, state_auto, reward, term, trunc, info = step(step_key, state, action, params)
-        obs_plain, state_plain, reward_plain, term_plain, trunc_plain, _ = step_env(step_key, state, action, params)
-        assert float(reward) == float(reward_plain) and bool(term) == bool(term_plain) and bool(trunc) == bool(trunc_plain)
-        jax.tree_util.tree_map(np.testing.assert_array_equal, info["final_obs"], obs_plain)
-        if bool(term | trunc):
-            ended += 1
-            assert int(state_auto.time) == 0
-            jax.tree_util.tree_map(np.testing.assert_array_equal, obs_auto, observe(state_auto, params))
-        else:
-            jax.tree_util.tree_map(np.testing.assert_array_equal, obs_auto, obs_plain)
-        state = state_auto
-        if ended >= 3:
-            break
+    # Episode statistics: returns and lengths of every episode that ended, summed by hand.
+    _equal(t["episode_done"], done)
+    for copy in range(NUM_ENVS):
+        start = 0
+        for end in np.flatnonzero(done[:, copy]):
+            np.testing.assert_allclose(
+                t["episode_return"][end, copy], t["reward"][start : end + 1, copy].sum(), rtol=1e-5, atol=1e-5
+            )
+            assert t["episode_length"][end, copy] == end + 1 - start
+            start = end + 1
 
-
-@pytest.mark.parametrize("env_id", IDS)
-def test_episode_statistics(env_id):
-    env, params = mnemax.envs.make(env_id)
-    stats = wrappers.EpisodeStatistics(env)
-    action_space = env.action_space(params)
-
-    def body(carry, key):
-        state = carry
-        act_key, step_key = jax.random.split(key)
-        _, state, reward, term, trunc, info = stats.step(step_key, state, action_space.sample(act_key), params)
-        return state, (reward, term | trunc, info)
-
-    _, state = stats.reset(jax.random.key(0), params)
-    _, (reward, done, info) = jax.jit(lambda s: jax.lax.scan(body, s, jax.random.split(jax.random.key(1), 300)))(state)
-    np.testing.assert_array_equal(info["returned_episode"], done)
-    ends = np.flatnonzero(np.asarray(done))
-    start = 0
-    for end in ends:
-        np.testing.assert_allclose(info["returned_episode_return"][end], np.sum(reward[start : end + 1]), rtol=1e-5, atol=1e-5)
-        assert int(info["returned_episode_length"][end]) == end + 1 - start
-        start = end + 1
-
-
-@pytest.mark.parametrize("env_id", IDS)
-def test_render_is_jittable_and_vmappable(env_id):
-    env, params = mnemax.envs.make(env_id)
-    keys = jax.random.split(jax.random.key(0), 3)
-    _, states = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
-    frames = jax.jit(jax.vmap(env.render, in_axes=(0, None)))(states, params)
-    assert frames.dtype == jnp.uint8 and frames.ndim == 4 and frames.shape[-1] == 3
+    # Rendering is jit- and vmap-able and gives RGB frames.
+    assert frames.dtype == np.uint8 and frames.ndim == 4 and frames.shape[0] == NUM_ENVS and frames.shape[-1] == 3
 
 
 def test_unknown_id_lists_close_matches():
