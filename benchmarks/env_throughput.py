@@ -28,7 +28,8 @@ with the reason; a batch size that runs out of device memory as ``"oom"`` (large
 any other failure as ``"error"``.
 
 Writes ``benchmarks/results/env_throughput_<device-label>.json`` and ``.md``; ``--update`` merges into
-existing files, so environments added later can be measured alone.
+existing files (what a run skips keeps an earlier measurement), so environments added later can be
+measured alone.
 """
 
 from __future__ import annotations
@@ -192,6 +193,16 @@ def spread(batches: list[int], count: int) -> list[int]:
     return [batches[i] for i in sorted({round(i * (len(batches) - 1) / (count - 1)) for i in range(count)})]
 
 
+def choose(batches: list[int], count: int, measured=()) -> list[int]:
+    """``count`` of ``batches``: those not ``measured`` yet first, each group evenly spread."""
+    if count >= len(batches):
+        return list(batches)
+    todo = [b for b in batches if b not in measured]
+    picked = spread(todo, count) if todo else []
+    rest = [b for b in batches if b not in picked]
+    return sorted(picked + (spread(rest, count - len(picked)) if count > len(picked) else []))
+
+
 class Budget:
     """Shares the time budget among environments and learns what a measurement costs.
 
@@ -213,15 +224,16 @@ class Budget:
     def share(self) -> float:
         return self.left() / max(1, self.envs_left)
 
-    def plan(self, batches: list[int], gym: bool) -> tuple[list[int], bool]:
+    def plan(self, batches: list[int], gym: bool, measured=()) -> tuple[list[int], bool]:
         """The batch sizes to measure and whether to run the gymnasium loop, within one share: the
-        gymnasium loop goes first when time is short, then batch sizes down to the largest alone."""
+        gymnasium loop goes first when time is short, then batch sizes down to the largest alone.
+        Batch sizes not in ``measured`` (by an earlier run) are chosen first."""
         if self.per_batch is None:
             return list(batches), gym
         share = self.share()
         if gym and share >= self.per_gym + 2 * self.per_batch:
-            return spread(batches, int((share - self.per_gym) / self.per_batch)), True
-        return spread(batches, max(1, int(share / self.per_batch))), False
+            return choose(batches, int((share - self.per_gym) / self.per_batch), measured), True
+        return choose(batches, max(1, int(share / self.per_batch)), measured), False
 
     def record(self, measured: int, vectorized_seconds: float, gym_seconds: float) -> None:
         self.envs_left -= 1
@@ -231,11 +243,12 @@ class Budget:
         self.per_gym = gym_seconds if not self.per_gym else 0.5 * (self.per_gym + gym_seconds)
 
 
-def benchmark_env(env_id: str, batches: list[int], args, budget: Budget) -> dict:
-    """Every measurement of one environment, within its share of the time budget."""
+def benchmark_env(env_id: str, batches: list[int], args, budget: Budget, measured=()) -> dict:
+    """Every measurement of one environment, within its share of the time budget; batch sizes in
+    ``measured`` (by an earlier run, with ``--update``) come last when not all fit."""
     start = time.perf_counter()
     share = budget.share()
-    planned, gym = budget.plan(batches, args.gym_steps > 0)
+    planned, gym = budget.plan(batches, args.gym_steps > 0, measured)
     result = {"vectorized": {}, "gymnasium": None}
     env, params = mnemax.envs.make(env_id)
     call_seconds = min(args.call_seconds, max(0.02, share / (6 * TIMED_CALLS * len(planned))))
@@ -340,6 +353,18 @@ def _jaxlib_version() -> str | None:
         return None
 
 
+def merge(old: dict | None, new: dict) -> dict:
+    """``new``, except that what it skipped keeps an earlier measurement (for ``--update``)."""
+    if old is None:
+        return new
+
+    def keep(before, now):
+        return before if before and now and now["status"] == "skipped" else now
+
+    vectorized = {**old["vectorized"], **{b: keep(old["vectorized"].get(b), e) for b, e in new["vectorized"].items()}}
+    return {**new, "vectorized": vectorized, "gymnasium": keep(old.get("gymnasium"), new["gymnasium"])}
+
+
 def markdown(report: dict) -> str:
     """The results as a markdown table: one row per environment, one column per batch size."""
     runs = report["runs"]
@@ -365,6 +390,13 @@ def markdown(report: dict) -> str:
         ok = {int(b): e["steps_per_second"] for b, e in result["vectorized"].items() if e["status"] == "ok"}
         peak = f"{describe({'status': 'ok', 'steps_per_second': max(ok.values())})} (B={max(ok, key=ok.get)})" if ok else ""
         lines.append(f"| {env_id.split('/')[-1]} | " + " | ".join(cells) + f" | {describe(result['gymnasium'])} | {peak} |")
+    def peak_load(run):
+        return max((v for v in (run.get("load_average") or {}).values() if v is not None), default=0.0)
+
+    busy = [run for run in runs if peak_load(run) > run["host_cpus"]]
+    if busy and last["platform"] == "cpu":
+        lines += ["", f"The load average exceeded the {last['host_cpus']} CPUs during {len(busy)} of the runs below: other "
+                  "processes shared the CPUs, so these CPU figures are low and noisy."]
     lines += ["", "Runs:", ""]
     for run in runs:
         load = run.get("load_average") or {}
@@ -409,6 +441,10 @@ def main(argv=None) -> dict:
     meta = run_metadata(args, label, envs, batches)
     print(f"{len(envs)} environment(s) on {meta['device_kind']} ({meta['platform']}), B = {batches}, budget {args.max_seconds:.0f}s", flush=True)
 
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"env_throughput_{label}.json"
+    report = json.loads(path.read_text()) if args.update and path.exists() else {"runs": [], "results": {}}
+
     start = time.perf_counter()
     budget = Budget(args.max_seconds, len(envs))
     results = {}
@@ -421,7 +457,9 @@ def main(argv=None) -> dict:
             print("  skipped: time budget", flush=True)
             continue
         try:
-            results[env_id] = benchmark_env(env_id, batches, args, budget)
+            earlier = report["results"].get(env_id, {}).get("vectorized", {})
+            measured = {int(b) for b, entry in earlier.items() if entry["status"] == "ok"}
+            results[env_id] = benchmark_env(env_id, batches, args, budget, measured)
         except Exception as error:  # noqa: BLE001 - e.g. an environment that cannot be built
             print(f"  failed: {error!r}", flush=True)
             results[env_id] = {"vectorized": {str(b): {"status": "error", "error": repr(error)[:300]} for b in batches}, "gymnasium": None}
@@ -431,13 +469,9 @@ def main(argv=None) -> dict:
     meta["load_average"]["end"] = _load_average()
     meta["seconds"] = round(time.perf_counter() - start, 1)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"env_throughput_{label}.json"
-    report = {"runs": [], "results": {}}
-    if args.update and path.exists():
-        report = json.loads(path.read_text())
     report["runs"].append(meta)
-    report["results"].update(results)
+    for env_id, result in results.items():
+        report["results"][env_id] = merge(report["results"].get(env_id), result)
     path.write_text(json.dumps(report, indent=1) + "\n")
     path.with_suffix(".md").write_text(markdown(report))
     print(f"wrote {path} and {path.with_suffix('.md')}")
