@@ -181,6 +181,28 @@ def _gather_chunks(chunks: jax.Array, index: jax.Array) -> jax.Array:
     return jax.vmap(jax.vmap(take, in_axes=(0, 1), out_axes=1))(per_head, index)
 
 
+def select_chunks(q: jax.Array, summaries: jax.Array, visible: jax.Array, top_k: int) -> tuple[jax.Array, jax.Array]:
+    """The first stage of the HCAM read: which chunks each query and head reads, with what weight.
+
+    Args as for :func:`hierarchical_read`. Returns ``(index, weights)``, both ``[B, T, H, top_k]``: the
+    ``top_k`` chunks with the highest summary scores, and their softmax weights renormalised over those
+    of them that are visible (zero for invisible ones, all zero for a query with no visible chunk).
+    """
+    scores = jnp.einsum("bthd,bnhd->bthn", q, summaries, preferred_element_type=jnp.float32) * q.shape[-1] ** -0.5
+    visible = jnp.broadcast_to(visible[:, :, None, :], scores.shape)
+    scores = jnp.where(visible, scores, jnp.finfo(jnp.float32).min)
+    top_scores, index = jax.lax.top_k(scores, top_k)
+    return index, masked_softmax(top_scores, jnp.take_along_axis(visible, index, axis=-1))
+
+
+def chunk_attention(q: jax.Array, summaries: jax.Array, visible: jax.Array, top_k: int) -> jax.Array:
+    """``[B, T, H, N]`` f32: the weight each query and head puts on each of the ``N`` chunks in the read
+    of :func:`hierarchical_read` (the weights of :func:`select_chunks` scattered back over all chunks;
+    each row sums to 1 over the visible chunks, or is all zero where none is visible)."""
+    index, weights = select_chunks(q, summaries, visible, top_k)
+    return jnp.sum(weights[..., None] * jax.nn.one_hot(index, summaries.shape[1], dtype=weights.dtype), axis=-2)
+
+
 @functools.partial(jax.jit, static_argnames=("top_k", "block"))
 def hierarchical_read(
     q: jax.Array,
@@ -204,15 +226,10 @@ def hierarchical_read(
     Returns:
         ``[B, T, H, Dh]``; zeros for a query with no visible chunk.
     """
-    head_dim = q.shape[-1]
-    scale = head_dim**-0.5
+    scale = q.shape[-1] ** -0.5
 
     def read(q, visible):
-        scores = jnp.einsum("bthd,bnhd->bthn", q, summaries, preferred_element_type=jnp.float32) * scale
-        visible = jnp.broadcast_to(visible[:, :, None, :], scores.shape)
-        scores = jnp.where(visible, scores, jnp.finfo(jnp.float32).min)
-        top_scores, index = jax.lax.top_k(scores, top_k)  # [B, T, H, K]
-        chunk_weights = masked_softmax(top_scores, jnp.take_along_axis(visible, index, axis=-1))
+        index, chunk_weights = select_chunks(q, summaries, visible, top_k)
         k, v = _gather_chunks(keys, index), _gather_chunks(values, index)
         logits = jnp.einsum("bthd,bthkcd->bthkc", q, k, preferred_element_type=jnp.float32) * scale
         within = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
@@ -238,6 +255,11 @@ class HCAMAttention(nn.Module):
     :class:`ChunkMemory` (without the layer axis) and the call's :class:`ChunkLayout`. Returns
     ``([B, T, D], next ChunkMemory)``. Entries are written as keys/values once, when they are seen, so
     acting costs ``O(N + top_k * C)`` per query and layer.
+
+    Applied with ``mutable=["intermediates"]``, the layer also sows ``chunk_weights``
+    (:func:`chunk_attention`, ``[B, T, H, N + K]`` f32): the weight of each query and head on the
+    carried chunks (oldest first) followed by the ``K = ceil(T / C)`` slots of chunks completed during
+    the call. Outputs and memory are the same either way.
     """
 
     num_heads: int
@@ -264,6 +286,9 @@ class HCAMAttention(nn.Module):
         all_v = jnp.concatenate([memory.values.astype(self.dtype), new_v], axis=1)
         all_s = jnp.concatenate([memory.summaries, jnp.mean(new_k.astype(jnp.float32), axis=2)], axis=1)
         out = hierarchical_read(q, all_s.astype(self.dtype), all_k, all_v, layout.visible, self.top_k)
+        if self.is_mutable_collection("intermediates"):
+            weights = chunk_attention(q, all_s.astype(self.dtype), layout.visible, self.top_k)
+            self.sow("intermediates", "chunk_weights", weights)
 
         def keep(a):
             index = layout.keep_index.reshape(layout.keep_index.shape + (1,) * (a.ndim - 2))
