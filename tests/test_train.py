@@ -72,9 +72,9 @@ def test_update_replays_the_rollout_exactly(tmp_path, memory, bptt):
     config = tiny(tmp_path, memory=memory, bptt_length=bptt, num_steps=16, memory_config=SMALL_MEMORIES.get(memory, {}))
     ppo = PPO(config)
     runner = ppo.init(jax.random.PRNGKey(0))
-    # Advance once so that episodes end inside the windows.
-    runner, _ = jax.jit(ppo.update)(runner)
-    runner, carries, t = jax.jit(ppo.rollout)(runner)
+    rollout = jax.jit(ppo.rollout)
+    runner, _, _ = rollout(runner)  # start the windows mid-episode, with non-initial carries
+    runner, carries, t = rollout(runner)
     params = runner.train_state.params
     replay = jax.vmap(lambda carry, obs, reset: ppo.network.apply(params, carry, obs, reset), in_axes=(0, 0, 0))
     _, logits, values = replay(carries, t.obs, t.reset)
