@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The GPU measurements behind the committed results, in three parts of under ten minutes each, for one
+# NVIDIA GPU on a machine without internet (fill .whl/ first with benchmarks/fetch_gpu_wheels.sh and
+# copy it along). Results land in benchmarks/results/ (and in $OUT when that is set).
+#
+#     bash benchmarks/gpu_suite.sh 1   # environment and Memory Gym throughput, memory modules, sharding cost
+#     bash benchmarks/gpu_suite.sh 2   # end-to-end PPO against memorax; T-Maze learning curves
+#     bash benchmarks/gpu_suite.sh 3   # Ballet (HCAM vs TrXL vs GRU) and context editing (DCPO vs PPO)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+part=${1:?which part: 1, 2 or 3}
+label=${LABEL:-}
+export PYTHONUNBUFFERED=1
+
+if [ -d .whl ]; then
+    python3 -m pip install -q --no-index --no-deps --find-links .whl -r benchmarks/gpu_wheels.txt || exit 1
+fi
+python3 -m pip install -q --no-deps --no-build-isolation -e . || exit 1
+flag=${label:+--device-label $label}
+
+run() {  # one benchmark; a failure is reported and the next one still runs
+    echo "=== $* ($(date +%T))"
+    timeout "$1" python3 "${@:2}" || echo "=== failed or timed out: $*"
+}
+
+cd benchmarks
+case $part in
+    1)
+        run 200 env_throughput.py --max-seconds 170 $flag
+        run 150 memory_gym_throughput.py --max-seconds 120 $flag
+        run 150 memory_modules.py --timeout 30 $flag
+        run 60 scaling.py $flag
+        ;;
+    2)
+        run 330 ppo_throughput.py --max-seconds 300 $flag
+        run 230 learning_curves.py --preset tmaze --steps-scale 0.3 --max-seconds 200 $flag
+        ;;
+    3)
+        run 330 learning_curves.py --preset ballet --runs ballet8-delay48-gru ballet8-delay48-trxl ballet8-delay48-hcam --max-seconds 300 $flag
+        run 230 context_edit.py --max-seconds 200 $flag
+        ;;
+    *) echo "unknown part $part"; exit 2 ;;
+esac
+if [ -n "${OUT:-}" ]; then tar czf "$OUT/results.tgz" results; fi  # one file: few may come back
