@@ -23,14 +23,24 @@ StepCount = Annotated[
 ]
 
 
+AGENTS = ("actor_critic", "context_editor")
+ALGORITHMS = ("ppo", "dcpo")
+
+
 @dataclasses.dataclass(frozen=True)
 class PPOConfig:
-    """PPO for memory agents. The whole update (rollout, GAE, all epochs) is one jitted function."""
+    """PPO (or DCPO, ``algo="dcpo"``) for memory agents. The whole update (rollout, advantages, all
+    epochs) is one jitted function."""
 
     env: str = "mnemax/TMaze-Passive-v0"
     """environment id (see `mnemax.envs.registered_ids()`)"""
     env_params: dict[str, int | float | bool | str] = dataclasses.field(default_factory=dict)
     """overrides of the environment's parameters, e.g. `--env-params corridor_length 100`"""
+    agent: str = "actor_critic"
+    """`actor_critic` (encoder -> memory -> heads) or `context_editor` (a transformer over the slots of a
+    context-editing task, `mnemax/ContextEdit-*`; its memory is the context, so `memory` is ignored)"""
+    agent_config: dict[str, int | float | bool | str] = dataclasses.field(default_factory=dict)
+    """extra fields of the context editor, e.g. `--agent-config num_layers 3 num_heads 4`"""
     memory: str = "gru"
     """memory module name (`mnemax.memory_modules.names()`), or `none` for a memoryless agent"""
     memory_config: dict[str, int | float | bool | str] = dataclasses.field(default_factory=dict)
@@ -45,7 +55,7 @@ class PPOConfig:
     num_envs: int = 64
     """parallel environments (the global batch over all devices)"""
     num_steps: int = 128
-    """rollout length per update"""
+    """rollout length per update (DCPO: one episode per environment, so make it the episode length)"""
     bptt_length: int = 0
     """truncated-BPTT window: sequences of this many steps with stored initial carries (0: whole rollout)"""
     update_epochs: int = 4
@@ -61,6 +71,14 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     bootstrap_truncated: bool = True
     """bootstrap from the value of the final observation when an episode is truncated (not terminated)"""
+
+    algo: str = "ppo"
+    """`ppo`, or `dcpo`: Dynamic Context Policy Optimization (`mnemax.train.dcpo`): every update plays one
+    episode in each environment, `group_size` of them on the same task instance, and trains the clipped
+    surrogate on group-normalised episode returns, segment by segment (no value function and no GAE, so
+    `gamma`, `gae_lambda`, `vf_coef` and `bootstrap_truncated` do not apply)"""
+    group_size: int = 8
+    """DCPO: episodes per group (same reset key); `num_envs` must be a multiple of it"""
 
     seed: int = 0
     num_seeds: int = 1
@@ -95,7 +113,13 @@ class PPOConfig:
         if self.run_name:
             return self.run_name
         env = self.env.split("/")[-1]
-        return f"{env}-{self.memory}-s{self.seed}"
+        algo = "" if self.algo == "ppo" else f"-{self.algo}"
+        return f"{env}-{self.agent_name}{algo}-s{self.seed}"
+
+    @property
+    def agent_name(self) -> str:
+        """The memory module of the actor-critic, or the other agent's name."""
+        return self.memory if self.agent == "actor_critic" else self.agent
 
     @property
     def steps_per_update(self) -> int:
@@ -136,6 +160,14 @@ class PPOConfig:
                 raise ValueError(f"{field} must be > 0, got {getattr(self, field)}")
         if self.bptt_length < 0 or self.num_steps % self.sequence_length:
             raise ValueError(f"bptt_length ({self.bptt_length}) must divide num_steps ({self.num_steps})")
+        for field, known in (("agent", AGENTS), ("algo", ALGORITHMS)):
+            if getattr(self, field) not in known:
+                raise ValueError(f"{field} must be one of {', '.join(known)}, got {getattr(self, field)!r}")
+        if self.algo == "dcpo":
+            if self.group_size < 2:
+                raise ValueError(f"group_size must be >= 2 (DCPO compares episodes of a group), got {self.group_size}")
+            if self.num_envs % self.group_size:
+                raise ValueError(f"num_envs ({self.num_envs}) must be a multiple of group_size ({self.group_size})")
         if self.num_envs % (self.num_minibatches * num_devices):
             raise ValueError(
                 f"num_envs ({self.num_envs}) must be divisible by num_minibatches ({self.num_minibatches}) "

@@ -1,4 +1,10 @@
-"""The training driver: seeds, devices, logging, checkpoints, final evaluation and video."""
+"""The training driver: seeds, devices, logging, checkpoints, final evaluation and video.
+
+``config.algo`` picks the algorithm: PPO, or DCPO (:mod:`mnemax.train.dcpo`). The driver needs only what
+both provide: ``init(key) -> RunnerState`` and ``update(runner) -> (runner, metrics)`` for one seed
+(``metrics`` with the episode sums of :func:`~mnemax.train.ppo.episode_metrics`), and ``network``,
+``env``, ``env_params`` and ``env_action`` for evaluation and videos.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +20,18 @@ from mnemax.envs.video import write_video
 from mnemax.train import sharding
 from mnemax.train.checkpoint import Checkpointer
 from mnemax.train.config import PPOConfig, config_differences
+from mnemax.train.dcpo import DCPO
 from mnemax.train.evaluate import greedy_episodes, greedy_frames
 from mnemax.train.logger import RunLogger, plot_learning_curve
 from mnemax.train.ppo import PER_ENV_FIELDS, PPO, RunnerState
 
 CONFIG_FILE = "config.json"
+
+
+def make_algorithm(config: PPOConfig, num_devices: int = 1) -> PPO:
+    """The algorithm ``config.algo`` names, built for ``config``."""
+    config.validate(num_devices)
+    return {"ppo": PPO, "dcpo": DCPO}[config.algo](config, num_devices=num_devices)
 
 
 @dataclasses.dataclass
@@ -40,34 +53,34 @@ class Trainer:
     """Jitted, seed-vmapped and device-sharded functions for one configuration.
 
     ``init()`` builds the training state of all seeds; ``train_interval(state)`` runs
-    ``config.updates_per_log`` PPO updates and returns the new state and per-update metrics
-    ``[num_seeds, updates_per_log]``.
+    ``config.updates_per_log`` updates of the configured algorithm (PPO or DCPO) and returns the new
+    state and per-update metrics ``[num_seeds, updates_per_log]``.
     """
 
     def __init__(self, config: PPOConfig):
         self.mesh = sharding.make_mesh(config.num_devices)
         self.config = config
-        self.ppo = PPO(config, num_devices=self.mesh.size)
+        self.algorithm = make_algorithm(config, num_devices=self.mesh.size)
         seeds = jnp.arange(config.seed, config.seed + config.num_seeds)
         self.keys = jax.vmap(jax.random.PRNGKey)(seeds)
         # Seeds are initialised one after the other (lax.map, not vmap): batched QR decompositions of
         # the orthogonal initialisers have been seen to hang XLA's CPU runtime.
-        init_all = lambda: jax.lax.map(self.ppo.init, self.keys)  # noqa: E731
+        init_all = lambda: jax.lax.map(self.algorithm.init, self.keys)  # noqa: E731
         self.shardings = sharding.shardings_for(jax.eval_shape(init_all), self.mesh, PER_ENV_FIELDS, batch_axis=1)
         replicated = sharding.replicated(self.mesh)
         self.init = jax.jit(init_all, out_shardings=self.shardings)
 
         def interval(runner):
-            return jax.lax.scan(lambda r, _: self.ppo.update(r), runner, None, length=config.updates_per_log)
+            return jax.lax.scan(lambda r, _: self.algorithm.update(r), runner, None, length=config.updates_per_log)
 
         self.interval = jax.vmap(interval)  # unjitted, for benchmarks that compare ways of compiling it
         self.train_interval = jax.jit(
             self.interval, in_shardings=(self.shardings,), out_shardings=(self.shardings, replicated), donate_argnums=0
         )
         self.evaluate = jax.jit(
-            jax.vmap(lambda params, key: greedy_episodes(self.ppo, params, key, config.eval_episodes))
+            jax.vmap(lambda params, key: greedy_episodes(self.algorithm, params, key, config.eval_episodes))
         )
-        self.frames = jax.jit(lambda params, key: greedy_frames(self.ppo, params, key, config.video_steps))
+        self.frames = jax.jit(lambda params, key: greedy_frames(self.algorithm, params, key, config.video_steps))
 
 
 def train(config: PPOConfig) -> TrainResult:
@@ -108,7 +121,8 @@ def train(config: PPOConfig) -> TrainResult:
         checkpointer.close()
 
     if main:
-        plot_learning_curve(logger.csv_path, run_dir / "learning_curve.png", f"{config.env} / {config.memory}")
+        title = f"{config.env} / {config.agent_name} / {config.algo}"
+        plot_learning_curve(logger.csv_path, run_dir / "learning_curve.png", title)
     eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(trainer.keys)
     success, episode_return = jax.device_get(trainer.evaluate(runner.train_state.params, eval_keys))
     video = None

@@ -24,7 +24,7 @@ from flax import struct
 from flax.training.train_state import TrainState
 
 from mnemax import envs, memory_modules
-from mnemax.agents import distributions, make_actor_critic
+from mnemax.agents import distributions, make_actor_critic, make_context_editor
 from mnemax.envs import spaces, wrappers
 from mnemax.train.config import PPOConfig
 
@@ -36,6 +36,7 @@ class Transition(NamedTuple):
     value: jax.Array
     reward: jax.Array
     done: jax.Array  # the episode ended after this step
+    edited: jax.Array  # the agent's action changed its context (``info["edited"]``; False where a task has none)
     reset: jax.Array  # an episode started at this step (the memory's reset mask)
     episode_done: jax.Array
     episode_return: jax.Array
@@ -77,11 +78,10 @@ class PPO:
         self.vec_env = wrappers.Vmap(wrappers.EpisodeStatistics(env), config.num_envs)
         self.observation_space = env.observation_space(self.env_params)
         self.action_space = env.action_space(self.env_params)
-        memory = None
-        if config.memory != "none":
-            memory = memory_modules.make(config.memory, **{"features": config.hidden_size, **config.memory_config})
-        self.network = make_actor_critic(self.observation_space, self.action_space, memory, config.hidden_size)
+        self.network = make_network(config, self.observation_space, self.action_space)
         self._discrete = isinstance(self.action_space, spaces.Discrete)
+        # Fold the value of a truncated episode's last observation into its last reward (see _env_step).
+        self.bootstrap_truncated = config.bootstrap_truncated
         self.optimizer = self._make_optimizer()  # one instance: it is part of the state's tree structure
 
     # ------------------------------------------------------------------ set-up
@@ -117,7 +117,7 @@ class PPO:
         next_obs, env_state, reward, terminated, truncated, info = self.vec_env.step(
             step_key, env_state, self.env_action(action), self.env_params
         )
-        if self.config.bootstrap_truncated:
+        if self.bootstrap_truncated:
             # Fold the value of the truncated episode's last observation into its reward, so GAE can
             # treat every episode end alike (XLA drops this branch when nothing is ever truncated).
             _, _, final_value = self.network.apply(
@@ -132,6 +132,7 @@ class PPO:
             value=value,
             reward=reward,
             done=done,
+            edited=info.get("edited", jnp.zeros_like(done)),
             reset=reset,
             episode_done=info["returned_episode"],
             episode_return=info["returned_episode_return"],
@@ -179,10 +180,9 @@ class PPO:
         carries, t, adv, targets = batch
         _, logits, value = self.network.apply(params, carries, t.obs, t.reset)
         log_prob = distributions.log_prob(logits, t.action)
-        ratio = jnp.exp(log_prob - t.log_prob)
         adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        clipped = jnp.clip(ratio, 1.0 - self.config.clip_eps, 1.0 + self.config.clip_eps)
-        policy_loss = -jnp.minimum(ratio * adv, clipped * adv).mean()
+        objective, ratio = clipped_objective(log_prob, t.log_prob, adv, self.config.clip_eps)
+        policy_loss = -objective.mean()
         value_clipped = t.value + jnp.clip(value - t.value, -self.config.clip_eps, self.config.clip_eps)
         value_loss = 0.5 * jnp.maximum((value - targets) ** 2, (value_clipped - targets) ** 2).mean()
         entropy = distributions.entropy(logits).mean()
@@ -234,7 +234,12 @@ class PPO:
         flat = jax.tree_util.tree_map(lambda x: x.reshape((c.num_steps,) + x.shape[2:]), transitions)
         adv, targets = self.advantages(flat, last_value[0])
         windowed = lambda x: x.reshape(transitions.reward.shape + x.shape[2:])  # noqa: E731
-        adv, targets = windowed(adv), windowed(targets)
+        runner, stats = self.optimize(runner, carries, transitions, windowed(adv), windowed(targets))
+        return runner, {**stats, **episode_metrics(transitions)}
+
+    def optimize(self, runner: RunnerState, carries, transitions, adv, targets):
+        """``update_epochs`` passes of :meth:`loss` over the minibatches of the rollout: the updated runner
+        and the loss statistics averaged over all minibatches."""
 
         def minibatch_step(train_state, batch):
             grads, stats = jax.grad(self.loss, has_aux=True)(train_state.params, batch)
@@ -245,9 +250,33 @@ class PPO:
             return jax.lax.scan(minibatch_step, train_state, batches)
 
         key, epoch_key = jax.random.split(runner.key)
-        train_state, stats = jax.lax.scan(epoch, runner.train_state, jax.random.split(epoch_key, c.update_epochs))
+        epoch_keys = jax.random.split(epoch_key, self.config.update_epochs)
+        train_state, stats = jax.lax.scan(epoch, runner.train_state, epoch_keys)
         runner = runner.replace(train_state=train_state, key=key, update=runner.update + 1)
-        return runner, {**jax.tree_util.tree_map(jnp.mean, stats), **episode_metrics(transitions)}
+        return runner, jax.tree_util.tree_map(jnp.mean, stats)
+
+
+def make_network(config: PPOConfig, observation_space: spaces.Space, action_space: spaces.Space):
+    """The agent ``config.agent`` names: the actor-critic (encoder -> ``config.memory`` -> heads), or the
+    context editor (no recurrent memory: the context in the observation is its memory)."""
+    if config.agent == "context_editor":
+        return make_context_editor(observation_space, action_space, config.hidden_size, **config.agent_config)
+    if config.agent_config:
+        raise ValueError(
+            "agent_config sets fields of the context editor; the actor-critic's memory takes memory_config"
+        )
+    memory = None
+    if config.memory != "none":
+        memory = memory_modules.make(config.memory, **{"features": config.hidden_size, **config.memory_config})
+    return make_actor_critic(observation_space, action_space, memory, config.hidden_size)
+
+
+def clipped_objective(log_prob, old_log_prob, adv, clip_eps: float) -> tuple[jax.Array, jax.Array]:
+    """PPO's clipped surrogate per step, ``min(r A, clip(r, 1 - eps, 1 + eps) A)`` (to be maximised),
+    and the probability ratio ``r = exp(log_prob - old_log_prob)``."""
+    ratio = jnp.exp(log_prob - old_log_prob)
+    clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
+    return jnp.minimum(ratio * adv, clipped * adv), ratio
 
 
 def episode_metrics(t: Transition) -> dict[str, jax.Array]:

@@ -1,0 +1,148 @@
+"""A memory-editing policy for the context-editing tasks (:mod:`mnemax.envs.context_edit`).
+
+In those tasks the memory *is* the observation: the rows ``0 .. C-1`` are the context slots, row ``C`` is
+the current item, and the agent's own edits decide what the slots hold next. The agent therefore needs
+no recurrent state. :class:`ContextEditor` embeds every row (tag, three tokens and age), lets the rows
+attend to each other in a few pre-norm transformer layers, and reads the four action components off the
+row embeddings:
+
+* ``op`` (keep / write / delete / merge) from the current item's row;
+* ``slot`` and ``source`` by pointing: an additive score per row (``v . tanh(W_r row + W_i item)``),
+  over the ``C`` slots for ``slot`` and over the slots and the current item for ``source``;
+* ``answer`` by comparing a query vector from the current item with the embeddings of the value tokens
+  (tied weights: the answer is a value token the agent can copy from a slot). The task grades the answer
+  only at queries; at every other step the editor answers 0 with probability one, so those steps give
+  the answer head neither gradient noise nor entropy;
+* the value estimate (used by PPO, ignored by DCPO) from the current item and the mean over rows.
+
+Slots carry no position embedding, so the policy treats them as a set: permuting the slots permutes the
+``slot``/``source`` logits alike and changes nothing else, and the same parameters serve any
+``context_size``. The network has the call signature of
+:class:`~mnemax.agents.actor_critic.ActorCritic` (``carry`` is always ``()``), so the trainers run it
+unchanged; select it with ``PPOConfig(agent="context_editor")``.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mnemax.agents.actor_critic import _pad_components, action_sizes
+from mnemax.agents import distributions
+from mnemax.agents.distributions import PAD_LOGIT
+from mnemax.agents.encoders import dense
+from mnemax.envs import spaces
+from mnemax.envs.context_edit import is_query_item
+from mnemax.envs.context_edit_stream import ITEM_WIDTH, NUM_TAGS
+
+
+class ContextEditor(nn.Module):
+    """Transformer over the context slots and the current item, with pointer heads.
+
+    ``apply(params, carry, obs, resets) -> ((), logits, value)`` with ``obs int32[T, B, C + 1, 5]``
+    (rows ``[tag, tok1, tok2, tok3, age]``), ``logits [T, B, 4, N]`` for the action components
+    ``[op(4), slot(C), source(C + 1), answer(V)]`` (padded to ``N``; see
+    :mod:`mnemax.agents.distributions`) and ``value [T, B]``. ``resets`` is accepted and unused.
+
+    Attributes:
+        num_keys, num_values: the task's vocabulary: tokens ``1 .. num_keys`` are keys and
+            ``num_keys + 1 .. num_keys + num_values`` values (answer ``v`` is token ``num_keys + 1 + v``).
+        max_age: the largest age the observation can show (the stream length); ages are scaled by it.
+        features: width of the row embeddings and of every layer.
+        num_layers, num_heads: the self-attention stack.
+    """
+
+    num_keys: int
+    num_values: int
+    max_age: int
+    features: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+
+    @nn.nowrap
+    def initialize_carry(self, batch_size: int):
+        return ()
+
+    @nn.compact
+    def __call__(self, carry, obs, resets):
+        d = self.features
+        rows = obs.astype(jnp.int32)
+        size = rows.shape[-2] - 1  # context slots
+        tokens = nn.Embed(self.num_keys + self.num_values + 1, d, name="tokens")
+        tags = nn.Embed(NUM_TAGS, d, name="tags")(rows[..., 0])
+        toks = tokens(rows[..., 1:ITEM_WIDTH])  # [..., R, 3, d]
+        age = rows[..., ITEM_WIDTH].astype(jnp.float32)
+        age_features = jnp.stack([jnp.log1p(age) / np.log1p(self.max_age), age / self.max_age], axis=-1)
+        x = jnp.concatenate([tags, toks.reshape(toks.shape[:-2] + (-1,)), age_features], axis=-1)
+        x = dense(d)(x)
+        is_item = (jnp.arange(size + 1) == size).astype(jnp.float32)[:, None]
+        x = x + is_item * self.param("item_row", nn.initializers.normal(0.02), (d,))
+
+        for _ in range(self.num_layers):
+            y = nn.LayerNorm()(x)
+            x = x + nn.MultiHeadDotProductAttention(num_heads=self.num_heads, qkv_features=d)(y)
+            y = nn.LayerNorm()(x)
+            x = x + dense(d)(nn.gelu(dense(2 * d)(y)))
+        x = nn.LayerNorm()(x)
+
+        item = x[..., size, :]
+        summary = jnp.concatenate([item, x.mean(axis=-2)], axis=-1)
+        op = dense(4, scale=0.01)(nn.relu(dense(d)(summary)))
+        slot = _pointer(x[..., :size, :], item, d, "slot")
+        source = _pointer(x, item, d, "source")
+        query = dense(d, scale=0.01)(item)
+        values = tokens.embedding[self.num_keys + 1 : self.num_keys + 1 + self.num_values]
+        answer = query @ values.T
+        # The answer is read only at queries: elsewhere all mass goes to answer 0, so those steps add
+        # neither gradient noise nor entropy to a component that has no effect.
+        asked = is_query_item(rows[..., size, :ITEM_WIDTH])[..., None]
+        answer = jnp.where(asked, answer, jnp.where(jnp.arange(self.num_values) == 0, 0.0, PAD_LOGIT))
+        logits = jnp.concatenate([op, slot, source, answer], axis=-1)
+        value = dense(1, scale=1.0)(nn.relu(dense(d)(summary)))[..., 0]
+        sizes = (4, size, size + 1, self.num_values)
+        return (), _pad_components(logits, sizes), value
+
+
+def _pointer(rows: jax.Array, item: jax.Array, features: int, name: str) -> jax.Array:
+    """Additive pointer scores ``[..., R]``: ``v . tanh(W_r row + W_i item)`` for every row."""
+    per_row = nn.Dense(features, name=f"{name}_rows")(rows)
+    per_item = nn.Dense(features, use_bias=False, name=f"{name}_item")(item)
+    return dense(1, scale=0.01)(jnp.tanh(per_row + per_item[..., None, :]))[..., 0]
+
+
+def make_context_editor(
+    observation_space: spaces.Space, action_space: spaces.Space, hidden_size: int = 64, **fields
+) -> ContextEditor:
+    """A :class:`ContextEditor` for a context-editing task's spaces; ``fields`` override its attributes
+    (``num_layers``, ``num_heads``). Raises ``ValueError`` for the spaces of any other task."""
+    sizes = action_sizes(action_space)
+    shape = getattr(observation_space, "shape", ())
+    if len(shape) != 2 or shape[1] != ITEM_WIDTH + 1 or len(sizes) != 4 or sizes[:3] != (4, shape[0] - 1, shape[0]):
+        raise ValueError(
+            "the context editor needs a context-editing task (observation [C + 1, 5], action "
+            f"MultiDiscrete [4, C, C + 1, V]); got observation {shape} and action sizes {sizes}"
+        )
+    unknown = set(fields) - {"num_layers", "num_heads"}
+    if unknown:
+        raise ValueError(f"unknown context editor field(s) {sorted(unknown)}; known: num_layers, num_heads")
+    high = np.asarray(observation_space.high)
+    num_values = sizes[3]
+    num_keys = int(high[..., 1:ITEM_WIDTH].max()) - num_values
+    max_age = max(1, int(high[..., ITEM_WIDTH].max()))
+    editor = ContextEditor(num_keys=num_keys, num_values=num_values, max_age=max_age, features=hidden_size, **fields)
+    if editor.features % editor.num_heads:
+        raise ValueError(f"hidden_size ({hidden_size}) must be divisible by num_heads ({editor.num_heads})")
+    return editor
+
+
+def greedy_curator(network: ContextEditor, params):
+    """The greedy policy of a trained editor as a curator ``(obs, env_params) -> action`` (see
+    :mod:`mnemax.envs.context_edit_curators`), so that ``run_curator`` scores it like the scripted ones."""
+
+    def curator(obs: jax.Array, env_params) -> jax.Array:
+        _, logits, _ = network.apply(params, (), obs[None, None], jnp.zeros((1, 1), bool))
+        return distributions.mode(logits[0, 0])
+
+    return curator

@@ -1,0 +1,220 @@
+"""DCPO and the context editor: segments, groups, the surrogate, gradients, the trainer's outputs, and a
+small learning check on a reduced key-value task."""
+
+import csv
+import dataclasses
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import tyro
+
+from mnemax.agents import distributions, greedy_curator
+from mnemax.envs import context_edit_curators as curators
+from mnemax.train import PPOConfig, train
+from mnemax.train.dcpo import DCPO, first_episode, group_advantages, segments
+from mnemax.train.loop import make_algorithm
+
+ENV = "mnemax/ContextEdit-KVUpdate-v0"
+# A reduced key-value task: two slots, one fact open at a time, queried 2-4 steps after it arrives, so
+# keeping the last two items (FIFO) loses about half the facts while keeping exactly the open fact
+# answers everything.
+EASY = dict(context_size=2, num_keys=2, num_values=4, max_open=1, stream_length=12, min_query_delay=2,
+            max_query_delay=4, update_rate=0.0)  # fmt: skip
+SMALL = dict(context_size=4, num_keys=4, num_values=4, max_open=2, stream_length=16, min_query_delay=2,
+             max_query_delay=6)  # fmt: skip
+
+
+def config(tmp_path, **overrides) -> PPOConfig:
+    base = dict(
+        env=ENV, env_params=SMALL, agent="context_editor", algo="dcpo", num_envs=16, group_size=4,
+        num_steps=16, num_minibatches=2, update_epochs=2, hidden_size=16, total_steps=16 * 16 * 2, num_logs=2,
+        progress=False, video=False, eval_episodes=8, run_dir=str(tmp_path / "runs"),
+        video_dir=str(tmp_path / "videos"),
+    )  # fmt: skip
+    return PPOConfig(**{**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def rollout(tmp_path_factory):
+    """A DCPO object, its runner and a grouped rollout (windows ``[1, T, N]`` and flat ``[T, N]``)."""
+    dcpo = DCPO(config(tmp_path_factory.mktemp("dcpo")))
+    runner, carries, transitions = jax.jit(dcpo.group_rollout)(dcpo.init(jax.random.PRNGKey(0)))
+    flat = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:]), transitions)
+    return dcpo, runner, carries, transitions, flat
+
+
+# ------------------------------------------------------------------------------- segments and groups
+def test_segments_end_exactly_at_edits():
+    rng = np.random.default_rng(0)
+    steps, copies = 24, 32
+    edited = rng.random((steps, copies)) < 0.3
+    done = rng.random((steps, copies)) < 0.05
+    valid = np.asarray(first_episode(jnp.asarray(done)))
+    seg = segments(jnp.asarray(edited), jnp.asarray(valid))
+    segment, weight = np.asarray(seg.segment), np.asarray(seg.weight)
+    for n in range(copies):
+        length = int(valid[:, n].sum())
+        # the first episode: everything up to and including the first done
+        first_done = np.flatnonzero(done[:, n])
+        assert length == (first_done[0] + 1 if len(first_done) else steps)
+        assert (segment[length:, n] == -1).all() and (weight[length:, n] == 0).all()
+        ids = segment[:length, n]
+        assert ids[0] == 0
+        # a new segment starts exactly after every edited step, and nowhere else
+        np.testing.assert_array_equal(np.diff(ids), edited[: length - 1, n].astype(int))
+        # every step lies in exactly one segment, and each segment's weights sum to one
+        counts = np.bincount(ids)
+        assert counts.sum() == length and (counts > 0).all()
+        np.testing.assert_allclose(weight[:length, n], 1.0 / counts[ids], rtol=1e-6)
+        np.testing.assert_allclose(weight[:, n].sum(), len(counts), rtol=1e-5)
+
+
+def test_groups_replay_one_task_instance_and_advantages_are_zero_mean_per_group(rollout):
+    dcpo, _, _, _, flat = rollout
+    g = dcpo.config.group_size
+    current = np.asarray(flat.obs[:, :, -1, :4])  # [T, N, 4]: the stream's items
+    grouped = current.reshape(current.shape[0], -1, g, 4)
+    assert (grouped == grouped[:, :, :1]).all(), "copies of a group must see the same stream"
+    assert len({grouped[:, k, 0].tobytes() for k in range(grouped.shape[1])}) > 1, "groups must differ"
+    seg, returns, adv = dcpo.prepare(flat)
+    assert bool(seg.valid.all()), "num_steps equals the stream length: every step is in the first episode"
+    per_group = np.asarray(adv[0]).reshape(-1, g)
+    np.testing.assert_allclose(per_group.mean(axis=1), 0.0, atol=1e-5)
+    np.testing.assert_array_equal(np.asarray(adv), np.broadcast_to(np.asarray(adv[0]), adv.shape))  # one per episode
+    # the advantages rank the episodes of a group by return
+    r = np.asarray(returns).reshape(-1, g)
+    assert (np.sign(per_group) == np.sign(r - r.mean(axis=1, keepdims=True))).all()
+    # segments come from the task's info["edited"]
+    np.testing.assert_array_equal(np.diff(np.asarray(seg.segment), axis=0), np.asarray(flat.edited[:-1]).astype(int))
+
+
+def test_group_advantages_normalise_each_group():
+    returns = jnp.array([1.0, 2.0, 3.0, 5.0, 5.0, 5.0])
+    adv = np.asarray(group_advantages(returns, 3))
+    np.testing.assert_allclose(adv[:3], [-1.2247, 0.0, 1.2247], atol=1e-3)
+    np.testing.assert_allclose(adv[3:], 0.0)  # a group with one outcome teaches nothing
+
+
+# ------------------------------------------------------------------------------- the loss
+def test_surrogate_with_one_segment_is_ppos(rollout, tmp_path):
+    dcpo, runner, carries, transitions, _ = rollout
+    ppo = make_algorithm(dataclasses.replace(dcpo.config, algo="ppo"))
+    t = transitions._replace(edited=jnp.zeros_like(transitions.edited))  # no edit: one segment per episode
+    flat = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:]), t)
+    seg, _, _ = dcpo.prepare(flat)
+    adv = jax.random.normal(jax.random.PRNGKey(1), flat.reward.shape)
+    adv = ((adv - adv.mean()) / adv.std()).reshape(t.reward.shape)  # already normalised: PPO keeps it
+    # a different policy than the one that acted, so that ratios differ from one and some are clipped
+    leaves, treedef = jax.tree_util.tree_flatten(runner.train_state.params)
+    keys = jax.random.split(jax.random.PRNGKey(2), len(leaves))
+    params = treedef.unflatten([p + 0.5 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
+    weight = seg.weight.reshape(t.reward.shape)
+    window = lambda tree: jax.tree_util.tree_map(lambda x: x[0], tree)  # noqa: E731  (a single window)
+    batch = (window(carries), window(t), window(adv), window(weight))
+    _, dcpo_stats = jax.jit(dcpo.loss)(params, batch)
+    _, ppo_stats = jax.jit(ppo.loss)(params, batch[:3] + (jnp.zeros_like(batch[2]),))
+    assert float(dcpo_stats["clip_fraction"]) > 0
+    np.testing.assert_allclose(dcpo_stats["policy_loss"], ppo_stats["policy_loss"], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(dcpo_stats["entropy"], ppo_stats["entropy"], rtol=1e-5)
+
+
+def test_segment_level_aggregation_weighs_every_segment_once():
+    """One episode: an edit at its first step makes a one-step segment (objective 1), then nine steps of
+    objective 0: per segment the mean is (1 + 0) / 2, not 1 / 10 as per step."""
+    edited = jnp.zeros((10, 1), bool).at[0, 0].set(True)
+    seg = segments(edited, jnp.ones((10, 1), bool))
+    objective = jnp.zeros((10, 1)).at[0, 0].set(1.0)
+    np.testing.assert_allclose((objective * seg.weight).sum() / seg.weight.sum(), 0.5, rtol=1e-6)
+
+
+def test_gradients_reach_every_head(rollout):
+    dcpo, runner, carries, transitions, flat = rollout
+    seg, _, adv = dcpo.prepare(flat)
+    first = lambda tree: jax.tree_util.tree_map(lambda x: x[0], tree)  # noqa: E731  (a single window)
+    window = lambda x: x.reshape(transitions.reward.shape)[0]  # noqa: E731
+    batch = (first(carries), first(transitions), window(adv), window(seg.weight))
+    grads, _ = jax.jit(jax.grad(dcpo.loss, has_aux=True))(runner.train_state.params, batch)
+    leaves = jax.tree_util.tree_leaves_with_path(grads)
+    assert all(bool(jnp.isfinite(g).all()) for _, g in leaves)
+    for head in ("slot_rows", "source_rows", "tokens"):  # the pointers and the tied answer embedding
+        assert any(head in jax.tree_util.keystr(path) and float(jnp.abs(g).sum()) > 0 for path, g in leaves), head
+
+
+# ------------------------------------------------------------------------------- the agent and the config
+def test_context_editor_treats_slots_as_a_set(rollout):
+    dcpo, runner, _, _, flat = rollout
+    obs = flat.obs[5]  # [N, C + 1, 5]
+    size = obs.shape[1] - 1
+    perm = np.array([2, 0, 3, 1])
+    permuted = jnp.concatenate([obs[:, perm], obs[:, size:]], axis=1)
+    params, resets = runner.train_state.params, jnp.zeros((1, obs.shape[0]), bool)
+    _, logits, value = dcpo.network.apply(params, (), obs[None], resets)
+    _, logits_p, value_p = dcpo.network.apply(params, (), permuted[None], resets)
+    np.testing.assert_allclose(value_p, value, atol=1e-5)
+    for k in (0, 3):  # op and answer
+        np.testing.assert_allclose(logits_p[..., k, :], logits[..., k, :], atol=1e-5)
+    np.testing.assert_allclose(logits_p[..., 1, :size], logits[..., 1, perm], atol=1e-5)  # slot
+    np.testing.assert_allclose(logits_p[..., 2, :size], logits[..., 2, perm], atol=1e-5)  # source
+    np.testing.assert_allclose(logits_p[..., 2, size], logits[..., 2, size], atol=1e-5)  # source: the item
+    # the answer is only read at queries: elsewhere it is answer 0 for sure
+    is_query = np.isin(np.asarray(obs[:, size, 0]), (3, 4))
+    assert (np.asarray(distributions.entropy(logits[0, ~is_query, 3:4])) < 1e-6).all()
+
+
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        (dict(group_size=3), "multiple of group_size"),
+        (dict(group_size=1), "group_size must be >= 2"),
+        (dict(algo="grpo"), "algo must be one of"),
+        (dict(agent="editor"), "agent must be one of"),
+        (dict(env="mnemax/TMaze-Passive-v0", env_params={}), "needs a context-editing task"),
+        (dict(agent_config={"depth": 2}), "unknown context editor field"),
+        (dict(agent="actor_critic", agent_config={"num_layers": 2}), "agent_config sets fields of the context editor"),
+    ],
+)
+def test_bad_configs_fail_before_compiling(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        train(config(tmp_path, **overrides))
+
+
+# ------------------------------------------------------------------------------- the trainer
+def test_cli_flags_select_the_agent_and_the_algorithm():
+    args = ["--env", ENV, "--agent", "context_editor", "--agent-config", "num_layers", "3", "--algo", "dcpo",
+            "--group-size", "4"]  # fmt: skip
+    cfg = tyro.cli(PPOConfig, args=args)
+    assert (cfg.agent, cfg.agent_config, cfg.algo, cfg.group_size) == ("context_editor", {"num_layers": 3}, "dcpo", 4)
+    assert cfg.name == "ContextEdit-KVUpdate-v0-context_editor-dcpo-s0"
+    assert PPOConfig().name == "TMaze-Passive-v0-gru-s0"  # unchanged for PPO runs
+
+
+def test_dcpo_learns_a_small_key_value_task_and_writes_the_run(tmp_path):
+    """DCPO with the context editor beats keeping the latest items on the reduced task; the run has
+    the loop's logs, checkpoints and video."""
+    cfg = config(
+        tmp_path, env_params=EASY, num_envs=128, group_size=8, num_steps=12, update_epochs=4, hidden_size=32,
+        learning_rate=3e-3, ent_coef=0.01, anneal_lr=False, total_steps=128 * 12 * 80, num_logs=2,
+        video=True, video_steps=12, run_name="easy",
+    )  # fmt: skip
+    result = train(cfg)
+    rows = list(csv.DictReader((result.run_dir / "metrics.csv").open()))
+    assert len(rows) == 2 and {"segments_per_episode", "group_return_std", "return", "success"} <= set(rows[0])
+    assert all(math.isfinite(float(v)) for row in rows for v in row.values())
+    assert float(rows[-1]["unfinished_episodes"]) == 0
+    assert float(rows[-1]["episodes"]) == cfg.num_envs * cfg.updates_per_log  # one episode per copy and update
+    assert json.loads((result.run_dir / "config.json").read_text())["algo"] == "dcpo"
+    assert list((result.run_dir / "checkpoints").iterdir())
+    assert result.video is not None and result.video.stat().st_size > 0
+
+    algo = make_algorithm(cfg)
+    params = jax.tree_util.tree_map(lambda x: x[0], result.runner.train_state.params)
+    key = jax.random.PRNGKey(123)
+    learned = curators.run_curator(algo.env, algo.env_params, greedy_curator(algo.network, params), key, 256)
+    fifo = curators.run_curator(algo.env, algo.env_params, curators.keep_latest(), key, 256)
+    accuracy, fifo_accuracy = float(learned["accuracy"].mean()), float(fifo["accuracy"].mean())
+    assert fifo_accuracy < 0.7
+    assert accuracy > fifo_accuracy + 0.15, (accuracy, fifo_accuracy)
