@@ -1,0 +1,255 @@
+"""Context editing (Memory as Action): answer accuracy against context used, learned and scripted.
+
+    python benchmarks/context_edit.py --max-seconds 600                  # reduced sizes (CPU)
+    python benchmarks/context_edit.py --scale full --max-seconds 3600    # full sizes (GPU)
+    python benchmarks/context_edit.py --quick                            # tiny sizes, a smoke test
+
+On ``ContextEdit-KVUpdate-v0``, for every stream length ``L`` and context budget ``C`` of the scale:
+
+* **DCPO** and **PPO** train the same agent, the context editor (:mod:`mnemax.agents.context_editor`),
+  with the same network, steps, learning rate and seeds (``num_seeds`` vmapped runs each), through
+  :func:`mnemax.train.train`. Their greedy policies are then scored like curators.
+* **keep-latest-k**: the FIFO curator over the ``C`` slots (the last ``C`` items);
+  **keep-all**: every item, with unlimited slots (``C = L``); **perfect**: keeps exactly the facts
+  still needed (an oracle: the least context that answers everything).
+
+Every method plays the same evaluation streams (one reset key; the stream depends on it alone). The
+task keeps at most ``max_open`` facts open, no more than the smallest budget, so every budget can hold
+what is needed and larger budgets only give the FIFO more room. Reported per method: accuracy (right
+answers / queries), mean occupied slots per step, and episode return (answers minus the slot cost).
+Learned runs are started in order until ``--max-seconds`` is spent; the rest are recorded as skipped.
+Writes ``benchmarks/results/context_edit_<label>.json``, ``.md`` and ``.png`` (accuracy against mean
+occupied slots, one panel per stream length).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from common import RESULTS, default_label, markdown_table, metadata, write_report
+from mnemax import envs
+from mnemax.agents import greedy_curator
+from mnemax.envs import context_edit_curators as curators
+from mnemax.train import PPOConfig, train
+from mnemax.train.loop import make_algorithm
+
+ENV = "mnemax/ContextEdit-KVUpdate-v0"
+EVAL_EPISODES = 512
+EVAL_KEY = 20251014
+
+# The task and training sizes of each scale. `task` holds ContextEdit parameters shared by all settings;
+# a setting adds `context_size`, `stream_length` and a query delay of up to half the stream.
+SCALES = {
+    # What two busy CPU cores do in about ten minutes: a small vocabulary, one fact open at a time, short
+    # streams, two budgets, two seeds and few updates.
+    "cpu": dict(
+        budgets=(2, 4),
+        streams=(12, 24),
+        task=dict(num_keys=4, num_values=4, max_open=1, update_rate=0.1, distractor_rate=0.3, min_query_delay=2),
+        train=dict(num_envs=128, num_minibatches=2, update_epochs=4, hidden_size=32, learning_rate=3e-3),
+        updates=150,
+        seeds=2,
+    ),
+    # The registered task's vocabulary and update rate, longer streams, larger budgets and networks.
+    "full": dict(
+        budgets=(4, 8, 16),
+        streams=(64, 128),
+        task=dict(num_keys=16, num_values=16, max_open=4, min_query_delay=8),
+        train=dict(num_envs=512, num_minibatches=8, update_epochs=4, hidden_size=64, learning_rate=1e-3),
+        updates=1000,
+        seeds=3,
+    ),
+    # A smoke test of the script itself.
+    "quick": dict(
+        budgets=(2,),
+        streams=(8,),
+        task=dict(num_keys=2, num_values=2, max_open=1, min_query_delay=2),
+        train=dict(num_envs=16, num_minibatches=2, update_epochs=1, hidden_size=16, learning_rate=3e-3),
+        updates=2,
+        seeds=1,
+    ),
+}
+SHARED_TRAIN = dict(ent_coef=0.01, anneal_lr=False, group_size=8, gamma=0.99, gae_lambda=0.95)
+ALGOS = ("dcpo", "ppo")
+HEURISTICS = ("keep-latest-k", "keep-all", "perfect")
+
+
+def task_params(scale: dict, budget: int, stream: int) -> dict:
+    return dict(
+        scale["task"], context_size=budget, stream_length=stream,
+        max_query_delay=max(stream // 2, scale["task"]["min_query_delay"]),
+    )  # fmt: skip
+
+
+def summary(metrics: dict) -> dict:
+    """Means over evaluation episodes of ``run_curator``'s per-episode metrics."""
+    return {k: float(np.mean(metrics[k])) for k in ("accuracy", "mean_occupied", "return", "queries")}
+
+
+def heuristic_rows(env_params: dict, key: jax.Array) -> list[dict]:
+    env, params = envs.make(ENV, **env_params)
+    unlimited = curators.unlimited_context(params)
+    cases = {
+        "keep-latest-k": (params, curators.keep_latest()),
+        "keep-all": (unlimited, curators.keep_everything),
+        "perfect": (params, curators.perfect_curator),
+    }
+    score = lambda p, curator: summary(curators.run_curator(env, p, curator, key, EVAL_EPISODES))  # noqa: E731
+    return [{"method": name, "slots": int(p.context_size), **score(p, curator)} for name, (p, curator) in cases.items()]
+
+
+def train_one(scale: dict, algo: str, env_params: dict, run_dir: str, key: jax.Array) -> dict:
+    stream = env_params["stream_length"]
+    spec = dict(scale["train"], **SHARED_TRAIN)
+    config = PPOConfig(
+        env=ENV, env_params=env_params, agent="context_editor", algo=algo, num_steps=stream,
+        total_steps=scale["updates"] * spec["num_envs"] * stream, num_seeds=scale["seeds"], num_logs=5,
+        run_name=f"{algo}-L{stream}-C{env_params['context_size']}", run_dir=run_dir, video=False, progress=False,
+        eval_episodes=16, **spec,
+    )  # fmt: skip
+    start = time.perf_counter()
+    result = train(config)
+    seconds = time.perf_counter() - start
+    algorithm = make_algorithm(config)
+    score = lambda params: curators.run_curator(  # noqa: E731
+        algorithm.env, algorithm.env_params, greedy_curator(algorithm.network, params), key, EVAL_EPISODES
+    )
+    scores = jax.device_get(jax.vmap(score)(result.runner.train_state.params))  # all seeds, one compilation
+    per_seed = [summary(jax.tree_util.tree_map(lambda x: x[s], scores)) for s in range(config.num_seeds)]
+    mean = {k: float(np.mean([m[k] for m in per_seed])) for k in per_seed[0]}
+    return {
+        "method": algo,
+        "slots": env_params["context_size"],
+        **mean,
+        "accuracy_per_seed": [m["accuracy"] for m in per_seed],
+        "occupied_per_seed": [m["mean_occupied"] for m in per_seed],
+        "status": "ok",
+        "steps": result.steps,
+        "seconds": seconds,
+        "train_steps_per_second": result.steps_per_second,
+        "config": dataclasses.asdict(config),
+    }
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    streams = report["meta"]["streams"]
+    styles = {"dcpo": ("tab:red", "o"), "ppo": ("tab:blue", "s"), "keep-latest-k": ("tab:gray", "v"),
+              "keep-all": ("black", "x"), "perfect": ("tab:green", "*")}  # fmt: skip
+    fig, axes = plt.subplots(1, len(streams), figsize=(5 * len(streams), 3.8), squeeze=False)
+    for ax, stream in zip(axes[0], streams):
+        rows = [r for r in report["rows"] if r["stream"] == stream and r.get("status", "ok") == "ok"]
+        for method, (color, marker) in styles.items():
+            mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["budget"])
+            if method in ("keep-all", "perfect"):  # they do not depend on the budget
+                mine = mine[:1]
+            if not mine:
+                continue
+            xs, ys = [r["mean_occupied"] for r in mine], [r["accuracy"] for r in mine]
+            ax.plot(xs, ys, color=color, marker=marker, linestyle="-" if method in ALGOS else ":", label=method)
+            for r in mine if method not in ("keep-all", "perfect") else ():
+                ax.annotate(f"C={r['budget']}", (r["mean_occupied"], r["accuracy"]), fontsize=7,
+                            xytext=(3, 3), textcoords="offset points")  # fmt: skip
+        ax.set_xscale("symlog", linthresh=0.1)
+        ax.set_title(f"stream length {stream}")
+        ax.set_xlabel("mean occupied slots per step")
+        ax.set_ylabel("accuracy (greedy)")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def markdown(report: dict) -> str:
+    meta = report["meta"]
+    table_rows = []
+    for r in report["rows"]:
+        if r.get("status", "ok") != "ok":
+            table_rows.append([r["stream"], r["budget"], r["method"], r["status"], "", "", ""])
+            continue
+        accuracy = f"{r['accuracy']:.3f}"
+        if "accuracy_per_seed" in r:
+            accuracy += f" ({min(r['accuracy_per_seed']):.2f} .. {max(r['accuracy_per_seed']):.2f})"
+        wall = f"{r['seconds']:.0f}" if "seconds" in r else ""
+        occupied, episode_return = f"{r['mean_occupied']:.2f}", f"{r['return']:.2f}"
+        table_rows.append([r["stream"], r["budget"], r["method"], accuracy, occupied, episode_return, wall])
+    table = markdown_table(
+        ["stream L", "budget C", "method", "accuracy (seed range)", "mean occupied slots", "return", "train wall s"],
+        table_rows,
+    )
+    scale, full = meta["scale_settings"], SCALES["full"]
+    return (
+        f"# Context editing: accuracy against context used ({meta['device']})\n\n"
+        f"Scale `{meta['scale']}`, jax {meta['jax']}, {meta['date']}. The `cpu` scale is a reduced setting that "
+        "two CPU cores finish in about ten minutes; `full` has budgets "
+        f"{list(full['budgets'])}, streams {list(full['streams'])}, {full['task']} and {full['updates']} updates "
+        f"of {full['train']['num_envs']} episodes.\n\n"
+        f"Command: `{meta['command']}`\n\n"
+        f"Task: `{ENV}` with {scale['task']} and queries at most L/2 steps after their fact; budgets "
+        f"{list(scale['budgets'])}, streams "
+        f"{list(scale['streams'])}.\n\nTraining (DCPO and PPO alike): the context editor, {scale['updates']} updates "
+        f"of {scale['train']['num_envs']} episodes each, {scale['seeds']} seeds, {scale['train']} and "
+        f"{SHARED_TRAIN} (group_size for DCPO, gamma/gae_lambda for PPO).\n\n"
+        f"Scoring: {EVAL_EPISODES} greedy episodes per seed on the same streams for every method; accuracy is "
+        "right answers / queries, chance is 1 / num_values; mean occupied slots per step; return = right answers "
+        "- slot cost x occupied slots. keep-latest-k keeps the last C items; keep-all keeps every item in L "
+        "slots; perfect keeps exactly the facts still needed (an oracle). Train wall time includes "
+        f"compilation.\n\n{table}\n![accuracy against context used](context_edit_{meta['label']}.png)\n"
+    )
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", choices=("cpu", "full"), default="cpu")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks that the script runs")
+    parser.add_argument("--budgets", type=int, nargs="*", help="context budgets (default: the scale's)")
+    parser.add_argument("--streams", type=int, nargs="*", help="stream lengths (default: the scale's)")
+    parser.add_argument("--updates", type=int, help="training updates per run (default: the scale's)")
+    parser.add_argument("--seeds", type=int, help="seeds per learned run (default: the scale's)")
+    parser.add_argument("--max-seconds", type=float, default=600)
+    parser.add_argument("--device-label", default=None)
+    args = parser.parse_args(argv)
+    name = "quick" if args.quick else args.scale
+    scale = dict(SCALES[name])
+    for field in ("budgets", "streams", "updates", "seeds"):
+        if getattr(args, field):
+            scale[field] = tuple(getattr(args, field)) if field in ("budgets", "streams") else getattr(args, field)
+    label = (args.device_label or default_label()) + ("-quick" if args.quick else "")
+    key = jax.random.PRNGKey(EVAL_KEY)
+    deadline = time.perf_counter() + args.max_seconds
+    rows = []
+    with tempfile.TemporaryDirectory() as run_dir:
+        for stream in scale["streams"]:
+            for budget in scale["budgets"]:
+                env_params = task_params(scale, budget, stream)
+                setting = {"stream": stream, "budget": budget}
+                rows += [dict(setting, **r) for r in heuristic_rows(env_params, key)]
+                for algo in ALGOS:
+                    if time.perf_counter() > deadline:
+                        rows.append(dict(setting, method=algo, status="skipped (time budget)"))
+                        continue
+                    print(f"L={stream} C={budget} {algo} ...", flush=True)
+                    rows.append(dict(setting, **train_one(scale, algo, env_params, run_dir, key)))
+                    print(f"  accuracy {rows[-1]['accuracy_per_seed']} in {rows[-1]['seconds']:.0f}s", flush=True)
+    meta = metadata(scale=name, label=label, streams=list(scale["streams"]), scale_settings=scale)
+    report = {"meta": meta, "rows": rows}
+    write_report("context_edit", label, report, markdown(report))
+    plot(report, RESULTS / f"context_edit_{label}.png")
+    return report
+
+
+if __name__ == "__main__":
+    main()
