@@ -3,12 +3,13 @@
 # NVIDIA GPU on a machine without internet (fill .whl/ first with benchmarks/fetch_gpu_wheels.sh and
 # copy it along). Results land in benchmarks/results/ (and in $OUT when that is set).
 #
-#     bash benchmarks/gpu_suite.sh 1   # environment and Memory Gym throughput, memory modules, sharding cost
+#     bash benchmarks/gpu_suite.sh 1   # environment throughput, memory modules, sharding cost
 #     bash benchmarks/gpu_suite.sh 2   # end-to-end PPO against memorax; T-Maze learning curves
 #     bash benchmarks/gpu_suite.sh 3   # Ballet (HCAM vs TrXL vs GRU) and context editing (DCPO vs PPO)
+#     bash benchmarks/gpu_suite.sh 4   # Memory Gym throughput and learning curves
 set -uo pipefail
 cd "$(dirname "$0")/.."
-part=${1:?which part: 1, 2 or 3}
+part=${1:?which part: 1, 2, 3 or 4}
 label=${LABEL:-}
 export PYTHONUNBUFFERED=1
 
@@ -27,8 +28,7 @@ cd benchmarks
 case $part in
     1)
         run 200 env_throughput.py --max-seconds 170 $flag
-        run 150 memory_gym_throughput.py --max-seconds 120 $flag
-        run 150 memory_modules.py --timeout 30 $flag
+        run 290 memory_modules.py --lengths 256 1024 4096 16384 --timeout 40 $flag
         run 60 scaling.py $flag
         ;;
     2)
@@ -37,7 +37,11 @@ case $part in
         ;;
     3)
         run 330 learning_curves.py --preset ballet --runs ballet8-delay48-gru ballet8-delay48-trxl ballet8-delay48-hcam --max-seconds 300 $flag
-        run 230 context_edit.py --max-seconds 200 $flag
+        run 230 context_edit.py --scale full --budgets 4 8 --streams 64 --updates 400 --max-seconds 200 $flag
+        ;;
+    4)
+        run 150 memory_gym_throughput.py --max-seconds 120 $flag
+        run 400 learning_curves.py --preset memory_gym --seeds 2 --steps-scale 0.25 --max-seconds 380 $flag
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

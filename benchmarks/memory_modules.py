@@ -242,13 +242,20 @@ def main(argv=None) -> None:
             print(f"{name:>18} T={length:<6} {record['status']:>7} {shown}", flush=True)
             if record["status"] == "error":
                 print("    " + record.get("error", "")[-400:], flush=True)
+            # Written after every configuration, so a run cut short by a time limit keeps what it measured.
+            stem = write_report(results, args, jax.__version__, flax.__version__)
+    print(f"wrote {stem}.json and {stem}.md")
+
+
+def write_report(results: list[dict], args, jax_version: str, flax_version: str) -> Path:
+    """Writes the JSON and markdown report of ``results``; returns the path stem of both files."""
     measured = [r for r in results if "device_kind" in r]
     device = measured[0]["device_kind"] if measured else "unknown"
     report = {
         "device": device,
         "platform": measured[0]["platform"] if measured else "unknown",
-        "jax": jax.__version__,
-        "flax": flax.__version__,
+        "jax": jax_version,
+        "flax": flax_version,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "config": {k: getattr(args, k) for k in ("features", "batch", "layers", "heads", "dtype", "warmup", "repeats")},
         "modules": args.modules,
@@ -259,7 +266,7 @@ def main(argv=None) -> None:
     stem = args.out_dir / f"memory_modules_{slug(args.device_label or device)}"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     stem.with_suffix(".md").write_text(markdown(report) + "\n")
-    print(f"wrote {stem}.json and {stem}.md")
+    return stem
 
 
 if __name__ == "__main__":
