@@ -204,6 +204,7 @@ def parse_args(argv=None):
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds per configuration")
     parser.add_argument("--device-label", help="name used in the output files (default: the device kind)")
     parser.add_argument("--out-dir", type=Path, default=RESULTS)
+    parser.add_argument("--update", action="store_true", help="merge into the existing report of this device label")
     parser.add_argument("--in-process", action="store_true", help="no subprocesses (peak memory accumulates)")
     parser.add_argument("--quick", action="store_true", help="tiny sizes on the CPU, to check the script works")
     parser.add_argument("--single", nargs=2, metavar=("MODULE", "LENGTH"), help=argparse.SUPPRESS)
@@ -228,6 +229,7 @@ def main(argv=None) -> None:
     import jax
 
     results = []
+    previous = previous_results(args) if args.update else []
     for name in args.modules:
         out_of_memory = False
         for length in sorted(args.lengths):
@@ -243,8 +245,25 @@ def main(argv=None) -> None:
             if record["status"] == "error":
                 print("    " + record.get("error", "")[-400:], flush=True)
             # Written after every configuration, so a run cut short by a time limit keeps what it measured.
-            stem = write_report(results, args, jax.__version__, flax.__version__)
+            stem = write_report(merged(previous, results), args, jax.__version__, flax.__version__)
     print(f"wrote {stem}.json and {stem}.md")
+
+
+def report_stem(args, device: str) -> Path:
+    return args.out_dir / f"memory_modules_{slug(args.device_label or device)}"
+
+
+def previous_results(args) -> list[dict]:
+    """The records of an earlier report with this ``--device-label`` (for ``--update``)."""
+    path = report_stem(args, "unknown").with_suffix(".json")
+    return json.loads(path.read_text())["results"] if args.device_label and path.exists() else []
+
+
+def merged(previous: list[dict], new: list[dict]) -> list[dict]:
+    """``previous`` with every (module, length) that ``new`` measured replaced by the new record."""
+    fresh = {(r["module"], r["length"]): r for r in new}
+    kept = [r for r in previous if (r["module"], r["length"]) not in fresh]
+    return kept + new
 
 
 def write_report(results: list[dict], args, jax_version: str, flax_version: str) -> Path:
@@ -258,12 +277,12 @@ def write_report(results: list[dict], args, jax_version: str, flax_version: str)
         "flax": flax_version,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "config": {k: getattr(args, k) for k in ("features", "batch", "layers", "heads", "dtype", "warmup", "repeats")},
-        "modules": args.modules,
-        "lengths": sorted(args.lengths),
+        "modules": list(dict.fromkeys(r["module"] for r in results)),
+        "lengths": sorted({r["length"] for r in results}),
         "results": results,
     }
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    stem = args.out_dir / f"memory_modules_{slug(args.device_label or device)}"
+    stem = report_stem(args, device)
     stem.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     stem.with_suffix(".md").write_text(markdown(report) + "\n")
     return stem
