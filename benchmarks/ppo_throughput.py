@@ -394,8 +394,16 @@ def main(argv=None) -> dict:
                 row["ratio"] = row["mnemax"]["steps_per_second"] / row["memorax"]["steps_per_second"]
             rows.append(row)
             print(summary_line(row), flush=True)
+            # Written after every cell, so a run cut short by an outer time limit keeps what it measured.
+            write_progress(args, started, memorax_error, pairs, rows, skipped)
+    report, (json_path, md_path) = write_progress(args, started, memorax_error, pairs, rows, skipped)
+    print(f"wrote {json_path} and {md_path}", flush=True)
+    return report
+
+
+def write_progress(args, started: float, memorax_error, pairs, rows, skipped) -> tuple[dict, tuple]:
+    """Writes the report of the cells measured so far; returns it and the paths of its two files."""
     order = {pair: i for i, pair in enumerate(pairs)}
-    rows.sort(key=lambda r: (order[r["env"], r["memory"]], r["num_envs"]))
     report = {
         "meta": metadata(versions=package_versions(), wall_seconds=time.perf_counter() - started),
         "settings": {
@@ -407,13 +415,10 @@ def main(argv=None) -> dict:
         },  # fmt: skip
         "memorax": f"memorax unavailable: {memorax_error}" if memorax_error else f"memorax {importlib.metadata.version('memorax')}",
         "mismatches": MISMATCHES,
-        "rows": rows,
+        "rows": sorted(rows, key=lambda r: (order[r["env"], r["memory"]], r["num_envs"])),
         "skipped": skipped,
     }
-    label = args.device_label or default_label()
-    json_path, md_path = write_report("ppo_throughput", label, report, render_markdown(report))
-    print(f"wrote {json_path} and {md_path}", flush=True)
-    return report
+    return report, write_report("ppo_throughput", args.device_label or default_label(), report, render_markdown(report))
 
 
 def summary_line(row: dict) -> str:
