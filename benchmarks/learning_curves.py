@@ -208,6 +208,14 @@ def markdown(report: dict, preset: str) -> str:
     )
 
 
+def write_progress(args, label: str, runs: list[dict]) -> dict:
+    """Writes the report, table and plot of the runs so far; returns the report."""
+    report = {"meta": metadata(preset=args.preset, seeds=args.seeds, label=label), "runs": runs}
+    write_report(f"learning_{args.preset}", label, report, markdown(report, args.preset))
+    plot(report, RESULTS / f"learning_{args.preset}_{label}.png")
+    return report
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", choices=sorted(PRESETS), required=True)
@@ -230,9 +238,9 @@ def main(argv=None) -> dict:
             print(f"{spec['name']} ...", flush=True)
             runs.append(run_one(spec, args.seeds, args.steps_scale, run_dir, args.quick))
             print(f"  success {runs[-1]['final_success']} in {runs[-1]['seconds']:.0f}s", flush=True)
-    report = {"meta": metadata(preset=args.preset, seeds=args.seeds, label=label), "runs": runs}
-    write_report(f"learning_{args.preset}", label, report, markdown(report, args.preset))
-    plot(report, RESULTS / f"learning_{args.preset}_{label}.png")
+            # Written after every run, so a run cut short by an outer time limit keeps what it measured.
+            write_progress(args, label, runs)
+    report = write_progress(args, label, runs)
     return report
 
 
