@@ -215,6 +215,8 @@ def parse_args(argv=None):
         args.warmup, args.repeats = 1, 2
         args.lengths = args.lengths or [32, 128]
         args.device_label = args.device_label or "cpu-quick"
+    if args.update and not args.device_label:
+        parser.error("--update needs --device-label: it names the report to merge into")
     if not args.lengths:
         args.lengths = [2**k for k in range(20) if args.min_length <= 2**k <= args.max_length]
     return args
@@ -245,7 +247,8 @@ def main(argv=None) -> None:
             if record["status"] == "error":
                 print("    " + record.get("error", "")[-400:], flush=True)
             # Written after every configuration, so a run cut short by a time limit keeps what it measured.
-            stem = write_report(merged(previous, results), args, jax.__version__, flax.__version__)
+            write_report(merged(previous, results), args, jax.__version__, flax.__version__)
+    stem = write_report(merged(previous, results), args, jax.__version__, flax.__version__)
     print(f"wrote {stem}.json and {stem}.md")
 
 
@@ -256,7 +259,7 @@ def report_stem(args, device: str) -> Path:
 def previous_results(args) -> list[dict]:
     """The records of an earlier report with this ``--device-label`` (for ``--update``)."""
     path = report_stem(args, "unknown").with_suffix(".json")
-    return json.loads(path.read_text())["results"] if args.device_label and path.exists() else []
+    return json.loads(path.read_text())["results"] if path.exists() else []
 
 
 def merged(previous: list[dict], new: list[dict]) -> list[dict]:
