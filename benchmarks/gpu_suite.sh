@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU measurements behind the committed results, in three parts of under ten minutes each, for one
+# The GPU measurements behind the committed results, in parts of under ten minutes each, for one
 # NVIDIA GPU on a machine without internet (fill .whl/ first with benchmarks/fetch_gpu_wheels.sh and
 # copy it along). Results land in benchmarks/results/ (and in $OUT when that is set).
 #
@@ -7,6 +7,10 @@
 #     bash benchmarks/gpu_suite.sh 2   # end-to-end PPO against memorax; T-Maze learning curves
 #     bash benchmarks/gpu_suite.sh 3   # Ballet (HCAM vs TrXL vs GRU) and context editing (DCPO vs PPO)
 #     bash benchmarks/gpu_suite.sh 4   # Memory Gym throughput and learning curves
+#     bash benchmarks/gpu_suite.sh 5   # Ballet with 2 and 4 dancers (merged into the Ballet report)
+#     bash benchmarks/gpu_suite.sh 6   # Memory Gym learning curves, symbolic observations
+#     bash benchmarks/gpu_suite.sh 7   # the rest of the T-Maze grid (L = 500, 1000; merged into its report)
+#     bash benchmarks/gpu_suite.sh 8   # context editing at the medium scale, where learning starts to fail
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -42,6 +46,20 @@ case $part in
     4)
         run 150 memory_gym_throughput.py --max-seconds 120 $flag
         run 400 learning_curves.py --preset memory_gym --seeds 2 --steps-scale 0.25 --max-seconds 380 $flag
+        ;;
+    5)
+        run 570 learning_curves.py --preset ballet --seeds 2 --max-seconds 430 --update $flag \
+            --runs ballet{4,2}-delay{48,16}-{gru,trxl,hcam}
+        ;;
+    6)
+        run 570 learning_curves.py --preset memory_gym_symbolic --seeds 2 --steps-scale 0.75 --max-seconds 430 $flag
+        ;;
+    7)
+        run 570 learning_curves.py --preset tmaze --steps-scale 0.3 --max-seconds 450 --update $flag \
+            --runs tmaze500-{trxl,ffm} tmaze1000-{gru,lstm,trxl,ffm}
+        ;;
+    8)
+        run 570 context_edit.py --scale medium --max-seconds 450 ${label:+--device-label $label-medium}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

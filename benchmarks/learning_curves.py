@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -69,6 +70,28 @@ def ballet_memory(memory: str, episode: int) -> dict:
     return {}
 
 
+def memory_gym_runs(observation: str) -> list[dict]:
+    """GRU and TrXL on Mortar Mayhem Grid and Mystery Path Grid; ``observation`` is "" or "-Symbolic"."""
+    return [
+        dict(
+            name=f"{task}{observation}-{memory}",
+            env=f"mnemax/{task}{observation}-v0",
+            memory=memory,
+            memory_config=TRANSFORMER | {"memory_length": 64} if memory == "trxl" else {},
+            num_envs=256,
+            num_steps=128,
+            bptt_length=64,
+            num_minibatches=8,
+            learning_rate=2.5e-4,
+            ent_coef=0.01,
+            hidden_size=256,
+            total_steps=20_000_000,
+        )
+        for task in ("MortarMayhem-Grid", "MysteryPath-Grid")
+        for memory in ("gru", "trxl")
+    ]
+
+
 PRESETS: dict[str, list[dict]] = {
     # Passive T-Maze: the cue must be carried over the whole corridor (Ni et al. 2023).
     "tmaze": [
@@ -85,26 +108,11 @@ PRESETS: dict[str, list[dict]] = {
         for length, steps in ((100, 10_000_000), (500, 20_000_000), (1000, 30_000_000))
         for memory in ("gru", "lstm", "trxl", "ffm")
     ],
-    # Memory Gym grid tasks with pixel observations: GRU against TrXL (Pleines et al. report TrXL as the
-    # more sample-efficient on these finite tasks).
-    "memory_gym": [
-        dict(
-            name=f"{task}-{memory}",
-            env=f"mnemax/{task}-v0",
-            memory=memory,
-            memory_config=TRANSFORMER | {"memory_length": 64} if memory == "trxl" else {},
-            num_envs=256,
-            num_steps=128,
-            bptt_length=64,
-            num_minibatches=8,
-            learning_rate=2.5e-4,
-            ent_coef=0.01,
-            hidden_size=256,
-            total_steps=20_000_000,
-        )
-        for task in ("MortarMayhem-Grid", "MysteryPath-Grid")
-        for memory in ("gru", "trxl")
-    ],
+    # Memory Gym grid tasks: GRU against TrXL (Pleines et al. report TrXL as the more sample-efficient on
+    # these finite tasks). Pixels as in the paper; the symbolic variant (same rules, the grid as a vector)
+    # drops the CNN, which trains ~10x faster and so affords the step budgets the tasks need on one GPU.
+    "memory_gym": memory_gym_runs(""),
+    "memory_gym_symbolic": memory_gym_runs("-Symbolic"),
     "ballet": [
         dict(
             BALLET_BASE,
@@ -182,10 +190,12 @@ def plot(report: dict, path: Path) -> None:
 
 def markdown(report: dict, preset: str) -> str:
     meta = report["meta"]
+    commands = list(dict.fromkeys(run["command"] for run in report["runs"]))
     rows = []
     for run in report["runs"]:
+        command = f"[{commands.index(run['command']) + 1}]"
         if run["status"] != "ok":
-            rows.append([run["name"], run["status"], "", "", "", ""])
+            rows.append([run["name"], run["status"], "", "", "", "", "", command])
             continue
         success = run["final_success"]
         rows.append(
@@ -193,27 +203,53 @@ def markdown(report: dict, preset: str) -> str:
                 run["name"],
                 f"{sum(success) / len(success):.2f}",
                 f"{min(success):.2f} .. {max(success):.2f}",
+                len(success),
                 f"{run['steps']:,}",
                 f"{run['seconds']:.0f}",
                 f"{run['train_steps_per_second']:,.0f}",
+                command,
             ]
         )
-    table = markdown_table(
-        ["run", "greedy success (mean)", "range over seeds", "env steps / seed", "wall s", "train steps/s"], rows
-    )
+    header = ["run", "greedy success (mean)", "range over seeds", "seeds", "env steps / seed", "wall s", "train steps/s", "command"]
+    listed = "\n".join(f"{i + 1}. `{c}` ({dates(report, c)})" for i, c in enumerate(commands))
     return (
-        f"# Learning curves ({preset}): {meta['device']}\n\n{meta['seeds']} seeds per run, jax {meta['jax']}, {meta['date']}.\n\n"
-        f"Command: `{meta['command']}`\n\nGreedy success: 256 greedy episodes per seed after training. "
-        f"Wall time includes compilation.\n\n{table}\n![curves](learning_{preset}_{meta['label']}.png)\n"
+        f"# Learning curves ({preset}): {meta['device']}\n\njax {meta['jax']}, written {meta['date']}.\n\n"
+        f"Commands (run from `benchmarks/`):\n\n{listed}\n\nGreedy success: 256 greedy episodes per seed after training. "
+        f"Wall time includes compilation.\n\n{markdown_table(header, rows)}\n![curves](learning_{preset}_{meta['label']}.png)\n"
     )
 
 
-def write_progress(args, label: str, runs: list[dict]) -> dict:
-    """Writes the report, table and plot of the runs so far; returns the report."""
-    report = {"meta": metadata(preset=args.preset, seeds=args.seeds, label=label), "runs": runs}
+def dates(report: dict, command: str) -> str:
+    return ", ".join(sorted({run["date"] for run in report["runs"] if run["command"] == command}))
+
+
+def write_progress(args, label: str, runs: list[dict], earlier: list[dict]) -> dict:
+    """Writes the report, table and plot of the runs so far merged into ``earlier``; returns the report."""
+    report = {"meta": metadata(preset=args.preset, label=label), "runs": merged(args.preset, earlier, runs)}
     write_report(f"learning_{args.preset}", label, report, markdown(report, args.preset))
     plot(report, RESULTS / f"learning_{args.preset}_{label}.png")
     return report
+
+
+def merged(preset: str, earlier: list[dict], runs: list[dict]) -> list[dict]:
+    """The runs of ``earlier`` and ``runs`` in preset order; a name in both keeps the newer run unless that
+    one was skipped and the earlier one measured."""
+    by_name = {r["name"]: r for r in earlier}
+    for run in runs:
+        if run["status"] == "ok" or by_name.get(run["name"], {}).get("status") != "ok":
+            by_name[run["name"]] = run
+    return [by_name[spec["name"]] for spec in PRESETS[preset] if spec["name"] in by_name]
+
+
+def earlier_runs(args, label: str) -> list[dict]:
+    """The runs of this preset's earlier report under ``label`` (for ``--update``); runs that predate
+    per-run commands get the report's command."""
+    path = RESULTS / f"learning_{args.preset}_{label}.json"
+    if not path.exists():
+        return []
+    report = json.loads(path.read_text())
+    meta = report["meta"]
+    return [{"command": meta["command"], "date": meta["date"], "seeds": meta.get("seeds"), **r} for r in report["runs"]]
 
 
 def main(argv=None) -> dict:
@@ -225,22 +261,28 @@ def main(argv=None) -> dict:
     parser.add_argument("--max-seconds", type=float, default=600)
     parser.add_argument("--device-label", default=None)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--update", action="store_true", help="merge into the existing report of --device-label")
     args = parser.parse_args(argv)
+    if args.update and not args.device_label:
+        parser.error("--update needs --device-label: it names the report to merge into")
     label = args.device_label or default_label()
+    earlier = earlier_runs(args, label) if args.update else []
     specs = [s for s in PRESETS[args.preset] if not args.runs or s["name"] in args.runs]
     deadline = time.perf_counter() + args.max_seconds
+    now = metadata()
+    provenance = {"command": now["command"], "date": now["date"], "seeds": args.seeds}
     runs = []
     with tempfile.TemporaryDirectory() as run_dir:
         for spec in specs:
             if time.perf_counter() > deadline:
-                runs.append({"name": spec["name"], "status": "skipped (time budget)"})
+                runs.append({"name": spec["name"], "status": "skipped (time budget)", **provenance})
                 continue
             print(f"{spec['name']} ...", flush=True)
-            runs.append(run_one(spec, args.seeds, args.steps_scale, run_dir, args.quick))
+            runs.append({**run_one(spec, args.seeds, args.steps_scale, run_dir, args.quick), **provenance})
             print(f"  success {runs[-1]['final_success']} in {runs[-1]['seconds']:.0f}s", flush=True)
             # Written after every run, so a run cut short by an outer time limit keeps what it measured.
-            write_progress(args, label, runs)
-    report = write_progress(args, label, runs)
+            write_progress(args, label, runs, earlier)
+    report = write_progress(args, label, runs, earlier)
     return report
 
 
