@@ -11,6 +11,7 @@
 #     bash benchmarks/gpu_suite.sh 6   # Memory Gym learning curves, symbolic observations
 #     bash benchmarks/gpu_suite.sh 7   # the rest of the T-Maze grid (L = 500, 1000; merged into its report)
 #     bash benchmarks/gpu_suite.sh 8   # context editing at the medium scale, where learning starts to fail
+#     bash benchmarks/gpu_suite.sh 9   # runs that parts 5-7 left for time (merged into their reports)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -60,6 +61,12 @@ case $part in
         ;;
     8)
         run 570 context_edit.py --scale medium --max-seconds 450 ${label:+--device-label $label-medium}
+        ;;
+    9)
+        run 150 learning_curves.py --preset ballet --seeds 2 --max-seconds 60 --update $flag --runs ballet2-delay16-{trxl,hcam}
+        run 60 learning_curves.py --preset tmaze --steps-scale 0.3 --max-seconds 30 --update $flag --runs tmaze1000-ffm
+        run 350 learning_curves.py --preset memory_gym_symbolic --seeds 2 --steps-scale 0.75 --max-seconds 30 --update $flag \
+            --runs MysteryPath-Grid-Symbolic-trxl
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
