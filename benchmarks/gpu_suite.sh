@@ -12,6 +12,8 @@
 #     bash benchmarks/gpu_suite.sh 7   # the rest of the T-Maze grid (L = 500, 1000; merged into its report)
 #     bash benchmarks/gpu_suite.sh 8   # context editing at the medium scale, where learning starts to fail
 #     bash benchmarks/gpu_suite.sh 9   # runs that parts 5-7 left for time (merged into their reports)
+#     bash benchmarks/gpu_suite.sh 10  # the context-editing cell that part 8 left for time
+#     bash benchmarks/gpu_suite.sh 11  # Transformer-XL on T-Maze L = 1000
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -62,11 +64,17 @@ case $part in
     8)
         run 570 context_edit.py --scale medium --max-seconds 450 ${label:+--device-label $label-medium}
         ;;
-    9)
-        run 150 learning_curves.py --preset ballet --seeds 2 --max-seconds 60 --update $flag --runs ballet2-delay16-{trxl,hcam}
+    9)  # (as run: the first line with --max-seconds 60 did only TrXL; HCAM followed with --runs ballet2-delay16-hcam)
+        run 200 learning_curves.py --preset ballet --seeds 2 --max-seconds 100 --update $flag --runs ballet2-delay16-{trxl,hcam}
         run 60 learning_curves.py --preset tmaze --steps-scale 0.3 --max-seconds 30 --update $flag --runs tmaze1000-ffm
         run 350 learning_curves.py --preset memory_gym_symbolic --seeds 2 --steps-scale 0.75 --max-seconds 30 --update $flag \
             --runs MysteryPath-Grid-Symbolic-trxl
+        ;;
+    10)  # the cell part 8 left for time, in a report of its own
+        run 300 context_edit.py --scale medium --streams 64 --budgets 4 --max-seconds 200 ${label:+--device-label $label-medium-L64C4}
+        ;;
+    11)  # Transformer-XL on T-Maze L = 1000 (a 1008-step window), two seeds to fit in one call
+        run 520 learning_curves.py --preset tmaze --steps-scale 0.3 --seeds 2 --max-seconds 60 --update $flag --runs tmaze1000-trxl
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
