@@ -2,6 +2,7 @@
 
     python benchmarks/learning_curves.py --preset tmaze --max-seconds 300
     python benchmarks/learning_curves.py --preset memory_gym --steps-scale 0.5
+    python benchmarks/learning_curves.py --preset memory_gym_symbolic --update --device-label h100  # merge
     python benchmarks/learning_curves.py --preset tmaze --quick          # tiny sizes, a CPU check
     python benchmarks/learning_curves.py --preset ballet --max-seconds 480  # HCAM vs TrXL vs GRU, hardest first
     python benchmarks/learning_curves.py --preset ballet --runs ballet8-delay48-{hcam,trxl,gru}  # the paper's claim
