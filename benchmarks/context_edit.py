@@ -269,5 +269,6 @@ def write(meta: dict, rows: list[dict]) -> dict:
     plot(report, RESULTS / f"context_edit_{meta['label']}.png")
     return report
 
+
 if __name__ == "__main__":
     main()
