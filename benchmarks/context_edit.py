@@ -34,7 +34,9 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from common import RESULTS, default_label, markdown_table, metadata, write_report
+from common import (
+    RESULTS, default_label, finish_fraction_panel, markdown_table, metadata, panels, save_figure, write_report,
+)  # fmt: skip
 from mnemax import envs
 from mnemax.agents import greedy_curator
 from mnemax.envs import context_edit_curators as curators
@@ -151,16 +153,11 @@ def train_one(scale: dict, algo: str, env_params: dict, run_dir: str, key: jax.A
 
 
 def plot(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     streams = report["meta"]["streams"]
     styles = {"dcpo": ("tab:red", "o"), "ppo": ("tab:blue", "s"), "keep-latest-k": ("tab:gray", "v"),
               "keep-all": ("black", "x"), "perfect": ("tab:green", "*")}  # fmt: skip
-    fig, axes = plt.subplots(1, len(streams), figsize=(5 * len(streams), 3.8), squeeze=False)
-    for ax, stream in zip(axes[0], streams):
+    fig, axes = panels(len(streams), 5, 3.8)
+    for ax, stream in zip(axes, streams):
         rows = [r for r in report["rows"] if r["stream"] == stream and r.get("status", "ok") == "ok"]
         for method, (color, marker) in styles.items():
             mine = sorted((r for r in rows if r["method"] == method), key=lambda r: r["budget"])
@@ -174,15 +171,8 @@ def plot(report: dict, path: Path) -> None:
                 ax.annotate(f"C={r['budget']}", (r["mean_occupied"], r["accuracy"]), fontsize=7,
                             xytext=(3, 3), textcoords="offset points")  # fmt: skip
         ax.set_xscale("symlog", linthresh=0.1)
-        ax.set_title(f"stream length {stream}")
-        ax.set_xlabel("mean occupied slots per step")
-        ax.set_ylabel("accuracy (greedy)")
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+        finish_fraction_panel(ax, f"stream length {stream}", "mean occupied slots per step", "accuracy (greedy)", 7)
+    save_figure(fig, path)
 
 
 def markdown(report: dict) -> str:

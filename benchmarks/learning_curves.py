@@ -24,7 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import RESULTS, default_label, markdown_table, metadata, write_report
+from common import (
+    RESULTS, default_label, finish_fraction_panel, markdown_table, metadata, panels, save_figure, write_report,
+)  # fmt: skip
 from mnemax.train import PPOConfig, train
 
 # Hyperparameters shared by a preset's runs; each run overrides env, memory and its budget.
@@ -163,15 +165,10 @@ def run_one(spec: dict, seeds: int, steps_scale: float, run_dir: str, quick: boo
 
 
 def plot(report: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     runs = [r for r in report["runs"] if r["status"] == "ok"]
     groups = sorted({r["name"].rsplit("-", 1)[0] for r in runs})
-    fig, axes = plt.subplots(1, len(groups), figsize=(4.5 * len(groups), 3.5), squeeze=False)
-    for ax, group in zip(axes[0], groups):
+    fig, axes = panels(len(groups), 4.5, 3.5)
+    for ax, group in zip(axes, groups):
         for run in (r for r in runs if r["name"].rsplit("-", 1)[0] == group):
             steps = sorted({p["step"] for p in run["curve"]})
             mean = [
@@ -179,15 +176,8 @@ def plot(report: dict, path: Path) -> None:
                 for s in steps
             ]
             ax.plot(steps, mean, label=run["name"].rsplit("-", 1)[1])
-        ax.set_title(group)
-        ax.set_xlabel("environment steps")
-        ax.set_ylabel("training success (mean over seeds)")
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+        finish_fraction_panel(ax, group, "environment steps", "training success (mean over seeds)", 8)
+    save_figure(fig, path)
 
 
 def markdown(report: dict, preset: str) -> str:
