@@ -9,7 +9,7 @@ Importing this package registers every id with gymnasium (``gymnasium.make("mnem
 """
 
 from mnemax.envs import spaces, wrappers
-from mnemax.envs.environment import Environment, EnvParams, EnvState
+from mnemax.envs.environment import NO_TIME_LIMIT, Environment, EnvParams, EnvState
 from mnemax.envs.registration import NAMESPACE, make, register, registered_ids, spec
 
 # Each task family registers its ids when imported.
@@ -21,6 +21,7 @@ from mnemax.envs import diagnostics  # noqa: E402  isort: skip
 
 __all__ = [
     "NAMESPACE",
+    "NO_TIME_LIMIT",
     "EnvParams",
     "EnvState",
     "Environment",

@@ -59,7 +59,7 @@ import numpy as np
 from flax import struct
 
 from mnemax.envs import rendering, spaces
-from mnemax.envs.environment import Environment, EnvParams, EnvState
+from mnemax.envs.environment import NO_TIME_LIMIT, Environment, EnvParams, EnvState
 from mnemax.envs.registration import register
 
 # ----------------------------------------------------------------------------------------- the room
@@ -261,7 +261,7 @@ class RecallParams(EnvParams):
     answer_steps: int = 64  # moves allowed after the instruction appears
     observation: str = struct.field(pytree_node=False, default="pixels")  # "pixels" or "symbolic"
     # The task ends its own episodes; this generic limit is set out of the way.
-    max_steps_in_episode: int = 1 << 30
+    max_steps_in_episode: int = NO_TIME_LIMIT
 
 
 OBSERVATION_MODES = ("pixels", "symbolic")

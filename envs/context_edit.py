@@ -96,7 +96,7 @@ from mnemax.envs.context_edit_stream import (
     TAG_NAMES,
     UPDATE,
 )
-from mnemax.envs.environment import Environment, EnvParams, EnvState
+from mnemax.envs.environment import NO_TIME_LIMIT, Environment, EnvParams, EnvState
 from mnemax.envs.registration import register
 
 NOOP, WRITE, DELETE, MERGE = range(4)
@@ -126,7 +126,7 @@ class ContextEditParams(EnvParams):
     max_query_delay: int = 32
     slot_cost: float = 0.005
     # Episodes end with the stream; this generic limit is set out of its way.
-    max_steps_in_episode: int = 1 << 30
+    max_steps_in_episode: int = NO_TIME_LIMIT
 
 
 @struct.dataclass

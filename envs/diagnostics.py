@@ -40,11 +40,10 @@ from flax import struct
 
 from mnemax.envs import cards, spaces
 from mnemax.envs.cards import NUM_SUITS
-from mnemax.envs.environment import Environment, EnvParams, EnvState
+from mnemax.envs.environment import NO_TIME_LIMIT, Environment, EnvParams, EnvState
 from mnemax.envs.registration import register
 
 # The generic step limit of EnvParams, set out of the way: every task ends its episodes itself.
-_NO_LIMIT = 1 << 30
 
 
 def _static(default):
@@ -110,7 +109,7 @@ def _onehot(index, size: int) -> jax.Array:
 @struct.dataclass
 class CardParams(EnvParams):
     num_decks: int = _static(1)
-    max_steps_in_episode: int = _NO_LIMIT
+    max_steps_in_episode: int = NO_TIME_LIMIT
 
 
 class CardTask(AnswerTask):
@@ -391,7 +390,7 @@ class NParityState(AnswerState):
 class NParityParams(EnvParams):
     n: int = 2
     stream_length: int = _static(64)
-    max_steps_in_episode: int = _NO_LIMIT
+    max_steps_in_episode: int = NO_TIME_LIMIT
 
 
 class NParity(AnswerTask):
@@ -476,7 +475,7 @@ class DelayedMatchParams(EnvParams):
     num_trials: int = 8
     distractors: bool = True  # delay steps show random symbols (True) or nothing (False)
     num_symbols: int = _static(4)
-    max_steps_in_episode: int = _NO_LIMIT
+    max_steps_in_episode: int = NO_TIME_LIMIT
 
 
 class DelayedMatch(AnswerTask):

@@ -34,6 +34,11 @@ class EnvState:
     time: jax.Array
 
 
+# A time limit that is never reached: tasks that end their episodes themselves set it, and trainers
+# skip the bootstrapping of truncated episodes for them.
+NO_TIME_LIMIT = 1 << 30
+
+
 @struct.dataclass
 class EnvParams:
     """Base of every parameter set: episodes are truncated after ``max_steps_in_episode`` steps."""

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from mnemax.envs import rendering, spaces
-from mnemax.envs.environment import Environment, EnvParams, EnvState
+from mnemax.envs.environment import NO_TIME_LIMIT, Environment, EnvParams, EnvState
 from mnemax.envs.registration import register
 
 UP, RIGHT, DOWN, LEFT = 0, 1, 2, 3
@@ -41,7 +41,7 @@ class TMazeParams(EnvParams):
     active: bool = False
     step_penalty: float = 1.0
     # The task horizon ends episodes; this generic limit is set out of its way.
-    max_steps_in_episode: int = 1 << 30
+    max_steps_in_episode: int = NO_TIME_LIMIT
 
 
 class TMaze(Environment[TMazeState, TMazeParams]):

@@ -39,7 +39,7 @@ import numpy as np
 from flax import struct
 
 from mnemax.envs import rendering, spaces
-from mnemax.envs.environment import EnvParams, EnvState
+from mnemax.envs.environment import NO_TIME_LIMIT, EnvParams, EnvState
 from mnemax.envs.memory_gym import common
 from mnemax.envs.registration import register
 
@@ -78,7 +78,7 @@ class MortarMayhemState(EnvState):
 @struct.dataclass
 class MortarMayhemParams(EnvParams):
     # The command schedule ends every finite episode; the endless task runs until the agent fails.
-    max_steps_in_episode: int = 1 << 30
+    max_steps_in_episode: int = NO_TIME_LIMIT
     symbolic: bool = struct.field(pytree_node=False, default=False)
     turn_controls: bool = struct.field(pytree_node=False, default=False)
     arena_size: int = struct.field(pytree_node=False, default=5)

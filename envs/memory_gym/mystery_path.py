@@ -35,7 +35,7 @@ import numpy as np
 from flax import struct
 
 from mnemax.envs import rendering, spaces
-from mnemax.envs.environment import EnvParams, EnvState
+from mnemax.envs.environment import NO_TIME_LIMIT, EnvParams, EnvState
 from mnemax.envs.memory_gym import common
 from mnemax.envs.registration import register
 
@@ -78,8 +78,8 @@ class MysteryPathParams(EnvParams):
 
 
 FREE_DEFAULTS = dict(max_steps_in_episode=512, reward_path_progress=0.1)
-ENDLESS_DEFAULTS = dict(max_steps_in_episode=1 << 30, reward_path_progress=0.1)
-ENDLESS_GRID_DEFAULTS = dict(max_steps_in_episode=1 << 30)
+ENDLESS_DEFAULTS = dict(max_steps_in_episode=NO_TIME_LIMIT, reward_path_progress=0.1)
+ENDLESS_GRID_DEFAULTS = dict(max_steps_in_episode=NO_TIME_LIMIT)
 
 
 # ------------------------------------------------------------------------------------ path generation

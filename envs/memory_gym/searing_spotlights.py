@@ -41,7 +41,7 @@ import numpy as np
 from flax import struct
 
 from mnemax.envs import rendering, spaces
-from mnemax.envs.environment import Environment, EnvParams, EnvState
+from mnemax.envs.environment import NO_TIME_LIMIT, Environment, EnvParams, EnvState
 from mnemax.envs.memory_gym import common
 from mnemax.envs.registration import register
 
@@ -129,7 +129,7 @@ class SearingSpotlightsParams(EnvParams):
 
 
 ENDLESS_DEFAULTS = dict(
-    max_steps_in_episode=1 << 30, max_spotlights=12, initial_spawns=3, agent_health=10, use_exit=False
+    max_steps_in_episode=NO_TIME_LIMIT, max_spotlights=12, initial_spawns=3, agent_health=10, use_exit=False
 )
 
 
