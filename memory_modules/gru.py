@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from mnemax.memory_modules.base import MemoryModule, check_sequence_inputs
-from mnemax.memory_modules.scan import scan_with_resets
+from mnemax.memory_modules.scan import scan_with_resets, timescale_gate_bias
 
 
 class GRU(MemoryModule):
@@ -20,11 +20,23 @@ class GRU(MemoryModule):
 
     Attributes:
         features: hidden size ``F``; outputs are ``[T, B, F]`` and the carry is ``[B, F]``.
+        max_timescale: if > 0, the update gate starts biased so that the units' memory time scales
+            spread log-uniformly over ``[2, max_timescale]`` steps (see
+            :func:`~mnemax.memory_modules.scan.timescale_gate_bias`); 0 starts every gate at 1/2.
         dtype: dtype of the matrix products (``jnp.bfloat16`` halves memory traffic); the carry stays f32.
     """
 
     features: int
+    max_timescale: int = 0
     dtype: Any = jnp.float32
+
+    def _hidden_bias_init(self, key, shape, dtype=jnp.float32):
+        """Zeros, except the update-gate block (``[r, z, n]`` layout) with ``max_timescale`` set."""
+        del key
+        bias = jnp.zeros(shape, dtype)
+        if self.max_timescale:
+            bias = bias.at[self.features : 2 * self.features].set(timescale_gate_bias(self.features, self.max_timescale))
+        return bias
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> jax.Array:
@@ -36,7 +48,7 @@ class GRU(MemoryModule):
         f = self.features
         input_gates = nn.Dense(3 * f, dtype=self.dtype, name="input")(inputs)
         w_h = self.param("hidden_kernel", nn.initializers.orthogonal(), (f, 3 * f))
-        b_h = self.param("hidden_bias", nn.initializers.zeros_init(), (3 * f,))
+        b_h = self.param("hidden_bias", self._hidden_bias_init, (3 * f,))
         w_h, b_h = w_h.astype(self.dtype), b_h.astype(self.dtype)
 
         def cell(h, x_gates):

@@ -9,15 +9,21 @@ import jax
 import jax.numpy as jnp
 
 from mnemax.memory_modules.base import MemoryModule, check_sequence_inputs
-from mnemax.memory_modules.scan import scan_with_resets
+from mnemax.memory_modules.scan import scan_with_resets, timescale_gate_bias
 
 
-def _forget_bias_init(features: int, forget_bias: float):
-    """Zeros, except ``forget_bias`` on the forget-gate block of an ``[i, f, g, o]`` bias."""
+def _forget_bias_init(features: int, forget_bias: float, max_timescale: int):
+    """Zeros, except ``forget_bias`` on the forget-gate block of an ``[i, f, g, o]`` bias; with
+    ``max_timescale`` the forget gate gets spread time scales and the input gate their negatives
+    (Tallec & Ollivier 2018)."""
 
     def init(key, shape, dtype=jnp.float32):
         del key
-        return jnp.zeros(shape, dtype).at[features : 2 * features].set(forget_bias)
+        bias = jnp.zeros(shape, dtype)
+        if not max_timescale:
+            return bias.at[features : 2 * features].set(forget_bias)
+        chrono = timescale_gate_bias(features, max_timescale)
+        return bias.at[:features].set(-chrono).at[features : 2 * features].set(chrono)
 
     return init
 
@@ -32,11 +38,15 @@ class LSTM(MemoryModule):
     Attributes:
         features: hidden size ``F``; outputs are ``h``, ``[T, B, F]``; the carry is ``(c, h)``, each ``[B, F]``.
         forget_bias: initial bias of the forget gate.
+        max_timescale: if > 0, replaces ``forget_bias``: forget-gate biases that spread the units' memory
+            time scales log-uniformly over ``[2, max_timescale]`` steps, input-gate biases their negatives
+            (see :func:`~mnemax.memory_modules.scan.timescale_gate_bias`).
         dtype: dtype of the matrix products; the carry stays f32.
     """
 
     features: int
     forget_bias: float = 1.0
+    max_timescale: int = 0
     dtype: Any = jnp.float32
 
     @nn.nowrap
@@ -50,7 +60,7 @@ class LSTM(MemoryModule):
         f = self.features
         input_gates = nn.Dense(4 * f, use_bias=False, dtype=self.dtype, name="input")(inputs)
         w_h = self.param("hidden_kernel", nn.initializers.orthogonal(), (f, 4 * f))
-        b = self.param("bias", _forget_bias_init(f, self.forget_bias), (4 * f,))
+        b = self.param("bias", _forget_bias_init(f, self.forget_bias, self.max_timescale), (4 * f,))
         w_h = w_h.astype(self.dtype)
 
         def cell(state, x_gates):

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mnemax.memory_modules.base import reset_carry
 
@@ -61,3 +62,16 @@ def linear_recurrence(decay: jax.Array, update: jax.Array, initial: jax.Array, r
 
     _, states = jax.lax.associative_scan(combine, (decay, update), axis=0)
     return states
+
+
+def timescale_gate_bias(features: int, max_timescale: int) -> np.ndarray:
+    """Biases ``[features]`` of a "keep" gate (the GRU's update gate, the LSTM's forget gate) that give the
+    units memory time scales spread log-uniformly over ``[2, max_timescale]`` steps ("chrono"
+    initialisation, Tallec & Ollivier 2018).
+
+    A unit that keeps ``sigmoid(b)`` of its state per step forgets with time scale ``tau = 1 / (1 - sigmoid(b))``,
+    so ``b = log(tau - 1)``. With the usual zero bias every unit halves its memory at each step, so the
+    gradient from a decision ``L`` steps after a cue shrinks like ``2^-L``; spread time scales let it through.
+    """
+    taus = np.geomspace(2.0, max(float(max_timescale), 2.0), features)
+    return np.log(taus - 1.0).astype(np.float32)
