@@ -23,34 +23,62 @@ class ActorCritic(nn.Module):
     :mod:`mnemax.agents.distributions`) and ``value [T, B]``. With ``memory=None`` the agent is
     memoryless: it sees only the current observation (the baseline that memory tasks must defeat).
 
+    With ``separate_critic`` the value head reads a tower of its own (a second encoder and memory with
+    the same architecture, parameters under ``critic_encoder`` / ``critic_memory``), so the value loss
+    cannot reshape the features the policy reads; the carry is then ``{"actor": ..., "critic": ...}``.
+    Parameters of the value branch have ``critic`` in their name (see :func:`is_critic_parameter`).
+
     Attributes:
         encoder: maps ``[B, *obs_shape]`` to ``[B, hidden_size]`` features.
         memory: a :class:`~mnemax.memory_modules.MemoryModule`, or ``None``.
         action_sizes: the number of choices of each action component (``(n,)`` for ``Discrete(n)``).
         hidden_size: width of the heads.
+        separate_critic: give the value head its own encoder and memory.
     """
 
     encoder: nn.Module
     memory: MemoryModule | None
     action_sizes: tuple[int, ...]
     hidden_size: int = 128
+    separate_critic: bool = False
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> Any:
-        return () if self.memory is None else self.memory.initialize_carry(batch_size)
+        carry = () if self.memory is None else self.memory.initialize_carry(batch_size)
+        return {"actor": carry, "critic": carry} if self.separate_critic else carry
 
     @nn.compact
     def __call__(self, carry, obs, resets):
+        if self.separate_critic:
+            actor_carry, x = self._tower(self.encoder, self.memory, carry["actor"], obs, resets)
+            critic_encoder = self.encoder.clone(parent=self, name="critic_encoder")
+            critic_memory = None if self.memory is None else self.memory.clone(parent=self, name="critic_memory")
+            critic_carry, x_value = self._tower(critic_encoder, critic_memory, carry["critic"], obs, resets)
+            carry = {"actor": actor_carry, "critic": critic_carry}
+        else:
+            carry, x = self._tower(self.encoder, self.memory, carry, obs, resets)
+            x_value = x
+        h = nn.relu(dense(self.hidden_size, name="actor_hidden")(x))
+        logits = dense(sum(self.action_sizes), scale=0.01, name="actor_head")(h)
+        h_value = nn.relu(dense(self.hidden_size, name="critic_hidden")(x_value))
+        value = dense(1, scale=1.0, name="critic_head")(h_value)[..., 0]
+        return carry, _pad_components(logits, self.action_sizes), value
+
+    @staticmethod
+    def _tower(encoder, memory, carry, obs, resets):
+        """Encoder then memory over ``[T, B, ...]`` observations: ``(carry, features [T, B, H])``."""
         t, b = resets.shape
         flat = jax.tree_util.tree_map(lambda x: x.reshape((t * b,) + x.shape[2:]), obs)
-        x = self.encoder(flat).reshape(t, b, -1)
-        if self.memory is not None:
-            carry, x = self.memory(carry, x, resets)
+        x = encoder(flat).reshape(t, b, -1)
+        if memory is not None:
+            carry, x = memory(carry, x, resets)
             x = x.astype(jnp.float32)
-        h = nn.relu(dense(self.hidden_size)(x))
-        logits = dense(sum(self.action_sizes), scale=0.01)(h)
-        value = dense(1, scale=1.0)(nn.relu(dense(self.hidden_size)(x)))[..., 0]
-        return carry, _pad_components(logits, self.action_sizes), value
+        return carry, x
+
+
+def is_critic_parameter(path: tuple[str, ...]) -> bool:
+    """Whether the parameter at ``path`` (its key names) belongs to the value branch of an actor-critic."""
+    return any("critic" in name for name in path)
 
 
 def _pad_components(logits: jax.Array, sizes: tuple[int, ...]) -> jax.Array:
@@ -75,6 +103,7 @@ def make_actor_critic(
     action_space: spaces.Space,
     memory: MemoryModule | None,
     hidden_size: int = 128,
+    separate_critic: bool = False,
 ) -> ActorCritic:
     """An :class:`ActorCritic` with the encoder suited to ``observation_space``."""
     return ActorCritic(
@@ -82,4 +111,5 @@ def make_actor_critic(
         memory=memory,
         action_sizes=action_sizes(action_space),
         hidden_size=hidden_size,
+        separate_critic=separate_critic,
     )

@@ -34,3 +34,21 @@ def entropy(logits: jax.Array) -> jax.Array:
     """Entropy ``[...]``, summed over components."""
     logp = jax.nn.log_softmax(logits, axis=-1)
     return -(jnp.exp(logp) * logp).sum(axis=(-2, -1))
+
+
+def mean_log_prob(logits: jax.Array) -> jax.Array:
+    """``mean_a log pi(a)`` over each component's real (unpadded) choices ``[...]``, summed over components.
+
+    Its gradient with respect to the logit of choice ``b`` is ``1/n - pi(b)``: unlike the entropy's
+    ``-pi(b) (log pi(b) + H)``, it does not vanish as ``pi(b) -> 0``. Maximising it is minimising
+    ``KL(uniform || pi)``, a log barrier that keeps every action's probability away from zero.
+    """
+    real = logits > PAD_LOGIT / 2
+    logp = jnp.where(real, jax.nn.log_softmax(logits, axis=-1), 0.0)
+    return (logp.sum(-1) / real.sum(-1)).sum(-1)
+
+
+def min_prob(logits: jax.Array) -> jax.Array:
+    """The probability of the least likely real choice ``[...]``, the smallest over components."""
+    logp = jnp.where(logits > PAD_LOGIT / 2, jax.nn.log_softmax(logits, axis=-1), 0.0)
+    return jnp.exp(logp.min(axis=(-2, -1)))

@@ -10,9 +10,10 @@ import numpy as np
 from mnemax.envs import spaces
 
 
-def dense(features: int, scale: float = np.sqrt(2)) -> nn.Dense:
+def dense(features: int, scale: float = np.sqrt(2), name: str | None = None) -> nn.Dense:
     """A dense layer with orthogonal init (the PPO convention)."""
-    return nn.Dense(features, kernel_init=nn.initializers.orthogonal(scale), bias_init=nn.initializers.zeros_init())
+    init = nn.initializers.orthogonal(scale)
+    return nn.Dense(features, kernel_init=init, bias_init=nn.initializers.zeros_init(), name=name)
 
 
 class MLPEncoder(nn.Module):

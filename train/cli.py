@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import sys
 from pathlib import Path
 
 import tyro
@@ -12,7 +14,7 @@ from mnemax.train.config import PPOConfig
 
 def train_main(argv: list[str] | None = None) -> None:
     """Train a memory agent with PPO; every field of :class:`PPOConfig` is a flag (``--help``)."""
-    config = tyro.cli(PPOConfig, args=argv, description=train_main.__doc__)
+    config = tyro.cli(PPOConfig, args=argv, default=_preset_defaults(argv), description=train_main.__doc__)
     if config.distributed:
         import jax
 
@@ -25,6 +27,14 @@ def train_main(argv: list[str] | None = None) -> None:
     _report(result.config, result.run_dir, result.success, result.episode_return, result.steps_per_second)
     if result.video:
         print(f"video: {result.video}")
+
+
+def _preset_defaults(argv: list[str] | None) -> PPOConfig:
+    """The defaults the other flags override: those of ``--preset NAME`` when it is given."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--preset", default="")
+    name = parser.parse_known_args(sys.argv[1:] if argv is None else argv)[0].preset
+    return PPOConfig.from_preset(name) if name else PPOConfig()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -25,6 +25,7 @@ StepCount = Annotated[
 
 AGENTS = ("actor_critic", "context_editor")
 ALGORITHMS = ("ppo", "dcpo")
+ADVANTAGE_NORMS = ("minibatch", "batch", "none")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,6 +33,9 @@ class PPOConfig:
     """PPO (or DCPO, ``algo="dcpo"``) for memory agents. The whole update (rollout, advantages, all
     epochs) is one jitted function."""
 
+    preset: str = ""
+    """hyperparameters of a task family (`mnemax.train.presets`, e.g. `tmaze`, `memory_gym`); other flags
+    override them"""
     env: str = "mnemax/TMaze-Passive-v0"
     """environment id (see `mnemax.envs.registered_ids()`)"""
     env_params: dict[str, int | float | bool | str] = dataclasses.field(default_factory=dict)
@@ -67,6 +71,15 @@ class PPOConfig:
     clip_eps: float = 0.2
     ent_coef: float = 0.05
     """entropy bonus; memory tasks with one late decision (T-Maze) need more exploration than 0.01 gives"""
+    barrier_coef: float = 0.0
+    """log-barrier exploration: adds `barrier_coef * mean_a log pi(a|s)` (= -KL(uniform || pi) + const) to
+    the objective. Unlike the entropy bonus, its pull on an action does not fade as that action's
+    probability goes to zero, so a rare action keeps a floor of roughly `barrier_coef / (num_actions * |A|)`"""
+    advantage_norm: str = "minibatch"
+    """normalise advantages per `minibatch`, over the whole `batch` of a rollout, or `none`"""
+    separate_critic: bool = False
+    """give the value head an encoder and memory of its own (no shared trunk) and clip the gradients of
+    the policy and the value branch separately, so that the value loss cannot use up the clip budget"""
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     bootstrap_truncated: bool = True
@@ -160,7 +173,7 @@ class PPOConfig:
                 raise ValueError(f"{field} must be > 0, got {getattr(self, field)}")
         if self.bptt_length < 0 or self.num_steps % self.sequence_length:
             raise ValueError(f"bptt_length ({self.bptt_length}) must divide num_steps ({self.num_steps})")
-        for field, known in (("agent", AGENTS), ("algo", ALGORITHMS)):
+        for field, known in (("agent", AGENTS), ("algo", ALGORITHMS), ("advantage_norm", ADVANTAGE_NORMS)):
             if getattr(self, field) not in known:
                 raise ValueError(f"{field} must be one of {', '.join(known)}, got {getattr(self, field)!r}")
         if self.algo == "dcpo":
@@ -173,6 +186,13 @@ class PPOConfig:
                 f"num_envs ({self.num_envs}) must be divisible by num_minibatches ({self.num_minibatches}) "
                 f"x devices ({num_devices}) = {self.num_minibatches * num_devices}"
             )
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides) -> PPOConfig:
+        """The preset's fields (:mod:`mnemax.train.presets`) with ``overrides`` on top."""
+        from mnemax.train.presets import preset
+
+        return cls(**{**preset(name), "preset": name, **overrides})
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -25,6 +25,7 @@ from flax.training.train_state import TrainState
 
 from mnemax import envs, memory_modules
 from mnemax.agents import distributions, make_actor_critic, make_context_editor
+from mnemax.agents.actor_critic import is_critic_parameter
 from mnemax.envs import spaces, wrappers
 from mnemax.train.config import PPOConfig
 
@@ -81,15 +82,30 @@ class PPO:
         self.network = make_network(config, self.observation_space, self.action_space)
         self._discrete = isinstance(self.action_space, spaces.Discrete)
         # Fold the value of a truncated episode's last observation into its last reward (see _env_step).
-        self.bootstrap_truncated = config.bootstrap_truncated
+        # `truncated` is traced, so the extra network call would run at every step: skip it for tasks
+        # whose time limit is out of reach (they end their episodes themselves).
+        self.bootstrap_truncated = config.bootstrap_truncated and can_truncate(self.env_params)
         self.optimizer = self._make_optimizer()  # one instance: it is part of the state's tree structure
 
     # ------------------------------------------------------------------ set-up
     def _make_optimizer(self) -> optax.GradientTransformation:
+        """Adam after global-norm clipping; with a separate critic the policy's and the value branch's
+        gradients are clipped apart (as if each had an optimizer of its own)."""
         c = self.config
         steps = c.num_updates * c.update_epochs * c.num_minibatches
         lr = optax.linear_schedule(c.learning_rate, 0.0, steps) if c.anneal_lr else c.learning_rate
-        return optax.chain(optax.clip_by_global_norm(c.max_grad_norm), optax.adam(lr, eps=1e-5))
+        adam = optax.adam(lr, eps=1e-5)
+        if not c.separate_critic:
+            return optax.chain(optax.clip_by_global_norm(c.max_grad_norm), adam)
+        branch = lambda params: jax.tree_util.tree_map_with_path(  # noqa: E731
+            lambda path, _: "critic" if is_critic_parameter(tuple(str(getattr(k, "key", k)) for k in path)) else "actor",
+            params,
+        )
+        clip = optax.multi_transform(
+            {"actor": optax.clip_by_global_norm(c.max_grad_norm), "critic": optax.clip_by_global_norm(c.max_grad_norm)},
+            branch,
+        )
+        return optax.chain(clip, adam)
 
     def init(self, key: jax.Array) -> RunnerState:
         """A fresh run for one seed."""
@@ -119,7 +135,7 @@ class PPO:
         )
         if self.bootstrap_truncated:
             # Fold the value of the truncated episode's last observation into its reward, so GAE can
-            # treat every episode end alike (XLA drops this branch when nothing is ever truncated).
+            # treat every episode end alike.
             _, _, final_value = self.network.apply(
                 params, next_carry, time_major(info["final_obs"]), jnp.zeros_like(reset)[None]
             )
@@ -177,20 +193,24 @@ class PPO:
         return adv, adv + transitions.value
 
     def loss(self, params, batch):
+        c = self.config
         carries, t, adv, targets = batch
         _, logits, value = self.network.apply(params, carries, t.obs, t.reset)
         log_prob = distributions.log_prob(logits, t.action)
-        adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-        objective, ratio = clipped_objective(log_prob, t.log_prob, adv, self.config.clip_eps)
+        if c.advantage_norm == "minibatch":
+            adv = normalize(adv)
+        objective, ratio = clipped_objective(log_prob, t.log_prob, adv, c.clip_eps)
         policy_loss = -objective.mean()
-        value_clipped = t.value + jnp.clip(value - t.value, -self.config.clip_eps, self.config.clip_eps)
+        value_clipped = t.value + jnp.clip(value - t.value, -c.clip_eps, c.clip_eps)
         value_loss = 0.5 * jnp.maximum((value - targets) ** 2, (value_clipped - targets) ** 2).mean()
         entropy = distributions.entropy(logits).mean()
-        total = policy_loss + self.config.vf_coef * value_loss - self.config.ent_coef * entropy
+        barrier = distributions.mean_log_prob(logits).mean()
+        total = policy_loss + c.vf_coef * value_loss - c.ent_coef * entropy - c.barrier_coef * barrier
         stats = {
             "policy_loss": policy_loss,
             "value_loss": value_loss,
             "entropy": entropy,
+            "min_prob": distributions.min_prob(logits).mean(),
             "approx_kl": ((ratio - 1.0) - jnp.log(ratio)).mean(),
             "clip_fraction": (jnp.abs(ratio - 1.0) > self.config.clip_eps).mean(),
         }
@@ -233,6 +253,8 @@ class PPO:
         )
         flat = jax.tree_util.tree_map(lambda x: x.reshape((c.num_steps,) + x.shape[2:]), transitions)
         adv, targets = self.advantages(flat, last_value[0])
+        if c.advantage_norm == "batch":
+            adv = normalize(adv)
         windowed = lambda x: x.reshape(transitions.reward.shape + x.shape[2:])  # noqa: E731
         runner, stats = self.optimize(runner, carries, transitions, windowed(adv), windowed(targets))
         return runner, {**stats, **episode_metrics(transitions)}
@@ -268,7 +290,17 @@ def make_network(config: PPOConfig, observation_space: spaces.Space, action_spac
     memory = None
     if config.memory != "none":
         memory = memory_modules.make(config.memory, **{"features": config.hidden_size, **config.memory_config})
-    return make_actor_critic(observation_space, action_space, memory, config.hidden_size)
+    return make_actor_critic(observation_space, action_space, memory, config.hidden_size, config.separate_critic)
+
+
+def can_truncate(env_params) -> bool:
+    """Whether the environment's time limit can end an episode (``NO_TIME_LIMIT`` means it cannot)."""
+    return int(env_params.max_steps_in_episode) < envs.NO_TIME_LIMIT
+
+
+def normalize(x: jax.Array) -> jax.Array:
+    """Zero mean and unit standard deviation over all entries."""
+    return (x - x.mean()) / (x.std() + 1e-8)
 
 
 def clipped_objective(log_prob, old_log_prob, adv, clip_eps: float) -> tuple[jax.Array, jax.Array]:
