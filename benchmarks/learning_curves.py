@@ -95,7 +95,42 @@ def memory_gym_runs(observation: str) -> list[dict]:
     ]
 
 
+# PPO ablations behind the recipes (the PPO issue): one change at a time on passive T-Maze L = 100 with a
+# GRU, and on symbolic Mortar Mayhem Grid at the settings of the side-by-side run with memorax 1.0.1 (GRU 256,
+# 2048 envs x 128 steps, 4 epochs, 4 minibatches, lr 3e-4, entropy 0.01, gamma 0.99, lambda 0.95).
+ABLATION_TMAZE = dict(
+    env="mnemax/TMaze-Passive-L100-v0", memory="gru", num_envs=256, num_steps=128, num_minibatches=4,
+    update_epochs=4, learning_rate=3e-4, ent_coef=0.05, total_steps=20_000_000,
+)  # fmt: skip
+ABLATION_MMG = dict(
+    env="mnemax/MortarMayhem-Grid-Symbolic-v0", memory="gru", hidden_size=256, num_envs=2048, num_steps=128,
+    num_minibatches=4, update_epochs=4, learning_rate=3e-4, ent_coef=0.01, gamma=0.99, gae_lambda=0.95,
+    total_steps=40_000_000,
+)  # fmt: skip
+MEMORAX_LIKE = dict(separate_critic=True, advantage_norm="batch", max_grad_norm=1.0, anneal_lr=False)
+WHOLE_EPISODES = dict(num_steps=505)  # five T-Maze L = 100 episodes (101 steps, all copies in step)
+BARRIER = dict(barrier_coef=0.01, ent_coef=0.0)
+SMALL_BARRIER = dict(barrier_coef=0.003, ent_coef=0.0)
+TIMESCALES = dict(memory_config={"max_timescale": 1000})
+
 PRESETS: dict[str, list[dict]] = {
+    "ppo_ablations": [  # the informative runs first, so that a cut by the time budget loses the least
+        dict(ABLATION_TMAZE, **BARRIER, **WHOLE_EPISODES, name="tmaze100-barrier_episodes"),
+        dict(ABLATION_MMG, name="mmg-defaults"),
+        dict(ABLATION_MMG, **MEMORAX_LIKE, name="mmg-memorax_like"),
+        dict(ABLATION_TMAZE, **BARRIER, **WHOLE_EPISODES, memory="none", name="tmaze100-barrier_episodes_nomemory"),
+        dict(ABLATION_TMAZE, **BARRIER, name="tmaze100-barrier"),
+        dict(ABLATION_MMG, separate_critic=True, name="mmg-critic"),
+        dict(ABLATION_TMAZE, **BARRIER, **WHOLE_EPISODES, separate_critic=True, name="tmaze100-barrier_episodes_critic"),
+        dict(ABLATION_TMAZE, name="tmaze100-entropy"),
+        # Second round: a barrier scaled to the horizon (a wrong step ends any chance of reaching the
+        # junction in time, so per-step exploration must be ~1/L) and memory time scales at init.
+        dict(ABLATION_TMAZE, **SMALL_BARRIER, **WHOLE_EPISODES, total_steps=30_000_000, name="tmaze100-small_barrier_episodes"),
+        dict(ABLATION_TMAZE, **SMALL_BARRIER, **WHOLE_EPISODES, **TIMESCALES, total_steps=30_000_000, name="tmaze100-small_barrier_episodes_timescales"),
+        dict(ABLATION_TMAZE, **SMALL_BARRIER, **WHOLE_EPISODES, **TIMESCALES, total_steps=30_000_000, memory="lstm", name="tmaze100-lstm_small_barrier_episodes_timescales"),
+        dict(ABLATION_TMAZE, **SMALL_BARRIER, **WHOLE_EPISODES, total_steps=30_000_000, memory="ffm", name="tmaze100-ffm_small_barrier_episodes"),
+        dict(ABLATION_MMG, **TIMESCALES, name="mmg-timescales"),
+    ],
     # Passive T-Maze: the cue must be carried over the whole corridor (Ni et al. 2023).
     "tmaze": [
         dict(
@@ -148,7 +183,10 @@ def run_one(spec: dict, seeds: int, steps_scale: float, run_dir: str, quick: boo
     with (result.run_dir / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
     curve = [
-        {"step": int(float(r["step"])), "seed": int(r["seed"]), "return": float(r["return"]), "success": float(r["success"])}
+        {
+            "step": int(float(r["step"])), "seed": int(r["seed"]), "return": float(r["return"]),
+            "success": float(r["success"]), "entropy": float(r["entropy"]),
+        }  # fmt: skip
         for r in rows
     ]
     return {
@@ -164,7 +202,12 @@ def run_one(spec: dict, seeds: int, steps_scale: float, run_dir: str, quick: boo
     }
 
 
+# The curve each grid plots: training success, or the mean episode return where success comes late.
+PLOT_METRIC = {"ppo_ablations": "return"}
+
+
 def plot(report: dict, path: Path) -> None:
+    metric = PLOT_METRIC.get(report["meta"]["preset"], "success")
     runs = [r for r in report["runs"] if r["status"] == "ok"]
     groups = sorted({r["name"].rsplit("-", 1)[0] for r in runs})
     fig, axes = panels(len(groups), 4.5, 3.5)
@@ -172,11 +215,11 @@ def plot(report: dict, path: Path) -> None:
         for run in (r for r in runs if r["name"].rsplit("-", 1)[0] == group):
             steps = sorted({p["step"] for p in run["curve"]})
             mean = [
-                sum(p["success"] for p in run["curve"] if p["step"] == s) / max(1, sum(p["step"] == s for p in run["curve"]))
+                sum(p[metric] for p in run["curve"] if p["step"] == s) / max(1, sum(p["step"] == s for p in run["curve"]))
                 for s in steps
             ]
             ax.plot(steps, mean, label=run["name"].rsplit("-", 1)[1])
-        finish_fraction_panel(ax, group, "environment steps", "training success (mean over seeds)", 8)
+        finish_fraction_panel(ax, group, "environment steps", f"training {metric} (mean over seeds)", 8)
     save_figure(fig, path)
 
 
@@ -187,14 +230,15 @@ def markdown(report: dict, preset: str) -> str:
     for run in report["runs"]:
         command = f"[{commands.index(run['command']) + 1}]"
         if run["status"] != "ok":
-            rows.append([run["name"], run["status"], "", "", "", "", "", command])
+            rows.append([run["name"], run["status"], "", "", "", "", "", "", command])
             continue
-        success = run["final_success"]
+        success, returns = run["final_success"], run["final_return"]
         rows.append(
             [
                 run["name"],
                 f"{sum(success) / len(success):.2f}",
                 f"{min(success):.2f} .. {max(success):.2f}",
+                f"{sum(returns) / len(returns):.2f}",
                 len(success),
                 f"{run['steps']:,}",
                 f"{run['seconds']:.0f}",
@@ -202,7 +246,8 @@ def markdown(report: dict, preset: str) -> str:
                 command,
             ]
         )
-    header = ["run", "greedy success (mean)", "range over seeds", "seeds", "env steps / seed", "wall s", "train steps/s"]
+    header = ["run", "greedy success (mean)", "range over seeds", "greedy return (mean)", "seeds", "env steps / seed"]
+    header += ["wall s", "train steps/s"]
     header.append("command")
     listed = "\n".join(f"{i + 1}. `{c}` ({dates(report, c)})" for i, c in enumerate(commands))
     return (
