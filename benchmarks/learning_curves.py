@@ -109,11 +109,20 @@ ABLATION_MMG = dict(
 )  # fmt: skip
 MEMORAX_LIKE = dict(separate_critic=True, advantage_norm="batch", max_grad_norm=1.0, anneal_lr=False)
 WHOLE_EPISODES = dict(num_steps=505)  # five T-Maze L = 100 episodes (101 steps, all copies in step)
-BARRIER = dict(barrier_coef=0.01, ent_coef=0.0)
-SMALL_BARRIER = dict(barrier_coef=0.003, ent_coef=0.0)
+# Per episode (T-Maze L = 100 episodes are 101 steps): 0.01 and 0.003 per step.
+BARRIER = dict(barrier_coef=1.01, ent_coef=0.0)
+SMALL_BARRIER = dict(barrier_coef=0.303, ent_coef=0.0)
 TIMESCALES = dict(memory_config={"max_timescale": 1000})
 
 PRESETS: dict[str, list[dict]] = {
+    # The diagnostics with the `diagnostics` preset: memories against the memoryless agent, 15M steps
+    # (POPGym's budget). The cells the PPO issue names come first.
+    "diagnostics": [
+        dict(preset="diagnostics", name=f"{task}-{memory}", env=f"mnemax/{task}-v0", memory=memory,
+             memory_config=TIMESCALES["memory_config"] if memory in ("gru", "lstm") else {}, total_steps=15_000_000)
+        for task in ("RepeatFirst-Medium", "CountRecall-Easy")
+        for memory in ("gru", "none")
+    ],
     "ppo_ablations": [  # the informative runs first, so that a cut by the time budget loses the least
         dict(ABLATION_TMAZE, **BARRIER, **WHOLE_EPISODES, name="tmaze100-barrier_episodes"),
         dict(ABLATION_MMG, name="mmg-defaults"),
@@ -130,6 +139,11 @@ PRESETS: dict[str, list[dict]] = {
         dict(ABLATION_TMAZE, **SMALL_BARRIER, **WHOLE_EPISODES, **TIMESCALES, total_steps=30_000_000, memory="lstm", name="tmaze100-lstm_small_barrier_episodes_timescales"),
         dict(ABLATION_TMAZE, **SMALL_BARRIER, **WHOLE_EPISODES, total_steps=30_000_000, memory="ffm", name="tmaze100-ffm_small_barrier_episodes"),
         dict(ABLATION_MMG, **TIMESCALES, name="mmg-timescales"),
+        # Third round: a smaller barrier for the GRU (fewer wasted episodes), and the active task.
+        dict(ABLATION_TMAZE, barrier_coef=0.1, ent_coef=0.0, **WHOLE_EPISODES, **TIMESCALES, total_steps=50_000_000,
+             name="tmaze100-gru_barrier0.1_episodes_timescales"),
+        dict(ABLATION_TMAZE, **SMALL_BARRIER, num_steps=510, **TIMESCALES, total_steps=30_000_000, memory="lstm",
+             env="mnemax/TMaze-Active-L100-v0", name="tmaze100-active_lstm_small_barrier_episodes_timescales"),
     ],
     # Passive T-Maze: the cue must be carried over the whole corridor (Ni et al. 2023).
     "tmaze": [
@@ -174,9 +188,9 @@ def run_one(spec: dict, seeds: int, steps_scale: float, run_dir: str, quick: boo
     spec["total_steps"] = int(spec["total_steps"] * steps_scale)
     if quick:
         spec.update(num_envs=16, num_steps=16, bptt_length=8, num_minibatches=2, total_steps=16 * 16 * 4, hidden_size=32)
-    config = PPOConfig(
-        **spec, num_seeds=seeds, num_logs=25, run_name=name, run_dir=run_dir, video=False, progress=False, eval_episodes=256
-    )
+    settings = dict(num_seeds=seeds, num_logs=25, run_name=name, run_dir=run_dir, video=False, progress=False, eval_episodes=256)
+    preset = spec.pop("preset", "")
+    config = PPOConfig.from_preset(preset, **spec, **settings) if preset else PPOConfig(**spec, **settings)
     start = time.perf_counter()
     result = train(config)
     seconds = time.perf_counter() - start

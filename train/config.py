@@ -72,9 +72,10 @@ class PPOConfig:
     ent_coef: float = 0.05
     """entropy bonus; memory tasks with one late decision (T-Maze) need more exploration than 0.01 gives"""
     barrier_coef: float = 0.0
-    """log-barrier exploration: adds `barrier_coef * mean_a log pi(a|s)` (= -KL(uniform || pi) + const) to
-    the objective. Unlike the entropy bonus, its pull on an action does not fade as that action's
-    probability goes to zero, so a rare action keeps a floor of roughly `barrier_coef / (num_actions * |A|)`"""
+    """log-barrier exploration, per episode: adds `barrier_coef / T * mean_a log pi(a|s)` (= -KL(uniform ||
+    pi) / T + const) to the objective, T the mean episode length. Unlike the entropy bonus, its pull on an
+    action does not fade as the action's probability goes to zero, so no action's probability collapses;
+    dividing by T keeps the exploration per episode the same for short and long episodes"""
     advantage_norm: str = "minibatch"
     """normalise advantages per `minibatch`, over the whole `batch` of a rollout, or `none`"""
     separate_critic: bool = False

@@ -204,7 +204,9 @@ class PPO:
         value_clipped = t.value + jnp.clip(value - t.value, -c.clip_eps, c.clip_eps)
         value_loss = 0.5 * jnp.maximum((value - targets) ** 2, (value_clipped - targets) ** 2).mean()
         entropy = distributions.entropy(logits).mean()
-        barrier = distributions.mean_log_prob(logits).mean()
+        # The barrier is budgeted per episode: in a task where one wrong step loses the episode, the
+        # exploration it buys must shrink with the episode's length (as epsilon = 1 / T in Ni et al. 2023).
+        barrier = distributions.mean_log_prob(logits).mean() / mean_episode_length(t)
         total = policy_loss + c.vf_coef * value_loss - c.ent_coef * entropy - c.barrier_coef * barrier
         stats = {
             "policy_loss": policy_loss,
@@ -309,6 +311,13 @@ def clipped_objective(log_prob, old_log_prob, adv, clip_eps: float) -> tuple[jax
     ratio = jnp.exp(log_prob - old_log_prob)
     clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
     return jnp.minimum(ratio * adv, clipped * adv), ratio
+
+
+def mean_episode_length(t: Transition) -> jax.Array:
+    """The mean length of the episodes that end in ``t`` (``[T, N]``), or ``T`` where none ends."""
+    ended = t.episode_done.astype(jnp.float32)
+    count = ended.sum()
+    return jnp.where(count > 0, (t.episode_length * ended).sum() / jnp.maximum(count, 1.0), t.done.shape[0])
 
 
 def episode_metrics(t: Transition) -> dict[str, jax.Array]:

@@ -9,7 +9,27 @@ from __future__ import annotations
 
 from typing import Any
 
-PRESETS: dict[str, dict[str, Any]] = {}
+PRESETS: dict[str, dict[str, Any]] = {
+    # T-Maze (Ni et al. 2023): one decision after a corridor of L steps with no slack, so one wrong step
+    # loses the episode. Measured on passive L = 100 (benchmarks/results/learning_ppo_ablations_*):
+    # * a fixed entropy bonus collapses the policy in the corridor before a turn at the junction is ever
+    #   rewarded; the log barrier keeps every action possible, and per episode it costs the same at any L;
+    # * the cue and the junction must share a BPTT window: rollouts of several whole episodes (all copies
+    #   run in step, since every episode lasts L + 1 steps); 512 steps hold four to five at L = 100 (for
+    #   longer corridors use a multiple of L + 1, at least twice it);
+    # * recurrent memories need long time scales at init (`max_timescale`, GRU and LSTM): with the usual
+    #   init a unit halves its memory every step and no gradient reaches the cue.
+    "tmaze": dict(
+        num_envs=256, num_steps=512, num_minibatches=4, update_epochs=4, learning_rate=3e-4,
+        ent_coef=0.0, barrier_coef=0.3, gamma=0.99, gae_lambda=0.95,
+    ),
+    # POPGym-style diagnostics: many rewarded decisions per episode; the rollout holds whole episodes
+    # (RepeatFirst-Medium lasts 416 steps) so that gradients reach the first card.
+    "diagnostics": dict(
+        num_envs=128, num_steps=1024, num_minibatches=4, update_epochs=4, learning_rate=5e-4,
+        ent_coef=0.01, gamma=0.99, gae_lambda=0.95,
+    ),
+}  # fmt: skip
 
 
 def names() -> list[str]:
