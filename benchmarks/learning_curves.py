@@ -118,8 +118,7 @@ PRESETS: dict[str, list[dict]] = {
     # The diagnostics with the `diagnostics` preset: memories against the memoryless agent, 15M steps
     # (POPGym's budget). The cells the PPO issue names come first.
     "diagnostics": [
-        dict(preset="diagnostics", name=f"{task}-{memory}", env=f"mnemax/{task}-v0", memory=memory,
-             memory_config=TIMESCALES["memory_config"] if memory in ("gru", "lstm") else {}, total_steps=15_000_000)
+        dict(preset="diagnostics", name=f"{task}-{memory}", env=f"mnemax/{task}-v0", memory=memory, total_steps=15_000_000)
         for task in ("RepeatFirst-Medium", "CountRecall-Easy")
         for memory in ("gru", "none")
     ],

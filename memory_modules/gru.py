@@ -8,7 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mnemax.memory_modules.base import MemoryModule, check_sequence_inputs
+from mnemax.memory_modules.base import MemoryModule, check_positive, check_sequence_inputs
 from mnemax.memory_modules.scan import scan_with_resets, timescale_gate_bias
 
 
@@ -20,14 +20,14 @@ class GRU(MemoryModule):
 
     Attributes:
         features: hidden size ``F``; outputs are ``[T, B, F]`` and the carry is ``[B, F]``.
-        max_timescale: if > 0, the update gate starts biased so that the units' memory time scales
+        max_timescale: if set, the update gate starts biased so that the units' memory time scales
             spread log-uniformly over ``[2, max_timescale]`` steps (see
             :func:`~mnemax.memory_modules.scan.timescale_gate_bias`); 0 starts every gate at 1/2.
         dtype: dtype of the matrix products (``jnp.bfloat16`` halves memory traffic); the carry stays f32.
     """
 
     features: int
-    max_timescale: int = 0
+    max_timescale: int | None = None
     dtype: Any = jnp.float32
 
     def _hidden_bias_init(self, key, shape, dtype=jnp.float32):
@@ -37,6 +37,10 @@ class GRU(MemoryModule):
         if self.max_timescale:
             bias = bias.at[self.features : 2 * self.features].set(timescale_gate_bias(self.features, self.max_timescale))
         return bias
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_positive(self, "max_timescale")
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> jax.Array:

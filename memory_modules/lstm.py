@@ -8,11 +8,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mnemax.memory_modules.base import MemoryModule, check_sequence_inputs
+from mnemax.memory_modules.base import MemoryModule, check_positive, check_sequence_inputs
 from mnemax.memory_modules.scan import scan_with_resets, timescale_gate_bias
 
 
-def _forget_bias_init(features: int, forget_bias: float, max_timescale: int):
+def _forget_bias_init(features: int, forget_bias: float, max_timescale: int | None):
     """Zeros, except ``forget_bias`` on the forget-gate block of an ``[i, f, g, o]`` bias; with
     ``max_timescale`` the forget gate gets spread time scales and the input gate their negatives
     (Tallec & Ollivier 2018)."""
@@ -38,7 +38,7 @@ class LSTM(MemoryModule):
     Attributes:
         features: hidden size ``F``; outputs are ``h``, ``[T, B, F]``; the carry is ``(c, h)``, each ``[B, F]``.
         forget_bias: initial bias of the forget gate.
-        max_timescale: if > 0, replaces ``forget_bias``: forget-gate biases that spread the units' memory
+        max_timescale: if set, replaces ``forget_bias``: forget-gate biases that spread the units' memory
             time scales log-uniformly over ``[2, max_timescale]`` steps, input-gate biases their negatives
             (see :func:`~mnemax.memory_modules.scan.timescale_gate_bias`).
         dtype: dtype of the matrix products; the carry stays f32.
@@ -46,8 +46,12 @@ class LSTM(MemoryModule):
 
     features: int
     forget_bias: float = 1.0
-    max_timescale: int = 0
+    max_timescale: int | None = None
     dtype: Any = jnp.float32
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_positive(self, "max_timescale")
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> tuple[jax.Array, jax.Array]:

@@ -33,8 +33,9 @@ def _preset_defaults(argv: list[str] | None) -> PPOConfig:
     """The defaults the other flags override: those of ``--preset NAME`` when it is given."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--preset", default="")
-    name = parser.parse_known_args(sys.argv[1:] if argv is None else argv)[0].preset
-    return PPOConfig.from_preset(name) if name else PPOConfig()
+    parser.add_argument("--memory", default=PPOConfig.memory)  # the preset's memory fields depend on it
+    known = parser.parse_known_args(sys.argv[1:] if argv is None else argv)[0]
+    return PPOConfig.from_preset(known.preset, memory=known.memory) if known.preset else PPOConfig()
 
 
 @dataclasses.dataclass(frozen=True)

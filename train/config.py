@@ -193,7 +193,8 @@ class PPOConfig:
         """The preset's fields (:mod:`mnemax.train.presets`) with ``overrides`` on top."""
         from mnemax.train.presets import preset
 
-        return cls(**{**preset(name), "preset": name, **overrides})
+        memory = overrides.get("memory", cls.memory)
+        return cls(**{**preset(name, memory), "preset": name, **overrides})
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -1,13 +1,18 @@
 """Hyperparameter presets per task family, shared by the CLI (``mnemax-train --preset NAME``) and the
 learning benchmarks (``benchmarks/learning_curves.py``).
 
-A preset is a set of :class:`~mnemax.train.config.PPOConfig` fields; flags given on the command line
-override it. Each preset below says where its values come from.
+A preset is a set of :class:`~mnemax.train.config.PPOConfig` fields, and the memory module's fields for
+the memories that need them; flags given on the command line override both. Each preset below says
+where its values come from.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+# Fields of the memory module per memory name (`memory_configs`): a preset names them for the memories
+# that have them, and `preset(name, memory)` returns the one of the memory in use as `memory_config`.
+LONG_TIMESCALES = {"gru": {"max_timescale": 1000}, "lstm": {"max_timescale": 1000}}
 
 PRESETS: dict[str, dict[str, Any]] = {
     # T-Maze (Ni et al. 2023): one decision after a corridor of L steps with no slack, so one wrong step
@@ -21,13 +26,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   init a unit halves its memory every step and no gradient reaches the cue.
     "tmaze": dict(
         num_envs=256, num_steps=512, num_minibatches=4, update_epochs=4, learning_rate=3e-4,
-        ent_coef=0.0, barrier_coef=0.3, gamma=0.99, gae_lambda=0.95,
+        ent_coef=0.0, barrier_coef=0.1, gamma=0.99, gae_lambda=0.95, memory_configs=LONG_TIMESCALES,
     ),
     # POPGym-style diagnostics: many rewarded decisions per episode; the rollout holds whole episodes
     # (RepeatFirst-Medium lasts 416 steps) so that gradients reach the first card.
     "diagnostics": dict(
         num_envs=128, num_steps=1024, num_minibatches=4, update_epochs=4, learning_rate=5e-4,
-        ent_coef=0.01, gamma=0.99, gae_lambda=0.95,
+        ent_coef=0.01, gamma=0.99, gae_lambda=0.95, memory_configs=LONG_TIMESCALES,
     ),
 }  # fmt: skip
 
@@ -37,8 +42,13 @@ def names() -> list[str]:
     return sorted(PRESETS)
 
 
-def preset(name: str) -> dict[str, Any]:
-    """The fields of preset ``name`` (a copy); ``ValueError`` for an unknown name."""
+def preset(name: str, memory: str) -> dict[str, Any]:
+    """The :class:`~mnemax.train.config.PPOConfig` fields of preset ``name`` for the memory module
+    ``memory``; ``ValueError`` for an unknown name."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; presets: {', '.join(names())}")
-    return dict(PRESETS[name])
+    fields = dict(PRESETS[name])
+    memory_configs = fields.pop("memory_configs", {})
+    if memory in memory_configs:
+        fields["memory_config"] = dict(memory_configs[memory])
+    return fields

@@ -1,0 +1,156 @@
+"""The pieces of the PPO recipe for long memory tasks: the log-barrier exploration term, the separate
+critic, advantage normalisation, memory time scales at init, presets, and the truncation bootstrap."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mnemax import envs, memory_modules
+from mnemax.agents import distributions
+from mnemax.agents.actor_critic import is_critic_parameter
+from mnemax.train import PPO, PPOConfig, train
+from mnemax.train.ppo import can_truncate, mean_episode_length
+
+TINY = dict(num_envs=8, num_steps=16, num_minibatches=2, update_epochs=2, hidden_size=16, progress=False, video=False)
+
+
+def test_the_barrier_pull_does_not_fade_as_a_policy_becomes_deterministic():
+    """d/dz_b of the entropy vanishes with pi(b); d/dz_b of mean_a log pi(a) tends to 1/n."""
+    entropy_pulls = []
+    for gap in (5.0, 10.0, 20.0):
+        logits = jnp.array([[gap, 0.0, 0.0, 0.0]])
+        entropy_pulls.append(float(jax.grad(lambda z: distributions.entropy(z[None])[0])(logits)[0, 1]))
+        barrier_pull = jax.grad(lambda z: distributions.mean_log_prob(z[None])[0])(logits)[0, 1]
+        assert float(barrier_pull) == pytest.approx(0.25, abs=0.01)  # 1/n - pi(b)
+    assert entropy_pulls[0] > entropy_pulls[1] > entropy_pulls[2] and entropy_pulls[2] < 1e-6, entropy_pulls
+
+
+def test_barrier_terms_ignore_padded_choices():
+    """MultiDiscrete(3, 2): the short component is padded; padding counts neither as a choice nor as the
+    least likely one."""
+    logits = jnp.array([[[1.0, 0.0, -1.0], [0.5, -0.5, distributions.PAD_LOGIT]]])
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    expected = logp[0, 0].mean() + logp[0, 1, :2].mean()
+    np.testing.assert_allclose(distributions.mean_log_prob(logits)[0], expected, rtol=1e-6)
+    np.testing.assert_allclose(distributions.min_prob(logits)[0], jnp.exp(logp[0, 0, 2]), rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_the_barrier_escapes_the_corridor_dead_end_where_the_entropy_bonus_collapses(tmp_path):
+    """A memoryless agent in a T-Maze of 12 cells must turn at the junction (the last step, one rare
+    action) to earn anything; walking on costs 1/L. Once walking is learned, a fixed entropy bonus lets
+    the turn's probability go to zero on some seeds, and they walk on for good (return -1/L). The barrier
+    keeps the turn possible, and every seed learns it (success 1/2: the side is a coin flip without memory)."""
+    length = 12
+    common = dict(
+        env="mnemax/TMaze-Passive-v0", env_params={"corridor_length": length}, memory="none", num_envs=32,
+        num_steps=4 * (length + 1), total_steps=200_000, seed=1, num_seeds=3, num_logs=4, eval_episodes=256,
+        progress=False, video=False,
+    )  # fmt: skip
+    entropy = train(PPOConfig(**common, ent_coef=0.01, run_dir=str(tmp_path / "entropy")))
+    barrier = train(PPOConfig(**common, ent_coef=0.0, barrier_coef=0.3, run_dir=str(tmp_path / "barrier")))
+    assert min(entropy.episode_return) == pytest.approx(-1 / length, abs=1e-4), entropy.episode_return
+    assert min(barrier.success) >= 0.4, barrier.success
+
+
+def test_mean_episode_length_of_a_minibatch():
+    from mnemax.train.ppo import Transition
+
+    done = jnp.array([[0, 0], [1, 0], [0, 1], [1, 0]], bool)
+    length = jnp.array([[1, 5], [2, 6], [1, 7], [2, 1]])
+    t = Transition(**{f: jnp.zeros((4, 2)) for f in Transition._fields})._replace(episode_done=done, episode_length=length)
+    assert float(mean_episode_length(t)) == pytest.approx((2 + 7 + 2) / 3)
+    none_ended = t._replace(episode_done=jnp.zeros_like(done))
+    assert float(mean_episode_length(none_ended)) == 4.0  # no episode ended: the sequence length
+
+
+def test_separate_critic_keeps_the_value_loss_out_of_the_policy(tmp_path):
+    ppo = PPO(PPOConfig(**TINY, separate_critic=True, memory="gru", run_dir=str(tmp_path)))
+    runner = ppo.init(jax.random.key(0))
+    params = runner.train_state.params
+    assert set(runner.carry) == {"actor", "critic"}
+    obs = jnp.zeros((3, 2, 3))
+    resets = jnp.zeros((3, 2), bool)
+
+    def value_sum(p):
+        return ppo.network.apply(p, ppo.network.initialize_carry(2), obs + 1.0, resets)[2].sum()
+
+    grads = jax.tree_util.tree_flatten_with_path(jax.grad(value_sum)(params))[0]
+    names = lambda path: tuple(str(getattr(k, "key", k)) for k in path)  # noqa: E731
+    critic = [bool(np.any(g != 0)) for path, g in grads if is_critic_parameter(names(path))]
+    actor = [bool(np.any(g != 0)) for path, g in grads if not is_critic_parameter(names(path))]
+    assert any(critic) and actor and not any(actor)
+
+
+def test_separate_critic_clips_each_branch_on_its_own(tmp_path):
+    config = PPOConfig(**TINY, separate_critic=True, max_grad_norm=1.0, learning_rate=1.0, anneal_lr=False, run_dir=str(tmp_path))
+    ppo = PPO(config)
+    params = ppo.init(jax.random.key(0)).train_state.params
+    is_critic = jax.tree_util.tree_map_with_path(
+        lambda path, _: is_critic_parameter(tuple(str(getattr(k, "key", k)) for k in path)), params
+    )
+    # Huge value gradients, small policy gradients: one global clip would scale the policy's to nothing.
+    grads = jax.tree_util.tree_map(lambda p, c: jnp.full_like(p, 1e3 if c else 1e-3), params, is_critic)
+    clipped, _ = ppo.optimizer.update(grads, ppo.optimizer.init(params), params)
+    actor_leaves = [g for g, c in zip(jax.tree_util.tree_leaves(clipped), jax.tree_util.tree_leaves(is_critic)) if not c]
+    # Adam normalises each parameter's step, so a policy gradient that survived the clip moves by ~lr.
+    assert all(np.allclose(np.abs(g), 1.0, rtol=1e-2) for g in actor_leaves)
+
+
+@pytest.mark.parametrize("norm", ["minibatch", "batch", "none"])
+def test_advantage_normalisations_train(tmp_path, norm):
+    result = train(PPOConfig(**TINY, total_steps=8 * 16 * 2, num_logs=1, eval_episodes=8, advantage_norm=norm, run_dir=str(tmp_path)))
+    assert np.isfinite(result.episode_return).all()
+
+
+def test_unknown_advantage_normalisation_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="advantage_norm"):
+        PPO(PPOConfig(**TINY, advantage_norm="global", run_dir=str(tmp_path)))
+
+
+@pytest.mark.parametrize("name", ["gru", "lstm"])
+def test_long_timescales_keep_a_pulse_over_a_hundred_steps(name):
+    """The state's response to an input pulse at step 0, 100 steps later: with the usual init it has
+    decayed by orders of magnitude more than with time scales up to 1000 steps."""
+    steps, width = 101, 32
+    pulse = jnp.zeros((steps, 1, 4)).at[0, 0, 0].set(1.0)
+    resets = jnp.zeros((steps, 1), bool)
+    response = {}
+    for max_timescale in (None, 1000):
+        module = memory_modules.make(name, features=width, max_timescale=max_timescale)
+        params = module.init(jax.random.key(0), module.initialize_carry(1), pulse, resets)
+        run = lambda x: module.apply(params, module.initialize_carry(1), x, resets)[1][-1]  # noqa: E731
+        response[max_timescale] = float(jnp.abs(run(pulse) - run(jnp.zeros_like(pulse))).max())
+    assert response[1000] > 100 * response[None], response
+
+
+def test_timescale_gate_bias_spans_the_time_scales():
+    from mnemax.memory_modules.scan import timescale_gate_bias
+
+    bias = timescale_gate_bias(8, 1000)
+    timescales = 1.0 / (1.0 - jax.nn.sigmoid(bias))
+    np.testing.assert_allclose([timescales[0], timescales[-1]], [2.0, 1000.0], rtol=1e-4)
+    assert np.all(np.diff(timescales) > 0)
+
+
+def test_presets_set_fields_and_memory_fields_and_flags_override_them():
+    from mnemax.train import presets
+    from mnemax.train.cli import _preset_defaults
+    import tyro
+
+    config = PPOConfig.from_preset("tmaze", memory="lstm", num_envs=64)
+    assert config.preset == "tmaze" and config.num_envs == 64 and config.barrier_coef > 0
+    assert config.memory_config == {"max_timescale": 1000}
+    assert PPOConfig.from_preset("tmaze", memory="ffm").memory_config == {}  # FFM has no such field
+    argv = ["--preset", "tmaze", "--memory", "gru", "--barrier-coef", "0.5"]
+    cli = tyro.cli(PPOConfig, args=argv, default=_preset_defaults(argv))
+    assert cli.barrier_coef == 0.5 and cli.memory_config == {"max_timescale": 1000} and cli.num_steps == 512
+    with pytest.raises(ValueError, match="unknown preset"):
+        presets.preset("tmazee", "gru")
+
+
+def test_truncation_bootstrap_only_where_the_time_limit_can_be_reached():
+    assert not can_truncate(envs.make("mnemax/TMaze-Passive-v0")[1])
+    assert can_truncate(envs.make("mnemax/MysteryPath-Grid-v0")[1])
+    assert not can_truncate(envs.make("mnemax/TMaze-Passive-v0", max_steps_in_episode=envs.NO_TIME_LIMIT)[1])
