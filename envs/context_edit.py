@@ -354,7 +354,7 @@ class ContextEdit(Environment[ContextEditState, ContextEditParams]):
         tokens = rows[:, 1:4]
         token_colors = _token_colors(tokens, params.num_keys)  # [R, 3, 3]
         cell_colors = jnp.concatenate(
-            [_TAG_COLORS[tags][:, None], token_colors, jnp.zeros((rows.shape[0], columns - 4, 3))], axis=1
+            [jnp.asarray(_TAG_COLORS)[tags][:, None], token_colors, jnp.zeros((rows.shape[0], columns - 4, 3))], axis=1
         )
         token_cell = (col >= 1) & (col <= 3)
         tok = tokens[row, np.clip(col - 1, 0, 2)]
@@ -373,7 +373,9 @@ class ContextEdit(Environment[ContextEditState, ContextEditParams]):
         return render_text(state, params)
 
 
-_TAG_COLORS = jnp.array(
+# A NumPy constant, not a jax.Array: creating one at import would start the JAX backend, which must wait
+# for jax.distributed.initialize() in a multi-process run.
+_TAG_COLORS = np.array(
     [
         (0.1, 0.1, 0.12),  # empty
         (0.25, 0.75, 0.35),  # fact
@@ -383,7 +385,7 @@ _TAG_COLORS = jnp.array(
         (0.5, 0.5, 0.5),  # distractor
         (0.15, 0.7, 0.7),  # compound
     ],
-    jnp.float32,
+    np.float32,
 )
 
 

@@ -16,9 +16,7 @@ def train_main(argv: list[str] | None = None) -> None:
     """Train a memory agent with PPO; every field of :class:`PPOConfig` is a flag (``--help``)."""
     config = tyro.cli(PPOConfig, args=argv, default=_preset_defaults(argv), description=train_main.__doc__)
     if config.distributed:
-        import jax
-
-        jax.distributed.initialize()  # before anything else touches the devices
+        initialize_distributed()
     from mnemax.train.loop import train
 
     result = train(config)
@@ -36,6 +34,29 @@ def _preset_defaults(argv: list[str] | None) -> PPOConfig:
     parser.add_argument("--memory", default=PPOConfig.memory)  # the preset's memory fields depend on it
     known = parser.parse_known_args(sys.argv[1:] if argv is None else argv)[0]
     return PPOConfig.from_preset(known.preset, memory=known.memory) if known.preset else PPOConfig()
+
+
+def initialize_distributed() -> None:
+    """Join a multi-process run: ``jax.distributed.initialize()`` before anything touches the devices.
+
+    SLURM, Open MPI and TPU pods are detected by JAX itself. Elsewhere the cluster is described by
+    ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``; JAX reads only the first of
+    these from the environment, so the other two are passed on here.
+
+    On the CPU, collectives between processes need an implementation: gloo unless one is chosen (the
+    default of JAX 0.4.35 is none: no collectives across processes).
+    """
+    import os
+
+    import jax
+
+    def env_int(name: str) -> int | None:
+        value = os.environ.get(name)
+        return int(value) if value else None
+
+    if jax.config.jax_cpu_collectives_implementation in (None, "none"):
+        jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(num_processes=env_int("JAX_NUM_PROCESSES"), process_id=env_int("JAX_PROCESS_ID"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -92,7 +92,7 @@ def train(config: PPOConfig) -> TrainResult:
     main = jax.process_index() == 0
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / CONFIG_FILE).write_text(config.to_json())
+        _write_atomically(run_dir / CONFIG_FILE, config.to_json())
 
     runner = trainer.init()
     if start:
@@ -158,6 +158,14 @@ def _check_resume(config: PPOConfig, run_dir: Path, checkpointer: Checkpointer) 
         lines = ", ".join(f"{k}: saved {a!r} vs now {b!r}" for k, (a, b) in sorted(diffs.items()))
         raise ValueError(f"the checkpoint in {run_dir} was made with another configuration ({lines})")
     return latest
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` in one step: when a multi-process run resumes, process 0 rewrites the config while
+    the others read it (``_check_resume``), and a reader must never see it half written."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def _rows(metrics: dict[str, np.ndarray], step: int, first_seed: int) -> list[dict[str, float]]:
