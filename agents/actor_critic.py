@@ -34,6 +34,7 @@ class ActorCritic(nn.Module):
         action_sizes: the number of choices of each action component (``(n,)`` for ``Discrete(n)``).
         hidden_size: width of the heads.
         separate_critic: give the value head its own encoder and memory.
+        linear_heads: read logits and value straight off the memory output (no hidden ReLU layer).
     """
 
     encoder: nn.Module
@@ -41,6 +42,7 @@ class ActorCritic(nn.Module):
     action_sizes: tuple[int, ...]
     hidden_size: int = 128
     separate_critic: bool = False
+    linear_heads: bool = False
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> Any:
@@ -58,10 +60,11 @@ class ActorCritic(nn.Module):
         else:
             carry, x = self._tower(self.encoder, self.memory, carry, obs, resets)
             x_value = x
-        h = nn.relu(dense(self.hidden_size, name="actor_hidden")(x))
-        logits = dense(sum(self.action_sizes), scale=0.01, name="actor_head")(h)
-        h_value = nn.relu(dense(self.hidden_size, name="critic_hidden")(x_value))
-        value = dense(1, scale=1.0, name="critic_head")(h_value)[..., 0]
+        if not self.linear_heads:
+            x = nn.relu(dense(self.hidden_size, name="actor_hidden")(x))
+            x_value = nn.relu(dense(self.hidden_size, name="critic_hidden")(x_value))
+        logits = dense(sum(self.action_sizes), scale=0.01, name="actor_head")(x)
+        value = dense(1, scale=1.0, name="critic_head")(x_value)[..., 0]
         return carry, _pad_components(logits, self.action_sizes), value
 
     @staticmethod
@@ -104,6 +107,7 @@ def make_actor_critic(
     memory: MemoryModule | None,
     hidden_size: int = 128,
     separate_critic: bool = False,
+    linear_heads: bool = False,
 ) -> ActorCritic:
     """An :class:`ActorCritic` with the encoder suited to ``observation_space``."""
     return ActorCritic(
@@ -112,4 +116,5 @@ def make_actor_critic(
         action_sizes=action_sizes(action_space),
         hidden_size=hidden_size,
         separate_critic=separate_critic,
+        linear_heads=linear_heads,
     )

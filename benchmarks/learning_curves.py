@@ -138,6 +138,7 @@ PRESETS: dict[str, list[dict]] = {
         dict(ABLATION_TMAZE, **SMALL_BARRIER, **WHOLE_EPISODES, **TIMESCALES, total_steps=30_000_000, memory="lstm", name="tmaze100-lstm_small_barrier_episodes_timescales"),
         dict(ABLATION_TMAZE, **SMALL_BARRIER, **WHOLE_EPISODES, total_steps=30_000_000, memory="ffm", name="tmaze100-ffm_small_barrier_episodes"),
         dict(ABLATION_MMG, **TIMESCALES, name="mmg-timescales"),
+        dict(ABLATION_MMG, linear_heads=True, name="mmg-linear_heads"),
         # Third round: a smaller barrier for the GRU (fewer wasted episodes), and the active task.
         dict(ABLATION_TMAZE, barrier_coef=0.1, ent_coef=0.0, **WHOLE_EPISODES, **TIMESCALES, total_steps=50_000_000,
              name="tmaze100-gru_barrier0.1_episodes_timescales"),

@@ -292,7 +292,9 @@ def make_network(config: PPOConfig, observation_space: spaces.Space, action_spac
     memory = None
     if config.memory != "none":
         memory = memory_modules.make(config.memory, **{"features": config.hidden_size, **config.memory_config})
-    return make_actor_critic(observation_space, action_space, memory, config.hidden_size, config.separate_critic)
+    return make_actor_critic(
+        observation_space, action_space, memory, config.hidden_size, config.separate_critic, config.linear_heads
+    )
 
 
 def can_truncate(env_params) -> bool:
