@@ -26,7 +26,7 @@ class ActorCritic(nn.Module):
     With ``separate_critic`` the value head reads a tower of its own (a second encoder and memory with
     the same architecture, parameters under ``critic_encoder`` / ``critic_memory``), so the value loss
     cannot reshape the features the policy reads; the carry is then ``{"actor": ..., "critic": ...}``.
-    Parameters of the value branch have ``critic`` in their name (see :func:`is_critic_parameter`).
+    Parameters of the value branch have ``critic`` in their name (see :func:`parameter_branches`).
 
     Attributes:
         encoder: maps ``[B, *obs_shape]`` to ``[B, hidden_size]`` features.
@@ -79,9 +79,15 @@ class ActorCritic(nn.Module):
         return carry, x
 
 
-def is_critic_parameter(path: tuple[str, ...]) -> bool:
-    """Whether the parameter at ``path`` (its key names) belongs to the value branch of an actor-critic."""
-    return any("critic" in name for name in path)
+def parameter_branches(params: Any) -> Any:
+    """``"critic"`` for every parameter of the value branch (its name holds ``critic``), ``"actor"`` for
+    the rest, in the tree structure of ``params``."""
+
+    def branch(path, _):
+        names = (str(getattr(key, "key", key)) for key in path)
+        return "critic" if any("critic" in name for name in names) else "actor"
+
+    return jax.tree_util.tree_map_with_path(branch, params)
 
 
 def _pad_components(logits: jax.Array, sizes: tuple[int, ...]) -> jax.Array:

@@ -8,7 +8,7 @@ import pytest
 
 from mnemax import envs, memory_modules
 from mnemax.agents import distributions
-from mnemax.agents.actor_critic import is_critic_parameter
+from mnemax.agents.actor_critic import parameter_branches
 from mnemax.train import PPO, PPOConfig, train
 from mnemax.train.ppo import can_truncate, mean_episode_length
 
@@ -76,10 +76,10 @@ def test_separate_critic_keeps_the_value_loss_out_of_the_policy(tmp_path):
     def value_sum(p):
         return ppo.network.apply(p, ppo.network.initialize_carry(2), obs + 1.0, resets)[2].sum()
 
-    grads = jax.tree_util.tree_flatten_with_path(jax.grad(value_sum)(params))[0]
-    names = lambda path: tuple(str(getattr(k, "key", k)) for k in path)  # noqa: E731
-    critic = [bool(np.any(g != 0)) for path, g in grads if is_critic_parameter(names(path))]
-    actor = [bool(np.any(g != 0)) for path, g in grads if not is_critic_parameter(names(path))]
+    moved = jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda g: bool(np.any(g != 0)), jax.grad(value_sum)(params)))
+    branches = jax.tree_util.tree_leaves(parameter_branches(params))
+    critic = [m for m, b in zip(moved, branches) if b == "critic"]
+    actor = [m for m, b in zip(moved, branches) if b == "actor"]
     assert any(critic) and actor and not any(actor)
 
 
@@ -87,9 +87,7 @@ def test_separate_critic_clips_each_branch_on_its_own(tmp_path):
     config = PPOConfig(**TINY, separate_critic=True, max_grad_norm=1.0, learning_rate=1.0, anneal_lr=False, run_dir=str(tmp_path))
     ppo = PPO(config)
     params = ppo.init(jax.random.key(0)).train_state.params
-    is_critic = jax.tree_util.tree_map_with_path(
-        lambda path, _: is_critic_parameter(tuple(str(getattr(k, "key", k)) for k in path)), params
-    )
+    is_critic = jax.tree_util.tree_map(lambda b: b == "critic", parameter_branches(params))
     # Huge value gradients, small policy gradients: one global clip would scale the policy's to nothing.
     grads = jax.tree_util.tree_map(lambda p, c: jnp.full_like(p, 1e3 if c else 1e-3), params, is_critic)
     clipped, _ = ppo.optimizer.update(grads, ppo.optimizer.init(params), params)
@@ -107,6 +105,11 @@ def test_advantage_normalisations_train(tmp_path, norm):
 def test_unknown_advantage_normalisation_is_refused(tmp_path):
     with pytest.raises(ValueError, match="advantage_norm"):
         PPO(PPOConfig(**TINY, advantage_norm="global", run_dir=str(tmp_path)))
+
+
+def test_dcpo_refuses_settings_it_would_ignore():
+    with pytest.raises(ValueError, match="barrier_coef"):
+        PPOConfig(algo="dcpo", barrier_coef=0.1).validate()
 
 
 @pytest.mark.parametrize("name", ["gru", "lstm"])

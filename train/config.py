@@ -92,7 +92,8 @@ class PPOConfig:
     """`ppo`, or `dcpo`: Dynamic Context Policy Optimization (`mnemax.train.dcpo`): every update plays one
     episode in each environment, `group_size` of them on the same task instance, and trains the clipped
     surrogate on group-normalised episode returns, segment by segment (no value function and no GAE, so
-    `gamma`, `gae_lambda`, `vf_coef` and `bootstrap_truncated` do not apply)"""
+    `gamma`, `gae_lambda`, `vf_coef`, `bootstrap_truncated`, `advantage_norm`, `barrier_coef` and
+    `separate_critic` do not apply)"""
     group_size: int = 8
     """DCPO: episodes per group (same reset key); `num_envs` must be a multiple of it"""
 
@@ -180,6 +181,9 @@ class PPOConfig:
             if getattr(self, field) not in known:
                 raise ValueError(f"{field} must be one of {', '.join(known)}, got {getattr(self, field)!r}")
         if self.algo == "dcpo":
+            for field in ("barrier_coef", "separate_critic", "linear_heads"):
+                if getattr(self, field):
+                    raise ValueError(f"{field} is a setting of PPO's actor-critic; DCPO does not use it")
             if self.group_size < 2:
                 raise ValueError(f"group_size must be >= 2 (DCPO compares episodes of a group), got {self.group_size}")
             if self.num_envs % self.group_size:

@@ -25,7 +25,7 @@ from flax.training.train_state import TrainState
 
 from mnemax import envs, memory_modules
 from mnemax.agents import distributions, make_actor_critic, make_context_editor
-from mnemax.agents.actor_critic import is_critic_parameter
+from mnemax.agents.actor_critic import parameter_branches
 from mnemax.envs import spaces, wrappers
 from mnemax.train.config import PPOConfig
 
@@ -97,15 +97,8 @@ class PPO:
         adam = optax.adam(lr, eps=1e-5)
         if not c.separate_critic:
             return optax.chain(optax.clip_by_global_norm(c.max_grad_norm), adam)
-        branch = lambda params: jax.tree_util.tree_map_with_path(  # noqa: E731
-            lambda path, _: "critic" if is_critic_parameter(tuple(str(getattr(k, "key", k)) for k in path)) else "actor",
-            params,
-        )
-        clip = optax.multi_transform(
-            {"actor": optax.clip_by_global_norm(c.max_grad_norm), "critic": optax.clip_by_global_norm(c.max_grad_norm)},
-            branch,
-        )
-        return optax.chain(clip, adam)
+        clip = {branch: optax.clip_by_global_norm(c.max_grad_norm) for branch in ("actor", "critic")}
+        return optax.chain(optax.multi_transform(clip, parameter_branches), adam)
 
     def init(self, key: jax.Array) -> RunnerState:
         """A fresh run for one seed."""
