@@ -25,6 +25,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from mnemax.envs import spaces
+from mnemax.envs.params import check_params, param
 
 
 @struct.dataclass
@@ -38,7 +39,7 @@ class EnvState:
 class EnvParams:
     """Base of every parameter set: episodes are truncated after ``max_steps_in_episode`` steps."""
 
-    max_steps_in_episode: int = 1000
+    max_steps_in_episode: int = param(1000, ge=1)
 
 
 StateT = TypeVar("StateT", bound=EnvState)
@@ -82,9 +83,18 @@ class Environment(Generic[StateT, ParamsT]):
         raise NotImplementedError
 
     def validate_params(self, params: ParamsT) -> None:
-        """Raise ``ValueError`` for parameters the task cannot run with. Called by ``make``."""
-        if int(params.max_steps_in_episode) < 1:
-            raise ValueError(f"max_steps_in_episode must be >= 1, got {params.max_steps_in_episode}")
+        """Raise ``ValueError`` for parameters the task cannot run with. Called by ``make``.
+
+        This checks every field against its declaration (:mod:`mnemax.envs.params`: kind, range, variant);
+        tasks extend it with the relations between fields.
+        """
+        check_params(params, self.default_params, self.variant, self.name)
+
+    @property
+    def variant(self) -> frozenset[str]:
+        """Tags of the variant this instance is (e.g. ``{"grid", "endless"}``); parameters declared
+        ``only`` for a tag missing here must keep their defaults."""
+        return frozenset()
 
     @property
     def name(self) -> str:

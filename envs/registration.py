@@ -73,15 +73,21 @@ def make(id: str, **overrides) -> tuple[Environment, EnvParams]:
     """Build the environment ``id`` and its parameters, gymnax style: ``env, params = make(id)``.
 
     ``overrides`` replace fields of the parameters (e.g. ``corridor_length=200``); the result is
-    checked by the task's ``validate_params`` here, before anything is traced or compiled.
+    checked by the task's ``validate_params`` here, before anything is traced or compiled: every field
+    against its declaration (kind, range, variant; see :mod:`mnemax.envs.params`), then the relations
+    between fields.
 
     Raises:
-        ValueError: for an unknown id, an unknown parameter name, or invalid parameter values.
+        ValueError: for an unknown id, an unknown parameter name, or invalid parameter values; the
+            message starts with the id and names the parameter and what it accepts.
     """
     env_spec = spec(id)
     env = env_spec.env_class()
     params = with_overrides(env.default_params, {**env_spec.params, **overrides}, env_spec.id)
-    env.validate_params(params)
+    try:
+        env.validate_params(params)
+    except ValueError as error:
+        raise ValueError(f"{NAMESPACE}/{env_spec.id}: {error}") from None
     return env, params
 
 
@@ -92,3 +98,4 @@ def with_overrides(params: EnvParams, overrides: Mapping[str, Any], id: str = ""
     if unknown:
         raise ValueError(f"{id or type(params).__name__} has no parameter(s) {unknown}; parameters: {sorted(fields)}")
     return params.replace(**overrides)
+
