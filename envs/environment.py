@@ -6,6 +6,12 @@ pytree and everything that configures a task lives in a frozen ``EnvParams`` pyt
     obs, state = env.reset(key, params)
     obs, state, reward, terminated, truncated, info = env.step(key, state, action, params)
 
+Actions: ``step`` and ``step_env`` pass a task only actions of its space: an action is cast to the
+space's dtype (floats truncated towards zero) and clipped into the space (:meth:`spaces.Space.clip`),
+the same for every task, and an action of the wrong shape raises ``ValueError`` while tracing. Nothing
+is checked at run time, so a jitted step costs no more; wrap an environment in
+:class:`mnemax.envs.wrappers.CheckedActions` to have actions outside the space refused instead.
+
 ``step`` auto-resets: when an episode ends, the returned ``obs``/``state`` already belong to the next
 episode and ``info["final_obs"]`` holds the last observation of the finished one. Under ``jit`` the
 final observation costs nothing unless it is used (XLA drops unused outputs). ``reset_env`` and
@@ -119,6 +125,7 @@ class Environment(Generic[StateT, ParamsT]):
         return self.observe(state, params), state, reward, terminated, truncated, info
 
     def _advance(self, key, state, action, params):
+        action = self.action_space(params).clip(action)  # one rule for actions outside the space
         next_state, reward, terminated, info = self.transition(key, state, action, params)
         next_state = next_state.replace(time=state.time + 1)
         terminated = jnp.asarray(terminated, bool)

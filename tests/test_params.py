@@ -1,14 +1,18 @@
-"""Declared parameters, checked at make() for every registered id."""
+"""Declared parameters, checked at make() for every registered id, and the one rule for actions."""
 
 import dataclasses
 import re
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import struct
+from jax.experimental import checkify
 
 import mnemax.envs
-from mnemax.envs.environment import EnvParams
+from mnemax.envs import spaces, wrappers
+from mnemax.envs.environment import Environment, EnvParams
 from mnemax.envs.params import check_params, declaration, describe_params, param
 
 IDS = mnemax.envs.registered_ids()
@@ -122,3 +126,82 @@ def test_declarations_are_inherited_and_defaults_checked():
 
     with pytest.raises(TypeError, match="Undeclared.loose is not declared"):
         check_params(Undeclared(), Undeclared())
+
+
+# ------------------------------------------------------------------------------------------- actions
+@pytest.mark.parametrize("env_id", IDS)
+def test_every_task_steps_through_the_one_action_rule(env_id):
+    """No task replaces the stepping of the base class, which clips actions into the space."""
+    env, params = mnemax.envs.make(env_id)
+    for method in ("step", "step_env", "_advance"):
+        assert getattr(type(env), method) is getattr(Environment, method), f"{env_id} overrides {method}"
+    space = env.action_space(params)
+    high = np.asarray(space.nvec - 1 if isinstance(space, spaces.MultiDiscrete) else space.n - 1)
+    too_big = np.asarray(high + 5)
+    np.testing.assert_array_equal(space.clip(too_big), high)
+    np.testing.assert_array_equal(space.clip(np.zeros(space.shape) - 3), np.zeros(space.shape))
+    np.testing.assert_array_equal(space.clip(np.minimum(high, 1) + 0.7), np.minimum(high, 1))
+    with pytest.raises(ValueError, match="shape"):
+        space.clip(np.zeros(space.shape + (2,), np.int32))
+
+
+@pytest.mark.parametrize("env_id", ["TMaze-Passive-v0", "RepeatFirst-Easy-v0", "ContextEdit-KVUpdate-v0"])
+def test_out_of_range_and_float_actions_act_as_the_clipped_action(env_id):
+    env, params = mnemax.envs.make(env_id)
+    space = env.action_space(params)
+    key = jax.random.key(0)
+    _, state = env.reset(key, params)
+    step = jax.jit(env.step)
+    high = jnp.asarray(space.nvec - 1 if isinstance(space, spaces.MultiDiscrete) else space.n - 1)
+    for action, same_as in (
+        (high + 7, high),
+        (high * 0 - 2, high * 0),
+        (jnp.minimum(high, 1) + 0.9, jnp.minimum(high, 1)),
+    ):
+        jax.tree_util.tree_map(
+            np.testing.assert_array_equal, step(key, state, action, params), step(key, state, same_as, params)
+        )
+    with pytest.raises(ValueError, match="shape"):
+        step(key, state, jnp.zeros(space.shape + (3,), jnp.int32), params)
+
+
+def test_checked_actions_refuses_what_step_would_clip():
+    env, params = mnemax.envs.make("ContextEdit-KVUpdate-v0")
+    checked = wrappers.CheckedActions(env)
+    key = jax.random.key(0)
+    _, state = env.reset(key, params)
+    good = jnp.array([1, 0, 2, 3])
+    jax.tree_util.tree_map(
+        np.testing.assert_array_equal, checked.step(key, state, good, params), env.step(key, state, good, params)
+    )
+    with pytest.raises(ValueError, match=r"outside the action space MultiDiscrete"):
+        checked.step(key, state, jnp.array([9, 0, 0, 0]), params)
+    with pytest.raises(ValueError, match="shape"):
+        checked.step(key, state, jnp.array([1, 0]), params)
+    with pytest.raises(TypeError, match="integer"):
+        checked.step(key, state, good.astype(jnp.float32), params)
+
+    # Under jit and vmap, through checkify.
+    batch = 4
+    keys = jax.random.split(key, batch)
+    states = jax.vmap(env.reset, in_axes=(0, None))(keys, params)[1]
+    step = jax.jit(checkify.checkify(jax.vmap(checked.step, in_axes=(0, 0, 0, None))))
+    actions = jnp.tile(good, (batch, 1))
+    error, _ = step(keys, states, actions, params)
+    error.throw()  # nothing wrong
+    error, _ = step(keys, states, actions.at[2, 3].set(99), params)
+    with pytest.raises(ValueError, match=r"outside the action space"):
+        error.throw()
+
+
+def test_checked_discrete_actions_eagerly():
+    env, params = mnemax.envs.make("TMaze-Passive-v0")
+    checked = wrappers.CheckedActions(env)
+    key = jax.random.key(1)
+    _, state = env.reset(key, params)
+    checked.step_env(key, state, 3, params)
+    for bad in (4, -1):
+        with pytest.raises(ValueError, match=r"outside the action space Discrete\(4\)"):
+            checked.step_env(key, state, bad, params)
+    with pytest.raises(TypeError, match="integer"):
+        checked.step(key, state, 1.0, params)
