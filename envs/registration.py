@@ -62,10 +62,7 @@ def spec(id: str) -> EnvSpec:
     if short not in _SPECS:
         close = difflib.get_close_matches(short, list(_SPECS), n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(f'{NAMESPACE}/{c}' for c in close)}?" if close else ""
-        raise ValueError(
-            f"unknown environment id {id!r}.{hint} "
-            f"See mnemax.envs.registered_ids() for all {len(_SPECS)} ids."
-        )
+        raise ValueError(f"unknown environment id {id!r}.{hint} `mnemax-envs` lists all {len(_SPECS)} ids.")
     return _SPECS[short]
 
 
@@ -99,3 +96,23 @@ def with_overrides(params: EnvParams, overrides: Mapping[str, Any], id: str = ""
         raise ValueError(f"{id or type(params).__name__} has no parameter(s) {unknown}; parameters: {sorted(fields)}")
     return params.replace(**overrides)
 
+
+def list_main(argv: list[str] | None = None) -> None:
+    """``mnemax-envs``: every registered id with its description, one per line; with ids, the parameters
+    of each (value, what it accepts)."""
+    from mnemax.envs import command_line
+    from mnemax.envs.params import describe_params
+
+    parser = command_line.ArgumentParser(prog="mnemax-envs", description=list_main.__doc__.replace("``", ""))
+    parser.add_argument("ids", nargs="*", help="ids whose parameters to show")
+    args = parser.parse_args(argv)
+    with command_line.reported_errors("mnemax-envs", args.debug, user_errors=(ValueError,)):
+        if not args.ids:
+            width = max(map(len, registered_ids()))
+            for id in registered_ids():
+                print(f"{id:<{width}}  {spec(id).description}")
+        for id in args.ids:
+            env, params = make(id)
+            print(f"{NAMESPACE}/{spec(id).id}: {spec(id).description}")
+            for line in describe_params(params):
+                print(f"  {line}")
