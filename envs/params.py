@@ -96,9 +96,9 @@ class Declaration:
     def _number_accepted(self, value: Any, kind: type) -> bool:
         if isinstance(value, bool) or not isinstance(value, numbers.Integral if kind is int else numbers.Real):
             return False
-        if not math.isfinite(value) or abs(value) > _FLOAT32_MAX:  # JAX stores floats as float32
+        if kind is int and not INT32_MIN <= value <= INT32_MAX:  # JAX stores ints as int32
             return False
-        if kind is int and not INT32_MIN <= value <= INT32_MAX:
+        if abs(value) > _FLOAT32_MAX or not math.isfinite(value):  # and floats as float32
             return False
         return (
             (self.ge is None or value >= self.ge)

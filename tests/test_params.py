@@ -20,7 +20,7 @@ IDS = mnemax.envs.registered_ids()
 # Values no field of a kind accepts.
 BAD = {
     int: [float("nan"), float("inf"), "3", None, 2.5, True, 2**40, [1]],
-    float: [float("nan"), float("inf"), -float("inf"), "0.5", None, True, 1e39],
+    float: [float("nan"), float("inf"), -float("inf"), "0.5", None, True, 1e39, 10**400],
     bool: [2.5, 1, 0, "True", None, float("nan")],
     str: [2.5, None, "no-such-choice"],
     tuple: [float("nan"), "1", None, 2.5, (), (1, 2.5), [1], (True,)],
