@@ -110,6 +110,22 @@ def test_the_lock_keeps_a_second_run_out_and_dies_with_its_process(tmp_path):
         assert (path / ".lock").read_text().startswith(f"pid {os.getpid()} ")
 
 
+def test_a_file_system_without_locks_is_reported_and_the_run_goes_on(tmp_path, monkeypatch, capsys):
+    import errno
+    import fcntl
+
+    def no_locks(*args):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    with RunDirectory(tmp_path / "run"):
+        assert (tmp_path / "run" / ".lock").read_text().startswith(f"pid {os.getpid()} ")
+    assert re.fullmatch(
+        r"cannot lock .*run \(.*No locks available\): a second run there would not be noticed\n",
+        capsys.readouterr().err,
+    )
+
+
 # ------------------------------------------------------------------------------------ errors
 def _spy_on_compiling_calls(monkeypatch) -> list[str]:
     """Record every call of the trainer's compiling functions (``init``, ``train_interval``)."""

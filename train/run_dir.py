@@ -12,6 +12,7 @@ import fcntl
 import os
 import shutil
 import socket
+import sys
 from pathlib import Path
 
 from mnemax.envs.command_line import UserError
@@ -48,6 +49,8 @@ class RunDirectory:
             raise UserError(
                 f"{self.path} is in use by another run ({holder}); wait for it to end or pick another --run-name"
             ) from None
+        except OSError as error:  # a file system without locks (some cluster mounts): run, but say so
+            print(f"cannot lock {self.path} ({error}): a second run there would not be noticed", file=sys.stderr)
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
@@ -58,8 +61,7 @@ class RunDirectory:
         """Release the lock (the file stays: removing it could let two later runs lock different files)."""
         if self._lock is not None:
             self._lock.truncate(0)
-            fcntl.flock(self._lock, fcntl.LOCK_UN)
-            self._lock.close()
+            self._lock.close()  # closing the file releases the lock
             self._lock = None
 
     def __enter__(self) -> RunDirectory:
