@@ -60,6 +60,7 @@ from flax import struct
 
 from mnemax.envs import rendering, spaces
 from mnemax.envs.environment import NO_TIME_LIMIT, Environment, EnvParams, EnvState
+from mnemax.envs.params import param
 from mnemax.envs.registration import register
 
 # ----------------------------------------------------------------------------------------- the room
@@ -256,15 +257,19 @@ class RecallState(EnvState):
     target: jax.Array  # int32: the item the agent must walk onto
 
 
+OBSERVATION_MODES = ("pixels", "symbolic")
+# Steps of a phase are bounded so that whole episodes stay countable in int32.
+MAX_PHASE_STEPS = 1 << 20
+PHASE_STEPS_WHY = "episode lengths are counted in int32"
+
+
 @struct.dataclass
 class RecallParams(EnvParams):
-    answer_steps: int = 64  # moves allowed after the instruction appears
-    observation: str = struct.field(pytree_node=False, default="pixels")  # "pixels" or "symbolic"
+    # moves allowed after the instruction appears
+    answer_steps: int = param(64, ge=1, le=MAX_PHASE_STEPS, why=PHASE_STEPS_WHY)
+    observation: str = param("pixels", choices=OBSERVATION_MODES, static=True)
     # The task ends its own episodes; this generic limit is set out of the way.
     max_steps_in_episode: int = NO_TIME_LIMIT
-
-
-OBSERVATION_MODES = ("pixels", "symbolic")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -326,13 +331,6 @@ def new_episode(key: jax.Array, num_targets, num_labels: int = MAX_ITEMS) -> tup
     return fields, label
 
 
-def require(name: str, value, low: int, high: int | None = None) -> None:
-    """Raise ``ValueError`` unless ``low <= value`` (and ``value <= high`` when given)."""
-    if int(value) < low or (high is not None and int(value) > high):
-        bounds = f"in {low}..{high}" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be {bounds}, got {value}")
-
-
 def jit_method(method):
     """``method`` compiled with ``jax.jit``, ``self`` static. Eager callers (a ``vmap`` without ``jit``,
     notebooks) then compile it once as a whole instead of op by op; inside a ``jit`` it is inlined."""
@@ -363,12 +361,6 @@ class RecallRoom(Environment):
 
     def cue(self, state, params) -> Cue:
         raise NotImplementedError
-
-    def validate_params(self, params) -> None:
-        super().validate_params(params)
-        require("answer_steps", params.answer_steps, 1)
-        if params.observation not in OBSERVATION_MODES:
-            raise ValueError(f"observation must be one of {OBSERVATION_MODES}, got {params.observation!r}")
 
     def episode_length(self, params) -> jax.Array:
         """The longest an episode can last: the watching phase plus ``answer_steps`` moves."""
@@ -452,8 +444,8 @@ class BalletState(RecallState):
 
 @struct.dataclass
 class BalletParams(RecallParams):
-    num_dancers: int = 2
-    dance_delay: int = 16
+    num_dancers: int = param(2, ge=1, le=MAX_ITEMS, why="the room has 8 spots")
+    dance_delay: int = param(16, ge=1, le=MAX_PHASE_STEPS, why=PHASE_STEPS_WHY)
 
 
 LAMP = 3  # tile id of the lit wall cell
@@ -479,11 +471,6 @@ class Ballet(RecallRoom):
     @property
     def default_params(self) -> BalletParams:
         return BalletParams()
-
-    def validate_params(self, params: BalletParams) -> None:
-        super().validate_params(params)
-        require("num_dancers", params.num_dancers, 1, MAX_ITEMS)
-        require("dance_delay", params.dance_delay, 1)
 
     def num_items(self, params):
         return params.num_dancers

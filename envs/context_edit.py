@@ -97,10 +97,16 @@ from mnemax.envs.context_edit_stream import (
     UPDATE,
 )
 from mnemax.envs.environment import NO_TIME_LIMIT, Environment, EnvParams, EnvState
+from mnemax.envs.params import param
 from mnemax.envs.registration import register
 
 NOOP, WRITE, DELETE, MERGE = range(4)
 OBS_WIDTH = ITEM_WIDTH + 1  # the item and its age
+
+# Bounds of the sizes, so that a state stays a few kilobytes and step numbers fit int32.
+MAX_SLOTS, MAX_TOKENS, MAX_STREAM = 1024, 4096, 1 << 20
+_SLOTS_WHY = "observations hold a row per slot"
+_STREAM_WHY = "step numbers are int32"
 
 
 @struct.dataclass
@@ -114,17 +120,17 @@ class ContextEditParams(EnvParams):
     earlier only in the last ``hops * max_open`` steps, when the stream must close every open fact).
     """
 
-    context_size: int = struct.field(pytree_node=False, default=8)
-    num_keys: int = struct.field(pytree_node=False, default=16)
-    num_values: int = struct.field(pytree_node=False, default=16)
-    hops: int = struct.field(pytree_node=False, default=1)
-    max_open: int = struct.field(pytree_node=False, default=6)
-    stream_length: int = 64
-    distractor_rate: float = 0.2
-    update_rate: float = 0.3
-    min_query_delay: int = 8
-    max_query_delay: int = 32
-    slot_cost: float = 0.005
+    context_size: int = param(8, ge=1, le=MAX_SLOTS, static=True, why=_SLOTS_WHY)
+    num_keys: int = param(16, ge=1, le=MAX_TOKENS, static=True, why="every step draws a number per key")
+    num_values: int = param(16, ge=2, le=MAX_TOKENS, static=True, why="answers are a choice among the values")
+    hops: int = param(1, ge=1, le=2, static=True)
+    max_open: int = param(6, ge=1, le=MAX_SLOTS, static=True, why=_SLOTS_WHY)
+    stream_length: int = param(64, ge=1, le=MAX_STREAM, why=_STREAM_WHY)
+    distractor_rate: float = param(0.2, ge=0.0, le=1.0)
+    update_rate: float = param(0.3, ge=0.0, le=1.0)
+    min_query_delay: int = param(8, ge=1, le=MAX_STREAM, why=_STREAM_WHY)
+    max_query_delay: int = param(32, ge=1, le=MAX_STREAM, why=_STREAM_WHY)
+    slot_cost: float = param(0.005, ge=0.0)
     # Episodes end with the stream; this generic limit is set out of its way.
     max_steps_in_episode: int = NO_TIME_LIMIT
 
@@ -217,48 +223,30 @@ class ContextEdit(Environment[ContextEditState, ContextEditParams]):
 
     def validate_params(self, params: ContextEditParams) -> None:
         super().validate_params(params)
-
-        def check(ok: bool, message: str) -> None:
-            if not ok:
-                raise ValueError(message)
-
-        check(int(params.context_size) >= 1, f"context_size must be >= 1, got {params.context_size}")
-        check(int(params.hops) in (1, 2), f"hops must be 1 or 2, got {params.hops}")
-        check(
-            1 <= int(params.max_open) <= int(params.context_size),
-            f"max_open must be in 1 .. context_size ({params.context_size}), got {params.max_open}",
-        )
-        check(
-            int(params.num_keys) >= int(params.hops) * int(params.max_open),
-            f"num_keys must be >= hops * max_open = {int(params.hops) * int(params.max_open)} "
-            f"(open facts never share a key), got {params.num_keys}",
-        )
-        check(int(params.num_values) >= 2, f"num_values must be >= 2, got {params.num_values}")
-        check(
-            int(params.stream_length) > int(params.min_query_delay),
-            f"stream_length must exceed min_query_delay ({params.min_query_delay}) or no fact could be "
-            f"asked about, got {params.stream_length}",
-        )
-        for name in ("distractor_rate", "update_rate"):
-            value = float(getattr(params, name))
-            check(0.0 <= value <= 1.0, f"{name} must be in [0, 1], got {value}")
-        check(
-            float(params.distractor_rate) + float(params.update_rate) < 1.0,
-            "distractor_rate + update_rate must be < 1 (the rest of the free steps bring new facts), "
-            f"got {float(params.distractor_rate) + float(params.update_rate)}",
-        )
-        check(
-            int(params.min_query_delay) >= int(params.hops),
-            f"min_query_delay must be >= hops ({params.hops}), got {params.min_query_delay}",
-        )
-        check(
-            int(params.max_query_delay) >= int(params.min_query_delay),
-            f"max_query_delay must be >= min_query_delay ({params.min_query_delay}), got {params.max_query_delay}",
-        )
-        check(
-            0.0 <= float(params.slot_cost) < float("inf"),
-            f"slot_cost must be finite and >= 0, got {params.slot_cost}",
-        )
+        p = params
+        relations = [  # (holds, field, what the field must be)
+            (p.max_open <= p.context_size, "max_open", f"<= context_size ({p.context_size})"),
+            (
+                p.num_keys >= p.hops * p.max_open,
+                "num_keys",
+                f">= hops * max_open = {p.hops * p.max_open} (open facts never share a key)",
+            ),
+            (
+                p.stream_length > p.min_query_delay,
+                "stream_length",
+                f"> min_query_delay ({p.min_query_delay}), or no fact could be asked about",
+            ),
+            (
+                p.distractor_rate + p.update_rate < 1.0,
+                "distractor_rate",
+                f"< 1 - update_rate ({p.update_rate}): the rest of the free steps bring new facts",
+            ),
+            (p.min_query_delay >= p.hops, "min_query_delay", f">= hops ({p.hops})"),
+            (p.max_query_delay >= p.min_query_delay, "max_query_delay", f">= min_query_delay ({p.min_query_delay})"),
+        ]
+        for holds, field, rule in relations:
+            if not holds:
+                raise ValueError(f"{field} must be {rule}, got {getattr(p, field)!r}")
 
     # ----------------------------------------------------------------- dynamics
     def _arrive(self, threads, seed, t, params):

@@ -41,14 +41,11 @@ from flax import struct
 from mnemax.envs import cards, spaces
 from mnemax.envs.cards import NUM_SUITS
 from mnemax.envs.environment import NO_TIME_LIMIT, Environment, EnvParams, EnvState
+from mnemax.envs.params import param
 from mnemax.envs.registration import register
 
-# The generic step limit of EnvParams, set out of the way: every task ends its episodes itself.
-
-
-def _static(default):
-    """A parameter that fixes array shapes: part of the compiled function, not a traced value."""
-    return struct.field(pytree_node=False, default=default)
+# Decks a card task may use: a state keeps the suit of every card dealt (52 bytes per deck).
+MAX_DECKS = 256
 
 
 @struct.dataclass
@@ -108,7 +105,7 @@ def _onehot(index, size: int) -> jax.Array:
 # ================================================================================== the POPGym card tasks
 @struct.dataclass
 class CardParams(EnvParams):
-    num_decks: int = _static(1)
+    num_decks: int = param(1, ge=1, le=MAX_DECKS, static=True, why="a state keeps every card dealt, 52 bytes per deck")
     max_steps_in_episode: int = NO_TIME_LIMIT
 
 
@@ -120,11 +117,6 @@ class CardTask(AnswerTask):
     @property
     def default_params(self) -> CardParams:
         return CardParams()
-
-    def validate_params(self, params):
-        super().validate_params(params)
-        if int(params.num_decks) < 1:
-            raise ValueError(f"num_decks must be >= 1, got {params.num_decks}")
 
     def num_cards(self, params) -> int:
         return cards.DECK_SIZE * params.num_decks
@@ -202,7 +194,7 @@ class DealtTask(CardTask):
 
 @struct.dataclass
 class RepeatPreviousParams(CardParams):
-    k: int = 4
+    k: int = param(4, ge=1, le=cards.DECK_SIZE * MAX_DECKS)
 
 
 class RepeatPrevious(DealtTask):
@@ -259,7 +251,7 @@ class CountRecallState(AnswerState):
 
 @struct.dataclass
 class CountRecallParams(CardParams):
-    count_by: str = _static("colors")  # "colors" (2 kinds), "suits" (4) or "ranks" (13)
+    count_by: str = param("colors", choices=tuple(cards.NUM_KINDS), static=True)  # 2, 4 or 13 kinds
 
 
 class CountRecall(CardTask):
@@ -275,11 +267,6 @@ class CountRecall(CardTask):
     @property
     def default_params(self) -> CountRecallParams:
         return CountRecallParams()
-
-    def validate_params(self, params):
-        super().validate_params(params)
-        if params.count_by not in cards.NUM_KINDS:
-            raise ValueError(f"count_by must be one of {sorted(cards.NUM_KINDS)}, got {params.count_by!r}")
 
     def num_kinds(self, params) -> int:
         return cards.NUM_KINDS[params.count_by]
@@ -388,8 +375,8 @@ class NParityState(AnswerState):
 
 @struct.dataclass
 class NParityParams(EnvParams):
-    n: int = 2
-    stream_length: int = _static(64)
+    n: int = param(2, ge=1, le=1 << 16)
+    stream_length: int = param(64, ge=1, le=1 << 16, static=True, why="a state keeps every bit of the stream")
     max_steps_in_episode: int = NO_TIME_LIMIT
 
 
@@ -471,10 +458,12 @@ class DelayedMatchState(AnswerState):
 
 @struct.dataclass
 class DelayedMatchParams(EnvParams):
-    delay: int = 4
-    num_trials: int = 8
-    distractors: bool = True  # delay steps show random symbols (True) or nothing (False)
-    num_symbols: int = _static(4)
+    delay: int = param(4, ge=0, le=1 << 16, why="episodes of num_trials * (delay + 2) steps are counted in int32")
+    num_trials: int = param(8, ge=1, le=1 << 12, why="episodes of num_trials * (delay + 2) steps are counted in int32")
+    distractors: bool = param(True)  # delay steps show random symbols (True) or nothing (False)
+    num_symbols: int = param(
+        4, ge=2, le=1024, static=True, why="a probe must be able to differ from the sample; observations are one-hot"
+    )
     max_steps_in_episode: int = NO_TIME_LIMIT
 
 
@@ -494,15 +483,6 @@ class DelayedMatch(AnswerTask):
     @property
     def default_params(self) -> DelayedMatchParams:
         return DelayedMatchParams()
-
-    def validate_params(self, params):
-        super().validate_params(params)
-        if int(params.delay) < 0:
-            raise ValueError(f"delay must be >= 0, got {params.delay}")
-        if int(params.num_trials) < 1:
-            raise ValueError(f"num_trials must be >= 1, got {params.num_trials}")
-        if int(params.num_symbols) < 2:
-            raise ValueError(f"num_symbols must be >= 2 (a probe must be able to differ), got {params.num_symbols}")
 
     def trial_length(self, params):
         return params.delay + 2

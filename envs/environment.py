@@ -6,6 +6,12 @@ pytree and everything that configures a task lives in a frozen ``EnvParams`` pyt
     obs, state = env.reset(key, params)
     obs, state, reward, terminated, truncated, info = env.step(key, state, action, params)
 
+Actions: ``step`` and ``step_env`` pass a task only actions of its space: an action is cast to the
+space's dtype (floats truncated towards zero) and clipped into the space (:meth:`spaces.Space.clip`),
+the same for every task, and an action of the wrong shape raises ``ValueError`` while tracing. Nothing
+is checked at run time, so a jitted step costs no more; wrap an environment in
+:class:`mnemax.envs.wrappers.CheckedActions` to have actions outside the space refused instead.
+
 ``step`` auto-resets: when an episode ends, the returned ``obs``/``state`` already belong to the next
 episode and ``info["final_obs"]`` holds the last observation of the finished one. Under ``jit`` the
 final observation costs nothing unless it is used (XLA drops unused outputs). ``reset_env`` and
@@ -25,6 +31,7 @@ import jax.numpy as jnp
 from flax import struct
 
 from mnemax.envs import spaces
+from mnemax.envs.params import check_params, param
 
 
 @struct.dataclass
@@ -43,7 +50,7 @@ NO_TIME_LIMIT = 1 << 30
 class EnvParams:
     """Base of every parameter set: episodes are truncated after ``max_steps_in_episode`` steps."""
 
-    max_steps_in_episode: int = 1000
+    max_steps_in_episode: int = param(1000, ge=1)
 
 
 StateT = TypeVar("StateT", bound=EnvState)
@@ -87,9 +94,18 @@ class Environment(Generic[StateT, ParamsT]):
         raise NotImplementedError
 
     def validate_params(self, params: ParamsT) -> None:
-        """Raise ``ValueError`` for parameters the task cannot run with. Called by ``make``."""
-        if int(params.max_steps_in_episode) < 1:
-            raise ValueError(f"max_steps_in_episode must be >= 1, got {params.max_steps_in_episode}")
+        """Raise ``ValueError`` for parameters the task cannot run with. Called by ``make``.
+
+        This checks every field against its declaration (:mod:`mnemax.envs.params`: kind, range, variant);
+        tasks extend it with the relations between fields.
+        """
+        check_params(params, self.default_params, self.variant, self.name)
+
+    @property
+    def variant(self) -> frozenset[str]:
+        """Tags of the variant this instance is (e.g. ``{"grid", "endless"}``); parameters declared
+        ``only`` for a tag missing here must keep their defaults."""
+        return frozenset()
 
     @property
     def name(self) -> str:
@@ -114,6 +130,7 @@ class Environment(Generic[StateT, ParamsT]):
         return self.observe(state, params), state, reward, terminated, truncated, info
 
     def _advance(self, key, state, action, params):
+        action = self.action_space(params).clip(action)  # one rule for actions outside the space
         next_state, reward, terminated, info = self.transition(key, state, action, params)
         next_state = next_state.replace(time=state.time + 1)
         terminated = jnp.asarray(terminated, bool)

@@ -47,8 +47,10 @@ from mnemax.envs.ballet import (
     EMPTY_ROOM,
     FLOOR_RGB,
     MAX_ITEMS,
+    MAX_PHASE_STEPS,
     NUM_COLOURS,
     NUM_SHAPES,
+    PHASE_STEPS_WHY,
     ROOM,
     SPOTS,
     WALL_RGB,
@@ -61,8 +63,8 @@ from mnemax.envs.ballet import (
     make_tileset,
     new_episode,
     performance,
-    require,
 )
+from mnemax.envs.params import param
 from mnemax.envs.registration import register
 
 # The floor cell in front of each spot, one step towards the centre: where an object waits before it
@@ -79,10 +81,10 @@ class ObjectPermanenceState(RecallState):
 
 @struct.dataclass
 class ObjectPermanenceParams(RecallParams):
-    num_boxes: int = 4
-    num_objects: int = 4  # at most num_boxes; boxes beyond the objects stay empty
-    show_steps: int = 4
-    delay: int = 16
+    num_boxes: int = param(4, ge=1, le=MAX_ITEMS, why="the room has 8 spots")
+    num_objects: int = param(4, ge=1, le=MAX_ITEMS)  # at most num_boxes; boxes beyond the objects stay empty
+    show_steps: int = param(4, ge=1, le=MAX_PHASE_STEPS, why=PHASE_STEPS_WHY)
+    delay: int = param(16, ge=1, le=MAX_PHASE_STEPS, why=PHASE_STEPS_WHY)
 
 
 def _box_picture(px: int = CELL_PX) -> np.ndarray:
@@ -113,10 +115,8 @@ class ObjectPermanence(RecallRoom):
 
     def validate_params(self, params: ObjectPermanenceParams) -> None:
         super().validate_params(params)
-        require("num_boxes", params.num_boxes, 1, MAX_ITEMS)
-        require("num_objects", params.num_objects, 1, int(params.num_boxes))
-        require("show_steps", params.show_steps, 1)
-        require("delay", params.delay, 1)
+        if params.num_objects > params.num_boxes:
+            raise ValueError(f"num_objects must be <= num_boxes ({params.num_boxes}), got {params.num_objects}")
 
     def num_items(self, params):
         return params.num_boxes

@@ -11,12 +11,11 @@ is pressed) advance only on a key press; the others run at ``--fps`` and read th
 
 from __future__ import annotations
 
-import argparse
-
 import jax
 import numpy as np
 
 import mnemax.envs
+from mnemax.envs.command_line import ArgumentParser, reported_errors
 from mnemax.envs.human_render import Window
 
 _KEY_NAMES = {"K_UP": "up", "K_DOWN": "down", "K_LEFT": "left", "K_RIGHT": "right", "K_SPACE": "space"}  # pygame names
@@ -92,13 +91,15 @@ def play(env_id: str, scale: int = 6, seed: int = 0, fps: float | None = None, m
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m mnemax.envs.play", description=__doc__.split("\n\n")[0])
     parser.add_argument("env_id", help="a registered id, e.g. mnemax/MortarMayhem-Grid-v0")
     parser.add_argument("--scale", type=int, default=6, help="integer upscaling of the frame")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fps", type=float, default=None, help="frames per second (default: the task's)")
     parser.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     args = parser.parse_args(argv)
+    with reported_errors(parser.prog, args.debug, user_errors=(ValueError,)):
+        mnemax.envs.make(args.env_id)  # a bad id is reported before a window opens
     summary = play(args.env_id, args.scale, args.seed, args.fps, args.max_frames)
     print(f"{summary['frames']} frames, {summary['steps']} steps, {summary['episodes']} episodes")
 

@@ -62,10 +62,7 @@ def spec(id: str) -> EnvSpec:
     if short not in _SPECS:
         close = difflib.get_close_matches(short, list(_SPECS), n=3, cutoff=0.5)
         hint = f" Did you mean: {', '.join(f'{NAMESPACE}/{c}' for c in close)}?" if close else ""
-        raise ValueError(
-            f"unknown environment id {id!r}.{hint} "
-            f"See mnemax.envs.registered_ids() for all {len(_SPECS)} ids."
-        )
+        raise ValueError(f"unknown environment id {id!r}.{hint} `mnemax-envs` lists all {len(_SPECS)} ids.")
     return _SPECS[short]
 
 
@@ -73,15 +70,21 @@ def make(id: str, **overrides) -> tuple[Environment, EnvParams]:
     """Build the environment ``id`` and its parameters, gymnax style: ``env, params = make(id)``.
 
     ``overrides`` replace fields of the parameters (e.g. ``corridor_length=200``); the result is
-    checked by the task's ``validate_params`` here, before anything is traced or compiled.
+    checked by the task's ``validate_params`` here, before anything is traced or compiled: every field
+    against its declaration (kind, range, variant; see :mod:`mnemax.envs.params`), then the relations
+    between fields.
 
     Raises:
-        ValueError: for an unknown id, an unknown parameter name, or invalid parameter values.
+        ValueError: for an unknown id, an unknown parameter name, or invalid parameter values; the
+            message starts with the id and names the parameter and what it accepts.
     """
     env_spec = spec(id)
     env = env_spec.env_class()
     params = with_overrides(env.default_params, {**env_spec.params, **overrides}, env_spec.id)
-    env.validate_params(params)
+    try:
+        env.validate_params(params)
+    except ValueError as error:
+        raise ValueError(f"{NAMESPACE}/{env_spec.id}: {error}") from None
     return env, params
 
 
@@ -92,3 +95,24 @@ def with_overrides(params: EnvParams, overrides: Mapping[str, Any], id: str = ""
     if unknown:
         raise ValueError(f"{id or type(params).__name__} has no parameter(s) {unknown}; parameters: {sorted(fields)}")
     return params.replace(**overrides)
+
+
+def list_main(argv: list[str] | None = None) -> None:
+    """``mnemax-envs``: every registered id with its description, one per line; with ids, the parameters
+    of each (value, what it accepts)."""
+    from mnemax.envs import command_line
+    from mnemax.envs.params import describe_params
+
+    parser = command_line.ArgumentParser(prog="mnemax-envs", description=list_main.__doc__.replace("``", ""))
+    parser.add_argument("ids", nargs="*", help="ids whose parameters to show")
+    args = parser.parse_args(argv)
+    with command_line.reported_errors("mnemax-envs", args.debug, user_errors=(ValueError,)):
+        if not args.ids:
+            width = max(map(len, registered_ids()))
+            for id in registered_ids():
+                print(f"{id:<{width}}  {spec(id).description}")
+        for id in args.ids:
+            env, params = make(id)
+            print(f"{NAMESPACE}/{spec(id).id}: {spec(id).description}")
+            for line in describe_params(params):
+                print(f"  {line}")

@@ -3,7 +3,7 @@
     python -m mnemax.envs.render_rollouts [--envs mnemax/MortarMayhem-Grid-v0 ...] [--policy scripted]
         [--steps 300] [--out videos/] [--gif-dir docs/gallery --gif-steps 60]
 
-One video per environment, ``<out>/<Task>.mp4``, written with imageio's ffmpeg plugin; frames are
+One video per environment, ``<out>/<Task>.mp4``, written with :func:`mnemax.envs.video.write_video`; frames are
 upscaled by an integer factor so that both sides are multiples of 16 (what H.264 players expect).
 ``--policy scripted`` plays an environment's ``expert_action(state, params)`` (a policy that reads the
 hidden state, e.g. Mortar Mayhem's commands) where it has one and random actions elsewhere. The whole
@@ -12,7 +12,6 @@ rollout, rendering included, runs as one jitted ``lax.scan``.
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
@@ -20,6 +19,8 @@ import jax
 import numpy as np
 
 import mnemax.envs
+from mnemax.envs.command_line import ArgumentParser, reported_errors
+from mnemax.envs.video import write_video
 
 DEFAULT_ENVS = (
     "mnemax/MortarMayhem-Grid-v0",
@@ -69,15 +70,6 @@ def upscale_frames(frames: np.ndarray, minimum: int = 4, block: int = 16) -> np.
     return frames.repeat(k, axis=1).repeat(k, axis=2)
 
 
-def write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
-    import imageio.v2 as imageio
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with imageio.get_writer(path, fps=fps, codec="libx264", macro_block_size=16, quality=8) as writer:
-        for frame in frames:
-            writer.append_data(frame)
-
-
 def write_gif(path: Path, frames: np.ndarray, fps: float) -> None:
     import imageio.v2 as imageio
 
@@ -90,7 +82,7 @@ def task_name(env_id: str) -> str:
 
 
 def main(argv=None) -> list[Path]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = ArgumentParser(prog="python -m mnemax.envs.render_rollouts", description=__doc__.split("\n\n")[0])
     parser.add_argument("--envs", nargs="+", default=list(DEFAULT_ENVS))
     parser.add_argument("--policy", choices=("random", "scripted"), default="scripted")
     parser.add_argument("--steps", type=int, default=300)
@@ -102,13 +94,16 @@ def main(argv=None) -> list[Path]:
     parser.add_argument("--gif-steps", type=int, default=60)
     parser.add_argument("--gif-scale", type=int, default=2)
     args = parser.parse_args(argv)
+    with reported_errors(parser.prog, args.debug, user_errors=(ValueError,)):
+        for env_id in args.envs:  # bad ids are reported before anything renders
+            mnemax.envs.make(env_id)
     written = []
     for env_id in args.envs:
         env, _ = mnemax.envs.make(env_id)
         fps = args.fps or min(getattr(env, "play_fps", 10), 15)
         frames = rollout_frames(env_id, args.policy, args.steps, args.seed)
         path = args.out / f"{task_name(env_id)}.mp4"
-        write_mp4(path, upscale_frames(frames, args.scale), fps)
+        write_video(path, upscale_frames(frames, args.scale), fps, min_height=0)
         written.append(path)
         print(f"{path}  ({len(frames)} frames, {fps:g} fps)", flush=True)
         if args.gif_dir is not None:

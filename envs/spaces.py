@@ -1,4 +1,9 @@
-"""Observation and action spaces that live in JAX (sampling and membership are jit-able).
+"""Observation and action spaces that live in JAX (sampling, membership and clipping are jit-able).
+
+Actions reach a task through :meth:`Space.clip`: ``Environment.step`` casts an action to its space's
+dtype (floats are truncated towards zero, as ``astype`` does) and clips every entry into the space, so
+all tasks treat an action outside the space alike, and a wrong shape raises ``ValueError`` while
+tracing. :meth:`Space.check` refuses such actions instead (see ``wrappers.CheckedActions``).
 
 Each space converts to its gymnasium twin with :meth:`Space.to_gymnasium`, which the gymnasium adapters
 use. The attributes follow gymnax (``n``, ``shape``, ``dtype``, ``low``/``high``), so code written for
@@ -13,6 +18,7 @@ import gymnasium
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import checkify
 
 
 class Space:
@@ -25,6 +31,33 @@ class Space:
         raise NotImplementedError
 
     def contains(self, x: Any) -> jax.Array:
+        raise NotImplementedError
+
+    def clip(self, x: Any) -> Any:
+        """``x`` cast to the space's dtype and clipped into it; ``ValueError`` (while tracing) for a
+        wrong shape."""
+        return jnp.clip(self._shaped(x), self._low(), self._high()).astype(self.dtype)
+
+    def check(self, x: Any) -> None:
+        """Refuse ``x`` unless it is an element of the space: a wrong shape (``ValueError``) or a float
+        for an integer space (``TypeError``) while tracing; a value out of range through
+        ``checkify.check``, which raises when called eagerly and must be functionalized with
+        ``checkify.checkify`` under ``jit``."""
+        x = self._shaped(x)
+        if jnp.issubdtype(self.dtype, jnp.integer) and not jnp.issubdtype(x.dtype, jnp.integer):
+            raise TypeError(f"an action of {self} must be an integer, got dtype {x.dtype}")
+        checkify.check(self.contains(x), f"action {{x}} is outside the action space {self}", x=x)
+
+    def _shaped(self, x: Any) -> jax.Array:
+        x = jnp.asarray(x)
+        if x.shape != self.shape:
+            raise ValueError(f"an element of {self} has shape {self.shape}, got shape {x.shape}")
+        return x
+
+    def _low(self):
+        raise NotImplementedError
+
+    def _high(self):
         raise NotImplementedError
 
     def to_gymnasium(self) -> gymnasium.Space:
@@ -47,6 +80,12 @@ class Discrete(Space):
     def contains(self, x):
         x = jnp.asarray(x)
         return (x.shape == ()) & jnp.all((x >= 0) & (x < self.n) & (x == jnp.round(x)))
+
+    def _low(self):
+        return 0
+
+    def _high(self):
+        return self.n - 1
 
     def to_gymnasium(self):
         return gymnasium.spaces.Discrete(self.n)
@@ -74,6 +113,12 @@ class MultiDiscrete(Space):
         if x.shape != self.shape:
             return jnp.asarray(False)
         return jnp.all((x >= 0) & (x < jnp.asarray(self.nvec)) & (x == jnp.round(x)))
+
+    def _low(self):
+        return 0
+
+    def _high(self):
+        return self.nvec - 1
 
     def to_gymnasium(self):
         return gymnasium.spaces.MultiDiscrete(self.nvec)
@@ -106,6 +151,12 @@ class Box(Space):
             return jnp.asarray(False)
         return jnp.all((x >= self.low) & (x <= self.high))
 
+    def _low(self):
+        return self.low
+
+    def _high(self):
+        return self.high
+
     def to_gymnasium(self):
         return gymnasium.spaces.Box(self.low, self.high, self.shape, np.dtype(self.dtype))
 
@@ -129,6 +180,19 @@ class Dict(Space):
         if set(x) != set(self.spaces):
             return jnp.asarray(False)
         return jnp.all(jnp.stack([space.contains(x[name]) for name, space in self.spaces.items()]))
+
+    def clip(self, x):
+        self._same_keys(x)
+        return {name: space.clip(x[name]) for name, space in self.spaces.items()}
+
+    def check(self, x):
+        self._same_keys(x)
+        for name, space in self.spaces.items():
+            space.check(x[name])
+
+    def _same_keys(self, x):
+        if not isinstance(x, dict) or set(x) != set(self.spaces):
+            raise ValueError(f"an element of {self} is a dict with keys {sorted(self.spaces)}, got {x!r}")
 
     def to_gymnasium(self):
         return gymnasium.spaces.Dict({name: space.to_gymnasium() for name, space in self.spaces.items()})

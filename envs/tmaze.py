@@ -24,6 +24,7 @@ from flax import struct
 
 from mnemax.envs import rendering, spaces
 from mnemax.envs.environment import NO_TIME_LIMIT, Environment, EnvParams, EnvState
+from mnemax.envs.params import param
 from mnemax.envs.registration import register
 
 UP, RIGHT, DOWN, LEFT = 0, 1, 2, 3
@@ -37,9 +38,9 @@ class TMazeState(EnvState):
 
 @struct.dataclass
 class TMazeParams(EnvParams):
-    corridor_length: int = 10
-    active: bool = False
-    step_penalty: float = 1.0
+    corridor_length: int = param(10, ge=1, le=1 << 30, why="the horizon L + 2 is counted in int32")
+    active: bool = param(False)
+    step_penalty: float = param(1.0, ge=0.0)
     # The task horizon ends episodes; this generic limit is set out of its way.
     max_steps_in_episode: int = NO_TIME_LIMIT
 
@@ -53,13 +54,6 @@ class TMaze(Environment[TMazeState, TMazeParams]):
     @property
     def default_params(self) -> TMazeParams:
         return TMazeParams()
-
-    def validate_params(self, params: TMazeParams) -> None:
-        super().validate_params(params)
-        if int(params.corridor_length) < 1:
-            raise ValueError(f"corridor_length must be >= 1, got {params.corridor_length}")
-        if float(params.step_penalty) < 0:
-            raise ValueError(f"step_penalty must be >= 0, got {params.step_penalty}")
 
     def horizon(self, params: TMazeParams) -> jax.Array:
         """The number of steps an episode may take: the fewest that solve it."""

@@ -1,7 +1,8 @@
-"""Writing rendered frames to video files (mp4 through imageio's ffmpeg plugin, or GIF)."""
+"""Writing rendered frames to video files (H.264 mp4 through the ffmpeg of imageio-ffmpeg, or GIF)."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -19,17 +20,42 @@ def prepare_frames(frames: np.ndarray, min_height: int = 256, block: int = 16) -
     return np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)))
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: int = 10, min_height: int = 256) -> Path:
-    """Write ``uint8 [T, H, W, 3]`` frames to ``path`` (``.mp4`` or ``.gif``), creating its folder."""
-    import imageio.v2 as imageio
+def write_video(path: str | Path, frames: np.ndarray, fps: float = 10, min_height: int = 256) -> Path:
+    """Write ``uint8 [T, H, W, 3]`` frames to ``path`` (``.mp4`` or ``.gif``), creating its folder.
 
+    Frames are first upscaled to at least ``min_height`` pixels and padded to 16-pixel blocks
+    (:func:`prepare_frames`; ``min_height=0`` keeps their size when it is a multiple of 16 already).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     frames = prepare_frames(frames, min_height)
     if path.suffix == ".gif":
+        import imageio.v2 as imageio
+
         imageio.mimsave(path, list(frames), duration=1000 / fps, loop=0)
     else:
-        with imageio.get_writer(path, fps=fps, codec="libx264", quality=7, macro_block_size=1) as writer:
-            for frame in frames:
-                writer.append_data(frame)
+        _encode_h264(path, frames, fps)
     return path
+
+
+def _encode_h264(path: Path, frames: np.ndarray, fps: float) -> None:
+    """Pipe raw frames into the ffmpeg that imageio-ffmpeg ships.
+
+    imageio's writer starts ffmpeg with a Python ``preexec_fn``, which makes ``subprocess`` fork the
+    (multithreaded) interpreter and run Python in the child: JAX then warns that a fork may deadlock.
+    Without a ``preexec_fn`` the child runs no Python; ``start_new_session`` keeps a Ctrl-C in the terminal
+    from reaching ffmpeg mid-write, which is what imageio's ``preexec_fn`` was for.
+    """
+    import imageio_ffmpeg
+
+    height, width = frames.shape[1:3]
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error",
+        "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", f"{fps:g}", "-i", "-",
+        "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "15", str(path),
+    ]  # fmt: skip
+    result = subprocess.run(
+        command, input=np.ascontiguousarray(frames).tobytes(), capture_output=True, start_new_session=True
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"ffmpeg could not write {path}: {result.stderr.decode(errors='replace').strip()}")

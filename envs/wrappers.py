@@ -1,7 +1,8 @@
 """Wrappers around the functional core. Each keeps the ``reset``/``step`` API, so they stack.
 
 ``EpisodeStatistics`` adds episode return, length and success to ``info``; ``Vmap`` batches an
-environment; ``FlattenObservation`` and ``PreviousActionReward`` reshape what the agent sees.
+environment; ``FlattenObservation`` and ``PreviousActionReward`` reshape what the agent sees;
+``CheckedActions`` refuses actions outside the action space (which ``step`` otherwise clips).
 """
 
 from __future__ import annotations
@@ -29,6 +30,30 @@ class Wrapper:
     @property
     def unwrapped(self) -> Environment:
         return getattr(self._env, "unwrapped", self._env)
+
+
+class CheckedActions(Wrapper):
+    """Refuses actions outside the action space, where an environment would clip them.
+
+    A wrong shape or a float action for a discrete space raises while tracing; an action out of range
+    fails a ``jax.experimental.checkify`` check. Called eagerly, ``step`` raises at once; under ``jit``
+    (and ``vmap``, ``scan``) the stepping function must be functionalized::
+
+        env = CheckedActions(env)
+        step = jax.jit(checkify.checkify(env.step))
+        error, (obs, state, reward, terminated, truncated, info) = step(key, state, action, params)
+        error.throw()  # JaxRuntimeError (a ValueError) naming the action and the space
+    """
+
+    def step(self, key, state, action, params=None):
+        params = self.default_params if params is None else params
+        self._env.action_space(params).check(action)
+        return self._env.step(key, state, action, params)
+
+    def step_env(self, key, state, action, params=None):
+        params = self.default_params if params is None else params
+        self._env.action_space(params).check(action)
+        return self._env.step_env(key, state, action, params)
 
 
 @struct.dataclass
@@ -153,6 +178,7 @@ class PreviousActionReward(Wrapper):
     def step(self, key, state, action, params=None):
         params = self.default_params if params is None else params
         obs, state, reward, terminated, truncated, info = self._env.step(key, state, action, params)
+        action = self._env.action_space(params).clip(action)  # the action the task acted on
         done = terminated | truncated
         # one_hot(-1) is all zeros: the new episode's first observation carries no previous action.
         n = len(self._action_sizes(params))

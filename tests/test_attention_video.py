@@ -7,6 +7,7 @@ import pytest
 import tyro
 
 from mnemax import memory_modules
+from mnemax.envs.command_line import UserError
 from mnemax.train import PPO, PPOConfig, train
 from mnemax.train.attention_video import AttentionVideoArgs, attention_video, chunk_starts, hcam_layers
 
@@ -60,5 +61,5 @@ def test_tool_writes_a_video_of_distributions_over_completed_chunks(tmp_path):
 
 def test_tool_refuses_other_memories_and_layers():
     ppo = PPO(PPOConfig(env="mnemax/Ballet-2-Delay16-Symbolic-v0", memory="gru", hidden_size=8))
-    with pytest.raises(SystemExit, match="HCAM"):
+    with pytest.raises(UserError, match="HCAM"):
         hcam_layers(ppo)

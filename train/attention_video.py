@@ -21,15 +21,15 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tyro
 
 from mnemax.agents import distributions
 from mnemax.envs import wrappers
 from mnemax.envs.ballet import COLOURS, DANCE_LENGTH, Ballet
+from mnemax.envs.command_line import UserError, parse_dataclass, reported_errors
 from mnemax.envs.video import write_video
 from mnemax.train.checkpoint import Checkpointer
 from mnemax.train.config import PPOConfig
-from mnemax.train.loop import CONFIG_FILE
+from mnemax.train.loop import saved_config
 from mnemax.train.ppo import PPO, time_major
 
 BACKGROUND, GRID, TEXT_RGB, NOW_RGB = (16, 16, 24), (60, 60, 72), (220, 220, 220), (255, 255, 255)
@@ -53,6 +53,8 @@ class AttentionVideoArgs:
     key: int = 0
     """random key of the rollout (episode layouts)"""
     fps: int = 10
+    debug: bool = False
+    """show the traceback of an error, not just its message"""
 
 
 class AttentionTrace(NamedTuple):
@@ -81,9 +83,7 @@ def load_run(run_dir: str | Path) -> tuple[PPOConfig, PPO, Any]:
     The checkpoint is restored onto one device against the shapes of a fresh training state, which is
     never computed (no training function is compiled)."""
     run_dir = Path(run_dir)
-    if not (run_dir / CONFIG_FILE).exists():
-        raise SystemExit(f"{run_dir} is not a run directory (no {CONFIG_FILE})")
-    config = PPOConfig.from_json((run_dir / CONFIG_FILE).read_text())
+    config = saved_config(run_dir)
     ppo = PPO(config)
     keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(config.seed, config.seed + config.num_seeds))
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
@@ -91,19 +91,16 @@ def load_run(run_dir: str | Path) -> tuple[PPOConfig, PPO, Any]:
     target = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), shapes)
     checkpointer = Checkpointer(run_dir / "checkpoints")
     try:
-        step = checkpointer.latest_step()
-        if step is None:
-            raise SystemExit(f"no checkpoint in {run_dir / 'checkpoints'}")
-        runner = checkpointer.restore(step, target)
+        _, runner = checkpointer.restore_latest(target, set_aside=False)
     finally:
         checkpointer.close()
     return config, ppo, runner.train_state.params
 
 
 def hcam_layers(ppo: PPO) -> int:
-    """The number of HCAM layers of the agent; raises ``SystemExit`` for other memories."""
+    """The number of HCAM layers of the agent; raises ``UserError`` for other memories."""
     if ppo.config.memory != "hcam":
-        raise SystemExit(f"attention videos need an HCAM agent; this run's memory is {ppo.config.memory!r}")
+        raise UserError(f"attention videos need an HCAM agent; this run's memory is {ppo.config.memory!r}")
     return ppo.network.memory.num_layers
 
 
@@ -111,7 +108,7 @@ def attention_rollout(ppo: PPO, params, key: jax.Array, num_steps: int, layer: i
     """Play ``num_steps`` greedy steps with one seed's ``params`` and record the chunk weights of ``layer``."""
     layers = hcam_layers(ppo)
     if not -layers <= layer < layers:
-        raise SystemExit(f"the agent has {layers} HCAM layers; --layer must be in {-layers}..{layers - 1}, got {layer}")
+        raise UserError(f"the agent has {layers} HCAM layers; --layer must be in {-layers}..{layers - 1}, got {layer}")
     name = f"block_{layer % layers}"
     env = wrappers.Vmap(ppo.env, 1)
 
@@ -270,7 +267,7 @@ def attention_video(args: AttentionVideoArgs) -> tuple[Path, AttentionTrace]:
     """Write the video of ``args``; returns its path and the trace it shows."""
     config, ppo, params = load_run(args.run)
     if not 0 <= args.seed_index < config.num_seeds:
-        raise SystemExit(f"--seed-index must be in 0..{config.num_seeds - 1}, got {args.seed_index}")
+        raise UserError(f"--seed-index must be in 0..{config.num_seeds - 1}, got {args.seed_index}")
     params = jax.tree_util.tree_map(lambda x: x[args.seed_index], params)
     trace = attention_rollout(ppo, params, jax.random.PRNGKey(args.key), args.steps, args.layer)
     frames = compose(trace, ppo, args.layer)
@@ -278,8 +275,10 @@ def attention_video(args: AttentionVideoArgs) -> tuple[Path, AttentionTrace]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    path, _ = attention_video(tyro.cli(AttentionVideoArgs, args=argv))
-    print(f"video: {path}")
+    args = parse_dataclass(AttentionVideoArgs, argv, "python -m mnemax.train.attention_video")
+    with reported_errors("attention_video", args.debug):
+        path, _ = attention_video(args)
+        print(f"video: {path}")
 
 
 if __name__ == "__main__":

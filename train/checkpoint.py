@@ -1,19 +1,36 @@
-"""Checkpoints of the whole training state with orbax (sharded arrays restore onto their devices)."""
+"""Checkpoints of the whole training state with orbax (sharded arrays restore onto their devices).
+
+Saving is atomic: orbax writes a checkpoint into a temporary folder and renames it to its step number
+once complete, so a process killed mid-write leaves the earlier checkpoints as they were and the
+unfinished one is never listed. Restoring verifies: a checkpoint whose metadata files are not valid
+JSON, that cannot be read back into the expected structure, or that holds non-finite numbers is reported
+in one line, moved aside to ``<run>/corrupt-checkpoints/<step>`` and the next older one is tried.
+"""
 
 from __future__ import annotations
 
+import json
+import shutil
+import sys
 from pathlib import Path
+from typing import Any
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
+
+from mnemax.envs.command_line import UserError
+
+CORRUPT_DIR = "corrupt-checkpoints"
 
 
 class Checkpointer:
     """Keeps the last ``max_to_keep`` checkpoints of a run under ``directory``, indexed by log interval."""
 
     def __init__(self, directory: str | Path, max_to_keep: int = 2):
+        self.directory = Path(directory).absolute()
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
-        self.manager = ocp.CheckpointManager(Path(directory).absolute(), options=options)
+        self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
@@ -28,6 +45,63 @@ class Checkpointer:
         )
         return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
 
+    def restore_latest(self, target, set_aside: bool = True) -> tuple[int, Any]:
+        """``(step, state)`` of the newest checkpoint that restores into ``target`` with finite values.
+
+        Each newer one that does not is reported in one line on stderr and, with ``set_aside`` (a run
+        that goes on from here: a later save of the same step would collide with it), moved to
+        ``<run>/corrupt-checkpoints/<step>``.
+
+        Raises:
+            UserError: when there is no checkpoint, or none is intact.
+        """
+        self.manager.wait_until_finished()
+        steps = sorted(self.manager.all_steps(), reverse=True)
+        for step in steps:
+            try:
+                _require_json_metadata(self.directory / str(step))
+                state = self.restore(step, target)
+                _require_finite(state)
+                return step, state
+            except Exception as error:  # noqa: BLE001  whatever keeps it from being read back makes it unusable
+                self._report_corrupt(step, error, set_aside)
+        raise UserError(f"no {'intact ' if steps else ''}checkpoint in {self.directory}")
+
+    def _report_corrupt(self, step: int, error: Exception, set_aside: bool) -> None:
+        path = self.directory / str(step)
+        lines = str(error).strip().splitlines()
+        reason = f"{type(error).__name__}: {lines[0] if lines else ''}"[:200]
+        moved = ""
+        if set_aside:
+            destination = self.directory.parent / CORRUPT_DIR / str(step)
+            if jax.process_index() == 0:
+                destination.parent.mkdir(exist_ok=True)
+                shutil.rmtree(destination, ignore_errors=True)
+                shutil.move(path, destination)
+            self.manager.reload()
+            moved = f"; moved to {destination}"
+        print(f"checkpoint {path} is corrupt ({reason}){moved}", file=sys.stderr, flush=True)
+
     def close(self) -> None:
         self.manager.wait_until_finished()
         self.manager.close()
+
+
+# orbax's metadata files, all JSON; checked first, so that a damaged one is named (orbax would log it
+# and fail later with a bare JSONDecodeError)
+_METADATA_FILES = ("_CHECKPOINT_METADATA", "_METADATA", "_sharding", "process_*")
+
+
+def _require_json_metadata(path: Path) -> None:
+    for pattern in _METADATA_FILES:
+        for file in filter(Path.is_file, path.rglob(pattern)):
+            try:
+                json.loads(file.read_text())
+            except (ValueError, UnicodeDecodeError) as error:
+                raise ValueError(f"{file.relative_to(path)} is not valid JSON ({error})") from None
+
+
+def _require_finite(state) -> None:
+    for leaf in jax.tree_util.tree_leaves(state):
+        if jnp.issubdtype(leaf.dtype, jnp.inexact) and not bool(jnp.isfinite(leaf).all()):
+            raise ValueError("non-finite values")

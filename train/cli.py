@@ -1,4 +1,9 @@
-"""Command-line entry points: ``mnemax-train`` (``python -m mnemax.train``) and ``mnemax-eval``."""
+"""Command-line entry points: ``mnemax-train`` (``python -m mnemax.train``) and ``mnemax-eval``.
+
+A mistake in the arguments, the configuration or the run directory is one line on stderr and exit
+code 2, before anything compiles; a run that diverges exits with 1 and one that SIGINT or SIGTERM
+stops (after saving a checkpoint) with 130 or 143. ``--debug`` shows the traceback.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +12,47 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import tyro
-
+from mnemax.envs.command_line import UserError, parse_dataclass, reported_errors
 from mnemax.train.config import PPOConfig
 
 
 def train_main(argv: list[str] | None = None) -> None:
-    """Train a memory agent with PPO; every field of :class:`PPOConfig` is a flag (``--help``)."""
-    config = tyro.cli(PPOConfig, args=argv, default=_preset_defaults(argv), description=train_main.__doc__)
-    if config.distributed:
-        initialize_distributed()
-    from mnemax.train.loop import train
+    """Train a memory agent (``mnemax-train --help``)."""
+    args = sys.argv[1:] if argv is None else argv
+    with reported_errors("mnemax-train", "--debug" in args, user_errors=(ValueError,)):
+        defaults = _preset_defaults(args)
+    config = parse_dataclass(PPOConfig, argv, "mnemax-train", _train_description(), default=defaults)
+    with reported_errors("mnemax-train", config.debug):
+        if config.distributed:
+            initialize_distributed()
+        from mnemax.train.loop import train
 
-    result = train(config)
-    if not result.is_main_process:
-        return
-    _report(result.config, result.run_dir, result.success, result.episode_return, result.steps_per_second)
-    if result.video:
-        print(f"video: {result.video}")
+        result = train(config)
+        if not result.is_main_process:
+            return
+        _report(result.config, result.run_dir, result.success, result.episode_return, result.steps_per_second)
+        if result.video:
+            print(f"video: {result.video}")
 
 
-def _preset_defaults(argv: list[str] | None) -> PPOConfig:
+def _train_description() -> str:
+    from mnemax import memory_modules
+
+    return (
+        "Train a memory agent with PPO (or DCPO, --algo dcpo); every field of the training configuration "
+        "is a flag.\n\n"
+        "Environment ids: `mnemax-envs` lists them, one per line; `mnemax-envs ID` shows the parameters of one "
+        "(set them with --env-params).\n"
+        f"Memory modules (--memory): {', '.join(memory_modules.names())}, or none."
+    )
+
+
+def _preset_defaults(argv: list[str]) -> PPOConfig:
     """The defaults the other flags override: those of ``--preset NAME`` when it is given."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--preset", default="")
     parser.add_argument("--memory", default=PPOConfig.memory)  # the preset's memory fields depend on it
-    known = parser.parse_known_args(sys.argv[1:] if argv is None else argv)[0]
+    known = parser.parse_known_args(argv)[0]
     return PPOConfig.from_preset(known.preset, memory=known.memory) if known.preset else PPOConfig()
 
 
@@ -71,30 +91,39 @@ class EvalArgs:
     """videos to write, each from a different starting key"""
     video_steps: int = 200
     video_dir: str = "videos"
+    debug: bool = False
+    """show the traceback of an error, not just its message"""
 
 
 def eval_main(argv: list[str] | None = None) -> None:
-    """Load the last checkpoint of a run, report greedy success, write videos to ``videos/<run>-eval-<i>.mp4``."""
+    """Load the last intact checkpoint of a run, report greedy success, write videos to
+    ``videos/<run>-eval-<i>.mp4``."""
+    args = parse_dataclass(EvalArgs, argv, "mnemax-eval", eval_main.__doc__.replace("``", ""))
+    with reported_errors("mnemax-eval", args.debug):
+        _evaluate(args)
+
+
+def _evaluate(args: EvalArgs) -> None:
     import jax
     import numpy as np
 
     from mnemax.envs.video import write_video
-    from mnemax.train.loop import CONFIG_FILE, Trainer
     from mnemax.train.checkpoint import Checkpointer
+    from mnemax.train.loop import build_trainer, saved_config
 
-    args = tyro.cli(EvalArgs, args=argv)
+    for name in ("episodes", "video_steps"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.videos < 0:
+        raise UserError(f"--videos must be >= 0, got {args.videos}")
     run_dir = Path(args.run)
-    if not (run_dir / CONFIG_FILE).exists():
-        raise SystemExit(f"{run_dir} is not a run directory (no {CONFIG_FILE})")
-    saved = PPOConfig.from_json((run_dir / CONFIG_FILE).read_text())
-    config = dataclasses.replace(saved, eval_episodes=args.episodes, video_steps=args.video_steps)
-    trainer = Trainer(config)
+    config = dataclasses.replace(saved_config(run_dir), eval_episodes=args.episodes, video_steps=args.video_steps)
+    trainer = build_trainer(config)
     checkpointer = Checkpointer(run_dir / "checkpoints")
-    step = checkpointer.latest_step()
-    if step is None:
-        raise SystemExit(f"no checkpoint in {run_dir / 'checkpoints'}")
-    runner = checkpointer.restore(step, trainer.init())
-    checkpointer.close()
+    try:
+        _, runner = checkpointer.restore_latest(trainer.init(), set_aside=False)
+    finally:
+        checkpointer.close()
     params = runner.train_state.params
     keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(trainer.keys)
     success, episode_return = jax.device_get(trainer.evaluate(params, keys))

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 
 import tyro
 
+from mnemax.envs.params import Declaration
+
 
 # Step counts read naturally in scientific notation on the command line: `--total-steps 2e6`.
 StepCount = Annotated[
@@ -26,6 +28,18 @@ StepCount = Annotated[
 AGENTS = ("actor_critic", "context_editor")
 ALGORITHMS = ("ppo", "dcpo")
 ADVANTAGE_NORMS = ("minibatch", "batch", "none")
+# What every float option accepts (checked by `PPOConfig.validate`, with the messages of env parameters).
+FLOAT_OPTIONS = {
+    "learning_rate": Declaration(float, gt=0.0, le=1.0),
+    "gamma": Declaration(float, ge=0.0, le=1.0),
+    "gae_lambda": Declaration(float, ge=0.0, le=1.0),
+    "clip_eps": Declaration(float, gt=0.0, le=1.0),
+    "ent_coef": Declaration(float, ge=0.0),
+    "barrier_coef": Declaration(float, ge=0.0),
+    "vf_coef": Declaration(float, ge=0.0),
+    "max_grad_norm": Declaration(float, gt=0.0),
+    "checkpoint_minutes": Declaration(float, ge=0.0),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +51,7 @@ class PPOConfig:
     """hyperparameters of a task family (`mnemax.train.presets`, e.g. `tmaze`, `memory_gym`); other flags
     override them"""
     env: str = "mnemax/TMaze-Passive-v0"
-    """environment id (see `mnemax.envs.registered_ids()`)"""
+    """environment id (`mnemax-envs` lists them, `mnemax-envs ID` shows the parameters of one)"""
     env_params: dict[str, int | float | bool | str] = dataclasses.field(default_factory=dict)
     """overrides of the environment's parameters, e.g. `--env-params corridor_length 100`"""
     agent: str = "actor_critic"
@@ -46,7 +60,7 @@ class PPOConfig:
     agent_config: dict[str, int | float | bool | str] = dataclasses.field(default_factory=dict)
     """extra fields of the context editor, e.g. `--agent-config num_layers 3 num_heads 4`"""
     memory: str = "gru"
-    """memory module name (`mnemax.memory_modules.names()`), or `none` for a memoryless agent"""
+    """memory module (listed at the top of --help), or `none` for a memoryless agent"""
     memory_config: dict[str, int | float | bool | str] = dataclasses.field(default_factory=dict)
     """extra fields of the memory module, e.g. `--memory-config num_layers 2 memory_length 64`"""
     hidden_size: int = 128
@@ -107,14 +121,19 @@ class PPOConfig:
     SLURM, TPU pods, or JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID)"""
 
     run_name: str = ""
-    """name of the run directory under `run_dir` and of its videos (default: env-memory-seed)"""
+    """name of the run directory under `run_dir` and of its videos; empty: env-memory-seed"""
     run_dir: str = "runs"
     num_logs: int = 50
     """how many times to log (and update the progress bar) over the run"""
     checkpoint_every: int = 10
     """save a checkpoint every this many logs (and always at the end)"""
+    checkpoint_minutes: float = 10.0
+    """also save one at the first log this many minutes after the last (0: by log count only); Ctrl-C and
+    SIGTERM save one too"""
     resume: bool = False
-    """continue the run in `run_dir/run_name` from its last checkpoint"""
+    """continue the run in `run_dir/run_name` from its last intact checkpoint"""
+    overwrite: bool = False
+    """replace an earlier run in `run_dir/run_name` (a new run refuses to start over one otherwise)"""
     video: bool = True
     """write a greedy-policy rollout video to `video_dir/<run_name>.mp4` at the end"""
     video_dir: str = "videos"
@@ -123,7 +142,9 @@ class PPOConfig:
     eval_episodes: int = 256
     """greedy episodes evaluated at the end to report the final success rate"""
     progress: bool = True
-    """show a progress bar"""
+    """show progress: a bar on a terminal, one line per log otherwise"""
+    debug: bool = False
+    """show the traceback of an error, not just its message"""
 
     @property
     def name(self) -> str:
@@ -169,12 +190,9 @@ class PPOConfig:
         for field in positive:
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be >= 1, got {getattr(self, field)}")
-        for field in ("gamma", "gae_lambda"):
-            if not 0.0 <= getattr(self, field) <= 1.0:
-                raise ValueError(f"{field} must lie in [0, 1], got {getattr(self, field)}")
-        for field in ("learning_rate", "clip_eps", "max_grad_norm"):
-            if getattr(self, field) <= 0:
-                raise ValueError(f"{field} must be > 0, got {getattr(self, field)}")
+        for field, accepted in FLOAT_OPTIONS.items():
+            if not accepted.accepts(getattr(self, field)):
+                raise ValueError(f"{field} must be {accepted.accepted()}, got {getattr(self, field)}")
         if self.bptt_length < 0 or self.num_steps % self.sequence_length:
             raise ValueError(f"bptt_length ({self.bptt_length}) must divide num_steps ({self.num_steps})")
         for field, known in (("agent", AGENTS), ("algo", ALGORITHMS), ("advantage_norm", ADVANTAGE_NORMS)):
@@ -212,8 +230,12 @@ class PPOConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-# Fields that may differ between a run and its resumption: they do not change what is computed.
-RESUMABLE_FIELDS = frozenset({"resume", "distributed", "progress", "video", "video_dir", "video_steps", "eval_episodes", "checkpoint_every"})
+# Fields that may differ between a run and its resumption: they do not change what is computed (`run_dir`:
+# a run directory may be moved).
+RESUMABLE_FIELDS = frozenset({
+    "resume", "overwrite", "debug", "distributed", "progress", "video", "video_dir", "video_steps", "eval_episodes",
+    "checkpoint_every", "checkpoint_minutes", "run_dir",
+})  # fmt: skip
 
 
 def config_differences(saved: PPOConfig, current: PPOConfig) -> dict[str, tuple[Any, Any]]:

@@ -1,9 +1,18 @@
-"""Run logs: a CSV file, TensorBoard event files, a progress bar and a learning-curve plot."""
+"""Run logs: a CSV file, TensorBoard event files, progress on stdout and a learning-curve plot.
+
+Progress is a bar on a terminal; when stdout is a file or a pipe (a batch job, ``| tee``) it is one plain
+line per log interval, flushed at once::
+
+    step 40,960/204,800  25,122 steps/s  return -0.863  success 0.00  elapsed 0:00:12
+"""
 
 from __future__ import annotations
 
 import csv
+import datetime
 import math
+import sys
+import time
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -12,8 +21,8 @@ METRICS_FILE = "metrics.csv"
 
 
 class RunLogger:
-    """Appends one row per (log interval, seed) to ``run_dir/metrics.csv`` and TensorBoard, and drives a
-    progress bar that shows steps/s, mean return and success."""
+    """Appends one row per (log interval, seed) to ``run_dir/metrics.csv`` and TensorBoard and, with
+    ``progress``, shows steps/s, mean return and success: a bar on a terminal, lines otherwise."""
 
     def __init__(self, run_dir: Path, total_steps: int, start_steps: int = 0, progress: bool = True, enabled=True):
         from tensorboardX import SummaryWriter
@@ -22,6 +31,9 @@ class RunLogger:
         self.run_dir = run_dir
         self.csv_path = run_dir / METRICS_FILE
         self.progress = None
+        self.lines = progress and not sys.stdout.isatty()
+        self.total_steps = total_steps
+        self.started = time.monotonic()
         self._fields = None
         if not enabled:
             return
@@ -33,7 +45,7 @@ class RunLogger:
         elif self.csv_path.exists():
             self.csv_path.unlink()
         self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"))
-        if progress:
+        if progress and not self.lines:
             self.progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
@@ -62,14 +74,21 @@ class RunLogger:
             if key not in ("step", "seed") and values:
                 self.tensorboard.add_scalar(key, sum(values) / len(values), step)
         self.tensorboard.add_scalar("steps_per_second", steps_per_second, step)
+        mean = lambda key: sum(row[key] for row in rows) / len(rows)  # noqa: E731  NaN: no episode ended
         if self.progress is not None:
-            mean = lambda key: sum(row[key] for row in rows) / len(rows)  # noqa: E731
             self.progress.update(
                 self.task,
                 completed=step,
                 sps=f"{steps_per_second:,.0f}",
                 ret=f"{mean('return'):.3f}",
                 success=f"{mean('success'):.2f}",
+            )
+        if self.lines:
+            elapsed = datetime.timedelta(seconds=round(time.monotonic() - self.started))
+            print(
+                f"step {step:,}/{self.total_steps:,}  {steps_per_second:,.0f} steps/s  return {mean('return'):.3f}  "
+                f"success {mean('success'):.2f}  elapsed {elapsed}",
+                flush=True,
             )
 
     def close(self) -> None:

@@ -8,22 +8,29 @@ both provide: ``init(key) -> RunnerState`` and ``update(runner) -> (runner, metr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 
+from mnemax.envs.command_line import ReportedError, UserError
 from mnemax.envs.video import write_video
 from mnemax.train import sharding
 from mnemax.train.checkpoint import Checkpointer
 from mnemax.train.config import PPOConfig, config_differences
 from mnemax.train.dcpo import DCPO
 from mnemax.train.evaluate import greedy_episodes, greedy_frames
-from mnemax.train.logger import RunLogger, plot_learning_curve
+from mnemax.train.logger import METRICS_FILE, RunLogger, plot_learning_curve
 from mnemax.train.ppo import PER_ENV_FIELDS, PPO, RunnerState
+from mnemax.train.run_dir import RunDirectory
 
 CONFIG_FILE = "config.json"
 
@@ -81,48 +88,55 @@ class Trainer:
             jax.vmap(lambda params, key: greedy_episodes(self.algorithm, params, key, config.eval_episodes))
         )
         self.frames = jax.jit(lambda params, key: greedy_frames(self.algorithm, params, key, config.video_steps))
+        self.params_finite = jax.jit(jax.vmap(all_finite))  # per seed, checked after every log interval
+
+
+class TrainingDiverged(ReportedError):
+    """Losses, returns or parameters became non-finite; the run stopped without saving that state."""
+
+    exit_code = 1
+
+
+class TrainingInterrupted(ReportedError):
+    """SIGINT or SIGTERM stopped the run after it saved a checkpoint; ``resume=True`` continues it."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum  # the shell's convention for a process ended by a signal
 
 
 def train(config: PPOConfig) -> TrainResult:
-    """Train (or resume) the run described by ``config``; returns its final evaluation."""
-    run_dir = Path(config.run_dir) / config.name
-    trainer = Trainer(config)  # validates the config and builds env and agent before any compilation
-    checkpointer = Checkpointer(run_dir / "checkpoints")
-    start = _check_resume(config, run_dir, checkpointer)
+    """Train (or resume) the run described by ``config``; returns its final evaluation.
+
+    Raises:
+        UserError: for a configuration or run directory that cannot be used, before anything compiles.
+        TrainingDiverged: when the losses, returns or parameters of an update are not finite.
+        TrainingInterrupted: after SIGINT or SIGTERM, once a checkpoint is saved.
+    """
+    trainer = build_trainer(config)  # validates the config and builds env and agent before any compilation
+    run = RunDirectory(Path(config.run_dir) / config.name)
     main = jax.process_index() == 0
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomically(run_dir / CONFIG_FILE, config.to_json())
+    with run if main else contextlib.nullcontext():  # one process of a multi-host run holds the lock
+        if main:
+            run.claim(config.resume, config.overwrite)
+        if jax.process_count() > 1:
+            multihost_utils.sync_global_devices("mnemax: run directory claimed")
+        checkpointer = Checkpointer(run.checkpoints)
+        try:
+            _check_resume(config, run.path, checkpointer)
+            if main:
+                _write_atomically(run.path / CONFIG_FILE, config.to_json())
+            runner = trainer.init()
+            start = 0
+            if config.resume:
+                start, runner = checkpointer.restore_latest(runner)
+            runner, steps_per_second = _train_intervals(config, trainer, runner, start, run.path, checkpointer, main)
+        finally:
+            checkpointer.close()
+        if main:
+            title = f"{config.env} / {config.agent_name} / {config.algo}"
+            plot_learning_curve(run.path / METRICS_FILE, run.path / "learning_curve.png", title)
 
-    runner = trainer.init()
-    if start:
-        runner = checkpointer.restore(start, runner)
-    steps_per_interval = config.updates_per_log * config.steps_per_update
-    logger = RunLogger(
-        run_dir, config.num_log_intervals * steps_per_interval, start * steps_per_interval, config.progress, enabled=main
-    )
-    train_seconds, train_steps = 0.0, 0
-    try:
-        for interval in range(start, config.num_log_intervals):
-            t0 = time.perf_counter()
-            runner, metrics = trainer.train_interval(runner)
-            metrics = jax.device_get(metrics)
-            seconds = time.perf_counter() - t0
-            if interval > start:  # the first interval includes compilation
-                train_seconds += seconds
-                train_steps += steps_per_interval * config.num_seeds
-            step = (interval + 1) * steps_per_interval
-            logger.log(_rows(metrics, step, config.seed), steps_per_interval * config.num_seeds / seconds)
-            done = interval + 1 == config.num_log_intervals
-            if done or (interval + 1) % config.checkpoint_every == 0:
-                checkpointer.save(interval + 1, runner)
-    finally:
-        logger.close()
-        checkpointer.close()
-
-    if main:
-        title = f"{config.env} / {config.agent_name} / {config.algo}"
-        plot_learning_curve(logger.csv_path, run_dir / "learning_curve.png", title)
     eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(trainer.keys)
     success, episode_return = jax.device_get(trainer.evaluate(runner.train_state.params, eval_keys))
     video = None
@@ -132,32 +146,164 @@ def train(config: PPOConfig) -> TrainResult:
         video = write_video(Path(config.video_dir) / f"{config.name}.mp4", frames)
     return TrainResult(
         config=config,
-        run_dir=run_dir,
+        run_dir=run.path,
         success=[float(s) for s in success],
         episode_return=[float(r) for r in episode_return],
-        steps=config.num_log_intervals * steps_per_interval,
-        steps_per_second=train_steps / train_seconds if train_seconds else float("nan"),
+        steps=config.num_log_intervals * config.updates_per_log * config.steps_per_update,
+        steps_per_second=steps_per_second,
         video=video,
         runner=runner,
         is_main_process=main,
     )
 
 
-def _check_resume(config: PPOConfig, run_dir: Path, checkpointer: Checkpointer) -> int:
-    """The log interval to start from (0 for a fresh run); refuses checkpoints of another config."""
-    latest = checkpointer.latest_step()
+def build_trainer(config: PPOConfig) -> Trainer:
+    """The trainer; what the configuration gets wrong (ids, sizes, parameters) is a :class:`UserError`."""
+    try:
+        return Trainer(config)
+    except (ValueError, TypeError) as error:
+        raise UserError(str(error)) from error
+
+
+def saved_config(run_dir: str | Path) -> PPOConfig:
+    """The configuration a run directory was trained with."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise UserError(f"{run_dir} is not a run directory (no {CONFIG_FILE})")
+    return PPOConfig.from_json(path.read_text())
+
+
+def _train_intervals(config, trainer, runner, start, run_dir, checkpointer, main) -> tuple[RunnerState, float]:
+    """Log intervals ``start ..``: train, log, stop if anything became non-finite, save a checkpoint when
+    due (by count, by clock, at the end, on a signal). Returns the final state and the throughput
+    (compilation excluded)."""
+    steps_per_interval = config.updates_per_log * config.steps_per_update
+    total = config.num_log_intervals * steps_per_interval
+    logger = RunLogger(run_dir, total, start * steps_per_interval, config.progress, enabled=main)
+    train_seconds, train_steps = 0.0, 0
+    last_save, saved = time.monotonic(), start
+    try:
+        with StopSignals() as signals:
+            for interval in range(start, config.num_log_intervals):
+                t0 = time.perf_counter()
+                runner, metrics = trainer.train_interval(runner)
+                metrics = jax.device_get(metrics)
+                seconds = time.perf_counter() - t0
+                if interval > start:  # the first interval includes compilation
+                    train_seconds += seconds
+                    train_steps += steps_per_interval * config.num_seeds
+                step = (interval + 1) * steps_per_interval
+                logger.log(_rows(metrics, step, config.seed), steps_per_interval * config.num_seeds / seconds)
+                params_finite = trainer.params_finite(runner.train_state.params)
+                _stop_if_diverged(config, interval, metrics, params_finite, checkpointer, saved)
+                done = interval + 1 == config.num_log_intervals
+                due = done or (interval + 1) % config.checkpoint_every == 0
+                late = config.checkpoint_minutes > 0 and time.monotonic() - last_save >= 60 * config.checkpoint_minutes
+                save, stop = _agree(due or late, signals.received is not None)
+                if save or stop:
+                    checkpointer.save(interval + 1, runner)
+                    last_save, saved = time.monotonic(), interval + 1
+                if stop and not done:
+                    signum = signals.received or signal.SIGTERM  # another process of a multi-host run got it
+                    raise TrainingInterrupted(
+                        f"stopped by {signal.Signals(signum).name} at step {step:,}; checkpoint saved in "
+                        f"{checkpointer.directory}, continue with --resume",
+                        signum,
+                    )
+    finally:
+        logger.close()
+    return runner, train_steps / train_seconds if train_seconds else float("nan")
+
+
+def _stop_if_diverged(config, interval, metrics, params_finite, checkpointer, saved) -> None:
+    """Raise :class:`TrainingDiverged` naming the update where a metric or the parameters stopped being
+    finite (``saved``: the interval of the last checkpoint, which stays the newest)."""
+    problem = non_finite(metrics, jax.device_get(params_finite), config.seed)
+    if problem is None:
+        return
+    update = interval * config.updates_per_log + problem[0] + 1
+    kept = f"the last checkpoint, {checkpointer.directory / str(saved)}, is kept" if saved else "no checkpoint yet"
+    raise TrainingDiverged(
+        f"training diverged at update {update} (step {update * config.steps_per_update:,}): {problem[1]}; "
+        f"stopped, {kept}"
+    )
+
+
+def non_finite(metrics: dict[str, np.ndarray], params_finite: np.ndarray, first_seed: int) -> tuple[int, str] | None:
+    """The first non-finite value of an interval: ``(update within the interval, description)``, or None.
+
+    ``metrics`` are per-update values ``[num_seeds, updates]``; ``params_finite`` says per seed whether
+    the parameters at the end of the interval are finite.
+    """
+    found = []
+    for key, values in metrics.items():
+        bad = ~np.isfinite(values)
+        if bad.any():
+            update = int(np.flatnonzero(bad.any(axis=0))[0])
+            seed = int(np.flatnonzero(bad[:, update])[0])
+            found.append((update, f"{key} is {values[seed, update]} for seed {first_seed + seed}"))
+    if not np.all(params_finite):  # known at the end of the interval only
+        seed = int(np.flatnonzero(~np.asarray(params_finite))[0])
+        last_update = next(iter(metrics.values())).shape[1] - 1
+        found.append((last_update, f"the parameters of seed {first_seed + seed} are not finite"))
+    return min(found, key=lambda f: f[0]) if found else None
+
+
+def all_finite(tree) -> jax.Array:
+    """Whether every number in ``tree`` is finite (a boolean scalar)."""
+    return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in jax.tree_util.tree_leaves(tree)]))
+
+
+def _agree(*flags: bool) -> tuple[bool, ...]:
+    """``flags`` as process 0 sees them, on every process: the processes of a multi-host run must save
+    (a collective operation) and stop together, though their clocks and signals differ."""
+    if jax.process_count() == 1:
+        return flags
+    return tuple(bool(f) for f in multihost_utils.broadcast_one_to_all(np.array(flags)))
+
+
+class StopSignals:
+    """While active (in the main thread), SIGINT and SIGTERM do not kill the run: ``received`` records the
+    signal and the loop saves a checkpoint and stops at the end of the interval. A second SIGINT
+    interrupts at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.received: int | None = None
+        self._previous = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+    def _handle(self, signum, frame) -> None:
+        if self.received is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.received = signum
+        print(
+            f"{signal.Signals(signum).name}: saving a checkpoint at the end of this log interval, then stopping "
+            "(Ctrl-C again stops at once)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def _check_resume(config: PPOConfig, run_dir: Path, checkpointer: Checkpointer) -> None:
+    """For ``resume``: refuse a run without checkpoints or with checkpoints of another config."""
     if not config.resume:
-        for step in checkpointer.manager.all_steps():  # a fresh run replaces an earlier one of that name
-            checkpointer.manager.delete(step)
-        return 0
-    if latest is None:
-        raise ValueError(f"--resume: no checkpoint found in {run_dir / 'checkpoints'}")
-    saved = PPOConfig.from_json((run_dir / CONFIG_FILE).read_text())
-    diffs = config_differences(saved, config)
+        return
+    if checkpointer.latest_step() is None:
+        raise UserError(f"--resume: no checkpoint found in {checkpointer.directory}")
+    diffs = config_differences(saved_config(run_dir), config)
     if diffs:
         lines = ", ".join(f"{k}: saved {a!r} vs now {b!r}" for k, (a, b) in sorted(diffs.items()))
-        raise ValueError(f"the checkpoint in {run_dir} was made with another configuration ({lines})")
-    return latest
+        raise UserError(f"the checkpoint in {run_dir} was made with another configuration ({lines})")
 
 
 def _write_atomically(path: Path, text: str) -> None:

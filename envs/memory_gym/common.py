@@ -17,6 +17,7 @@ import numpy as np
 
 from mnemax.envs import rendering, spaces
 from mnemax.envs.environment import Environment
+from mnemax.envs.params import param
 
 SCREEN = 84  # side of the square observation, in pixels
 BASE_SCALE = 0.25  # Memory Gym draws at 336 px and scales every size by 0.25 to get 84 px
@@ -89,18 +90,19 @@ def hash_uniform(seed: jax.Array, index: jax.Array) -> jax.Array:
     return (h >> 8).astype(jnp.float32) / float(1 << 24)
 
 
-def validate_choices(name: str, value, low=None, high=None, integer: bool = True) -> None:
-    """Raise ``ValueError`` unless ``value`` is a value or a non-empty tuple of values within bounds."""
-    if isinstance(value, list):
-        raise ValueError(f"{name} must be a value or a tuple of values (lists are not hashable), got {value!r}")
-    options = choices(value)
-    if not options:
-        raise ValueError(f"{name} needs at least one value")
-    for option in options:
-        if integer and int(option) != option:
-            raise ValueError(f"{name} must hold integers, got {value!r}")
-        if (low is not None and option < low) or (high is not None and option > high):
-            raise ValueError(f"{name} values must lie in [{low}, {high}], got {value!r}")
+# The agent's size and speed, declared alike by every task.
+AGENT_SCALE_WHY = "the agent's radius is int(25 * agent_scale) pixels of the 84"
+AGENT_SPEED_WHY = "pixels per step on an 84-pixel screen"
+
+
+def agent_scale_param():
+    """``agent_scale``: Memory Gym's 0.25, at most 1 (a body of 25 pixels radius)."""
+    return param(1.0 * BASE_SCALE, gt=0.0, le=1.0, why=AGENT_SCALE_WHY)
+
+
+def agent_speed_param(only: str | None = "free"):
+    """``agent_speed``: Memory Gym's 3 pixels per step, at most the screen's width (free movement)."""
+    return param(12.0 * BASE_SCALE, gt=0.0, le=float(SCREEN), only=only, why=AGENT_SPEED_WHY)
 
 
 def agent_radius(agent_scale) -> jax.Array:
@@ -277,12 +279,6 @@ def image_space() -> spaces.Box:
     return spaces.Box(0, 255, (SCREEN, SCREEN, 3), jnp.uint8)
 
 
-def check_positive(name: str, value, strict: bool = True) -> None:
-    bad = float(value) <= 0 if strict else float(value) < 0
-    if bad:
-        raise ValueError(f"{name} must be {'>' if strict else '>='} 0, got {value}")
-
-
 class MovementTask(Environment):
     """What the Memory Gym tasks with a grid and a free-movement form share: the variant chosen at
     construction (``movement`` ``"grid"`` or ``"free"``, ``endless``), each variant's default
@@ -312,12 +308,9 @@ class MovementTask(Environment):
     def default_params(self):
         return self.params_class(**self.variant_defaults.get((self.grid, self.endless), {}))
 
-    def validate_params(self, params) -> None:
-        super().validate_params(params)
-        check_positive("agent_scale", params.agent_scale)
-        check_positive("agent_speed", params.agent_speed)
-        if params.turn_controls and not self.grid:
-            raise ValueError("turn_controls applies to grid movement only")
+    @property
+    def variant(self) -> frozenset[str]:
+        return frozenset({"grid" if self.grid else "free", "endless" if self.endless else "finite"})
 
     def action_space(self, params):
         return grid_action_space(params.turn_controls) if self.grid else free_action_space()

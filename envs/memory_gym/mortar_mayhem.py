@@ -41,6 +41,7 @@ from flax import struct
 from mnemax.envs import rendering, spaces
 from mnemax.envs.environment import NO_TIME_LIMIT, EnvParams, EnvState
 from mnemax.envs.memory_gym import common
+from mnemax.envs.params import param
 from mnemax.envs.registration import register
 
 # Memory Gym's commands, in its order (the first `allowed_commands` are used), as (dx, dy).
@@ -48,6 +49,8 @@ COMMAND_NAMES = ("right", "down", "left", "up", "stay", "right_down", "right_up"
 COMMAND_MOVES = np.array([[1, 0], [0, 1], [-1, 0], [0, -1], [0, 0], [1, 1], [1, -1], [-1, 1], [-1, -1]], np.int32)
 NUM_COMMANDS = len(COMMAND_NAMES)
 TILE_PX = 14  # 56 * 0.25: a tile's side in pixels
+MAX_COMMANDS = 256  # the longest command sequence of a finite episode
+MAX_TIMING = 1 << 10  # the longest show, delay or explosion phase, in steps
 
 _BLUE, _BLUE_EDGE = np.array([21, 43, 77]), np.array([29, 60, 107])
 _RED, _RED_EDGE = np.array([81, 18, 26]), np.array([112, 24, 36])
@@ -79,23 +82,24 @@ class MortarMayhemState(EnvState):
 class MortarMayhemParams(EnvParams):
     # The command schedule ends every finite episode; the endless task runs until the agent fails.
     max_steps_in_episode: int = NO_TIME_LIMIT
-    symbolic: bool = struct.field(pytree_node=False, default=False)
-    turn_controls: bool = struct.field(pytree_node=False, default=False)
-    arena_size: int = struct.field(pytree_node=False, default=5)
+    symbolic: bool = param(False, static=True)
+    turn_controls: bool = param(False, static=True, only="grid")
+    arena_size: int = param(5, ge=2, le=6, static=True, why="the arena must fit the 84-pixel screen")
     # Values or tuples of values; each episode draws one (Memory Gym's lists, for curricula).
-    command_count: tuple = struct.field(pytree_node=False, default=(10,))
-    command_show_duration: tuple = struct.field(pytree_node=False, default=(3,))
-    command_show_delay: tuple = struct.field(pytree_node=False, default=(1,))
-    explosion_duration: tuple = struct.field(pytree_node=False, default=(2,))
-    explosion_delay: tuple = struct.field(pytree_node=False, default=(6,))
-    allowed_commands: int = 5
-    initial_command_count: int = 1  # endless task: commands shown at the start
-    agent_scale: float = 1.0 * common.BASE_SCALE
-    agent_speed: float = 12.0 * common.BASE_SCALE
-    visual_feedback: bool = True
-    reward_command_failure: float = 0.0
-    reward_command_success: float = 0.1
-    reward_episode_success: float = 0.0
+    command_count: tuple = param((10,), ge=1, le=MAX_COMMANDS, static=True, why="a state keeps the whole sequence")
+    command_show_duration: tuple = param((3,), ge=1, le=MAX_TIMING, static=True)
+    command_show_delay: tuple = param((1,), ge=0, le=MAX_TIMING, static=True)
+    explosion_duration: tuple = param((2,), ge=1, le=MAX_TIMING, static=True)
+    explosion_delay: tuple = param((6,), ge=1, le=MAX_TIMING, static=True)
+    allowed_commands: int = param(5, ge=4, le=NUM_COMMANDS, why="Memory Gym's commands: 4 moves, stay, 4 diagonals")
+    # endless task: commands shown at the start
+    initial_command_count: int = param(1, ge=1, le=1 << 20, only="endless", why="rounds are counted in int32")
+    agent_scale: float = common.agent_scale_param()
+    agent_speed: float = common.agent_speed_param()
+    visual_feedback: bool = param(True)
+    reward_command_failure: float = param(0.0)
+    reward_command_success: float = param(0.1)
+    reward_episode_success: float = param(0.0)
 
 
 # Memory Gym's default reset parameters of each variant (over the grid task's defaults above).
@@ -110,22 +114,6 @@ class MortarMayhem(common.MovementTask):
     title = "MortarMayhem"
     params_class = MortarMayhemParams
     variant_defaults = {(False, False): FREE_DEFAULTS, (True, True): ENDLESS_GRID_DEFAULTS, (False, True): ENDLESS_DEFAULTS}
-
-    def validate_params(self, params: MortarMayhemParams) -> None:
-        super().validate_params(params)
-        if not 2 <= int(params.arena_size) <= 6:
-            raise ValueError(f"arena_size must lie in [2, 6], got {params.arena_size}")
-        if not 4 <= int(params.allowed_commands) <= NUM_COMMANDS:
-            raise ValueError(f"allowed_commands must lie in [4, 9], got {params.allowed_commands}")
-        common.validate_choices("command_count", params.command_count, 1)
-        common.validate_choices("command_show_duration", params.command_show_duration, 1)
-        common.validate_choices("command_show_delay", params.command_show_delay, 0)
-        common.validate_choices("explosion_duration", params.explosion_duration, 1)
-        common.validate_choices("explosion_delay", params.explosion_delay, 1)
-        if int(params.initial_command_count) < 1:
-            raise ValueError(f"initial_command_count must be >= 1, got {params.initial_command_count}")
-        if self.endless and int(params.initial_command_count) > 1 << 20:
-            raise ValueError("initial_command_count is too large")
 
     # ------------------------------------------------------------------------------ geometry
     def arena_origin(self, params) -> int:

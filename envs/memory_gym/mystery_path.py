@@ -37,6 +37,7 @@ from flax import struct
 from mnemax.envs import rendering, spaces
 from mnemax.envs.environment import NO_TIME_LIMIT, EnvParams, EnvState
 from mnemax.envs.memory_gym import common
+from mnemax.envs.params import param
 from mnemax.envs.registration import register
 
 GRID = 7  # tiles per side
@@ -62,19 +63,20 @@ class MysteryPathState(EnvState):
 @struct.dataclass
 class MysteryPathParams(EnvParams):
     max_steps_in_episode: int = 128  # Memory Gym's "max_steps"
-    symbolic: bool = struct.field(pytree_node=False, default=False)
-    turn_controls: bool = struct.field(pytree_node=False, default=False)
-    cardinal_origin_choice: tuple = struct.field(pytree_node=False, default=(0, 1, 2, 3))
-    agent_scale: float = 1.0 * common.BASE_SCALE
-    agent_speed: float = 12.0 * common.BASE_SCALE
-    show_origin: bool = False
-    show_goal: bool = False
-    visual_feedback: bool = True
-    reward_goal: float = 1.0
-    reward_fall_off: float = 0.0
-    reward_path_progress: float = 0.0
-    reward_step: float = 0.0
-    end_on_repeated_fall: bool = True  # endless task only
+    symbolic: bool = param(False, static=True)
+    turn_controls: bool = param(False, static=True, only="grid")
+    # the sides the origin may be on: 0 left, 1 right, 2 top, 3 bottom
+    cardinal_origin_choice: tuple = param((0, 1, 2, 3), ge=0, le=3, static=True)
+    agent_scale: float = common.agent_scale_param()
+    agent_speed: float = common.agent_speed_param()
+    show_origin: bool = param(False)
+    show_goal: bool = param(False)
+    visual_feedback: bool = param(True)
+    reward_goal: float = param(1.0)
+    reward_fall_off: float = param(0.0)
+    reward_path_progress: float = param(0.0)
+    reward_step: float = param(0.0)
+    end_on_repeated_fall: bool = param(True, only="endless")
 
 
 FREE_DEFAULTS = dict(max_steps_in_episode=512, reward_path_progress=0.1)
@@ -228,10 +230,6 @@ class MysteryPath(common.MovementTask):
     params_class = MysteryPathParams
     variant_defaults = {(False, False): FREE_DEFAULTS, (True, True): ENDLESS_GRID_DEFAULTS, (False, True): ENDLESS_DEFAULTS}
     grid_fps = 4
-
-    def validate_params(self, params: MysteryPathParams) -> None:
-        super().validate_params(params)
-        common.validate_choices("cardinal_origin_choice", params.cardinal_origin_choice, 0, 3)
 
     # ------------------------------------------------------------------------------ geometry
     def tile_of(self, position, params=None) -> jax.Array:

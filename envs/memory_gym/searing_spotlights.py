@@ -43,6 +43,7 @@ from flax import struct
 from mnemax.envs import rendering, spaces
 from mnemax.envs.environment import NO_TIME_LIMIT, Environment, EnvParams, EnvState
 from mnemax.envs.memory_gym import common
+from mnemax.envs.params import param
 from mnemax.envs.registration import register
 
 N = common.SCREEN
@@ -52,6 +53,9 @@ SPAWN_MARGIN = 7  # int(30 * 0.25): coins and the exit keep this far from the sc
 _ACTION_COLORS = np.array([[120, 120, 120], [116, 1, 113], [255, 94, 14]]) / 255
 _EXIT_OPEN, _EXIT_CLOSED = np.array([48, 141, 70]) / 255, np.array([55, 55, 55]) / 255
 _COIN = np.array([255, 165, 0]) / 255
+MAX_SPOTLIGHTS = 128  # slots of spotlights alive at once
+MAX_STEPS = 1 << 20  # bound of the counts and intervals in steps (int32 counters)
+_SPEED_WHY = "the fraction of its path a spotlight flies per step"
 
 
 @struct.dataclass
@@ -82,50 +86,52 @@ class SearingSpotlightsState(EnvState):
 @struct.dataclass
 class SearingSpotlightsParams(EnvParams):
     max_steps_in_episode: int = 256  # Memory Gym's "max_steps"
-    symbolic: bool = struct.field(pytree_node=False, default=False)
-    max_spotlights: int = struct.field(pytree_node=False, default=10)
+    symbolic: bool = param(False, static=True)
+    max_spotlights: int = param(
+        10, ge=1, le=MAX_SPOTLIGHTS, static=True, why="every slot is drawn over the whole frame at every step"
+    )
     # Spotlights
-    initial_spawns: int = 4
-    num_spawns: int = 30
-    initial_spawn_interval: int = 30
-    spawn_interval_threshold: int = 10
-    spawn_interval_decay: float = 0.95
-    spawn_interval: int = 50  # endless task
-    spot_min_radius: float = 30.0 * common.BASE_SCALE
-    spot_max_radius: float = 55.0 * common.BASE_SCALE
-    spot_min_speed: float = 0.0025
-    spot_max_speed: float = 0.0075
-    spot_damage: float = 1.0
-    visual_feedback: bool = True
-    black_background: bool = False
-    hide_chessboard: bool = False
+    initial_spawns: int = param(4, ge=0, le=MAX_SPOTLIGHTS)
+    num_spawns: int = param(30, ge=0, le=MAX_STEPS, only="finite")
+    initial_spawn_interval: int = param(30, ge=0, le=MAX_STEPS, only="finite")
+    spawn_interval_threshold: int = param(10, ge=0, le=MAX_STEPS, only="finite")
+    spawn_interval_decay: float = param(0.95, gt=0.0, le=1.0, only="finite")
+    spawn_interval: int = param(50, ge=1, le=MAX_STEPS, only="endless")
+    spot_min_radius: float = param(30.0 * common.BASE_SCALE, ge=0.0, le=float(N), why="pixels")
+    spot_max_radius: float = param(55.0 * common.BASE_SCALE, gt=0.0, le=float(N), why="pixels")
+    spot_min_speed: float = param(0.0025, ge=1e-4, le=1.0, why=_SPEED_WHY)
+    spot_max_speed: float = param(0.0075, ge=1e-4, le=1.0, why=_SPEED_WHY)
+    spot_damage: float = param(1.0, ge=0.0)
+    visual_feedback: bool = param(True)
+    black_background: bool = param(False)
+    hide_chessboard: bool = param(False)
     # Light
-    light_dim_off_duration: int = 6
-    light_threshold: int = 255
+    light_dim_off_duration: int = param(6, ge=0, le=255, why="the darkness grows by 255 / duration per step")
+    light_threshold: int = param(255, ge=0, le=255, why="an 8-bit opacity")
     # Coins and exit
-    num_coins: tuple = struct.field(pytree_node=False, default=(1,))
-    coin_scale: float = 1.5 * common.BASE_SCALE
-    coins_visible: bool = False
-    coin_show_duration: int = 6  # endless task
-    steps_per_coin: int = 160  # endless task
-    use_exit: bool = True
-    exit_scale: float = 2.0 * common.BASE_SCALE
-    exit_visible: bool = False
+    num_coins: tuple = param((1,), ge=0, le=16, static=True, only="finite", why="each coin needs a free spot")
+    coin_scale: float = param(1.5 * common.BASE_SCALE, gt=0.0, le=4.0, why="a coin's radius is int(10 * scale) pixels")
+    coins_visible: bool = param(False)
+    coin_show_duration: int = param(6, ge=0, le=MAX_STEPS, only="endless")
+    steps_per_coin: int = param(160, ge=1, le=MAX_STEPS, only="endless")
+    use_exit: bool = param(True, only="finite")
+    exit_scale: float = param(2.0 * common.BASE_SCALE, gt=0.0, le=4.0, only="finite", why="20 * scale pixels wide")
+    exit_visible: bool = param(False, only="finite")
     # Agent
-    agent_speed: float = 12.0 * common.BASE_SCALE
-    agent_health: int = 5
-    agent_scale: float = 1.0 * common.BASE_SCALE
-    agent_visible: bool = False
-    sample_agent_position: bool = True
-    show_last_action: bool = True
-    show_last_positive_reward: bool = True
+    agent_speed: float = common.agent_speed_param(only=None)
+    agent_health: int = param(5, ge=1, le=MAX_STEPS)
+    agent_scale: float = common.agent_scale_param()
+    agent_visible: bool = param(False)
+    sample_agent_position: bool = param(True)
+    show_last_action: bool = param(True)
+    show_last_positive_reward: bool = param(True)
     # Rewards
-    reward_inside_spotlight: float = 0.0
-    reward_outside_spotlight: float = 0.0
-    reward_death: float = 0.0
-    reward_exit: float = 1.0
-    reward_max_steps: float = 0.0
-    reward_coin: float = 0.25
+    reward_inside_spotlight: float = param(0.0)
+    reward_outside_spotlight: float = param(0.0)
+    reward_death: float = param(0.0)
+    reward_exit: float = param(1.0, only="finite")
+    reward_max_steps: float = param(0.0)
+    reward_coin: float = param(0.25)
 
 
 ENDLESS_DEFAULTS = dict(
@@ -161,28 +167,29 @@ class SearingSpotlights(Environment[SearingSpotlightsState, SearingSpotlightsPar
     def default_params(self) -> SearingSpotlightsParams:
         return SearingSpotlightsParams(**(ENDLESS_DEFAULTS if self.endless else {}))
 
+    @property
+    def variant(self) -> frozenset[str]:
+        return frozenset({"endless" if self.endless else "finite"})
+
     def validate_params(self, params: SearingSpotlightsParams) -> None:
         super().validate_params(params)
-        common.validate_choices("num_coins", params.num_coins, 0)
-        for name in ("initial_spawns", "num_spawns", "light_dim_off_duration"):
-            if int(getattr(params, name)) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(params, name)}")
-        for name in ("agent_health", "spot_min_speed", "spot_max_radius", "agent_scale", "agent_speed", "steps_per_coin"):
-            common.check_positive(name, getattr(params, name))
-        if not 0.0 < float(params.spot_min_speed) <= float(params.spot_max_speed):
-            raise ValueError("need 0 < spot_min_speed <= spot_max_speed")
-        if not 0.0 <= float(params.spot_min_radius) <= float(params.spot_max_radius):
-            raise ValueError("need 0 <= spot_min_radius <= spot_max_radius")
-        if not 0 <= int(params.light_threshold) <= 255:
-            raise ValueError(f"light_threshold must lie in [0, 255], got {params.light_threshold}")
+        if params.spot_min_speed > params.spot_max_speed:
+            raise ValueError(
+                f"spot_min_speed must be <= spot_max_speed ({params.spot_max_speed}), got {params.spot_min_speed}"
+            )
+        if params.spot_min_radius > params.spot_max_radius:
+            raise ValueError(
+                f"spot_min_radius must be <= spot_max_radius ({params.spot_max_radius}), got {params.spot_min_radius}"
+            )
         interval = params.spawn_interval if self.endless else params.initial_spawn_interval + params.spawn_interval_threshold
         if int(interval) < 1:
             raise ValueError(f"the spawn interval must be >= 1, got {interval}")
         needed = required_spotlight_slots(params, self.endless)
         if int(params.max_spotlights) < needed:
             raise ValueError(
-                f"max_spotlights={params.max_spotlights} is too small: up to {needed} spotlights can be alive "
-                f"at once with these parameters; pass max_spotlights={needed}"
+                f"max_spotlights={params.max_spotlights} is too small: with these initial_spawns, spawn intervals, "
+                f"num_spawns, max_steps_in_episode and spot_min_speed up to {needed} spotlights can be alive at "
+                f"once; pass max_spotlights={needed}"
             )
 
     # ------------------------------------------------------------------------------ spawning
