@@ -96,7 +96,8 @@ class PPOConfig:
     """give the value head an encoder and memory of its own (no shared trunk) and clip the gradients of
     the policy and the value branch separately, so that the value loss cannot use up the clip budget"""
     linear_heads: bool = False
-    """policy and value heads are single linear layers on the memory output (default: one hidden ReLU layer)"""
+    """policy and value heads are single linear layers on the memory output; otherwise each has one hidden
+    ReLU layer"""
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     bootstrap_truncated: bool = True
