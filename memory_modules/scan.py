@@ -5,6 +5,10 @@
   ``lax.associative_scan`` (FFM, the chunk states of linear attention). Depth ``O(log T)``, work ``O(T)``.
 
 In both, a reset at step ``t`` drops the carried state *before* step ``t`` is processed.
+
+The initialisers at the end give the linear recurrences (linear attention, S5, Mamba, minGRU) their
+initial time scales: a memory that starts out remembering over a spread of horizons trains much faster
+on long-range tasks than one whose decays all start near 0.5.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from mnemax.memory_modules.base import reset_carry
 
@@ -61,3 +66,27 @@ def linear_recurrence(decay: jax.Array, update: jax.Array, initial: jax.Array, r
 
     _, states = jax.lax.associative_scan(combine, (decay, update), axis=0)
     return states
+
+
+def timescale_bias_init(min_timescale: float, max_timescale: float):
+    """Bias of a keep gate ``g = sigmoid(b)``: channel ``i`` starts with ``g = 1 - 1 / tau_i``.
+
+    ``tau`` is log-spaced over the last axis from ``min_timescale`` to ``max_timescale`` (both > 1), so an
+    input fades to ``1/e`` of itself after about ``tau_i`` steps.
+    """
+
+    def init(key, shape, dtype=jnp.float32):
+        del key
+        tau = np.geomspace(min_timescale, max_timescale, shape[-1])
+        return jnp.asarray(np.broadcast_to(np.log(tau - 1.0), shape), dtype)
+
+    return init
+
+
+def log_uniform_init(low: float, high: float):
+    """``log(x)`` with ``x`` drawn log-uniformly from ``[low, high]``: the learnable log step of an SSM."""
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, np.log(low), np.log(high))
+
+    return init
