@@ -116,6 +116,41 @@ def test_gradients_finite_over_long_sequences(name):
 
 
 @pytest.mark.parametrize("name", mm.names())
+def test_gradients_reach_every_parameter(name):
+    """Every parameter changes the outputs of a short sequence that crosses an episode boundary."""
+    module, params = _init(name)
+    x, resets = _inputs()
+    weights = jax.random.normal(jax.random.key(4), (T, B, F))
+
+    def loss(p):
+        _, y = module.apply(p, module.initialize_carry(B), x, resets)
+        return jnp.sum(y * weights)
+
+    grads = jax.jit(jax.grad(loss))(params)
+    flat = jax.tree_util.tree_flatten_with_path(grads)[0]
+    unreached = [jax.tree_util.keystr(path) for path, g in flat if not float(jnp.abs(g).max()) > 0]
+    assert not unreached
+
+
+@pytest.mark.parametrize("name, steps", [("min_gru", 16384), ("s5", 16384), ("mamba", 16384)])
+def test_no_nan_over_very_long_sequences(name, steps):
+    """Forward and backward over one long episode stay finite (the scans multiply thousands of decays)."""
+    module = _make(name)
+    x = jax.random.normal(jax.random.key(5), (steps, 2, D))
+    resets = jnp.zeros((steps, 2), bool).at[0].set(True)
+    params = module.init(jax.random.key(1), module.initialize_carry(2), x[:4], resets[:4])
+
+    def loss(p):
+        carry, y = module.apply(p, module.initialize_carry(2), x, resets)
+        return jnp.mean(y**2) + jnp.mean(y[-1] ** 2), (carry, y)
+
+    grads, (carry, y) = jax.jit(jax.grad(loss, has_aux=True))(params)
+    for leaf in jax.tree_util.tree_leaves((grads, carry, y)):
+        assert bool(jnp.all(jnp.isfinite(leaf)))
+    assert float(jnp.std(y[-100:])) > 0.1  # the last outputs still respond to their inputs
+
+
+@pytest.mark.parametrize("name", mm.names())
 def test_vmap_over_a_leading_axis(name):
     """The module composes with vmap, e.g. over independent seeds."""
     module, params = _init(name)
@@ -181,15 +216,16 @@ def _episode_starts(resets):
     return start
 
 
-@pytest.mark.parametrize("name", ["ffm", "hcam", "linear_attention", "trxl"])
+@pytest.mark.parametrize("name", ["ffm", "hcam", "linear_attention", "mamba", "min_gru", "s5", "trxl"])
 def test_multi_step_calls_continue_each_other(name):
-    """Cutting a sequence into several multi-step calls (cuts inside chunks and windows) changes nothing."""
+    """Cutting a sequence into several multi-step calls (cuts inside chunks, windows and segments) changes
+    nothing."""
     module, params = _init(name, **({} if name == "ffm" else {"num_layers": 2}))
     x, resets = _inputs(seed=3, t=2 * T)
     apply = jax.jit(module.apply)
     _, y_all = apply(params, module.initialize_carry(B), x, resets)
     carry, ys, start = module.initialize_carry(B), [], 0
-    for length in (8, 8, 8):
+    for length in (8, 3, 13):
         carry, y = apply(params, carry, x[start : start + length], resets[start : start + length])
         ys.append(y)
         start += length
@@ -378,6 +414,9 @@ def test_hcam_reads_only_completed_chunks():
         ("hcam", dict(features=16, chunk_size=0), "positive"),
         ("linear_attention", dict(features=10, num_heads=3), "divisible"),
         ("ffm", dict(features=8, min_period=10, max_period=5), "min_period"),
+        ("s5", dict(features=16, min_step=0.1, max_step=0.01), "min_step"),
+        ("mamba", dict(features=16, min_step=0.0), "min_step"),
+        ("min_gru", dict(features=16, min_timescale=1.0), "min_timescale"),
     ],
 )
 def test_bad_configurations_raise(name, config, message):
@@ -397,3 +436,129 @@ def test_gtrxl_blocks_start_close_to_the_identity():
     params = gate.init(jax.random.key(1), x, y)
     out = gate.apply(params, x, y)
     assert float(jnp.mean((out - x) ** 2)) < 0.25 * float(jnp.mean(y**2))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The scan-based memories against their step-by-step definitions.
+
+
+def _sigmoid(a):
+    return 1 / (1 + np.exp(-a))
+
+
+def _softplus(a):
+    return np.log1p(np.exp(a))
+
+
+def test_min_gru_matches_its_sequential_definition():
+    module, params = _init("min_gru", num_layers=2)
+    x, resets = _inputs(seed=4, t=20)
+    carry = jax.random.normal(jax.random.key(3), (B, 2, F))
+    final, y = module.apply(params, carry, x, resets)
+    p = jax.tree_util.tree_map(np.asarray, params["params"])
+    dense = lambda a, name: a @ p[name]["kernel"] + p[name]["bias"]  # noqa: E731
+    inputs, expected, states = np.asarray(x), [], np.array(carry)
+    for t in range(x.shape[0]):
+        layer_input = inputs[t]
+        for layer in range(2):
+            keep = _sigmoid(dense(layer_input, f"keep_{layer}"))
+            h = np.where(np.asarray(resets[t])[:, None], 0, states[:, layer])
+            states[:, layer] = keep * h + (1 - keep) * dense(layer_input, f"candidate_{layer}")
+            layer_input = states[:, layer].copy()
+        expected.append(layer_input)
+    np.testing.assert_allclose(y, np.stack(expected), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(final, states, rtol=1e-4, atol=1e-5)
+
+
+def test_min_gru_state_stays_within_the_candidates():
+    """h_t is a convex combination of candidates, so it never exceeds the largest one, however long."""
+    module, params = _init("min_gru")
+    steps = 4096
+    x = 3.0 * jax.random.normal(jax.random.key(6), (steps, B, D))
+    _, y = module.apply(params, module.initialize_carry(B), x, jnp.zeros((steps, B), bool))
+    p = params["params"]
+    candidates = x @ p["candidate_0"]["kernel"] + p["candidate_0"]["bias"]
+    assert float(jnp.max(jnp.abs(y))) <= float(jnp.max(jnp.abs(candidates))) * (1 + 1e-5)
+
+
+def test_hippo_frequencies_are_the_eigenvalues_of_the_normal_hippo_matrix():
+    """Written from the definition: A_nk = -sqrt(2n+1) sqrt(2k+1) (n > k), -(n+1) (n = k); plus P P^T,
+    P_n = sqrt(n + 1/2). Its eigenvalues are -1/2 +- i w."""
+    from mnemax.memory_modules.s5 import hippo_n_frequencies
+
+    order = 12
+    a = np.zeros((order, order))
+    for n in range(order):
+        for k in range(order):
+            a[n, k] = -np.sqrt((2 * n + 1) * (2 * k + 1)) if n > k else (-(n + 1) if n == k else 0)
+    p = np.sqrt(np.arange(order) + 0.5)
+    eigenvalues = np.linalg.eigvals(a + np.outer(p, p))
+    np.testing.assert_allclose(eigenvalues.real, -0.5, atol=1e-6)
+    positive = np.sort(eigenvalues.imag[eigenvalues.imag > 0])
+    np.testing.assert_allclose(hippo_n_frequencies(order // 2), positive, rtol=1e-6)
+
+
+def test_s5_layer_matches_its_recurrence():
+    from mnemax.memory_modules.s5 import S5Layer
+
+    layer = S5Layer(state_size=6, min_step=1e-3, max_step=1e-1)
+    steps = 17
+    u, resets = _inputs(seed=7, t=steps)
+    rng = np.random.default_rng(7)
+    state = (rng.normal(size=(B, 6)) + 1j * rng.normal(size=(B, 6))).astype(np.complex64)
+    params = layer.init(jax.random.key(8), u, state, resets)
+    y, final = layer.apply(params, u, state, resets)
+    p = jax.tree_util.tree_map(np.asarray, params["params"])
+    lam = -np.exp(p["log_neg_real"]) + 1j * p["frequency"]
+    a_bar = np.exp(lam * np.exp(p["log_step"]))
+    b_bar = (a_bar - 1) / lam * (p["b_real"] + 1j * p["b_imag"])  # [H, P]
+    c = p["c_real"] + 1j * p["c_imag"]  # [P, H]
+    h, expected, u = state.astype(complex), [], np.asarray(u)
+    for t in range(steps):
+        h = np.where(np.asarray(resets[t])[:, None], 0, a_bar * h) + u[t] @ b_bar
+        out = np.asarray(jax.nn.gelu(2 * (h @ c).real + p["d"] * u[t]))
+        expected.append(out * _sigmoid(out @ p["gate"]["kernel"] + p["gate"]["bias"]))
+    np.testing.assert_allclose(y, np.stack(expected), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(final, h, rtol=1e-4, atol=1e-4)
+
+
+def test_selective_ssm_layer_matches_its_recurrence():
+    """Mamba's block, with the convolution's history and the SSM state carried in and cleared by resets."""
+    from mnemax.memory_modules.mamba import MambaCarry, SelectiveSSMLayer
+
+    n, expand, size, steps = 3, 2, 3, 15
+    layer = SelectiveSSMLayer(state_size=n, expand=expand, conv_size=size, min_step=1e-3, max_step=1e-1)
+    channels = expand * D
+    u, resets = _inputs(seed=9, t=steps)
+    resets = resets.at[0].set(False)  # start inside an episode, from the carried history
+    rng = np.random.default_rng(9)
+    state = MambaCarry(
+        conv=rng.normal(size=(B, size - 1, channels)).astype(np.float32),
+        ssm=rng.normal(size=(B, channels, n)).astype(np.float32),
+    )
+    params = layer.init(jax.random.key(10), u, state, resets)
+    y, final = layer.apply(params, u, state, resets)
+    p = jax.tree_util.tree_map(np.asarray, params["params"])
+    silu = lambda a: a * _sigmoid(a)  # noqa: E731
+    rank = -(-D // 16)
+    history, h, expected = [list(state.conv[b]) for b in range(B)], state.ssm.copy(), []
+    for t in range(steps):
+        out = np.zeros((B, D))
+        for b in range(B):
+            if resets[t, b]:
+                history[b] = [np.zeros(channels)] * (size - 1)
+                h[b] = 0
+            x, z = np.split(np.asarray(u[t, b]) @ p["in"]["kernel"], 2)
+            window = history[b] + [x]
+            conv = sum(p["conv_kernel"][j] * window[-1 - j] for j in range(size))
+            history[b] = window[1:]
+            x = silu(conv + p["conv_bias"])
+            projected = x @ p["select"]["kernel"]
+            step_low, b_t, c_t = projected[:rank], projected[rank : rank + n], projected[rank + n :]
+            step = _softplus(step_low @ p["step"]["kernel"] + p["step"]["bias"])
+            h[b] = np.exp(step[:, None] * -np.exp(p["a_log"])) * h[b] + (step * x)[:, None] * b_t[None, :]
+            out[b] = ((h[b] @ c_t + p["d"] * x) * silu(z)) @ p["out"]["kernel"]
+        expected.append(out)
+    np.testing.assert_allclose(y, np.stack(expected), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(final.ssm, h, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(final.conv, np.stack([np.stack(history[b]) for b in range(B)]), rtol=1e-5, atol=1e-6)
