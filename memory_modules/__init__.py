@@ -8,6 +8,7 @@ from mnemax.memory_modules.linear_attention import LinearAttention
 from mnemax.memory_modules.lstm import LSTM
 from mnemax.memory_modules.mamba import Mamba, MambaCarry
 from mnemax.memory_modules.min_gru import MinGRU
+from mnemax.memory_modules.rate import RATE, RATECarry
 from mnemax.memory_modules.registry import make, names
 from mnemax.memory_modules.s5 import S5
 from mnemax.memory_modules.transformer_xl import TransformerXL, WindowCarry
@@ -25,6 +26,8 @@ __all__ = [
     "MambaCarry",
     "MemoryModule",
     "MinGRU",
+    "RATE",
+    "RATECarry",
     "S5",
     "TransformerXL",
     "WindowCarry",

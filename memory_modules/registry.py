@@ -13,6 +13,7 @@ from mnemax.memory_modules.linear_attention import LinearAttention
 from mnemax.memory_modules.lstm import LSTM
 from mnemax.memory_modules.mamba import Mamba
 from mnemax.memory_modules.min_gru import MinGRU
+from mnemax.memory_modules.rate import RATE
 from mnemax.memory_modules.s5 import S5
 from mnemax.memory_modules.transformer_xl import TransformerXL
 
@@ -24,6 +25,7 @@ MODULES: dict[str, type[MemoryModule]] = {
     "lstm": LSTM,
     "mamba": Mamba,
     "min_gru": MinGRU,
+    "rate": RATE,
     "s5": S5,
     "trxl": TransformerXL,
 }

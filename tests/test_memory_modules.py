@@ -20,6 +20,7 @@ TEST_CONFIG = {
     "hcam": dict(num_layers=1, chunk_size=3, memory_chunks=2, top_k=2, local_length=2),
     "trxl": dict(num_layers=1, memory_length=4, gated=True),  # the gated form runs a superset of the code
     "linear_attention": dict(num_layers=1, chunk_size=5),
+    "rate": dict(num_layers=1, segment_length=4, memory_tokens=2),  # three segments in T = 12 steps
 }
 
 
@@ -117,7 +118,8 @@ def test_gradients_finite_over_long_sequences(name):
 
 @pytest.mark.parametrize("name", mm.names())
 def test_gradients_reach_every_parameter(name):
-    """Every parameter changes the outputs of a short sequence that crosses an episode boundary."""
+    """Every parameter changes the outputs of a short sequence that crosses an episode boundary (for RATE,
+    segments complete, so the write path is used too)."""
     module, params = _init(name)
     x, resets = _inputs()
     weights = jax.random.normal(jax.random.key(4), (T, B, F))
@@ -132,10 +134,10 @@ def test_gradients_reach_every_parameter(name):
     assert not unreached
 
 
-@pytest.mark.parametrize("name, steps", [("min_gru", 16384), ("s5", 16384), ("mamba", 16384)])
+@pytest.mark.parametrize("name, steps", [("min_gru", 16384), ("s5", 16384), ("mamba", 16384), ("rate", 4096)])
 def test_no_nan_over_very_long_sequences(name, steps):
     """Forward and backward over one long episode stay finite (the scans multiply thousands of decays)."""
-    module = _make(name)
+    module = _make(name, **({"segment_length": 16} if name == "rate" else {}))
     x = jax.random.normal(jax.random.key(5), (steps, 2, D))
     resets = jnp.zeros((steps, 2), bool).at[0].set(True)
     params = module.init(jax.random.key(1), module.initialize_carry(2), x[:4], resets[:4])
@@ -216,7 +218,7 @@ def _episode_starts(resets):
     return start
 
 
-@pytest.mark.parametrize("name", ["ffm", "hcam", "linear_attention", "mamba", "min_gru", "s5", "trxl"])
+@pytest.mark.parametrize("name", ["ffm", "hcam", "linear_attention", "mamba", "min_gru", "rate", "s5", "trxl"])
 def test_multi_step_calls_continue_each_other(name):
     """Cutting a sequence into several multi-step calls (cuts inside chunks, windows and segments) changes
     nothing."""
@@ -225,7 +227,7 @@ def test_multi_step_calls_continue_each_other(name):
     apply = jax.jit(module.apply)
     _, y_all = apply(params, module.initialize_carry(B), x, resets)
     carry, ys, start = module.initialize_carry(B), [], 0
-    for length in (8, 3, 13):
+    for length in (8, 3, 13):  # RATE (segments of 4): a call shorter than a segment, then longer ones
         carry, y = apply(params, carry, x[start : start + length], resets[start : start + length])
         ys.append(y)
         start += length
@@ -414,6 +416,8 @@ def test_hcam_reads_only_completed_chunks():
         ("hcam", dict(features=16, chunk_size=0), "positive"),
         ("linear_attention", dict(features=10, num_heads=3), "divisible"),
         ("ffm", dict(features=8, min_period=10, max_period=5), "min_period"),
+        ("rate", dict(features=10, num_heads=4), "divisible by num_heads"),
+        ("rate", dict(features=16, segment_length=0), "positive"),
         ("s5", dict(features=16, min_step=0.1, max_step=0.01), "min_step"),
         ("mamba", dict(features=16, min_step=0.0), "min_step"),
         ("min_gru", dict(features=16, min_timescale=1.0), "min_timescale"),
@@ -439,7 +443,7 @@ def test_gtrxl_blocks_start_close_to_the_identity():
 
 
 # ---------------------------------------------------------------------------------------------------------
-# The scan-based memories against their step-by-step definitions.
+# The scan-based memories against their step-by-step definitions, and RATE's segments.
 
 
 def _sigmoid(a):
@@ -562,3 +566,97 @@ def test_selective_ssm_layer_matches_its_recurrence():
     np.testing.assert_allclose(y, np.stack(expected), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(final.ssm, h, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(final.conv, np.stack([np.stack(history[b]) for b in range(B)]), rtol=1e-5, atol=1e-6)
+
+
+def _rate_reference(module, params, x, resets):
+    """RATE written out episode by episode and segment by segment: every segment is one causal transformer
+    pass over [memory + read embedding | its steps + position embeddings | memory + write embedding], and a
+    complete segment's layer-normalised write outputs are the next segment's memory; episodes start from
+    zero memory."""
+    import flax.linen as nn
+
+    from mnemax.memory_modules.rate import SegmentTransformer
+
+    p = params["params"]
+    size, tokens = module.segment_length, module.memory_tokens
+    transformer = SegmentTransformer(module.num_layers, module.num_heads)
+
+    @jax.jit
+    def run(tokens):  # one causal pass
+        causal = jnp.tril(jnp.ones((1, tokens.shape[1], tokens.shape[1]), bool))
+        return transformer.apply({"params": p["blocks"]["transformer"]}, tokens, causal)
+
+    norm = jax.jit(lambda name, a: nn.LayerNorm().apply({"params": name}, a))
+    embedded = np.asarray(x @ p["input"]["kernel"] + p["input"]["bias"])
+    resets = np.asarray(resets)
+    out = np.zeros(embedded.shape[:2] + (module.features,), np.float32)
+    for b in range(x.shape[1]):
+        starts = [t for t in range(x.shape[0]) if resets[t, b]] + [x.shape[0]]
+        for begin, end in zip(starts[:-1], starts[1:]):
+            memory = jnp.zeros((1, tokens, module.features))
+            for first in range(begin, end, size):
+                last = min(first + size, end)
+                steps = embedded[first:last, b] + p["position_embed"][: last - first]
+                h = run(
+                    jnp.concatenate(
+                        [memory + p["blocks"]["read_embed"], steps[None], memory + p["blocks"]["write_embed"]], 1
+                    )
+                )
+                out[first:last, b] = h[0, tokens : tokens + last - first]
+                if last - first == size:
+                    memory = norm(p["blocks"]["memory_norm"], h[:, -tokens:])
+    return norm(p["out_norm"], out)
+
+
+@pytest.mark.parametrize("segment_length", [1, 3, 4])
+def test_rate_matches_its_segment_by_segment_definition(segment_length):
+    module = mm.make("rate", features=F, num_layers=2, segment_length=segment_length, memory_tokens=2)
+    steps = 23
+    x, resets = _inputs(seed=11, t=steps)
+    resets = resets.at[8, 0].set(True).at[12, 0].set(True).at[13, 1].set(True).at[14, 1].set(True)
+    params = module.init(jax.random.key(12), module.initialize_carry(B), x, resets)
+    _, y = jax.jit(module.apply)(params, module.initialize_carry(B), x, resets)
+    np.testing.assert_allclose(y, _rate_reference(module, params, x, resets), rtol=2e-4, atol=2e-5)
+
+
+def test_rate_memory_tokens_carry_the_past_across_segments():
+    """Segments of 4 steps: outputs depend on every earlier step of the episode, including steps of earlier
+    segments, which reach them only through the memory tokens; the tokens change only when a segment
+    completes, and a reset clears them."""
+    size = 4
+    module = mm.make("rate", features=F, num_layers=1, segment_length=size, memory_tokens=2)
+    steps = 14
+    resets = np.zeros((steps, B), bool)
+    resets[0] = True
+    resets[9, 1] = True
+    jac = _dependence(module, resets, seed=13)
+    start = _episode_starts(resets)
+    for b in range(B):
+        assert not jac[:, b, :, np.arange(B) != b].any()
+        for t in range(steps):
+            for s in range(steps):
+                assert (jac[t, b, s, b] > 0) == (start[t, b] <= s <= t), (b, t, s)
+
+    # Step by step: the carried memory changes exactly when a segment completes, and it is what links
+    # segments: with it zeroed after the first segment, the second segment's outputs change.
+    module, params = _init("rate")
+    x, _ = _inputs(seed=14)
+    resets = jnp.zeros((T, B), bool).at[0].set(True).at[6, 0].set(True)
+    apply = jax.jit(module.apply)
+    carry, memories = module.initialize_carry(B), []
+    for t in range(T):
+        carry, _ = apply(params, carry, x[t : t + 1], resets[t : t + 1])
+        memories.append(np.asarray(carry.memory))
+        expected_fill = np.array([(t - 6 + 1) % size if t >= 6 else (t + 1) % size] + [(t + 1) % size] * (B - 1))
+        np.testing.assert_array_equal(carry.fill, expected_fill)
+    changed = [not np.allclose(memories[t], memories[t - 1]) for t in range(1, T)]
+    assert changed[1 - 1 : 4] == [False, False, True, False]  # steps 1..4: written at the end of step 3
+    assert not memories[6][0].any() and memories[6][1].any()  # the reset at step 6 cleared element 0
+    assert not memories[8][0].any() and memories[9][0].any()  # ... until its next segment completed (step 9)
+
+    carry, _ = apply(params, module.initialize_carry(B), x[:size], resets[:size])
+    _, y = apply(params, carry, x[size : 2 * size], resets[size : 2 * size])
+    _, y_forgot = apply(
+        params, carry._replace(memory=jnp.zeros_like(carry.memory)), x[size : 2 * size], resets[size : 2 * size]
+    )
+    assert not np.allclose(y, y_forgot, atol=1e-3)
