@@ -331,7 +331,10 @@ class RATE(MemoryModule):
         tokens = stream + position[offsets]
         windows = jnp.moveaxis(tokens[:, window], 1, 0)  # [n, B, K + b, D]
 
-        scan = nn.scan(RATEBlock, variable_broadcast="params", split_rngs={"params": False}, in_axes=0, out_axes=0)
+        # Rematerialised: the backward pass keeps only the memory between blocks and recomputes each block, so
+        # what training stores grows with T by the memory tokens, not by every block's activations.
+        block = nn.remat(RATEBlock)
+        scan = nn.scan(block, variable_broadcast="params", split_rngs={"params": False}, in_axes=0, out_axes=0)
         memory, outputs = scan(size, self.memory_tokens, self.num_layers, self.num_heads, self.dtype, name="blocks")(
             carry.memory, (windows, plan)
         )
