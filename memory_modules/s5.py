@@ -49,15 +49,22 @@ class S5Layer(nn.Module):
     """
 
     state_size: int
+    blocks: int
     min_step: float
     max_step: float
     dtype: Any = jnp.float32
+
+    def _frequency_init(self, key, shape):
+        del key
+        # As in S5: the eigenvalues of `blocks` smaller HiPPO matrices, which keeps the frequencies low
+        # (the largest grows with the square of the order).
+        return jnp.asarray(np.tile(hippo_n_frequencies(shape[0] // self.blocks), self.blocks), jnp.float32)
 
     @nn.compact
     def __call__(self, u: jax.Array, state: jax.Array, resets: jax.Array) -> tuple[jax.Array, jax.Array]:
         p, h = self.state_size, u.shape[-1]
         log_neg_real = self.param("log_neg_real", nn.initializers.constant(np.log(0.5)), (p,))
-        frequency = self.param("frequency", lambda key, shape: jnp.asarray(hippo_n_frequencies(shape[0])), (p,))
+        frequency = self.param("frequency", self._frequency_init, (p,))
         log_step = self.param("log_step", log_uniform_init(self.min_step, self.max_step), (p,))
         # Each of the real and imaginary parts carries half the variance of a real lecun-normal matrix.
         half_normal = nn.initializers.variance_scaling(0.5, "fan_in", "normal")
@@ -85,7 +92,8 @@ class S5(MemoryModule):
     Each layer is a diagonal complex linear recurrence (see :class:`S5Layer`), so a whole sequence is one
     associative scan per layer (parallel over ``T``) in training and the plain update with ``T = 1`` when
     acting; resets drop the state inside the scan. ``Lambda`` starts at the HiPPO-N eigenvalues
-    (``Re = -1/2``, frequencies from the HiPPO-LegS matrix) and the steps log-uniform in
+    (``Re = -1/2``, frequencies from ``blocks`` HiPPO-LegS matrices of order ``2 P / blocks``) and the steps
+    log-uniform in
     ``[min_step, max_step]``, which spreads the initial memory horizons over roughly
     ``2 / max_step .. 2 / min_step`` steps.
 
@@ -100,6 +108,7 @@ class S5(MemoryModule):
     Attributes:
         features: model width ``H`` (and output width).
         state_size: ``P``, complex states per layer (conjugate-symmetric: a real system of order ``2P``).
+        blocks: HiPPO blocks of the initialisation; ``state_size`` must be divisible by it.
         num_layers: stacked layers.
         min_step, max_step: range of the initial discretisation steps ``Delta``.
         dtype: dtype of the matrix products; the recurrence and the carry run in complex64.
@@ -107,6 +116,7 @@ class S5(MemoryModule):
 
     features: int
     state_size: int = 64
+    blocks: int = 4
     num_layers: int = 1
     min_step: float = 1e-3
     max_step: float = 1e-1
@@ -114,7 +124,9 @@ class S5(MemoryModule):
 
     def __post_init__(self):
         super().__post_init__()
-        check_positive(self, "state_size", "num_layers")
+        check_positive(self, "state_size", "blocks", "num_layers")
+        if self.state_size % self.blocks:
+            raise ValueError(f"S5: state_size ({self.state_size}) must be divisible by blocks ({self.blocks})")
         check_range(self, "min_step", "max_step", above=0.0)
 
     @nn.nowrap
@@ -126,6 +138,6 @@ class S5(MemoryModule):
         check_sequence_inputs(inputs, resets)
 
         def layer(i):
-            return S5Layer(self.state_size, self.min_step, self.max_step, self.dtype, name=f"s5_{i}")
+            return S5Layer(self.state_size, self.blocks, self.min_step, self.max_step, self.dtype, name=f"s5_{i}")
 
         return residual_stack(inputs, carry, resets, layer, self.num_layers, self.features, self.dtype)

@@ -206,6 +206,21 @@ def _dependence(module, resets, seed):
     return np.abs(np.asarray(jax.jit(jax.jacfwd(outputs))(x))).sum(axis=(2, 5))
 
 
+def _check_dependence(module, allowed, seed, steps=14):
+    """Episodes start at step 0 and, in batch element 1, at step 9: output t of an element depends on its
+    input s exactly when ``allowed(t, s, start of t's episode)``, and never on the other elements."""
+    resets = np.zeros((steps, B), bool)
+    resets[0] = True
+    resets[9, 1] = True
+    jac = _dependence(module, resets, seed)
+    start = _episode_starts(resets)
+    for b in range(B):
+        assert not jac[:, b, :, np.arange(B) != b].any()
+        for t in range(steps):
+            for s in range(steps):
+                assert (jac[t, b, s, b] > 0) == allowed(t, s, start[t, b]), (b, t, s)
+
+
 def _episode_starts(resets):
     """For [T, B] resets: start[t, b] = first step of the episode that contains step t (0 if none)."""
     resets = np.asarray(resets)
@@ -294,19 +309,9 @@ def test_ffm_matches_its_sequential_definition():
 @pytest.mark.parametrize("gated", [False, True])
 def test_transformer_xl_sees_only_its_window_and_episode(gated):
     """With one layer, output t depends on input s exactly when t - M <= s <= t in the same episode."""
-    memory, steps = 3, 14
+    memory = 3
     module = mm.make("trxl", features=F, num_layers=1, memory_length=memory, gated=gated)
-    resets = np.zeros((steps, B), bool)
-    resets[0] = True
-    resets[9, 1] = True
-    jac = _dependence(module, resets, seed=5)
-    start = _episode_starts(resets)
-    for b in range(B):
-        assert not jac[:, b, :, np.arange(B) != b].any()
-        for t in range(steps):
-            for s in range(steps):
-                allowed = max(t - memory, start[t, b]) <= s <= t
-                assert (jac[t, b, s, b] > 0) == allowed, (b, t, s)
+    _check_dependence(module, lambda t, s, start: max(t - memory, start) <= s <= t, seed=5)
 
 
 def _simulate_chunk_memory(resets, chunk_size, capacity):
@@ -419,6 +424,7 @@ def test_hcam_reads_only_completed_chunks():
         ("rate", dict(features=10, num_heads=4), "divisible by num_heads"),
         ("rate", dict(features=16, segment_length=0), "positive"),
         ("s5", dict(features=16, min_step=0.1, max_step=0.01), "min_step"),
+        ("s5", dict(features=16, state_size=10, blocks=4), "divisible by blocks"),
         ("mamba", dict(features=16, min_step=0.0), "min_step"),
         ("min_gru", dict(features=16, min_timescale=1.0), "min_timescale"),
     ],
@@ -503,9 +509,9 @@ def test_hippo_frequencies_are_the_eigenvalues_of_the_normal_hippo_matrix():
 
 
 def test_s5_layer_matches_its_recurrence():
-    from mnemax.memory_modules.s5 import S5Layer
+    from mnemax.memory_modules.s5 import S5Layer, hippo_n_frequencies
 
-    layer = S5Layer(state_size=6, min_step=1e-3, max_step=1e-1)
+    layer = S5Layer(state_size=6, blocks=2, min_step=1e-3, max_step=1e-1)
     steps = 17
     u, resets = _inputs(seed=7, t=steps)
     rng = np.random.default_rng(7)
@@ -513,6 +519,7 @@ def test_s5_layer_matches_its_recurrence():
     params = layer.init(jax.random.key(8), u, state, resets)
     y, final = layer.apply(params, u, state, resets)
     p = jax.tree_util.tree_map(np.asarray, params["params"])
+    np.testing.assert_allclose(p["frequency"], np.tile(hippo_n_frequencies(3), 2), rtol=1e-6)
     lam = -np.exp(p["log_neg_real"]) + 1j * p["frequency"]
     a_bar = np.exp(lam * np.exp(p["log_step"]))
     b_bar = (a_bar - 1) / lam * (p["b_real"] + 1j * p["b_imag"])  # [H, P]
@@ -625,17 +632,7 @@ def test_rate_memory_tokens_carry_the_past_across_segments():
     completes, and a reset clears them."""
     size = 4
     module = mm.make("rate", features=F, num_layers=1, segment_length=size, memory_tokens=2)
-    steps = 14
-    resets = np.zeros((steps, B), bool)
-    resets[0] = True
-    resets[9, 1] = True
-    jac = _dependence(module, resets, seed=13)
-    start = _episode_starts(resets)
-    for b in range(B):
-        assert not jac[:, b, :, np.arange(B) != b].any()
-        for t in range(steps):
-            for s in range(steps):
-                assert (jac[t, b, s, b] > 0) == (start[t, b] <= s <= t), (b, t, s)
+    _check_dependence(module, lambda t, s, start: start <= s <= t, seed=13)
 
     # Step by step: the carried memory changes exactly when a segment completes, and it is what links
     # segments: with it zeroed after the first segment, the second segment's outputs change.
