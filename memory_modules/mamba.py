@@ -70,12 +70,13 @@ class SelectiveSSMLayer(nn.Module):
 
     With ``E = expand * H`` channels and ``N`` states per channel::
 
-        x, z  = split(W_in u_t)                                  # [E] each
-        x     = silu(causal_conv(x) + b)                         # short causal convolution
-        Delta = softplus(W_up W_dt x + b_dt)    B_t, C_t = W_B x, W_C x     # input-dependent: "selective"
-        h_t   = exp(Delta A) * h_{t-1} + Delta * B_t * x          # [E, N], A = -exp(A_log) < 0, diagonal
-        y_t   = (h_t C_t + D x) * silu(z)                         # gated output
-        out   = W_out y_t
+        x, z        = split(W_in u_t)                             # [E] each
+        x           = silu(causal_conv(x) + b)                    # short causal convolution
+        r, B_t, C_t = split(W_select x)                           # [ceil(H / 16)], [N], [N]: input-dependent
+        Delta       = softplus(W_step r + b_step)                 # [E], a step per channel, also selective
+        h_t         = exp(Delta A) * h_{t-1} + Delta * x * B_t    # [E, N], A = -exp(A_log) < 0, diagonal
+        y_t         = (h_t C_t + D x) * silu(z)                   # gated output
+        out         = W_out y_t
 
     The recurrence is linear in ``h`` with input-dependent coefficients, so the sequence is one
     associative scan. Every decay ``exp(Delta A)`` is in ``(0, 1)``, so ``h`` stays bounded.

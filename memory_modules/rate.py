@@ -333,8 +333,9 @@ class RATE(MemoryModule):
 
         # Rematerialised: the backward pass keeps only the memory between blocks and recomputes each block, so
         # what training stores grows with T by the memory tokens, not by every block's activations.
-        block = nn.remat(RATEBlock)
-        scan = nn.scan(block, variable_broadcast="params", split_rngs={"params": False}, in_axes=0, out_axes=0)
+        scan = nn.scan(
+            nn.remat(RATEBlock), variable_broadcast="params", split_rngs={"params": False}, in_axes=0, out_axes=0
+        )
         memory, outputs = scan(size, self.memory_tokens, self.num_layers, self.num_heads, self.dtype, name="blocks")(
             carry.memory, (windows, plan)
         )
