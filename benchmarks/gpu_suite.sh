@@ -14,6 +14,7 @@
 #     bash benchmarks/gpu_suite.sh 9   # runs that parts 5-7 left for time (merged into their reports)
 #     bash benchmarks/gpu_suite.sh 10  # the context-editing cell that part 8 left for time
 #     bash benchmarks/gpu_suite.sh 11  # Transformer-XL on T-Maze L = 1000
+#     bash benchmarks/gpu_suite.sh 12  # cost of minGRU, S5, Mamba and RATE next to FFM (merged into its report)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -75,6 +76,10 @@ case $part in
         ;;
     11)  # Transformer-XL on T-Maze L = 1000 (a 1008-step window), two seeds to fit in one call
         run 520 learning_curves.py --preset tmaze --steps-scale 0.3 --seeds 2 --max-seconds 60 --update $flag --runs tmaze1000-trxl
+        ;;
+    12)  # FFM again, so that the new memories are compared with it in the same session
+        run 570 memory_modules.py --modules ffm min_gru s5 mamba rate --lengths 256 1024 4096 16384 --timeout 90 \
+            --update $flag
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

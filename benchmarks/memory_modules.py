@@ -1,10 +1,12 @@
 """Training cost of the memory modules: forward + backward time and peak device memory vs sequence length.
 
 Every module gets the same width and batch; the attention models get ``--layers`` layers. Transformer-XL
-runs with ``memory_length = T`` (dense attention over the whole sequence) and HCAM with chunks of 64
-steps, ``top_k = 4`` and room for the whole sequence. Each (module, length) runs in its own process, so
-the peak memory of one configuration is not mixed with another's and an out-of-memory failure only ends
-that configuration (it is recorded as ``"oom"``, and longer sequences of that module are skipped).
+runs with ``memory_length = T`` (dense attention over the whole sequence), HCAM with chunks of 64
+steps, ``top_k = 4`` and room for the whole sequence, RATE with segments of 64 steps and 8 memory
+tokens; the scan-based memories (FFM, minGRU, S5, Mamba) run one layer. Each (module, length) runs in its
+own process, so the peak memory of one configuration is not mixed with another's and an out-of-memory
+failure only ends that configuration (it is recorded as ``"oom"``, and longer sequences of that module
+are skipped).
 
     python benchmarks/memory_modules.py                      # GPU run: T = 128 .. 16384
     python benchmarks/memory_modules.py --quick              # tiny sizes on the CPU, to check the script
@@ -26,9 +28,16 @@ import sys
 import time
 from pathlib import Path
 
-MODULES = ["gru", "lstm", "ffm", "linear_attention", "trxl", "hcam"]
-ATTENTION_MODELS = {"linear_attention", "trxl", "hcam"}
+MODULES = ["gru", "lstm", "ffm", "min_gru", "s5", "mamba", "linear_attention", "trxl", "hcam", "rate"]
+ATTENTION_MODELS = {"linear_attention", "trxl", "hcam", "rate"}
 HCAM_CHUNK, HCAM_TOP_K = 64, 4
+RATE_SEGMENT, RATE_TOKENS = 64, 8
+# One layer each, sizes written out so the report does not depend on the modules' defaults.
+SCAN_MODELS = {
+    "min_gru": {"num_layers": 1},
+    "s5": {"num_layers": 1, "state_size": 64, "blocks": 4},
+    "mamba": {"num_layers": 1, "state_size": 16, "expand": 1, "conv_size": 4},
+}
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -48,6 +57,9 @@ def module_config(name: str, length: int, args) -> dict:
             memory_chunks=max(HCAM_TOP_K, -(-length // HCAM_CHUNK)),
             local_length=HCAM_CHUNK,
         )
+    if name == "rate":
+        config.update(segment_length=RATE_SEGMENT, memory_tokens=RATE_TOKENS)
+    config.update(SCAN_MODELS.get(name, {}))
     return config
 
 
@@ -157,6 +169,8 @@ def cell_memory(record: dict) -> str:
     if record["status"] != "ok":
         return record["status"]
     peak = record.get("peak_bytes", "n/a")
+    if peak == "n/a" and "xla_temp_bytes" in record:  # the CPU reports no peak: XLA's scratch estimate
+        return f"{record['xla_temp_bytes'] / 2**20:.0f}*"
     return "n/a" if peak == "n/a" else f"{peak / 2**20:.0f}"
 
 
@@ -173,8 +187,12 @@ def markdown(report: dict) -> str:
         f"- width {c['features']}, batch {c['batch']}, {c['layers']} layers / {c['heads']} heads for the attention "
         f"models, dtype {c['dtype']}; median of {c['repeats']} runs after {c['warmup']} warm-up",
         f"- trxl: GTrXL with memory_length = T (dense); hcam: chunk_size {HCAM_CHUNK}, top_k {HCAM_TOP_K}, "
-        f"memory for the whole sequence, local window {HCAM_CHUNK}; linear_attention: chunk_size 64",
-        "- `oom`: out of device memory; `skipped`: a shorter sequence already ran out of memory",
+        f"memory for the whole sequence, local window {HCAM_CHUNK}; linear_attention: chunk_size 64; "
+        f"rate: segment_length {RATE_SEGMENT}, {RATE_TOKENS} memory tokens",
+        "- one layer: ffm; "
+        + "; ".join(f"{m}: " + ", ".join(f"{k} {v}" for k, v in c.items()) for m, c in SCAN_MODELS.items()),
+        "- `oom`: out of device memory; `skipped`: a shorter sequence already ran out of memory; `*`: XLA's "
+        "estimate of the scratch memory, where the device reports no peak",
         "",
     ]
     tables = (("Time per forward + backward pass (ms)", cell_time), ("Peak device memory (MiB)", cell_memory))

@@ -6,7 +6,11 @@ from mnemax.memory_modules.gru import GRU
 from mnemax.memory_modules.hcam import HCAM, HCAMAttention, HCAMBlock, HCAMCarry
 from mnemax.memory_modules.linear_attention import LinearAttention
 from mnemax.memory_modules.lstm import LSTM
+from mnemax.memory_modules.mamba import Mamba, MambaCarry
+from mnemax.memory_modules.min_gru import MinGRU
+from mnemax.memory_modules.rate import RATE, RATECarry
 from mnemax.memory_modules.registry import make, names
+from mnemax.memory_modules.s5 import S5
 from mnemax.memory_modules.transformer_xl import TransformerXL, WindowCarry
 
 __all__ = [
@@ -18,7 +22,13 @@ __all__ = [
     "HCAMCarry",
     "LSTM",
     "LinearAttention",
+    "Mamba",
+    "MambaCarry",
     "MemoryModule",
+    "MinGRU",
+    "RATE",
+    "RATECarry",
+    "S5",
     "TransformerXL",
     "WindowCarry",
     "make",

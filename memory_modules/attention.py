@@ -45,6 +45,22 @@ def masked_softmax(logits: jax.Array, mask: jax.Array, axis: int = -1) -> jax.Ar
     return weights / jnp.where(total > 0, total, 1.0)
 
 
+def masked_attention(q: jax.Array, k: jax.Array, v: jax.Array, mask: jax.Array) -> jax.Array:
+    """Scaled dot-product attention restricted to ``mask``, over any leading axes.
+
+    Args:
+        q: ``[..., Q, H, Dh]``.
+        k, v: ``[..., K, H, Dh]``.
+        mask: bool, broadcastable to ``[..., H, Q, K]``; a query with no allowed key gets zeros.
+
+    Returns:
+        ``[..., Q, H, Dh]`` in the dtype of ``v``; logits and softmax are f32.
+    """
+    logits = jnp.einsum("...qhd,...khd->...hqk", q, k, preferred_element_type=jnp.float32)
+    weights = masked_softmax(logits * q.shape[-1] ** -0.5, mask)
+    return jnp.einsum("...hqk,...khd->...qhd", weights.astype(v.dtype), v)
+
+
 @jax.jit
 def episode_segments(resets: jax.Array, valid: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Episode labels that keep attention inside an episode.
@@ -110,9 +126,7 @@ def window_attention(
     j = jnp.arange(window + block)[None, :]
     band = (j >= i) & (j <= i + window)
     mask = band & (q_segments[..., :, None] == k_segments[..., None, :])  # [B, n, block, keys]
-    logits = jnp.einsum("bnqhd,bnkhd->bnhqk", q, k, preferred_element_type=jnp.float32)
-    weights = masked_softmax(logits * head_dim**-0.5, mask[:, :, None])
-    out = jnp.einsum("bnhqk,bnkhd->bnqhd", weights.astype(v.dtype), v)
+    out = masked_attention(q, k, v, mask[:, :, None])
     return out.reshape(batch, num_blocks * block, heads, head_dim)[:, :steps]
 
 

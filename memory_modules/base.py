@@ -16,7 +16,7 @@ rollouts that cross episode boundaries can be processed in one call.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -58,6 +58,14 @@ def check_positive(module: nn.Module, *fields: str) -> None:
             raise ValueError(f"{type(module).__name__}: {field} must be >= 1, got {value}")
 
 
+def check_range(module: nn.Module, low: str, high: str, above: float) -> None:
+    """Raise a ValueError naming the module unless ``above < low <= high`` for the fields ``low``, ``high``
+    (for ``__post_init__``; e.g. the range of initial time scales)."""
+    lo, hi = getattr(module, low), getattr(module, high)
+    if not above < lo <= hi:
+        raise ValueError(f"{type(module).__name__}: need {above} < {low} <= {high}, got {lo} and {hi}")
+
+
 def reset_carry(resets: jax.Array, carry: Carry, initial: Carry) -> Carry:
     """Replace the carry of the batch elements where ``resets`` ([B] bool) is True by ``initial``."""
 
@@ -66,3 +74,33 @@ def reset_carry(resets: jax.Array, carry: Carry, initial: Carry) -> Carry:
         return jnp.where(mask, init, current)
 
     return jax.tree_util.tree_map(select, initial, carry)
+
+
+def residual_stack(
+    inputs: jax.Array,
+    carry: Carry,
+    resets: jax.Array,
+    layer: Callable[[int], nn.Module],
+    num_layers: int,
+    features: int,
+    dtype: Any,
+) -> tuple[Carry, jax.Array]:
+    """The body shared by the stacked recurrent memories (S5, Mamba): an input projection ``input`` to
+    ``features``, ``num_layers`` pre-layernorm residual layers ``x <- x + layer(i)(norm_i(x), carry_i,
+    resets)``, and a final LayerNorm ``out_norm``. Call it inside a compact method, which then owns the
+    submodules.
+
+    ``carry`` is a pytree whose leaves are ``[B, num_layers, ...]``; ``layer(i)`` returns a module that maps
+    ``([T, B, features], carry of layer i, resets)`` to ``(update [T, B, features], next carry of layer i)``.
+    Returns the next carry (same structure) and the outputs ``[T, B, features]`` in ``dtype``; the
+    residual stream is f32.
+    """
+    x = nn.Dense(features, dtype=dtype, name="input")(inputs).astype(jnp.float32)
+    states = []
+    for i in range(num_layers):
+        normed = nn.LayerNorm(name=f"norm_{i}")(x)
+        y, state = layer(i)(normed, jax.tree_util.tree_map(lambda c: c[:, i], carry), resets)
+        x = x + y
+        states.append(state)
+    y = nn.LayerNorm(name="out_norm")(x)
+    return jax.tree_util.tree_map(lambda *s: jnp.stack(s, axis=1), *states), y.astype(dtype)

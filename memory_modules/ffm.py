@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mnemax.memory_modules.base import MemoryModule, check_positive, check_sequence_inputs
+from mnemax.memory_modules.base import MemoryModule, check_positive, check_range, check_sequence_inputs
 from mnemax.memory_modules.scan import linear_recurrence
 
 FORGOTTEN_AT = 0.01  # fraction of an input left after its decay horizon, used to initialise alpha
@@ -54,8 +54,7 @@ class FFM(MemoryModule):
     def __post_init__(self):
         super().__post_init__()
         check_positive(self, "memory_size", "context_size", "min_period", "max_period")
-        if self.min_period > self.max_period:
-            raise ValueError(f"FFM: min_period ({self.min_period}) exceeds max_period ({self.max_period})")
+        check_range(self, "min_period", "max_period", above=0)
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> jax.Array:

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from mnemax.memory_modules.base import MemoryModule, check_positive, check_sequence_inputs
-from mnemax.memory_modules.scan import scan_with_resets, timescale_gate_bias
+from mnemax.memory_modules.scan import scan_with_resets, timescale_bias
 
 
 class GRU(MemoryModule):
@@ -22,7 +22,7 @@ class GRU(MemoryModule):
         features: hidden size ``F``; outputs are ``[T, B, F]`` and the carry is ``[B, F]``.
         max_timescale: if set, the update gate starts biased so that the units' memory time scales
             spread log-uniformly over ``[2, max_timescale]`` steps (see
-            :func:`~mnemax.memory_modules.scan.timescale_gate_bias`); 0 starts every gate at 1/2.
+            :func:`~mnemax.memory_modules.scan.timescale_bias`); 0 starts every gate at 1/2.
         dtype: dtype of the matrix products (``jnp.bfloat16`` halves memory traffic); the carry stays f32.
     """
 
@@ -35,7 +35,7 @@ class GRU(MemoryModule):
         del key
         bias = jnp.zeros(shape, dtype)
         if self.max_timescale:
-            bias = bias.at[self.features : 2 * self.features].set(timescale_gate_bias(self.features, self.max_timescale))
+            bias = bias.at[self.features : 2 * self.features].set(timescale_bias(self.features, 2.0, self.max_timescale))
         return bias
 
     def __post_init__(self):

@@ -8,11 +8,10 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from mnemax.memory_modules.attention import check_heads, head_projection, merge_heads
 from mnemax.memory_modules.base import MemoryModule, check_positive, check_sequence_inputs
-from mnemax.memory_modules.scan import linear_recurrence
+from mnemax.memory_modules.scan import linear_recurrence, timescale_bias_init
 from mnemax.memory_modules.transformer_xl import FeedForwardSublayer
 
 
@@ -84,17 +83,6 @@ def chunked_linear_attention(
     return out, ends[-1]
 
 
-def _timescale_bias_init(min_timescale: float, max_timescale: float):
-    """Bias of the decay gate: head ``h`` starts with ``g = 1 - 1 / tau_h``, ``tau`` log-spaced."""
-
-    def init(key, shape, dtype=jnp.float32):
-        del key
-        tau = np.geomspace(min_timescale, max_timescale, shape[-1])
-        return jnp.asarray(np.log(tau - 1.0), dtype)
-
-    return init
-
-
 class GatedLinearAttentionLayer(nn.Module):
     """Multi-head gated linear attention over ``[T, B, D]`` (time-major), with its state ``[B, H, dk, dv]``.
 
@@ -116,7 +104,7 @@ class GatedLinearAttentionLayer(nn.Module):
         q = q * q.shape[-1] ** -0.5
         k = k * jax.lax.rsqrt(jnp.sum(k * k, axis=-1, keepdims=True) + 1e-6)
         gate_logits = nn.Dense(
-            self.num_heads, dtype=self.dtype, bias_init=_timescale_bias_init(4.0, 1024.0), name="decay"
+            self.num_heads, dtype=self.dtype, bias_init=timescale_bias_init(4.0, 1024.0), name="decay"
         )(x)
         log_decay = jax.nn.log_sigmoid(gate_logits.astype(jnp.float32))
         out, state = chunked_linear_attention(q, k, v, log_decay, resets, state, self.chunk_size)

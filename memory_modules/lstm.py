@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from mnemax.memory_modules.base import MemoryModule, check_positive, check_sequence_inputs
-from mnemax.memory_modules.scan import scan_with_resets, timescale_gate_bias
+from mnemax.memory_modules.scan import scan_with_resets, timescale_bias
 
 
 def _forget_bias_init(features: int, forget_bias: float, max_timescale: int | None):
@@ -22,7 +22,7 @@ def _forget_bias_init(features: int, forget_bias: float, max_timescale: int | No
         bias = jnp.zeros(shape, dtype)
         if not max_timescale:
             return bias.at[features : 2 * features].set(forget_bias)
-        chrono = timescale_gate_bias(features, max_timescale)
+        chrono = timescale_bias(features, 2.0, max_timescale)
         return bias.at[:features].set(-chrono).at[features : 2 * features].set(chrono)
 
     return init
@@ -40,7 +40,7 @@ class LSTM(MemoryModule):
         forget_bias: initial bias of the forget gate.
         max_timescale: if set, replaces ``forget_bias``: forget-gate biases that spread the units' memory
             time scales log-uniformly over ``[2, max_timescale]`` steps, input-gate biases their negatives
-            (see :func:`~mnemax.memory_modules.scan.timescale_gate_bias`).
+            (see :func:`~mnemax.memory_modules.scan.timescale_bias`).
         dtype: dtype of the matrix products; the carry stays f32.
     """
 

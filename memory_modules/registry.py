@@ -11,6 +11,10 @@ from mnemax.memory_modules.gru import GRU
 from mnemax.memory_modules.hcam import HCAM
 from mnemax.memory_modules.linear_attention import LinearAttention
 from mnemax.memory_modules.lstm import LSTM
+from mnemax.memory_modules.mamba import Mamba
+from mnemax.memory_modules.min_gru import MinGRU
+from mnemax.memory_modules.rate import RATE
+from mnemax.memory_modules.s5 import S5
 from mnemax.memory_modules.transformer_xl import TransformerXL
 
 MODULES: dict[str, type[MemoryModule]] = {
@@ -19,6 +23,10 @@ MODULES: dict[str, type[MemoryModule]] = {
     "hcam": HCAM,
     "linear_attention": LinearAttention,
     "lstm": LSTM,
+    "mamba": Mamba,
+    "min_gru": MinGRU,
+    "rate": RATE,
+    "s5": S5,
     "trxl": TransformerXL,
 }
 

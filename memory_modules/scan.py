@@ -5,6 +5,10 @@
   ``lax.associative_scan`` (FFM, the chunk states of linear attention). Depth ``O(log T)``, work ``O(T)``.
 
 In both, a reset at step ``t`` drops the carried state *before* step ``t`` is processed.
+
+The initialisers at the end give the linear recurrences (linear attention, S5, Mamba, minGRU) their
+initial time scales: a memory that starts out remembering over a spread of horizons trains much faster
+on long-range tasks than one whose decays all start near 0.5.
 """
 
 from __future__ import annotations
@@ -64,14 +68,33 @@ def linear_recurrence(decay: jax.Array, update: jax.Array, initial: jax.Array, r
     return states
 
 
-def timescale_gate_bias(features: int, max_timescale: int) -> np.ndarray:
-    """Biases ``[features]`` of a "keep" gate (the GRU's update gate, the LSTM's forget gate) that give the
-    units memory time scales spread log-uniformly over ``[2, max_timescale]`` steps ("chrono"
-    initialisation, Tallec & Ollivier 2018).
+def timescale_bias(size: int, min_timescale: float, max_timescale: float) -> np.ndarray:
+    """Biases ``[size]`` of a keep gate ``g = sigmoid(b)`` (the GRU's update gate, the LSTM's forget gate,
+    a decay): channel ``i`` starts with ``g = 1 - 1 / tau_i``, ``tau`` log-spaced from ``min_timescale`` to
+    ``max_timescale`` (both > 1), so an input fades to ``1/e`` of itself after about ``tau_i`` steps
+    ("chrono" initialisation, Tallec & Ollivier 2018).
 
-    A unit that keeps ``sigmoid(b)`` of its state per step forgets with time scale ``tau = 1 / (1 - sigmoid(b))``,
-    so ``b = log(tau - 1)``. With the usual zero bias every unit halves its memory at each step, so the
-    gradient from a decision ``L`` steps after a cue shrinks like ``2^-L``; spread time scales let it through.
+    With the usual zero bias every channel halves its memory at each step, so the gradient from a decision
+    ``L`` steps after a cue shrinks like ``2^-L``; spread time scales let it through.
     """
-    taus = np.geomspace(2.0, max(float(max_timescale), 2.0), features)
-    return np.log(taus - 1.0).astype(np.float32)
+    tau = np.geomspace(min_timescale, max(max_timescale, min_timescale), size)
+    return np.log(tau - 1.0).astype(np.float32)
+
+
+def timescale_bias_init(min_timescale: float, max_timescale: float):
+    """An initialiser with :func:`timescale_bias` over the last axis."""
+
+    def init(key, shape, dtype=jnp.float32):
+        del key
+        return jnp.asarray(np.broadcast_to(timescale_bias(shape[-1], min_timescale, max_timescale), shape), dtype)
+
+    return init
+
+
+def log_uniform_init(low: float, high: float):
+    """``log(x)`` with ``x`` drawn log-uniformly from ``[low, high]``: the learnable log step of an SSM."""
+
+    def init(key, shape, dtype=jnp.float32):
+        return jax.random.uniform(key, shape, dtype, np.log(low), np.log(high))
+
+    return init

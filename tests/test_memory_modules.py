@@ -20,6 +20,7 @@ TEST_CONFIG = {
     "hcam": dict(num_layers=1, chunk_size=3, memory_chunks=2, top_k=2, local_length=2),
     "trxl": dict(num_layers=1, memory_length=4, gated=True),  # the gated form runs a superset of the code
     "linear_attention": dict(num_layers=1, chunk_size=5),
+    "rate": dict(num_layers=1, segment_length=4, memory_tokens=2),  # three segments in T = 12 steps
 }
 
 
@@ -116,6 +117,42 @@ def test_gradients_finite_over_long_sequences(name):
 
 
 @pytest.mark.parametrize("name", mm.names())
+def test_gradients_reach_every_parameter(name):
+    """Every parameter changes the outputs of a short sequence that crosses an episode boundary (for RATE,
+    segments complete, so the write path is used too)."""
+    module, params = _init(name)
+    x, resets = _inputs()
+    weights = jax.random.normal(jax.random.key(4), (T, B, F))
+
+    def loss(p):
+        _, y = module.apply(p, module.initialize_carry(B), x, resets)
+        return jnp.sum(y * weights)
+
+    grads = jax.jit(jax.grad(loss))(params)
+    flat = jax.tree_util.tree_flatten_with_path(grads)[0]
+    unreached = [jax.tree_util.keystr(path) for path, g in flat if not float(jnp.abs(g).max()) > 0]
+    assert not unreached
+
+
+@pytest.mark.parametrize("name, steps", [("min_gru", 16384), ("s5", 16384), ("mamba", 16384), ("rate", 4096)])
+def test_no_nan_over_very_long_sequences(name, steps):
+    """Forward and backward over one long episode stay finite (the scans multiply thousands of decays)."""
+    module = _make(name, **({"segment_length": 16} if name == "rate" else {}))
+    x = jax.random.normal(jax.random.key(5), (steps, 2, D))
+    resets = jnp.zeros((steps, 2), bool).at[0].set(True)
+    params = module.init(jax.random.key(1), module.initialize_carry(2), x[:4], resets[:4])
+
+    def loss(p):
+        carry, y = module.apply(p, module.initialize_carry(2), x, resets)
+        return jnp.mean(y**2) + jnp.mean(y[-1] ** 2), (carry, y)
+
+    grads, (carry, y) = jax.jit(jax.grad(loss, has_aux=True))(params)
+    for leaf in jax.tree_util.tree_leaves((grads, carry, y)):
+        assert bool(jnp.all(jnp.isfinite(leaf)))
+    assert float(jnp.std(y[-100:])) > 0.1  # the last outputs still respond to their inputs
+
+
+@pytest.mark.parametrize("name", mm.names())
 def test_vmap_over_a_leading_axis(name):
     """The module composes with vmap, e.g. over independent seeds."""
     module, params = _init(name)
@@ -169,6 +206,21 @@ def _dependence(module, resets, seed):
     return np.abs(np.asarray(jax.jit(jax.jacfwd(outputs))(x))).sum(axis=(2, 5))
 
 
+def _check_dependence(module, allowed, seed, steps=14):
+    """Episodes start at step 0 and, in batch element 1, at step 9: output t of an element depends on its
+    input s exactly when ``allowed(t, s, start of t's episode)``, and never on the other elements."""
+    resets = np.zeros((steps, B), bool)
+    resets[0] = True
+    resets[9, 1] = True
+    jac = _dependence(module, resets, seed)
+    start = _episode_starts(resets)
+    for b in range(B):
+        assert not jac[:, b, :, np.arange(B) != b].any()
+        for t in range(steps):
+            for s in range(steps):
+                assert (jac[t, b, s, b] > 0) == allowed(t, s, start[t, b]), (b, t, s)
+
+
 def _episode_starts(resets):
     """For [T, B] resets: start[t, b] = first step of the episode that contains step t (0 if none)."""
     resets = np.asarray(resets)
@@ -181,15 +233,16 @@ def _episode_starts(resets):
     return start
 
 
-@pytest.mark.parametrize("name", ["ffm", "hcam", "linear_attention", "trxl"])
+@pytest.mark.parametrize("name", ["ffm", "hcam", "linear_attention", "mamba", "min_gru", "rate", "s5", "trxl"])
 def test_multi_step_calls_continue_each_other(name):
-    """Cutting a sequence into several multi-step calls (cuts inside chunks and windows) changes nothing."""
+    """Cutting a sequence into several multi-step calls (cuts inside chunks, windows and segments) changes
+    nothing."""
     module, params = _init(name, **({} if name == "ffm" else {"num_layers": 2}))
     x, resets = _inputs(seed=3, t=2 * T)
     apply = jax.jit(module.apply)
     _, y_all = apply(params, module.initialize_carry(B), x, resets)
     carry, ys, start = module.initialize_carry(B), [], 0
-    for length in (8, 8, 8):
+    for length in (8, 3, 13):  # RATE (segments of 4): a call shorter than a segment, then longer ones
         carry, y = apply(params, carry, x[start : start + length], resets[start : start + length])
         ys.append(y)
         start += length
@@ -256,19 +309,9 @@ def test_ffm_matches_its_sequential_definition():
 @pytest.mark.parametrize("gated", [False, True])
 def test_transformer_xl_sees_only_its_window_and_episode(gated):
     """With one layer, output t depends on input s exactly when t - M <= s <= t in the same episode."""
-    memory, steps = 3, 14
+    memory = 3
     module = mm.make("trxl", features=F, num_layers=1, memory_length=memory, gated=gated)
-    resets = np.zeros((steps, B), bool)
-    resets[0] = True
-    resets[9, 1] = True
-    jac = _dependence(module, resets, seed=5)
-    start = _episode_starts(resets)
-    for b in range(B):
-        assert not jac[:, b, :, np.arange(B) != b].any()
-        for t in range(steps):
-            for s in range(steps):
-                allowed = max(t - memory, start[t, b]) <= s <= t
-                assert (jac[t, b, s, b] > 0) == allowed, (b, t, s)
+    _check_dependence(module, lambda t, s, start: max(t - memory, start) <= s <= t, seed=5)
 
 
 def _simulate_chunk_memory(resets, chunk_size, capacity):
@@ -378,6 +421,12 @@ def test_hcam_reads_only_completed_chunks():
         ("hcam", dict(features=16, chunk_size=0), "positive"),
         ("linear_attention", dict(features=10, num_heads=3), "divisible"),
         ("ffm", dict(features=8, min_period=10, max_period=5), "min_period"),
+        ("rate", dict(features=10, num_heads=4), "divisible by num_heads"),
+        ("rate", dict(features=16, segment_length=0), "positive"),
+        ("s5", dict(features=16, min_step=0.1, max_step=0.01), "min_step"),
+        ("s5", dict(features=16, state_size=10, blocks=4), "divisible by blocks"),
+        ("mamba", dict(features=16, min_step=0.0), "min_step"),
+        ("min_gru", dict(features=16, min_timescale=1.0), "min_timescale"),
     ],
 )
 def test_bad_configurations_raise(name, config, message):
@@ -397,3 +446,214 @@ def test_gtrxl_blocks_start_close_to_the_identity():
     params = gate.init(jax.random.key(1), x, y)
     out = gate.apply(params, x, y)
     assert float(jnp.mean((out - x) ** 2)) < 0.25 * float(jnp.mean(y**2))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The scan-based memories against their step-by-step definitions, and RATE's segments.
+
+
+def _sigmoid(a):
+    return 1 / (1 + np.exp(-a))
+
+
+def _softplus(a):
+    return np.log1p(np.exp(a))
+
+
+def test_min_gru_matches_its_sequential_definition():
+    module, params = _init("min_gru", num_layers=2)
+    x, resets = _inputs(seed=4, t=20)
+    carry = jax.random.normal(jax.random.key(3), (B, 2, F))
+    final, y = module.apply(params, carry, x, resets)
+    p = jax.tree_util.tree_map(np.asarray, params["params"])
+    dense = lambda a, name: a @ p[name]["kernel"] + p[name]["bias"]  # noqa: E731
+    inputs, expected, states = np.asarray(x), [], np.array(carry)
+    for t in range(x.shape[0]):
+        layer_input = inputs[t]
+        for layer in range(2):
+            keep = _sigmoid(dense(layer_input, f"keep_{layer}"))
+            h = np.where(np.asarray(resets[t])[:, None], 0, states[:, layer])
+            states[:, layer] = keep * h + (1 - keep) * dense(layer_input, f"candidate_{layer}")
+            layer_input = states[:, layer].copy()
+        expected.append(layer_input)
+    np.testing.assert_allclose(y, np.stack(expected), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(final, states, rtol=1e-4, atol=1e-5)
+
+
+def test_min_gru_state_stays_within_the_candidates():
+    """h_t is a convex combination of candidates, so it never exceeds the largest one, however long."""
+    module, params = _init("min_gru")
+    steps = 4096
+    x = 3.0 * jax.random.normal(jax.random.key(6), (steps, B, D))
+    _, y = module.apply(params, module.initialize_carry(B), x, jnp.zeros((steps, B), bool))
+    p = params["params"]
+    candidates = x @ p["candidate_0"]["kernel"] + p["candidate_0"]["bias"]
+    assert float(jnp.max(jnp.abs(y))) <= float(jnp.max(jnp.abs(candidates))) * (1 + 1e-5)
+
+
+def test_hippo_frequencies_are_the_eigenvalues_of_the_normal_hippo_matrix():
+    """Written from the definition: A_nk = -sqrt(2n+1) sqrt(2k+1) (n > k), -(n+1) (n = k); plus P P^T,
+    P_n = sqrt(n + 1/2). Its eigenvalues are -1/2 +- i w."""
+    from mnemax.memory_modules.s5 import hippo_n_frequencies
+
+    order = 12
+    a = np.zeros((order, order))
+    for n in range(order):
+        for k in range(order):
+            a[n, k] = -np.sqrt((2 * n + 1) * (2 * k + 1)) if n > k else (-(n + 1) if n == k else 0)
+    p = np.sqrt(np.arange(order) + 0.5)
+    eigenvalues = np.linalg.eigvals(a + np.outer(p, p))
+    np.testing.assert_allclose(eigenvalues.real, -0.5, atol=1e-6)
+    positive = np.sort(eigenvalues.imag[eigenvalues.imag > 0])
+    np.testing.assert_allclose(hippo_n_frequencies(order // 2), positive, rtol=1e-6)
+
+
+def test_s5_layer_matches_its_recurrence():
+    from mnemax.memory_modules.s5 import S5Layer, hippo_n_frequencies
+
+    layer = S5Layer(state_size=6, blocks=2, min_step=1e-3, max_step=1e-1)
+    steps = 17
+    u, resets = _inputs(seed=7, t=steps)
+    rng = np.random.default_rng(7)
+    state = (rng.normal(size=(B, 6)) + 1j * rng.normal(size=(B, 6))).astype(np.complex64)
+    params = layer.init(jax.random.key(8), u, state, resets)
+    y, final = layer.apply(params, u, state, resets)
+    p = jax.tree_util.tree_map(np.asarray, params["params"])
+    np.testing.assert_allclose(p["frequency"], np.tile(hippo_n_frequencies(3), 2), rtol=1e-6)
+    lam = -np.exp(p["log_neg_real"]) + 1j * p["frequency"]
+    a_bar = np.exp(lam * np.exp(p["log_step"]))
+    b_bar = (a_bar - 1) / lam * (p["b_real"] + 1j * p["b_imag"])  # [H, P]
+    c = p["c_real"] + 1j * p["c_imag"]  # [P, H]
+    h, expected, u = state.astype(complex), [], np.asarray(u)
+    for t in range(steps):
+        h = np.where(np.asarray(resets[t])[:, None], 0, a_bar * h) + u[t] @ b_bar
+        out = np.asarray(jax.nn.gelu(2 * (h @ c).real + p["d"] * u[t]))
+        expected.append(out * _sigmoid(out @ p["gate"]["kernel"] + p["gate"]["bias"]))
+    np.testing.assert_allclose(y, np.stack(expected), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(final, h, rtol=1e-4, atol=1e-4)
+
+
+def test_selective_ssm_layer_matches_its_recurrence():
+    """Mamba's block, with the convolution's history and the SSM state carried in and cleared by resets."""
+    from mnemax.memory_modules.mamba import MambaCarry, SelectiveSSMLayer
+
+    n, expand, size, steps = 3, 2, 3, 15
+    layer = SelectiveSSMLayer(state_size=n, expand=expand, conv_size=size, min_step=1e-3, max_step=1e-1)
+    channels = expand * D
+    u, resets = _inputs(seed=9, t=steps)
+    resets = resets.at[0].set(False)  # start inside an episode, from the carried history
+    rng = np.random.default_rng(9)
+    state = MambaCarry(
+        conv=rng.normal(size=(B, size - 1, channels)).astype(np.float32),
+        ssm=rng.normal(size=(B, channels, n)).astype(np.float32),
+    )
+    params = layer.init(jax.random.key(10), u, state, resets)
+    y, final = layer.apply(params, u, state, resets)
+    p = jax.tree_util.tree_map(np.asarray, params["params"])
+    silu = lambda a: a * _sigmoid(a)  # noqa: E731
+    rank = -(-D // 16)
+    history, h, expected = [list(state.conv[b]) for b in range(B)], state.ssm.copy(), []
+    for t in range(steps):
+        out = np.zeros((B, D))
+        for b in range(B):
+            if resets[t, b]:
+                history[b] = [np.zeros(channels)] * (size - 1)
+                h[b] = 0
+            x, z = np.split(np.asarray(u[t, b]) @ p["in"]["kernel"], 2)
+            window = history[b] + [x]
+            conv = sum(p["conv_kernel"][j] * window[-1 - j] for j in range(size))
+            history[b] = window[1:]
+            x = silu(conv + p["conv_bias"])
+            projected = x @ p["select"]["kernel"]
+            step_low, b_t, c_t = projected[:rank], projected[rank : rank + n], projected[rank + n :]
+            step = _softplus(step_low @ p["step"]["kernel"] + p["step"]["bias"])
+            h[b] = np.exp(step[:, None] * -np.exp(p["a_log"])) * h[b] + (step * x)[:, None] * b_t[None, :]
+            out[b] = ((h[b] @ c_t + p["d"] * x) * silu(z)) @ p["out"]["kernel"]
+        expected.append(out)
+    np.testing.assert_allclose(y, np.stack(expected), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(final.ssm, h, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(final.conv, np.stack([np.stack(history[b]) for b in range(B)]), rtol=1e-5, atol=1e-6)
+
+
+def _rate_reference(module, params, x, resets):
+    """RATE written out episode by episode and segment by segment: every segment is one causal transformer
+    pass over [memory + read embedding | its steps + position embeddings | memory + write embedding], and a
+    complete segment's layer-normalised write outputs are the next segment's memory; episodes start from
+    zero memory."""
+    import flax.linen as nn
+
+    from mnemax.memory_modules.rate import SegmentTransformer
+
+    p = params["params"]
+    size, tokens = module.segment_length, module.memory_tokens
+    transformer = SegmentTransformer(module.num_layers, module.num_heads)
+
+    @jax.jit
+    def run(tokens):  # one causal pass
+        causal = jnp.tril(jnp.ones((1, tokens.shape[1], tokens.shape[1]), bool))
+        return transformer.apply({"params": p["blocks"]["transformer"]}, tokens, causal)
+
+    norm = jax.jit(lambda name, a: nn.LayerNorm().apply({"params": name}, a))
+    embedded = np.asarray(x @ p["input"]["kernel"] + p["input"]["bias"])
+    resets = np.asarray(resets)
+    out = np.zeros(embedded.shape[:2] + (module.features,), np.float32)
+    for b in range(x.shape[1]):
+        starts = [t for t in range(x.shape[0]) if resets[t, b]] + [x.shape[0]]
+        for begin, end in zip(starts[:-1], starts[1:]):
+            memory = jnp.zeros((1, tokens, module.features))
+            for first in range(begin, end, size):
+                last = min(first + size, end)
+                steps = embedded[first:last, b] + p["position_embed"][: last - first]
+                h = run(
+                    jnp.concatenate(
+                        [memory + p["blocks"]["read_embed"], steps[None], memory + p["blocks"]["write_embed"]], 1
+                    )
+                )
+                out[first:last, b] = h[0, tokens : tokens + last - first]
+                if last - first == size:
+                    memory = norm(p["blocks"]["memory_norm"], h[:, -tokens:])
+    return norm(p["out_norm"], out)
+
+
+@pytest.mark.parametrize("segment_length", [1, 3, 4])
+def test_rate_matches_its_segment_by_segment_definition(segment_length):
+    module = mm.make("rate", features=F, num_layers=2, segment_length=segment_length, memory_tokens=2)
+    steps = 23
+    x, resets = _inputs(seed=11, t=steps)
+    resets = resets.at[8, 0].set(True).at[12, 0].set(True).at[13, 1].set(True).at[14, 1].set(True)
+    params = module.init(jax.random.key(12), module.initialize_carry(B), x, resets)
+    _, y = jax.jit(module.apply)(params, module.initialize_carry(B), x, resets)
+    np.testing.assert_allclose(y, _rate_reference(module, params, x, resets), rtol=2e-4, atol=2e-5)
+
+
+def test_rate_memory_tokens_carry_the_past_across_segments():
+    """Segments of 4 steps: outputs depend on every earlier step of the episode, including steps of earlier
+    segments, which reach them only through the memory tokens; the tokens change only when a segment
+    completes, and a reset clears them."""
+    size = 4
+    module = mm.make("rate", features=F, num_layers=1, segment_length=size, memory_tokens=2)
+    _check_dependence(module, lambda t, s, start: start <= s <= t, seed=13)
+
+    # Step by step: the carried memory changes exactly when a segment completes, and it is what links
+    # segments: with it zeroed after the first segment, the second segment's outputs change.
+    module, params = _init("rate")
+    x, _ = _inputs(seed=14)
+    resets = jnp.zeros((T, B), bool).at[0].set(True).at[6, 0].set(True)
+    apply = jax.jit(module.apply)
+    carry, memories = module.initialize_carry(B), []
+    for t in range(T):
+        carry, _ = apply(params, carry, x[t : t + 1], resets[t : t + 1])
+        memories.append(np.asarray(carry.memory))
+        expected_fill = np.array([(t - 6 + 1) % size if t >= 6 else (t + 1) % size] + [(t + 1) % size] * (B - 1))
+        np.testing.assert_array_equal(carry.fill, expected_fill)
+    changed = [not np.allclose(memories[t], memories[t - 1]) for t in range(1, T)]
+    assert changed[1 - 1 : 4] == [False, False, True, False]  # steps 1..4: written at the end of step 3
+    assert not memories[6][0].any() and memories[6][1].any()  # the reset at step 6 cleared element 0
+    assert not memories[8][0].any() and memories[9][0].any()  # ... until its next segment completed (step 9)
+
+    carry, _ = apply(params, module.initialize_carry(B), x[:size], resets[:size])
+    _, y = apply(params, carry, x[size : 2 * size], resets[size : 2 * size])
+    _, y_forgot = apply(
+        params, carry._replace(memory=jnp.zeros_like(carry.memory)), x[size : 2 * size], resets[size : 2 * size]
+    )
+    assert not np.allclose(y, y_forgot, atol=1e-3)

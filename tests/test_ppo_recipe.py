@@ -128,10 +128,10 @@ def test_long_timescales_keep_a_pulse_over_a_hundred_steps(name):
     assert response[1000] > 100 * response[None], response
 
 
-def test_timescale_gate_bias_spans_the_time_scales():
-    from mnemax.memory_modules.scan import timescale_gate_bias
+def test_timescale_bias_spans_the_time_scales():
+    from mnemax.memory_modules.scan import timescale_bias
 
-    bias = timescale_gate_bias(8, 1000)
+    bias = timescale_bias(8, 2.0, 1000.0)
     timescales = 1.0 / (1.0 - jax.nn.sigmoid(bias))
     np.testing.assert_allclose([timescales[0], timescales[-1]], [2.0, 1000.0], rtol=1e-4)
     assert np.all(np.diff(timescales) > 0)

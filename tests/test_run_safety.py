@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from mnemax import memory_modules
+
 from mnemax.envs.command_line import UserError
 from mnemax.envs.registration import list_main, registered_ids
 from mnemax.envs.video import write_video
@@ -201,7 +203,7 @@ def test_help_lists_memories_and_points_to_the_env_list(capsys):
         train_main(["--help"])
     assert exit.value.code == 0
     text = re.sub(r"[\s│╭╮╰╯─]+", " ", capsys.readouterr().out)
-    assert "Memory modules (--memory): ffm, gru, hcam, linear_attention, lstm, trxl, or none." in text
+    assert f"Memory modules (--memory): {', '.join(memory_modules.names())}, or none." in text
     assert "mnemax-envs" in text
     assert ":class:" not in text and "``" not in text
     assert not re.search(r"\(default[^)]*\) \(default", text)

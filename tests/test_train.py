@@ -60,6 +60,7 @@ SMALL_MEMORIES = {
     "trxl": {"num_layers": 1, "memory_length": 4, "num_heads": 2},
     "hcam": {"num_layers": 1, "chunk_size": 3, "memory_chunks": 4, "top_k": 2, "num_heads": 2},
     "linear_attention": {"chunk_size": 4},
+    "rate": {"num_layers": 1, "segment_length": 3, "memory_tokens": 2, "num_heads": 2},
 }
 
 
