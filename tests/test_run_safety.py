@@ -18,7 +18,6 @@ import numpy as np
 import pytest
 
 from mnemax import memory_modules
-
 from mnemax.envs.command_line import UserError
 from mnemax.envs.registration import list_main, registered_ids
 from mnemax.envs.video import write_video
