@@ -113,6 +113,7 @@ WHOLE_EPISODES = dict(num_steps=505)  # five T-Maze L = 100 episodes (101 steps,
 BARRIER = dict(barrier_coef=1.01, ent_coef=0.0)
 SMALL_BARRIER = dict(barrier_coef=0.303, ent_coef=0.0)
 TIMESCALES = dict(memory_config={"max_timescale": 1000})
+RECIPE_TMAZE = dict(preset="tmaze", total_steps=100_000_000)
 
 PRESETS: dict[str, list[dict]] = {
     # The diagnostics with the `diagnostics` preset: memories against the memoryless agent, 15M steps
@@ -144,6 +145,23 @@ PRESETS: dict[str, list[dict]] = {
              name="tmaze100-gru_barrier0.1_episodes_timescales"),
         dict(ABLATION_TMAZE, **SMALL_BARRIER, num_steps=510, **TIMESCALES, total_steps=30_000_000, memory="lstm",
              env="mnemax/TMaze-Active-L100-v0", name="tmaze100-active_lstm_small_barrier_episodes_timescales"),
+        # Fourth round: the changes that helped on Mortar Mayhem, together (time scales, linear heads, and the
+        # issue's one-seed finding: gradient clip 1.0 and a constant learning rate).
+        dict(ABLATION_MMG, **TIMESCALES, linear_heads=True, max_grad_norm=1.0, anneal_lr=False, name="mmg-combined"),
+    ],
+    # The `tmaze` preset of train/presets.py as it ships, at the PPO issue's budgets (1e8 steps per seed at
+    # L = 100), with the memoryless agent as the check that memory does the work. Active T-Maze episodes
+    # last L + 2 steps, so its rollout holds five of them (510 steps).
+    "tmaze_recipe": [
+        dict(RECIPE_TMAZE, name="passive100-gru", env="mnemax/TMaze-Passive-L100-v0", memory="gru"),
+        dict(RECIPE_TMAZE, name="passive100-none", env="mnemax/TMaze-Passive-L100-v0", memory="none"),
+        dict(RECIPE_TMAZE, name="active100-gru", env="mnemax/TMaze-Active-L100-v0", memory="gru", num_steps=510,
+             total_steps=60_000_000),
+        dict(RECIPE_TMAZE, name="passive100-ffm", env="mnemax/TMaze-Passive-L100-v0", memory="ffm"),
+        dict(RECIPE_TMAZE, name="active100-none", env="mnemax/TMaze-Active-L100-v0", memory="none", num_steps=510,
+             total_steps=60_000_000),
+        dict(RECIPE_TMAZE, name="passive100-lstm", env="mnemax/TMaze-Passive-L100-v0", memory="lstm",
+             total_steps=50_000_000),
     ],
     # Passive T-Maze: the cue must be carried over the whole corridor (Ni et al. 2023).
     "tmaze": [
