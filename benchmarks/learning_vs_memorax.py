@@ -50,6 +50,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import os
 import time
 
 import jax
@@ -291,6 +293,7 @@ def parse_args(argv=None):
     parser.add_argument("--eval-episodes", type=int, default=256)
     parser.add_argument("--max-seconds", type=float, default=float("inf"), help="start no run after this")
     parser.add_argument("--device-label", default=None)
+    parser.add_argument("--update", action="store_true", help="replace these rows in the report of --device-label")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a check that every row runs")
     args = parser.parse_args(argv)
     if args.quick:
@@ -302,15 +305,17 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
     args = parse_args(argv)
     label = args.device_label or default_label()
+    earlier = earlier_runs(args, label) if args.update else []
     started = time.perf_counter()
     memorax, memorax_error = import_memorax() if "memorax" in args.rows else (None, None)
     if memorax_error:
         print(f"memorax unavailable: {memorax_error}", flush=True)
-    runs, configs = [], {}
+    now = metadata()
+    runs = []
     for env_id in args.tasks:
         for row in args.rows:
-            run = {"task": env_id, "name": row}
-            config = configs[env_id, row] = row_config(args, row, env_id)
+            run = {"task": env_id, "name": row, "command": now["command"], "date": now["date"]}
+            config = row_config(args, row, env_id)
             if config is None:
                 runs.append(run | {"status": "no preset for this task family"})
             elif row == "memorax" and memorax is None:
@@ -319,17 +324,52 @@ def main(argv=None) -> dict:
                 runs.append(run | {"status": f"skipped (--max-seconds {args.max_seconds:g})"})
             else:
                 print(f"{env_id} {row} ...", flush=True)
+                # The machine's load (1-minute average) before and after: wall-clock numbers measured on a
+                # shared machine are only comparable at comparable loads.
+                load = [os.getloadavg()[0]]
                 if row == "memorax":
                     measured = run_memorax(config, episode_bound(env_id, config))
                 else:
                     measured = run_mnemax(config)
+                measured["load_average"] = load + [os.getloadavg()[0]]
                 measured["per_seed"] = [reach(measured["curve"], s, args.target) for s in range(config.num_seeds)]
                 runs.append(run | measured)
                 print(summary_line(runs[-1], args.target), flush=True)
             # Written after every run, so a run cut short by an outer time limit keeps what it measured.
-            report = write_progress(args, label, runs, configs)
+            report = write_progress(args, label, merged(earlier, runs))
     print(f"wrote {RESULTS}/learning_vs_memorax_{label}.{{json,md,png}}", flush=True)
     return report
+
+
+# Settings that a report's runs must share (--update refuses to merge runs made with others).
+SHARED_SETTINGS = (
+    "memory", "hidden_size", "num_envs", "num_steps", "update_epochs", "num_minibatches", "learning_rate",
+    "constant_lr", "max_grad_norm", "ent_coef", "gamma", "gae_lambda", "clip_eps", "total_steps", "seeds",
+    "num_logs", "target", "eval_episodes", "quick",
+)  # fmt: skip
+
+
+def earlier_runs(args, label: str) -> list[dict]:
+    """The runs of the report under ``label`` (for ``--update``), which must have the same settings."""
+    path = RESULTS / f"learning_vs_memorax_{label}.json"
+    if not path.exists():
+        return []
+    report = json.loads(path.read_text())
+    differ = [k for k in SHARED_SETTINGS if report["settings"].get(k) != getattr(args, k)]
+    if differ:
+        raise SystemExit(f"--update: {path.name} was made with other settings ({', '.join(differ)})")
+    meta = report["meta"]
+    return [{"command": meta["command"], "date": meta["date"], **run} for run in report["runs"]]
+
+
+def merged(earlier: list[dict], runs: list[dict]) -> list[dict]:
+    """``earlier`` with each (task, row) that ``runs`` measured replaced, in task and row order."""
+    by_key = {(r["task"], r["name"]): r for r in earlier}
+    for run in runs:
+        if run["status"] == "ok" or by_key.get((run["task"], run["name"]), {}).get("status") != "ok":
+            by_key[run["task"], run["name"]] = run
+    order = {task: i for i, task in enumerate(TASKS)}
+    return sorted(by_key.values(), key=lambda r: (order[r["task"]], ROWS.index(r["name"])))
 
 
 def summary_line(run: dict, target: float) -> str:
@@ -338,21 +378,21 @@ def summary_line(run: dict, target: float) -> str:
     return f"  steps to {target:g} per seed: {steps}; greedy success {greedy}; {run['seconds']:.0f} s"
 
 
-def write_progress(args, label: str, runs: list[dict], configs: dict) -> dict:
-    """Writes the report, table and plot of the runs so far; returns the report."""
-    ran = {(run["task"], run["name"]) for run in runs if run["status"] == "ok"}
+def write_progress(args, label: str, runs: list[dict]) -> dict:
+    """Writes the report, table and plot of ``runs``; returns the report."""
+    configs = {(r["task"], r["name"]): PPOConfig(**r["config"]) for r in runs if r["status"] == "ok"}
     # How each mnemax row that ran beside memorax differs from memorax's set-up.
-    compared = [(task, row) for task, row in ran if row in ("mnemax", "mnemax-matched") and (task, "memorax") in ran]
     by_row = {}
-    for task, row in sorted(compared):
-        by_row.setdefault(row, {}).update(dict.fromkeys(mismatches(configs[task, row])))
+    for task, row in configs:
+        if row in ("mnemax", "mnemax-matched") and (task, "memorax") in configs:
+            by_row.setdefault(row, {}).update(dict.fromkeys(mismatches(configs[task, row])))
     report = {
-        "meta": metadata(label=label, versions=package_versions()),
-        "settings": {k: v for k, v in vars(args).items() if k != "device_label"},
+        "meta": metadata(label=label, versions=package_versions(), cpus=os.cpu_count()),
+        "settings": {k: v for k, v in vars(args).items() if k not in ("device_label", "update")},
         "mismatches": {row: list(found) + MEASUREMENT_MISMATCHES for row, found in by_row.items()},
         "recipe_differences": {
-            task: differences(configs[task, "mnemax"], configs[task, "mnemax-recipe"])
-            for task, row in sorted(ran)
+            task: differences(configs[task, "mnemax"], configs[task, row])
+            for task, row in configs
             if row == "mnemax-recipe" and (task, "mnemax") in configs
         },
         "runs": runs,
@@ -396,17 +436,20 @@ def render_markdown(report: dict) -> str:
     meta, settings = report["meta"], report["settings"]
     target = settings["target"]
     seed_rows, curve_rows_md, run_rows = [], [], []
+    commands = list(dict.fromkeys(run.get("command", meta["command"]) for run in report["runs"]))
     for run in report["runs"]:
         task = f"`{run['task'].split('/')[-1]}`"
+        command = f"[{commands.index(run.get('command', meta['command'])) + 1}]"
         if run["status"] != "ok":
-            run_rows.append([task, run["name"], run["status"], "", "", "", "", ""])
+            run_rows.append([task, run["name"], run["status"]] + [""] * 6 + [command])
             continue
-        config = run["config"]
+        config, load = run["config"], run.get("load_average")
         run_rows.append(
             [
                 task, run["name"], config["hidden_size"], f"{config['num_envs']} x {config['num_steps']}",
                 f"{run['steps']:,}", f"{run['seconds']:.0f}", f"{run['first_interval_seconds']:.0f}",
                 f"{run['train_steps_per_second']:,.0f}" if run["train_steps_per_second"] else "",
+                f"{load[0]:.1f} / {load[1]:.1f}" if load else "", command,
             ]
         )  # fmt: skip
         for seed, reached in enumerate(run["per_seed"]):
@@ -420,8 +463,9 @@ def render_markdown(report: dict) -> str:
                     f"{run['final_return'][seed]:.3f}",
                 ]
             )  # fmt: skip
+        # The log points at 1/32, 1/16, ..., 1/2 and all of the budget: early learning shows.
         steps, means = mean_curve(run, "success")
-        picks = sorted({round(i * (len(steps) - 1) / 7) for i in range(8)})
+        picks = sorted({next(i for i, step in enumerate(steps) if step >= steps[-1] / 2**k) for k in range(6)})
         curve_rows_md.append([task, run["name"]] + [f"{steps[i]:,}: {means[i]:.2f}" for i in picks])
     versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
     schedule = "constant" if settings["constant_lr"] else "linear decay to 0"
@@ -431,7 +475,9 @@ def render_markdown(report: dict) -> str:
         "",
         f"jax {meta['jax']}, Python {meta['python']}, {versions}; {meta['date']}.",
         "",
-        f"Command: `{meta['command']}`",
+        "Commands (run from `benchmarks/`):",
+        "",
+        *(f"{i + 1}. `{c}`" for i, c in enumerate(commands)),
         "",
         f"Shared settings: {settings['memory']} (width in the runs table), {settings['num_envs']} envs x "
         f"{settings['num_steps']} steps, {settings['update_epochs']} epochs x {settings['num_minibatches']} "
@@ -451,10 +497,11 @@ def render_markdown(report: dict) -> str:
             seed_rows,
         ),  # fmt: skip
         "Runs (wall s: set-up, compilation, training and greedy evaluation; first interval: seconds to the end of "
-        "the first log interval; train steps/s: over all seeds, after the first interval):",
+        "the first log interval; train steps/s: over all seeds, after the first interval; load: the machine's "
+        f"1-minute load average before and after the run; it has {meta.get('cpus')} CPU cores):",
         "",
         markdown_table(["task", "run", "width", "envs x steps", "env steps / seed", "wall s", "first interval s",
-                        "train steps/s"], run_rows),  # fmt: skip
+                        "train steps/s", "load", "command"], run_rows),  # fmt: skip
         "Training success, mean over seeds (env steps: success):",
         "",
         markdown_table(["task", "run"] + [""] * (width - 2), [r + [""] * (width - len(r)) for r in curve_rows_md]),
