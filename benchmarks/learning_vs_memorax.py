@@ -4,6 +4,7 @@
     python benchmarks/learning_vs_memorax.py --tasks mnemax/TMaze-Passive-L100-v0 mnemax/RepeatPrevious-Easy-v0
     python benchmarks/learning_vs_memorax.py --num-envs 64 --total-steps 3e6 --device-label cpu   # the CPU run
     python benchmarks/learning_vs_memorax.py --quick    # tiny sizes: both libraries run (1-2 min on a CPU)
+    python benchmarks/learning_vs_memorax.py ... --rows mnemax --update   # redo one row of that report
 
 Runs per task (``--rows``), each training ``--seeds`` seeds for the same number of environment steps:
 
@@ -432,6 +433,12 @@ def plot(report: dict, path) -> None:
     save_figure(fig, path)
 
 
+def unfinished(run: dict, seed: int) -> str:
+    """A note where some greedy episodes had not ended when the evaluation stopped (they count as failures)."""
+    ended, episodes = run["eval_episodes_finished"][seed], run["config"]["eval_episodes"]
+    return f" ({ended} of {episodes} episodes ended)" if ended < episodes else ""
+
+
 def render_markdown(report: dict) -> str:
     meta, settings = report["meta"], report["settings"]
     target = settings["target"]
@@ -441,13 +448,14 @@ def render_markdown(report: dict) -> str:
         task = f"`{run['task'].split('/')[-1]}`"
         command = f"[{commands.index(run.get('command', meta['command'])) + 1}]"
         if run["status"] != "ok":
-            run_rows.append([task, run["name"], run["status"]] + [""] * 6 + [command])
+            run_rows.append([task, run["name"], run["status"]] + [""] * 7 + [command])
             continue
         config, load = run["config"], run.get("load_average")
         run_rows.append(
             [
                 task, run["name"], config["hidden_size"], f"{config['num_envs']} x {config['num_steps']}",
-                f"{run['steps']:,}", f"{run['seconds']:.0f}", f"{run['first_interval_seconds']:.0f}",
+                f"{run['steps']:,}", run["steps"] // (config["num_envs"] * config["num_steps"]),
+                f"{run['seconds']:.0f}", f"{run['first_interval_seconds']:.0f}",
                 f"{run['train_steps_per_second']:,.0f}" if run["train_steps_per_second"] else "",
                 f"{load[0]:.1f} / {load[1]:.1f}" if load else "", command,
             ]
@@ -459,8 +467,8 @@ def render_markdown(report: dict) -> str:
                     task, run["name"], seed,
                     f"{reached['steps_to_target']:,}" if hit else f"not reached ({reached['final_train_success']:.2f})",
                     f"{reached['seconds_to_target']:.0f}" if hit else "",
-                    f"{reached['final_train_success']:.3f}", f"{run['final_success'][seed]:.3f}",
-                    f"{run['final_return'][seed]:.3f}",
+                    f"{reached['final_train_success']:.3f}",
+                    f"{run['final_success'][seed]:.3f}" + unfinished(run, seed), f"{run['final_return'][seed]:.3f}",
                 ]
             )  # fmt: skip
         # The log points at 1/32, 1/16, ..., 1/2 and all of the budget: early learning shows.
@@ -500,8 +508,8 @@ def render_markdown(report: dict) -> str:
         "the first log interval; train steps/s: over all seeds, after the first interval; load: the machine's "
         f"1-minute load average before and after the run; it has {meta.get('cpus')} CPU cores):",
         "",
-        markdown_table(["task", "run", "width", "envs x steps", "env steps / seed", "wall s", "first interval s",
-                        "train steps/s", "load", "command"], run_rows),  # fmt: skip
+        markdown_table(["task", "run", "width", "envs x steps", "env steps / seed", "PPO updates", "wall s",
+                        "first interval s", "train steps/s", "load", "command"], run_rows),  # fmt: skip
         "Training success, mean over seeds (env steps: success):",
         "",
         markdown_table(["task", "run"] + [""] * (width - 2), [r + [""] * (width - len(r)) for r in curve_rows_md]),
