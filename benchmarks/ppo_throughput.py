@@ -26,50 +26,19 @@ Memories: any name of ``mnemax.memory_modules.names()`` runs for mnemax (``trans
 (``RNN(OptimizedLSTMCell)``) and ``trxl`` (a stack of self-attention with segment recurrence and
 feed-forward blocks); other memories are measured for mnemax only.
 
-Where the two set-ups differ (also written into the report):
+memorax's side is built by ``memorax_setup.memorax_ppo`` from the same mnemax configuration as mnemax's;
+the report lists every difference that remains (``memorax_setup.mismatches``: separate actor and critic
+networks, heads, cells, attention, advantage normalisation, ...) and these two of this benchmark:
 
-* memorax's PPO takes separate actor and critic networks (each with its own encoder and memory) and
-  two optimizers: per minibatch it takes a critic step and then an actor step, and while acting it runs
-  both networks. mnemax shares the encoder and memory between the policy and value heads and takes one
-  step on the summed loss. memorax so runs the memory twice, in the rollout and in the update.
-* Heads: mnemax's policy and value heads have one hidden ReLU layer of ``hidden_size``; memorax's
-  ``heads.Categorical`` and ``heads.VNetwork`` are single linear layers. Both encoders are two ReLU
-  layers of ``hidden_size`` (initialisers differ).
-* GRU / LSTM: memorax uses flax's ``GRUCell`` (one Dense per gate) and ``OptimizedLSTMCell`` inside
-  ``nn.scan``; mnemax's cells project the inputs of all steps in one product before the scan.
-* Transformer-XL: mnemax's ``trxl`` (its defaults: 2 pre-LayerNorm layers, 4 heads, rotary positions,
-  a cache of the last ``memory_length`` = 64 inputs of each layer, so a query sees itself and the 64
-  steps before it, plus an input projection and a final LayerNorm). memorax's stack mirrors the layer
-  count, heads, memory length and 4x GELU feed-forward: ``Residual(PreNorm(SegmentRecurrence(
-  SelfAttention(RoPE))))`` and ``Residual(PreNorm(FFN))`` per layer. memorax's ``SelfAttention``
-  requires the sequence length not to exceed its ``context_length`` and its PPO trains on whole
-  rollouts, so ``context_length = num_steps``: while acting a query attends to up to
-  ``memory_length + num_steps`` keys (192) instead of 65. On NVIDIA GPUs memorax picks cuDNN attention
-  in bfloat16 by itself; mnemax computes attention in float32. If cuDNN attention fails, memorax is
-  measured again with XLA attention in float32 and the report notes it.
-* Advantages: memorax normalises them over the whole batch, mnemax per minibatch; both clip the value
-  loss. Adam (lr 3e-4, eps 1e-5, linear decay to 0) after global-norm clipping at 0.5 in both (for
-  memorax the same optax chain is passed as actor and critic optimizer).
-* Truncated episodes: mnemax can bootstrap from the value of the final observation
-  (``bootstrap_truncated``, its default), which costs one more network call per rollout step. memorax
-  has no such term, and these tasks never truncate, so it is off here (``--bootstrap-truncated`` turns it
-  on).
 * Outputs: memorax's ``train`` returns every transition of every update (actions, rewards, log-probs,
   values and the environment's ``info``) stacked; mnemax returns per-update statistics. The ``final_obs``
   entry of mnemax's ``info`` is dropped before memorax sees it (memorax never reads it, and returning it
   for every step would only add memory traffic to memorax's side).
 * mnemax donates its training state to the jitted call; memorax's ``train`` does not.
 
-Installing memorax 1.0.1 next to mnemax: it needs gymnax 0.0.x, distrax needs ``tfp-nightly`` with
-current jax, and ``import memorax`` imports wandb and neptune-scale. ``benchmarks/gpu_wheels.txt`` pins a
-working set (for Python 3.12 with jax, flax, optax, chex and orbax already installed); for a machine
-without internet::
-
-    bash benchmarks/fetch_gpu_wheels.sh          # where there is internet: fills .whl/
-    # on the machine itself, in the repository root:
-    python3 -m pip install --no-index --no-deps --find-links .whl -r benchmarks/gpu_wheels.txt
-    python3 -m pip install --no-deps --no-build-isolation -e .
-    python3 benchmarks/ppo_throughput.py
+On NVIDIA GPUs memorax picks cuDNN attention in bfloat16 by itself; if that fails, memorax is measured
+again with XLA attention in float32 and the report notes it. Installing memorax next to mnemax, also on
+a machine without internet: see ``memorax_setup.py``.
 
 Writes ``benchmarks/results/ppo_throughput_<device-label>.json`` and ``.md``.
 """
@@ -83,12 +52,10 @@ import time
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from common import default_label, is_out_of_memory, markdown_table, median_seconds, metadata, write_report
+from memorax_setup import import_memorax, memorax_ppo, mismatches, package_versions
 from mnemax import envs, memory_modules
-from mnemax.envs.gymnax_adapter import GymnaxAdapter
-from mnemax.envs.wrappers import Wrapper
 from mnemax.train import PPOConfig
 from mnemax.train.loop import Trainer
 
@@ -96,29 +63,14 @@ DEFAULT_ENVS = ("mnemax/TMaze-Passive-L100-v0", "mnemax/MortarMayhem-Grid-Symbol
 DEFAULT_MEMORIES = ("gru", "trxl")
 DEFAULT_NUM_ENVS = (1024, 2048, 4096, 8192)
 ALIASES = {"transformer_xl": "trxl"}
-MEMORAX_VERSION = "1.0.1"
 LIBRARIES = ("mnemax", "memorax")
 
-MISMATCHES = [
-    "memorax's PPO has separate actor and critic networks (own encoder and memory each, two optimizers, "
-    "a critic step then an actor step per minibatch, both networks run while acting); mnemax shares encoder "
-    "and memory between the heads and takes one step on the summed loss",
-    "heads: mnemax's policy and value heads have one hidden ReLU layer of hidden_size; memorax's "
-    "heads.Categorical / heads.VNetwork are single linear layers (both encoders: two ReLU layers of hidden_size)",
-    "GRU/LSTM: memorax uses flax's GRUCell (one Dense per gate) / OptimizedLSTMCell in nn.scan; mnemax projects "
-    "the inputs of all steps in one product before the scan",
-    "Transformer-XL: memorax's SelfAttention needs context_length >= the training sequence (num_steps), so while "
-    "acting a query attends to up to memory_length + num_steps keys (mnemax: memory_length + 1); memorax uses "
-    "cuDNN bfloat16 attention on NVIDIA GPUs (mnemax float32); mnemax's trxl adds an input projection and a "
-    "final LayerNorm",
-    "advantages normalised over the whole batch in memorax, per minibatch in mnemax; value clipping in both",
-    "mnemax's bootstrap of truncated episodes is off unless --bootstrap-truncated (memorax has none; these tasks "
-    "never truncate)",
+# Differences of this benchmark's set-up beyond those of memorax_setup.mismatches (all go into the report).
+THROUGHPUT_MISMATCHES = [
     "memorax's train returns every transition (and the env info) of every update; mnemax returns per-update "
     "statistics; mnemax's info['final_obs'] is dropped before memorax sees it",
     "mnemax donates its training state to the jitted call; memorax does not",
 ]
-
 
 # ------------------------------------------------------------------------------------------ helpers
 def resolve_memory(name: str) -> str | None:
@@ -151,16 +103,6 @@ def coverage_order(values: list[int]) -> list[int]:
     return ordered[:1] + ordered[-1:] + ordered[1:-1] if len(ordered) > 1 else ordered
 
 
-def package_versions() -> dict[str, str]:
-    versions = {}
-    for name in ("mnemax", "flax", "optax", "memorax", "gymnax", "distrax", "tfp-nightly", "flashbax"):
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return versions
-
-
 # ------------------------------------------------------------------------------------------- mnemax
 def memory_config(args, memory: str) -> dict:
     return {"memory_length": args.trxl_memory} if memory == "trxl" and args.trxl_memory else {}
@@ -190,62 +132,6 @@ def measure_mnemax(args, env_id: str, memory: str, num_envs: int) -> dict:
 
 
 # ------------------------------------------------------------------------------------------ memorax
-def import_memorax():
-    """``(memorax, None)``, or ``(None, reason)`` when it cannot be imported."""
-    try:
-        import memorax  # noqa: F401
-        import memorax.algorithms
-        import memorax.networks
-    except Exception as error:  # any failure of the import chain (gymnax, distrax/tfp, wandb, ...)
-        return None, f"{type(error).__name__}: {error}"
-    version = importlib.metadata.version("memorax")
-    if version != MEMORAX_VERSION:
-        print(f"note: memorax {version} is installed; this comparison was written for {MEMORAX_VERSION}", flush=True)
-    return memorax, None
-
-
-class WithoutFinalObs(Wrapper):
-    """Drops ``info["final_obs"]``, which memorax never reads but would return for every step."""
-
-    def step(self, key, state, action, params=None):
-        obs, state, reward, done, info = self._env.step(key, state, action, params)
-        return obs, state, reward, done, {k: v for k, v in info.items() if k != "final_obs"}
-
-
-def memorax_torso(memory: str, args):
-    """memorax's counterpart of the mnemax memory ``memory`` (its settings read off mnemax's module)."""
-    import flax.linen as nn
-    from memorax import networks as mx
-
-    ours = memory_modules.make(memory, features=args.hidden_size, **memory_config(args, memory))
-    if memory == "gru":
-        return mx.RNN(cell=nn.GRUCell(features=args.hidden_size))
-    if memory == "lstm":
-        return mx.RNN(cell=nn.OptimizedLSTMCell(features=args.hidden_size))
-    if memory == "trxl":
-        width = args.hidden_size
-        blocks = []
-        for _ in range(ours.num_layers):
-            attention = mx.SelfAttention(
-                features=width, num_heads=ours.num_heads, context_length=args.num_steps,
-                dtype=jnp.float32, param_dtype=jnp.float32, kernel_init=nn.initializers.lecun_normal(),
-                bias_init=nn.initializers.zeros_init(), positional_embedding=mx.RoPE(),
-            )  # fmt: skip
-            recurrent = mx.SegmentRecurrence(attention, memory_length=ours.memory_length, features=width)
-            blocks.append(mx.Residual(mx.PreNorm(recurrent)))
-            blocks.append(mx.Residual(mx.PreNorm(mx.FFN(features=width, expansion_factor=4))))
-        return mx.Stack(blocks=tuple(blocks))
-    raise NotImplementedError(f"no memorax counterpart of {memory!r} is configured in this script")
-
-
-def optimizer(args, num_updates: int) -> optax.GradientTransformation:
-    """The optimizer of mnemax's PPO with its defaults: clip 0.5, Adam 3e-4 (eps 1e-5) decaying to 0."""
-    defaults = PPOConfig()
-    steps = num_updates * args.update_epochs * args.num_minibatches
-    lr = optax.linear_schedule(defaults.learning_rate, 0.0, steps)
-    return optax.chain(optax.clip_by_global_norm(defaults.max_grad_norm), optax.adam(lr, eps=1e-5))
-
-
 def attention_mode() -> str:
     """How memorax's SelfAttention computes attention here (it picks cuDNN in bfloat16 on NVIDIA GPUs)."""
     from memorax.networks.sequence_models import self_attention
@@ -280,27 +166,7 @@ def measure_memorax(args, env_id: str, memory: str, num_envs: int) -> dict:
 
 
 def time_memorax(args, env_id: str, memory: str, num_envs: int) -> dict:
-    from memorax.algorithms import PPO
-    from memorax.algorithms import PPOConfig as MemoraxPPOConfig
-    from memorax.networks import MLP, FeatureExtractor, Network, heads
-
-    defaults = PPOConfig()
-    env, env_params = envs.make(env_id)
-    env = WithoutFinalObs(GymnaxAdapter(env))
-    cfg = MemoraxPPOConfig(
-        name="ppo", num_envs=num_envs, num_eval_envs=num_envs, num_steps=args.num_steps,
-        gamma=defaults.gamma, gae_lambda=defaults.gae_lambda, num_minibatches=args.num_minibatches,
-        update_epochs=args.update_epochs, normalize_advantage=True, clip_coef=defaults.clip_eps,
-        clip_vloss=True, ent_coef=defaults.ent_coef, vf_coef=defaults.vf_coef,
-    )  # fmt: skip
-    width = args.hidden_size
-    torso = memorax_torso(memory, args)
-    encoder = FeatureExtractor(observation_extractor=MLP(features=(width, width)))
-    num_actions = env.action_space(env_params).n
-    actor = Network(feature_extractor=encoder, torso=torso, head=heads.Categorical(action_dim=num_actions))
-    critic = Network(feature_extractor=encoder, torso=torso, head=heads.VNetwork())
-    tx = optimizer(args, args.updates)
-    agent = PPO(cfg, env, env_params, actor, critic, tx, tx)
+    agent = memorax_ppo(mnemax_config(args, env_id, memory, num_envs))
     key, train_state = agent.init(jax.random.key(0))
     steps = args.updates * num_envs * args.num_steps
     state = {"key": key, "state": train_state}
@@ -404,6 +270,7 @@ def main(argv=None) -> dict:
 def write_progress(args, started: float, memorax_error, pairs, rows, skipped) -> tuple[dict, tuple]:
     """Writes the report of the cells measured so far; returns it and the paths of its two files."""
     order = {pair: i for i, pair in enumerate(pairs)}
+    configs = [mnemax_config(args, env_id, memory, args.num_envs[0]) for env_id, memory in pairs]
     report = {
         "meta": metadata(versions=package_versions(), wall_seconds=time.perf_counter() - started),
         "settings": {
@@ -414,7 +281,7 @@ def write_progress(args, started: float, memorax_error, pairs, rows, skipped) ->
             "repeats": args.repeats, "max_seconds": args.max_seconds, "quick": args.quick,
         },  # fmt: skip
         "memorax": f"memorax unavailable: {memorax_error}" if memorax_error else f"memorax {importlib.metadata.version('memorax')}",
-        "mismatches": MISMATCHES,
+        "mismatches": list(dict.fromkeys(m for config in configs for m in mismatches(config))) + THROUGHPUT_MISMATCHES,
         "rows": sorted(rows, key=lambda r: (order[r["env"], r["memory"]], r["num_envs"])),
         "skipped": skipped,
     }
