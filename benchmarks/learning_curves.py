@@ -162,6 +162,8 @@ PRESETS: dict[str, list[dict]] = {
              total_steps=60_000_000),
         dict(RECIPE_TMAZE, name="passive100-lstm", env="mnemax/TMaze-Passive-L100-v0", memory="lstm",
              total_steps=50_000_000),
+        dict(RECIPE_TMAZE, name="active100-lstm", env="mnemax/TMaze-Active-L100-v0", memory="lstm", num_steps=510,
+             total_steps=60_000_000),
     ],
     # Passive T-Maze: the cue must be carried over the whole corridor (Ni et al. 2023).
     "tmaze": [
