@@ -11,7 +11,7 @@ import numpy as np
 
 from mnemax.agents.distributions import PAD_LOGIT
 from mnemax.agents.encoders import dense, encoder_for
-from mnemax.envs import spaces
+from mnemax.envs.core import spaces
 from mnemax.memory_modules import MemoryModule
 
 

@@ -1,4 +1,4 @@
-"""A memory-editing policy for the context-editing tasks (:mod:`mnemax.envs.context_edit`).
+"""A memory-editing policy for the context-editing tasks (:mod:`mnemax.envs.tasks.context_edit`).
 
 In those tasks the memory *is* the observation: the rows ``0 .. C-1`` are the context slots, row ``C`` is
 the current item, and the agent's own edits decide what the slots hold next. The agent therefore needs
@@ -33,9 +33,9 @@ from mnemax.agents.actor_critic import _pad_components, action_sizes
 from mnemax.agents import distributions
 from mnemax.agents.distributions import PAD_LOGIT
 from mnemax.agents.encoders import dense
-from mnemax.envs import spaces
-from mnemax.envs.context_edit import is_query_item
-from mnemax.envs.context_edit_stream import ITEM_WIDTH, NUM_TAGS
+from mnemax.envs.core import spaces
+from mnemax.envs.tasks.context_edit import is_query_item
+from mnemax.envs.tasks.context_edit_stream import ITEM_WIDTH, NUM_TAGS
 
 
 class ContextEditor(nn.Module):
@@ -139,7 +139,7 @@ def make_context_editor(
 
 def greedy_curator(network: ContextEditor, params):
     """The greedy policy of a trained editor as a curator ``(obs, env_params) -> action`` (see
-    :mod:`mnemax.envs.context_edit_curators`), so that ``run_curator`` scores it like the scripted ones."""
+    :mod:`mnemax.envs.tasks.context_edit_curators`), so that ``run_curator`` scores it like the scripted ones."""
 
     def curator(obs: jax.Array, env_params) -> jax.Array:
         _, logits, _ = network.apply(params, (), obs[None, None], jnp.zeros((1, 1), bool))

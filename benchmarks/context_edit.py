@@ -39,7 +39,7 @@ from common import (
 )  # fmt: skip
 from mnemax import envs
 from mnemax.agents import greedy_curator
-from mnemax.envs import context_edit_curators as curators
+from mnemax.envs.tasks import context_edit_curators as curators
 from mnemax.train import PPOConfig, train
 from mnemax.train.loop import make_algorithm
 

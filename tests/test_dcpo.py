@@ -13,7 +13,7 @@ import pytest
 import tyro
 
 from mnemax.agents import distributions, greedy_curator
-from mnemax.envs import context_edit_curators as curators
+from mnemax.envs.tasks import context_edit_curators as curators
 from mnemax.train import PPOConfig, train
 from mnemax.train.dcpo import DCPO, first_episode, group_advantages, segments
 from mnemax.train.loop import make_algorithm

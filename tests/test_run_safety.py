@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 
 from mnemax import memory_modules
-from mnemax.envs.command_line import UserError
-from mnemax.envs.registration import list_main, registered_ids
-from mnemax.envs.video import write_video
+from mnemax.envs.tools.command_line import UserError
+from mnemax.envs.core.registration import registered_ids
+from mnemax.envs.tools.list_envs import main as list_main
+from mnemax.envs.tools.video import write_video
 from mnemax.train import loop, train
 from mnemax.train.checkpoint import Checkpointer
 from mnemax.train.cli import eval_main, train_main

@@ -23,10 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from mnemax.agents import distributions
-from mnemax.envs import wrappers
-from mnemax.envs.ballet import COLOURS, DANCE_LENGTH, Ballet
-from mnemax.envs.command_line import UserError, parse_dataclass, reported_errors
-from mnemax.envs.video import write_video
+from mnemax.envs.core import wrappers
+from mnemax.envs.tasks.ballet import COLOURS, DANCE_LENGTH, Ballet
+from mnemax.envs.tools.command_line import UserError, parse_dataclass, reported_errors
+from mnemax.envs.tools.video import write_video
 from mnemax.train.checkpoint import Checkpointer
 from mnemax.train.config import PPOConfig
 from mnemax.train.loop import saved_config

@@ -12,7 +12,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from mnemax.envs.command_line import UserError, parse_dataclass, reported_errors
+from mnemax.envs.tools.command_line import UserError, parse_dataclass, reported_errors
 from mnemax.train.config import PPOConfig
 
 
@@ -107,7 +107,7 @@ def _evaluate(args: EvalArgs) -> None:
     import jax
     import numpy as np
 
-    from mnemax.envs.video import write_video
+    from mnemax.envs.tools.video import write_video
     from mnemax.train.checkpoint import Checkpointer
     from mnemax.train.loop import build_trainer, saved_config
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import tyro
 
-from mnemax.envs.params import Declaration
+from mnemax.envs.core.params import Declaration
 
 
 # Step counts read naturally in scientific notation on the command line: `--total-steps 2e6`.

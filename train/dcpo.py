@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 
 from mnemax.agents import distributions
-from mnemax.envs import wrappers
+from mnemax.envs.core import wrappers
 from mnemax.train.config import PPOConfig
 from mnemax.train.ppo import PPO, RunnerState, Transition, clipped_objective, episode_metrics
 

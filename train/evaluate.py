@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from mnemax.agents import distributions
-from mnemax.envs import wrappers
+from mnemax.envs.core import wrappers
 from mnemax.train.ppo import time_major
 
 

@@ -21,8 +21,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
-from mnemax.envs.command_line import ReportedError, UserError
-from mnemax.envs.video import write_video
+from mnemax.envs.tools.command_line import ReportedError, UserError
+from mnemax.envs.tools.video import write_video
 from mnemax.train import sharding
 from mnemax.train.checkpoint import Checkpointer
 from mnemax.train.config import PPOConfig, config_differences

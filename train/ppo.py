@@ -26,7 +26,7 @@ from flax.training.train_state import TrainState
 from mnemax import envs, memory_modules
 from mnemax.agents import distributions, make_actor_critic, make_context_editor
 from mnemax.agents.actor_critic import parameter_branches
-from mnemax.envs import spaces, wrappers
+from mnemax.envs.core import spaces, wrappers
 from mnemax.train.config import PPOConfig
 
 

@@ -10,7 +10,7 @@ Actions: ``step`` and ``step_env`` pass a task only actions of its space: an act
 space's dtype (floats truncated towards zero) and clipped into the space (:meth:`spaces.Space.clip`),
 the same for every task, and an action of the wrong shape raises ``ValueError`` while tracing. Nothing
 is checked at run time, so a jitted step costs no more; wrap an environment in
-:class:`mnemax.envs.wrappers.CheckedActions` to have actions outside the space refused instead.
+:class:`mnemax.envs.core.wrappers.CheckedActions` to have actions outside the space refused instead.
 
 ``step`` auto-resets: when an episode ends, the returned ``obs``/``state`` already belong to the next
 episode and ``info["final_obs"]`` holds the last observation of the finished one. Under ``jit`` the
@@ -30,8 +30,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from mnemax.envs import spaces
-from mnemax.envs.params import check_params, param
+from mnemax.envs.core import spaces
+from mnemax.envs.core.params import check_params, param
 
 
 @struct.dataclass
@@ -96,7 +96,7 @@ class Environment(Generic[StateT, ParamsT]):
     def validate_params(self, params: ParamsT) -> None:
         """Raise ``ValueError`` for parameters the task cannot run with. Called by ``make``.
 
-        This checks every field against its declaration (:mod:`mnemax.envs.params`: kind, range, variant);
+        This checks every field against its declaration (:mod:`mnemax.envs.core.params`: kind, range, variant);
         tasks extend it with the relations between fields.
         """
         check_params(params, self.default_params, self.variant, self.name)

@@ -44,7 +44,7 @@ episode limits (320 steps at delay 16, 1024 at delay 48) leave the same 64 at ``
 elsewhere, which only matters for agents that wander.
 
 This module also holds :class:`RecallRoom`, the room, walk, answer rules and observation encoding
-that Ballet shares with :mod:`mnemax.envs.object_permanence`.
+that Ballet shares with :mod:`mnemax.envs.tasks.object_permanence`.
 """
 
 from __future__ import annotations
@@ -58,10 +58,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from mnemax.envs import rendering, spaces
-from mnemax.envs.environment import NO_TIME_LIMIT, Environment, EnvParams, EnvState
-from mnemax.envs.params import param
-from mnemax.envs.registration import register
+from mnemax.envs.core import rendering, spaces
+from mnemax.envs.core.environment import NO_TIME_LIMIT, Environment, EnvParams, EnvState
+from mnemax.envs.core.params import param
+from mnemax.envs.core.registration import register
 
 # ----------------------------------------------------------------------------------------- the room
 ROOM = 11  # cells per side, walls included
