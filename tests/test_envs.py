@@ -182,6 +182,15 @@ def test_gymnasium_seeding_is_reproducible():
     assert first == again and len({tuple(o) for o in first}) == 2
 
 
+@pytest.mark.parametrize("method", ["step_env", "reset_env"])
+def test_a_task_that_overrides_the_derived_methods_fails_when_defined(method):
+    """gymnax tasks override ``step_env`` / ``reset_env``; here that would skip the time limit and the
+    auto-reset, so the class is refused, pointing to what a mnemax task implements instead."""
+    instead = {"step_env": "transition", "reset_env": "initial_state"}[method]
+    with pytest.raises(TypeError, match=rf"overrides {method}.*implement {instead}\("):
+        type("GymnaxStyle", (mnemax.envs.Environment,), {method: lambda self, *args: None})
+
+
 def test_module_paths_from_before_the_grouping_by_role_name_the_same_modules():
     import importlib
 

@@ -19,7 +19,10 @@ final observation costs nothing unless it is used (XLA drops unused outputs). ``
 
 A task implements three pure functions: :meth:`Environment.initial_state`, :meth:`Environment.transition`
 and :meth:`Environment.observe`, plus its spaces. The base class counts time and truncates episodes at
-``params.max_steps_in_episode``, so tasks never handle time limits themselves.
+``params.max_steps_in_episode``, so tasks never handle time limits themselves. Unlike gymnax, where a task
+overrides ``reset_env`` and ``step_env``, here those are derived from the three: a task that overrode them
+would lose the time limit and the auto-reset without a word, so a subclass that does fails when it is
+defined, with a message that points to ``initial_state`` and ``transition``.
 """
 
 from __future__ import annotations
@@ -63,6 +66,21 @@ class Environment(Generic[StateT, ParamsT]):
     Every task reports ``info["success"]`` (bool; meaningful on the step that ends an episode) so that
     episode statistics, logging and tests treat all tasks alike.
     """
+
+    # What a gymnax task would override, and what a mnemax task implements instead.
+    DERIVED_METHODS = {
+        "reset_env": "initial_state(key, params) -> state (the observation comes from observe)",
+        "step_env": "transition(key, state, action, params) -> (next_state, reward, terminated, info)",
+    }
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name, instead in Environment.DERIVED_METHODS.items():
+            if name in vars(cls):
+                raise TypeError(
+                    f"{cls.__name__} overrides {name}, which mnemax derives (with the time limit and the "
+                    f"auto-reset); implement {instead} instead"
+                )
 
     # ----------------------------------------------------------------- implemented by each task
     @property
