@@ -507,6 +507,22 @@ class Ballet(RecallRoom):
     def cue_size(self) -> int:
         return NUM_DANCES
 
+    def episode_marks(self, state: BalletState, params: BalletParams):
+        """What a viewer should see marked on the time line of an episode at ``state`` (a single state,
+        not batched; read by :mod:`mnemax.train.attention_video`): ``(intervals, framed, note)``, with
+        ``intervals`` the ``(start, end, rgb)`` steps (end exclusive) in which each dancer danced, in its
+        colour, ``framed`` the index of the asked dancer once the instruction is shown (else None) and
+        ``note`` a line saying what the marks show."""
+        period = DANCE_LENGTH + int(params.dance_delay)
+        palette = list(COLOURS.values())
+        intervals = [
+            (k * period + 1, k * period + 1 + DANCE_LENGTH, palette[int(state.colour[k])])
+            for k in range(int(params.num_dancers))
+        ]
+        if int(state.time) < int(self.answer_start(params)):
+            return intervals, None, "dances playing (colours below: who danced when)"
+        return intervals, int(state.target), "instruction shown: the asked dance is framed"
+
 
 for _dancers in (2, 4, 8):
     for _delay in (16, 48):

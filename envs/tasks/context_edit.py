@@ -102,6 +102,9 @@ from mnemax.envs.core.registration import register
 
 NOOP, WRITE, DELETE, MERGE = range(4)
 OBS_WIDTH = ITEM_WIDTH + 1  # the item and its age
+# The tags of the items that ask for an answer: with the observation space, all an agent needs to know of
+# the observation format (`mnemax.agents.context_editor` reads it to silence the answer elsewhere).
+QUERY_TAGS = (QUERY, CHAIN_QUERY)
 
 # Bounds of the sizes, so that a state stays a few kilobytes and step numbers fit int32.
 MAX_SLOTS, MAX_TOKENS, MAX_STREAM = 1024, 4096, 1 << 20
@@ -208,7 +211,8 @@ def apply_edit(slots, stamps, item, t, action) -> tuple[jax.Array, jax.Array]:
 
 
 def is_query_item(item) -> jax.Array:
-    return (item[..., 0] == QUERY) | (item[..., 0] == CHAIN_QUERY)
+    """Whether an item (or observation row) ``[..., >= 1]`` asks for an answer (its tag is in ``QUERY_TAGS``)."""
+    return jnp.isin(item[..., 0], jnp.asarray(QUERY_TAGS))
 
 
 class ContextEdit(Environment[ContextEditState, ContextEditParams]):
