@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import flax.linen as nn
@@ -9,9 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mnemax import memory_modules
 from mnemax.agents.distributions import PAD_LOGIT
 from mnemax.agents.encoders import dense, encoder_for
-from mnemax.envs import spaces
+from mnemax.envs.core import spaces
 from mnemax.memory_modules import MemoryModule
 
 
@@ -110,15 +112,21 @@ def action_sizes(space: spaces.Space) -> tuple[int, ...]:
 def make_actor_critic(
     observation_space: spaces.Space,
     action_space: spaces.Space,
-    memory: MemoryModule | None,
+    *,
     hidden_size: int = 128,
+    memory: str = "gru",
+    memory_config: Mapping[str, Any] | None = None,
     separate_critic: bool = False,
     linear_heads: bool = False,
 ) -> ActorCritic:
-    """An :class:`ActorCritic` with the encoder suited to ``observation_space``."""
+    """An :class:`ActorCritic` with the encoder suited to ``observation_space`` and the memory module
+    ``memory`` (``"none"``: memoryless) of width ``hidden_size`` with the fields ``memory_config``."""
+    module = None
+    if memory != "none":
+        module = memory_modules.make(memory, **{"features": hidden_size, **(memory_config or {})})
     return ActorCritic(
         encoder=encoder_for(observation_space, hidden_size),
-        memory=memory,
+        memory=module,
         action_sizes=action_sizes(action_space),
         hidden_size=hidden_size,
         separate_critic=separate_critic,

@@ -1,4 +1,4 @@
-"""A memory-editing policy for the context-editing tasks (:mod:`mnemax.envs.context_edit`).
+"""A memory-editing policy for the context-editing tasks (:mod:`mnemax.envs.tasks.context_edit`).
 
 In those tasks the memory *is* the observation: the rows ``0 .. C-1`` are the context slots, row ``C`` is
 the current item, and the agent's own edits decide what the slots hold next. The agent therefore needs
@@ -19,10 +19,16 @@ Slots carry no position embedding, so the policy treats them as a set: permuting
 ``slot``/``source`` logits alike and changes nothing else, and the same parameters serve any
 ``context_size``. The network has the call signature of
 :class:`~mnemax.agents.actor_critic.ActorCritic` (``carry`` is always ``()``), so the trainers run it
-unchanged; select it with ``PPOConfig(agent="context_editor")``.
+unchanged; select it with ``agent="context_editor"`` (``mnemax.agents.make``, ``--agent`` on the command
+line). The sizes of the rows, the vocabulary and the tags are read off the task's spaces; the one fact of
+the observation format the spaces cannot say, which tags ask for an answer, is the task's published
+``QUERY_TAGS``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -33,9 +39,8 @@ from mnemax.agents.actor_critic import _pad_components, action_sizes
 from mnemax.agents import distributions
 from mnemax.agents.distributions import PAD_LOGIT
 from mnemax.agents.encoders import dense
-from mnemax.envs import spaces
-from mnemax.envs.context_edit import is_query_item
-from mnemax.envs.context_edit_stream import ITEM_WIDTH, NUM_TAGS
+from mnemax.envs.core import spaces
+from mnemax.envs.tasks.context_edit import QUERY_TAGS
 
 
 class ContextEditor(nn.Module):
@@ -50,6 +55,7 @@ class ContextEditor(nn.Module):
         num_keys, num_values: the task's vocabulary: tokens ``1 .. num_keys`` are keys and
             ``num_keys + 1 .. num_keys + num_values`` values (answer ``v`` is token ``num_keys + 1 + v``).
         max_age: the largest age the observation can show (the stream length); ages are scaled by it.
+        num_tags: item tags ``0 .. num_tags - 1``; query_tags: those of the items that ask for an answer.
         features: width of the row embeddings and of every layer.
         num_layers, num_heads: the self-attention stack.
     """
@@ -57,6 +63,8 @@ class ContextEditor(nn.Module):
     num_keys: int
     num_values: int
     max_age: int
+    num_tags: int
+    query_tags: tuple[int, ...]
     features: int = 64
     num_layers: int = 2
     num_heads: int = 4
@@ -68,12 +76,12 @@ class ContextEditor(nn.Module):
     @nn.compact
     def __call__(self, carry, obs, resets):
         d = self.features
-        rows = obs.astype(jnp.int32)
+        rows = obs.astype(jnp.int32)  # [..., R, tag + tokens + age]
         size = rows.shape[-2] - 1  # context slots
         tokens = nn.Embed(self.num_keys + self.num_values + 1, d, name="tokens")
-        tags = nn.Embed(NUM_TAGS, d, name="tags")(rows[..., 0])
-        toks = tokens(rows[..., 1:ITEM_WIDTH])  # [..., R, 3, d]
-        age = rows[..., ITEM_WIDTH].astype(jnp.float32)
+        tags = nn.Embed(self.num_tags, d, name="tags")(rows[..., 0])
+        toks = tokens(rows[..., 1:-1])  # [..., R, 3, d]
+        age = rows[..., -1].astype(jnp.float32)
         age_features = jnp.stack([jnp.log1p(age) / np.log1p(self.max_age), age / self.max_age], axis=-1)
         x = jnp.concatenate([tags, toks.reshape(toks.shape[:-2] + (-1,)), age_features], axis=-1)
         x = dense(d)(x)
@@ -97,7 +105,7 @@ class ContextEditor(nn.Module):
         answer = query @ values.T
         # The answer is read only at queries: elsewhere all mass goes to answer 0, so those steps add
         # neither gradient noise nor entropy to a component that has no effect.
-        asked = is_query_item(rows[..., size, :ITEM_WIDTH])[..., None]
+        asked = jnp.isin(rows[..., size, 0], jnp.asarray(self.query_tags))[..., None]
         answer = jnp.where(asked, answer, jnp.where(jnp.arange(self.num_values) == 0, 0.0, PAD_LOGIT))
         logits = jnp.concatenate([op, slot, source, answer], axis=-1)
         value = dense(1, scale=1.0)(nn.relu(dense(d)(summary)))[..., 0]
@@ -113,25 +121,34 @@ def _pointer(rows: jax.Array, item: jax.Array, features: int, name: str) -> jax.
 
 
 def make_context_editor(
-    observation_space: spaces.Space, action_space: spaces.Space, hidden_size: int = 64, **fields
+    observation_space: spaces.Space,
+    action_space: spaces.Space,
+    *,
+    hidden_size: int = 64,
+    memory: str = "none",
+    memory_config: Mapping[str, Any] | None = None,
+    num_layers: int = 2,
+    num_heads: int = 4,
 ) -> ContextEditor:
-    """A :class:`ContextEditor` for a context-editing task's spaces; ``fields`` override its attributes
-    (``num_layers``, ``num_heads``). Raises ``ValueError`` for the spaces of any other task."""
+    """A :class:`ContextEditor` of width ``hidden_size`` for a context-editing task's spaces. ``memory`` and
+    ``memory_config`` are ignored: the context is the editor's memory. Raises ``ValueError`` for the spaces
+    of any other task."""
     sizes = action_sizes(action_space)
     shape = getattr(observation_space, "shape", ())
-    if len(shape) != 2 or shape[1] != ITEM_WIDTH + 1 or len(sizes) != 4 or sizes[:3] != (4, shape[0] - 1, shape[0]):
+    if len(shape) != 2 or shape[1] != 5 or len(sizes) != 4 or sizes[:3] != (4, shape[0] - 1, shape[0]):
         raise ValueError(
             "the context editor needs a context-editing task (observation [C + 1, 5], action "
             f"MultiDiscrete [4, C, C + 1, V]); got observation {shape} and action sizes {sizes}"
         )
-    unknown = set(fields) - {"num_layers", "num_heads"}
-    if unknown:
-        raise ValueError(f"unknown context editor field(s) {sorted(unknown)}; known: num_layers, num_heads")
-    high = np.asarray(observation_space.high)
+    high = np.asarray(observation_space.high)  # rows [tag, tok1, tok2, tok3, age]
     num_values = sizes[3]
-    num_keys = int(high[..., 1:ITEM_WIDTH].max()) - num_values
-    max_age = max(1, int(high[..., ITEM_WIDTH].max()))
-    editor = ContextEditor(num_keys=num_keys, num_values=num_values, max_age=max_age, features=hidden_size, **fields)
+    num_keys = int(high[..., 1:-1].max()) - num_values
+    max_age = max(1, int(high[..., -1].max()))
+    num_tags = int(high[..., 0].max()) + 1
+    editor = ContextEditor(
+        num_keys=num_keys, num_values=num_values, max_age=max_age, num_tags=num_tags, query_tags=QUERY_TAGS,
+        features=hidden_size, num_layers=num_layers, num_heads=num_heads,
+    )  # fmt: skip
     if editor.features % editor.num_heads:
         raise ValueError(f"hidden_size ({hidden_size}) must be divisible by num_heads ({editor.num_heads})")
     return editor
@@ -139,7 +156,7 @@ def make_context_editor(
 
 def greedy_curator(network: ContextEditor, params):
     """The greedy policy of a trained editor as a curator ``(obs, env_params) -> action`` (see
-    :mod:`mnemax.envs.context_edit_curators`), so that ``run_curator`` scores it like the scripted ones."""
+    :mod:`mnemax.envs.tasks.context_edit_curators`), so that ``run_curator`` scores it like the scripted ones."""
 
     def curator(obs: jax.Array, env_params) -> jax.Array:
         _, logits, _ = network.apply(params, (), obs[None, None], jnp.zeros((1, 1), bool))

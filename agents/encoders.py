@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mnemax.envs import spaces
+from mnemax.envs.core import spaces
 
 
 def dense(features: int, scale: float = np.sqrt(2), name: str | None = None) -> nn.Dense:

@@ -39,9 +39,8 @@ from common import (
 )  # fmt: skip
 from mnemax import envs
 from mnemax.agents import greedy_curator
-from mnemax.envs import context_edit_curators as curators
-from mnemax.train import PPOConfig, train
-from mnemax.train.loop import make_algorithm
+from mnemax.envs.tasks import context_edit_curators as curators
+from mnemax.train import algorithms, train
 
 ENV = "mnemax/ContextEdit-KVUpdate-v0"
 EVAL_EPISODES = 512
@@ -90,7 +89,8 @@ SCALES = {
         seeds=1,
     ),
 }
-SHARED_TRAIN = dict(ent_coef=0.01, anneal_lr=False, group_size=8, gamma=0.99, gae_lambda=0.95)
+SHARED_TRAIN = dict(ent_coef=0.01, anneal_lr=False)
+ALGO_TRAIN = {"dcpo": dict(group_size=8), "ppo": dict(gamma=0.99, gae_lambda=0.95)}
 ALGOS = ("dcpo", "ppo")
 HEURISTICS = ("keep-latest-k", "keep-all", "perfect")
 
@@ -121,9 +121,9 @@ def heuristic_rows(env_params: dict, key: jax.Array) -> list[dict]:
 
 def train_one(scale: dict, algo: str, env_params: dict, run_dir: str, key: jax.Array) -> dict:
     stream = env_params["stream_length"]
-    spec = dict(scale["train"], **SHARED_TRAIN)
-    config = PPOConfig(
-        env=ENV, env_params=env_params, agent="context_editor", algo=algo, num_steps=stream,
+    spec = dict(scale["train"], **SHARED_TRAIN, **ALGO_TRAIN[algo])
+    config = algorithms.config_class(algo)(
+        env=ENV, env_params=env_params, agent="context_editor", num_steps=stream,
         total_steps=scale["updates"] * spec["num_envs"] * stream, num_seeds=scale["seeds"], num_logs=5,
         run_name=f"{algo}-L{stream}-C{env_params['context_size']}", run_dir=run_dir, video=False, progress=False,
         eval_episodes=16, **spec,
@@ -131,7 +131,7 @@ def train_one(scale: dict, algo: str, env_params: dict, run_dir: str, key: jax.A
     start = time.perf_counter()
     result = train(config)
     seconds = time.perf_counter() - start
-    algorithm = make_algorithm(config)
+    algorithm = algorithms.make(config)
     score = lambda params: curators.run_curator(  # noqa: E731
         algorithm.env, algorithm.env_params, greedy_curator(algorithm.network, params), key, EVAL_EPISODES
     )
@@ -204,7 +204,7 @@ def markdown(report: dict) -> str:
         f"{list(scale['budgets'])}, streams "
         f"{list(scale['streams'])}.\n\nTraining (DCPO and PPO alike): the context editor, {scale['updates']} updates "
         f"of {scale['train']['num_envs']} episodes each, {scale['seeds']} seeds, {scale['train']} and "
-        f"{SHARED_TRAIN} (group_size for DCPO, gamma/gae_lambda for PPO).\n\n"
+        f"{SHARED_TRAIN}, and {ALGO_TRAIN['dcpo']} for DCPO, {ALGO_TRAIN['ppo']} for PPO.\n\n"
         f"Scoring: {EVAL_EPISODES} greedy episodes per seed on the same streams for every method; accuracy is "
         "right answers / queries, chance is 1 / num_values; mean occupied slots per step; return = right answers "
         "- slot cost x occupied slots. keep-latest-k keeps the last C items; keep-all keeps every item in L "

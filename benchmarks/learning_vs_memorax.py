@@ -12,7 +12,7 @@ Runs per task (``--rows``), each training ``--seeds`` seeds for the same number 
   at mnemax's default).
 * ``memorax``: ``memorax.algorithms.PPO`` built from that same ``PPOConfig`` (``memorax_setup.memorax_ppo``:
   separate actor and critic networks, each with the optimizer mnemax would use) on the same task through
-  ``mnemax.envs.gymnax_adapter.GymnaxAdapter``, the seeds vmapped as mnemax's are.
+  ``mnemax.envs.interop.gymnax_adapter.GymnaxAdapter``, the seeds vmapped as mnemax's are.
 * ``mnemax-recipe``: mnemax's own recipe for the task family, ``PPOConfig.from_preset(preset, ...)``
   (``mnemax.train.presets``: ``tmaze`` for T-Maze, ``diagnostics`` for the POPGym-style tasks), with the
   shared memory, width, budget and seeds; tasks without a preset (Memory Gym) have no such row.
@@ -62,7 +62,7 @@ from common import RESULTS, default_label, finish_fraction_panel, markdown_table
 from common import write_report
 from memorax_setup import import_memorax, memorax_ppo, mismatches, package_versions
 from mnemax import envs
-from mnemax.envs.environment import NO_TIME_LIMIT
+from mnemax.envs import NO_TIME_LIMIT
 from mnemax.train import PPOConfig
 from mnemax.train.loop import Trainer
 

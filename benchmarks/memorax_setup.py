@@ -30,8 +30,8 @@ import jax.numpy as jnp
 import optax
 
 from mnemax import envs, memory_modules
-from mnemax.envs.gymnax_adapter import GymnaxAdapter
-from mnemax.envs.wrappers import EpisodeStatistics, Wrapper
+from mnemax.envs.interop.gymnax_adapter import GymnaxAdapter
+from mnemax.envs.core.wrappers import EpisodeStatistics, Wrapper
 from mnemax.train import PPOConfig
 
 MEMORAX_VERSION = "1.0.1"

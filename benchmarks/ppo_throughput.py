@@ -11,7 +11,7 @@ widths, in one process, on the first device:
   ``--updates`` PPO updates in one jitted call).
 * memorax 1.0.1: ``memorax.algorithms.PPO`` as its README uses it, ``agent.init(key)`` and
   ``agent.train(key, state, num_steps)`` (one jitted ``lax.scan`` over whole PPO updates), on the mnemax
-  environment wrapped in ``mnemax.envs.gymnax_adapter.GymnaxAdapter`` (memorax needs gymnax 0.0.x's
+  environment wrapped in ``mnemax.envs.interop.gymnax_adapter.GymnaxAdapter`` (memorax needs gymnax 0.0.x's
   five-tuple ``step``).
 
 Each library's first call (tracing, compilation and one run) is timed on its own; then the median of

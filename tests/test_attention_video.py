@@ -7,7 +7,7 @@ import pytest
 import tyro
 
 from mnemax import memory_modules
-from mnemax.envs.command_line import UserError
+from mnemax.envs.tools.command_line import UserError
 from mnemax.train import PPO, PPOConfig, train
 from mnemax.train.attention_video import AttentionVideoArgs, attention_video, chunk_starts, hcam_layers
 

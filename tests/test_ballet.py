@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import mnemax.envs
-from mnemax.envs import ballet
-from mnemax.envs.ballet import DANCE_LENGTH, DANCE_OFFSETS, LAMP_CELLS, MOVES, NUM_COLOURS, SPOTS
+from mnemax.envs.tasks import ballet
+from mnemax.envs.tasks.ballet import DANCE_LENGTH, DANCE_OFFSETS, LAMP_CELLS, MOVES, NUM_COLOURS, SPOTS
 from memory_probe import mean_success, rollout
 
 # ----------------------------------------------------------------------------------------- helpers

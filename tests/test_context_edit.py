@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 import mnemax.envs
-from mnemax.envs import context_edit as ce
-from mnemax.envs import context_edit_curators as curators
-from mnemax.envs.context_edit import DELETE, MERGE, NOOP, WRITE
-from mnemax.envs.context_edit_stream import CHAIN_QUERY, COMPOUND, DISTRACTOR, FACT, QUERY, UPDATE
+from mnemax.envs.tasks import context_edit as ce
+from mnemax.envs.tasks import context_edit_curators as curators
+from mnemax.envs.tasks.context_edit import DELETE, MERGE, NOOP, WRITE
+from mnemax.envs.tasks.context_edit_stream import CHAIN_QUERY, COMPOUND, DISTRACTOR, FACT, QUERY, UPDATE
 
 IDS = ["ContextEdit-KVUpdate-v0", "ContextEdit-MultiHop-v0", "ContextEdit-Distractor-v0"]
 K = 16  # num_keys of the KVUpdate variant: key index k is token 1 + k, value index v token 1 + K + v

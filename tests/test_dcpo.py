@@ -10,13 +10,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-import tyro
 
 from mnemax.agents import distributions, greedy_curator
-from mnemax.envs import context_edit_curators as curators
-from mnemax.train import PPOConfig, train
+from mnemax.envs.tasks import context_edit_curators as curators
+from mnemax.train import DCPOConfig, PPOConfig, TrainConfig, algorithms, train
+from mnemax.train.cli import parse_train_args
 from mnemax.train.dcpo import DCPO, first_episode, group_advantages, segments
-from mnemax.train.loop import make_algorithm
 
 ENV = "mnemax/ContextEdit-KVUpdate-v0"
 # A reduced key-value task: two slots, one fact open at a time, queried 2-4 steps after it arrives, so
@@ -28,14 +27,14 @@ SMALL = dict(context_size=4, num_keys=4, num_values=4, max_open=2, stream_length
              max_query_delay=6)  # fmt: skip
 
 
-def config(tmp_path, **overrides) -> PPOConfig:
+def config(tmp_path, **overrides) -> DCPOConfig:
     base = dict(
-        env=ENV, env_params=SMALL, agent="context_editor", algo="dcpo", num_envs=16, group_size=4,
+        env=ENV, env_params=SMALL, agent="context_editor", num_envs=16, group_size=4,
         num_steps=16, num_minibatches=2, update_epochs=2, hidden_size=16, total_steps=16 * 16 * 2, num_logs=2,
         progress=False, video=False, eval_episodes=8, run_dir=str(tmp_path / "runs"),
         video_dir=str(tmp_path / "videos"),
     )  # fmt: skip
-    return PPOConfig(**{**base, **overrides})
+    return DCPOConfig(**{**base, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +88,8 @@ def test_groups_replay_one_task_instance_and_advantages_are_zero_mean_per_group(
     r = np.asarray(returns).reshape(-1, g)
     assert (np.sign(per_group) == np.sign(r - r.mean(axis=1, keepdims=True))).all()
     # segments come from the task's info["edited"]
-    np.testing.assert_array_equal(np.diff(np.asarray(seg.segment), axis=0), np.asarray(flat.edited[:-1]).astype(int))
+    edited = np.asarray(flat.extras["edited"][:-1])
+    np.testing.assert_array_equal(np.diff(np.asarray(seg.segment), axis=0), edited.astype(int))
 
 
 def test_group_advantages_normalise_each_group():
@@ -102,8 +102,10 @@ def test_group_advantages_normalise_each_group():
 # ------------------------------------------------------------------------------- the loss
 def test_surrogate_with_one_segment_is_ppos(rollout, tmp_path):
     dcpo, runner, carries, transitions, _ = rollout
-    ppo = make_algorithm(dataclasses.replace(dcpo.config, algo="ppo"))
-    t = transitions._replace(edited=jnp.zeros_like(transitions.edited))  # no edit: one segment per episode
+    shared = {field.name: getattr(dcpo.config, field.name) for field in dataclasses.fields(TrainConfig)}
+    ppo = algorithms.make(PPOConfig(**shared))
+    no_edits = {"edited": jnp.zeros_like(transitions.extras["edited"])}
+    t = transitions._replace(extras=no_edits)  # no edit: one segment per episode
     flat = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:]), t)
     seg, _, _ = dcpo.prepare(flat)
     adv = jax.random.normal(jax.random.PRNGKey(1), flat.reward.shape)
@@ -114,9 +116,9 @@ def test_surrogate_with_one_segment_is_ppos(rollout, tmp_path):
     params = treedef.unflatten([p + 0.5 * jax.random.normal(k, p.shape) for p, k in zip(leaves, keys)])
     weight = seg.weight.reshape(t.reward.shape)
     window = lambda tree: jax.tree_util.tree_map(lambda x: x[0], tree)  # noqa: E731  (a single window)
-    batch = (window(carries), window(t), window(adv), window(weight))
+    batch = (window(carries), window(t), (window(adv), window(weight)))
     _, dcpo_stats = jax.jit(dcpo.loss)(params, batch)
-    _, ppo_stats = jax.jit(ppo.loss)(params, batch[:3] + (jnp.zeros_like(batch[2]),))
+    _, ppo_stats = jax.jit(ppo.loss)(params, batch[:2] + ((window(adv), jnp.zeros_like(window(adv))),))
     assert float(dcpo_stats["clip_fraction"]) > 0
     np.testing.assert_allclose(dcpo_stats["policy_loss"], ppo_stats["policy_loss"], rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(dcpo_stats["entropy"], ppo_stats["entropy"], rtol=1e-5)
@@ -136,7 +138,7 @@ def test_gradients_reach_every_head(rollout):
     seg, _, adv = dcpo.prepare(flat)
     first = lambda tree: jax.tree_util.tree_map(lambda x: x[0], tree)  # noqa: E731  (a single window)
     window = lambda x: x.reshape(transitions.reward.shape)[0]  # noqa: E731
-    batch = (first(carries), first(transitions), window(adv), window(seg.weight))
+    batch = (first(carries), first(transitions), (window(adv), window(seg.weight)))
     grads, _ = jax.jit(jax.grad(dcpo.loss, has_aux=True))(runner.train_state.params, batch)
     leaves = jax.tree_util.tree_leaves_with_path(grads)
     assert all(bool(jnp.isfinite(g).all()) for _, g in leaves)
@@ -170,11 +172,10 @@ def test_context_editor_treats_slots_as_a_set(rollout):
     [
         (dict(group_size=3), "multiple of group_size"),
         (dict(group_size=1), "group_size must be >= 2"),
-        (dict(algo="grpo"), "algo must be one of"),
         (dict(agent="editor"), "agent must be one of"),
         (dict(env="mnemax/TMaze-Passive-v0", env_params={}), "needs a context-editing task"),
         (dict(agent_config={"depth": 2}), "unknown context editor field"),
-        (dict(agent="actor_critic", agent_config={"num_layers": 2}), "agent_config sets fields of the context editor"),
+        (dict(agent="actor_critic", agent_config={"num_layers": 2}), "unknown actor critic field"),
     ],
 )
 def test_bad_configs_fail_before_compiling(tmp_path, overrides, message):
@@ -183,13 +184,16 @@ def test_bad_configs_fail_before_compiling(tmp_path, overrides, message):
 
 
 # ------------------------------------------------------------------------------- the trainer
-def test_cli_flags_select_the_agent_and_the_algorithm():
-    args = ["--env", ENV, "--agent", "context_editor", "--agent-config", "num_layers", "3", "--algo", "dcpo",
-            "--group-size", "4"]  # fmt: skip
-    cfg = tyro.cli(PPOConfig, args=args)
+def test_cli_flags_select_the_agent_and_the_algorithm(capsys):
+    args = ["dcpo", "--env", ENV, "--agent", "context_editor", "--agent-config", "num_layers", "3", "--group-size", "4"]
+    cfg = parse_train_args(args)
     assert (cfg.agent, cfg.agent_config, cfg.algo, cfg.group_size) == ("context_editor", {"num_layers": 3}, "dcpo", 4)
     assert cfg.name == "ContextEdit-KVUpdate-v0-context_editor-dcpo-s0"
     assert PPOConfig().name == "TMaze-Passive-v0-gru-s0"  # unchanged for PPO runs
+    assert parse_train_args(["ppo", "--env", ENV]) == parse_train_args(["--env", ENV]) == PPOConfig(env=ENV)
+    with pytest.raises(SystemExit) as exit:  # an unknown algorithm is refused before anything compiles
+        parse_train_args(["grpo", "--env", ENV])
+    assert exit.value.code == 2 and "unknown algorithm 'grpo'" in capsys.readouterr().err
 
 
 def test_dcpo_learns_a_small_key_value_task_and_writes_the_run(tmp_path):
@@ -210,7 +214,7 @@ def test_dcpo_learns_a_small_key_value_task_and_writes_the_run(tmp_path):
     assert list((result.run_dir / "checkpoints").iterdir())
     assert result.video is not None and result.video.stat().st_size > 0
 
-    algo = make_algorithm(cfg)
+    algo = algorithms.make(cfg)
     params = jax.tree_util.tree_map(lambda x: x[0], result.runner.train_state.params)
     key = jax.random.PRNGKey(123)
     learned = curators.run_curator(algo.env, algo.env_params, greedy_curator(algo.network, params), key, 256)

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 import mnemax.envs
-from mnemax.envs import cards
-from mnemax.envs.diagnostics import PROBE, SAMPLE
+from mnemax.envs.tasks import cards
+from mnemax.envs.tasks.diagnostics import PROBE, SAMPLE
 from memory_probe import best_memoryless
 
 TASKS = ("RepeatFirst", "RepeatPrevious", "CountRecall", "Autoencode", "NParity", "DelayedMatch")

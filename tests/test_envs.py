@@ -12,7 +12,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import mnemax.envs
-from mnemax.envs import wrappers
+from mnemax.envs.core import wrappers
 
 IDS = mnemax.envs.registered_ids()
 NUM_ENVS, NUM_STEPS = 16, 96
@@ -180,3 +180,28 @@ def test_gymnasium_seeding_is_reproducible():
     first = [env.reset(seed=s)[0].tolist() for s in range(20)]
     again = [env.reset(seed=s)[0].tolist() for s in range(20)]
     assert first == again and len({tuple(o) for o in first}) == 2
+
+
+@pytest.mark.parametrize("method", ["step_env", "reset_env"])
+def test_a_task_that_overrides_the_derived_methods_fails_when_defined(method):
+    """gymnax tasks override ``step_env`` / ``reset_env``; here that would skip the time limit and the
+    auto-reset, so the class is refused, pointing to what a mnemax task implements instead."""
+    instead = {"step_env": "transition", "reset_env": "initial_state"}[method]
+    with pytest.raises(TypeError, match=rf"overrides {method}.*implement {instead}\("):
+        type("GymnaxStyle", (mnemax.envs.Environment,), {method: lambda self, *args: None})
+
+
+def test_module_paths_from_before_the_grouping_by_role_name_the_same_modules():
+    import importlib
+
+    for former, current in mnemax.envs.FORMER_PATHS.items():
+        module = importlib.import_module(f"mnemax.envs.{former}")
+        assert module is importlib.import_module(f"mnemax.envs.{current}"), former
+    from mnemax.envs.gymnax_adapter import GymnaxAdapter
+    from mnemax.envs.interop.gymnax_adapter import GymnaxAdapter as Current
+    from mnemax.envs.tmaze import TMaze
+
+    assert GymnaxAdapter is Current and mnemax.envs.tmaze.TMaze is TMaze
+    for tool in ("play", "render_rollouts"):  # `python -m mnemax.envs.<tool>` still runs the tool
+        out = subprocess.run([sys.executable, "-m", f"mnemax.envs.{tool}", "--help"], capture_output=True, text=True)
+        assert out.returncode == 0 and "usage:" in out.stdout and not out.stderr, out.stderr

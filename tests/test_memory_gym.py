@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import mnemax.envs
-from mnemax.envs.memory_gym import common, mortar_mayhem, mystery_path
+from mnemax.envs.tasks.memory_gym import common, mortar_mayhem, mystery_path
 
 BODY = np.round(np.array(common.AGENT_BODY) * 255).astype(np.uint8)
 

@@ -16,7 +16,7 @@ import pytest
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 memory_gym = pytest.importorskip("memory_gym", reason="memory-gym (pygame) is not installed")
 
-from mnemax.envs.memory_gym import mortar_mayhem, mystery_path, searing_spotlights  # noqa: E402
+from mnemax.envs.tasks.memory_gym import mortar_mayhem, mystery_path, searing_spotlights  # noqa: E402
 
 
 @pytest.mark.parametrize("movement", ["grid", "free"])

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import mnemax.envs
-from mnemax.envs import object_permanence as op
-from mnemax.envs.ballet import AGENT_START, NUM_COLOURS, NUM_SHAPES, SPOTS
+from mnemax.envs.tasks import object_permanence as op
+from mnemax.envs.tasks.ballet import AGENT_START, NUM_COLOURS, NUM_SHAPES, SPOTS
 from test_ballet import (
     answer_phase_is_blind,
     assert_always_succeeds,

@@ -11,9 +11,9 @@ from flax import struct
 from jax.experimental import checkify
 
 import mnemax.envs
-from mnemax.envs import spaces, wrappers
-from mnemax.envs.environment import Environment, EnvParams
-from mnemax.envs.params import check_params, declaration, describe_params, param
+from mnemax.envs.core import spaces, wrappers
+from mnemax.envs.core.environment import Environment, EnvParams
+from mnemax.envs.core.params import check_params, declaration, describe_params, param
 
 IDS = mnemax.envs.registered_ids()
 

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mnemax.envs import play
+from mnemax.envs.tools import play
 
 
 @pytest.mark.parametrize("env_id", ["mnemax/MortarMayhem-Grid-v0", "mnemax/SearingSpotlights-v0"])

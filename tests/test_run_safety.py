@@ -18,13 +18,15 @@ import numpy as np
 import pytest
 
 from mnemax import memory_modules
-from mnemax.envs.command_line import UserError
-from mnemax.envs.registration import list_main, registered_ids
-from mnemax.envs.video import write_video
+from mnemax.envs.tools.command_line import UserError
+from mnemax.envs.core.registration import registered_ids
+from mnemax.envs.tools.list_envs import main as list_main
+from mnemax.envs.tools.video import write_video
 from mnemax.train import loop, train
 from mnemax.train.checkpoint import Checkpointer
 from mnemax.train.cli import eval_main, train_main
-from mnemax.train.config import FLOAT_OPTIONS, PPOConfig
+from mnemax.train import PPOConfig
+from mnemax.train.config import float_options
 from mnemax.train.run_dir import RunDirectory
 from test_train import TINY, tiny
 
@@ -188,7 +190,7 @@ def test_eval_user_errors_are_one_line(tmp_path, capsys, args, message):
 
 def test_every_float_option_is_checked_for_finiteness_and_range():
     floats = [f.name for f in dataclasses.fields(PPOConfig) if f.type in (float, "float")]
-    assert sorted(floats) == sorted(FLOAT_OPTIONS)
+    assert sorted(floats) == sorted(float_options(PPOConfig))
     out_of_range = {"learning_rate": [0.0, 2.0], "gamma": [1.5, -0.1], "gae_lambda": [1.01], "clip_eps": [0.0],
                     "ent_coef": [-0.1], "barrier_coef": [-0.1], "vf_coef": [-1.0], "max_grad_norm": [0.0], "checkpoint_minutes": [-1.0]}  # fmt: skip
     for name in floats:

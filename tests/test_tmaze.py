@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import mnemax.envs
-from mnemax.envs.tmaze import DOWN, LEFT, RIGHT, UP
+from mnemax.envs.tasks.tmaze import DOWN, LEFT, RIGHT, UP
 from memory_probe import best_memoryless, mean_success
 
 

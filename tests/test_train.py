@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from mnemax import memory_modules
-from mnemax.train import PPO, PPOConfig, train
+from mnemax.train import PPO, DCPOConfig, PPOConfig, algorithms, train
+from mnemax.train.config import config_differences, option_spec
 from mnemax.train.cli import eval_main, train_main
 
 TINY = dict(
@@ -45,14 +46,14 @@ def test_minibatches_partition_the_sequences_and_keep_carries_aligned(tmp_path):
     c, l, n = 2, 4, 8
     ids = jnp.arange(n)[None, None, :] * 100 + jnp.arange(c)[:, None, None] * 10 + jnp.arange(l)[None, :, None]
     carries = ids[:, 0, :].astype(jnp.float32)  # the id of the window's first step
-    _, windows, adv, _ = ppo.minibatches(jax.random.PRNGKey(0), carries, ids, ids, ids)
+    _, windows, (adv, _) = ppo.minibatches(jax.random.PRNGKey(0), carries, ids, (ids, ids))
     assert windows.shape == (4, l, (n // 4) * c) and carries.shape == (c, n)
-    starts, _, _, _ = ppo.minibatches(jax.random.PRNGKey(0), carries, ids, ids, ids)
+    starts, _, _ = ppo.minibatches(jax.random.PRNGKey(0), carries, ids, (ids, ids))
     np.testing.assert_array_equal(starts, windows[:, 0])  # every sequence starts from its own carry
     np.testing.assert_array_equal(windows[:, 1:] - windows[:, :-1], 1)  # steps stay in order
     seen = sorted(np.asarray(windows[:, 0]).ravel().tolist())
     assert seen == sorted(np.asarray(ids[:, 0]).ravel().tolist())  # each (env, window) exactly once
-    other, _, _, _ = ppo.minibatches(jax.random.PRNGKey(1), carries, ids, ids, ids)
+    other, _, _ = ppo.minibatches(jax.random.PRNGKey(1), carries, ids, (ids, ids))
     assert not np.array_equal(other, starts)
 
 
@@ -110,6 +111,26 @@ def test_resume_refuses_another_config(tmp_path):
         train(dataclasses.replace(config, resume=True, learning_rate=1e-3))
     with pytest.raises(ValueError, match="no checkpoint"):
         train(dataclasses.replace(config, resume=True, run_name="never-trained"))
+
+
+def test_resumable_fields_are_declared_and_earlier_config_files_load():
+    resumable = {field.name for field in dataclasses.fields(PPOConfig) if option_spec(field).resumable}
+    assert resumable == {
+        "resume", "overwrite", "debug", "distributed", "progress", "video", "video_dir", "video_steps",
+        "eval_episodes", "checkpoint_every", "checkpoint_minutes", "run_dir",
+    }  # fmt: skip
+    saved = PPOConfig(memory="lstm")
+    assert config_differences(saved, dataclasses.replace(saved, video_dir="v", run_dir="r", resume=True)) == {}
+    assert config_differences(saved, dataclasses.replace(saved, seed=1)) == {"seed": (0, 1)}
+    assert config_differences(saved, DCPOConfig(memory="lstm")) == {"algo": ("ppo", "dcpo")}
+    # config.json as runs wrote it when one configuration held the fields of both algorithms
+    earlier = {**dataclasses.asdict(saved), "algo": "ppo", "group_size": 8}
+    assert algorithms.config_from_json(json.dumps(earlier)) == saved
+    earlier_dcpo = {**earlier, "algo": "dcpo", "agent": "context_editor", "group_size": 4}
+    assert algorithms.config_from_json(json.dumps(earlier_dcpo)) == DCPOConfig(
+        memory="lstm", agent="context_editor", group_size=4
+    )
+    assert algorithms.config_from_json(saved.to_json()) == saved
 
 
 def test_seeds_are_independent_and_reproducible(tmp_path):

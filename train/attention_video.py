@@ -6,9 +6,10 @@ Loads the last checkpoint of a run whose memory is ``hcam``, plays ``--steps`` g
 back to back) and writes ``<out>/<name>-attention.mp4``. Each frame is the environment's picture with a
 panel beside it: for the current step, the weight that the chosen HCAM layer (averaged over its heads)
 puts on each memory chunk, drawn as a bar over the episode steps the chunk covers, so the bar's position
-is the step at which the chunk began. On Ballet a strip under the bars shows when each dancer danced, in
-its colour, and once the instruction is shown the asked dancer's dance is framed: a viewer sees whether
-the agent looks back at the dance it is asked about.
+is the step at which the chunk began. Under the bars, a strip shows the intervals an environment asks to
+mark (its ``episode_marks`` method): on Ballet when each dancer danced, in its colour, and once the
+instruction is shown the asked dancer's dance is framed, so a viewer sees whether the agent looks back at
+the dance it is asked about.
 """
 
 from __future__ import annotations
@@ -23,14 +24,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from mnemax.agents import distributions
-from mnemax.envs import wrappers
-from mnemax.envs.ballet import COLOURS, DANCE_LENGTH, Ballet
-from mnemax.envs.command_line import UserError, parse_dataclass, reported_errors
-from mnemax.envs.video import write_video
+from mnemax.envs.core import wrappers
+from mnemax.envs.tools.command_line import UserError, parse_dataclass, reported_errors
+from mnemax.envs.tools.video import write_video
 from mnemax.train.checkpoint import Checkpointer
-from mnemax.train.config import PPOConfig
+from mnemax.train import algorithms
+from mnemax.train.config import TrainConfig
 from mnemax.train.loop import saved_config
-from mnemax.train.ppo import PPO, time_major
+from mnemax.train.on_policy import OnPolicy, time_major
 
 BACKGROUND, GRID, TEXT_RGB, NOW_RGB = (16, 16, 24), (60, 60, 72), (220, 220, 220), (255, 255, 255)
 MEMORY_RGB, BAR_RGB = (38, 38, 52), (90, 200, 255)  # a chunk in memory, and its weight
@@ -77,61 +78,61 @@ class AttentionTrace(NamedTuple):
     states: Any
 
 
-def load_run(run_dir: str | Path) -> tuple[PPOConfig, PPO, Any]:
-    """``(config, ppo, params)`` of the last checkpoint of a run; params carry the seed axis first.
+def load_run(run_dir: str | Path) -> tuple[TrainConfig, OnPolicy, Any]:
+    """``(config, algorithm, params)`` of the last checkpoint of a run; params carry the seed axis first.
 
     The checkpoint is restored onto one device against the shapes of a fresh training state, which is
     never computed (no training function is compiled)."""
     run_dir = Path(run_dir)
     config = saved_config(run_dir)
-    ppo = PPO(config)
+    algorithm = algorithms.make(config)
     keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(config.seed, config.seed + config.num_seeds))
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    shapes = jax.eval_shape(lambda: jax.lax.map(ppo.init, keys))
+    shapes = jax.eval_shape(lambda: jax.lax.map(algorithm.init, keys))
     target = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), shapes)
     checkpointer = Checkpointer(run_dir / "checkpoints")
     try:
         _, runner = checkpointer.restore_latest(target, set_aside=False)
     finally:
         checkpointer.close()
-    return config, ppo, runner.train_state.params
+    return config, algorithm, runner.train_state.params
 
 
-def hcam_layers(ppo: PPO) -> int:
+def hcam_layers(algorithm: OnPolicy) -> int:
     """The number of HCAM layers of the agent; raises ``UserError`` for other memories."""
-    if ppo.config.memory != "hcam":
-        raise UserError(f"attention videos need an HCAM agent; this run's memory is {ppo.config.memory!r}")
-    return ppo.network.memory.num_layers
+    if algorithm.config.memory != "hcam":
+        raise UserError(f"attention videos need an HCAM agent; this run's memory is {algorithm.config.memory!r}")
+    return algorithm.network.memory.num_layers
 
 
-def attention_rollout(ppo: PPO, params, key: jax.Array, num_steps: int, layer: int = -1) -> AttentionTrace:
+def attention_rollout(algorithm: OnPolicy, params, key: jax.Array, num_steps: int, layer: int = -1) -> AttentionTrace:
     """Play ``num_steps`` greedy steps with one seed's ``params`` and record the chunk weights of ``layer``."""
-    layers = hcam_layers(ppo)
+    layers = hcam_layers(algorithm)
     if not -layers <= layer < layers:
         raise UserError(f"the agent has {layers} HCAM layers; --layer must be in {-layers}..{layers - 1}, got {layer}")
     name = f"block_{layer % layers}"
-    env = wrappers.Vmap(ppo.env, 1)
+    env = wrappers.Vmap(algorithm.env, 1)
 
     @jax.jit
     def run(params, key):
         key, reset_key = jax.random.split(key)
-        obs, env_state = env.reset(reset_key, ppo.env_params)
+        obs, env_state = env.reset(reset_key, algorithm.env_params)
 
         def step(s, key):
             obs, env_state, carry, reset, t = s
             t = jnp.where(reset[0], 0, t + 1)
-            frame = env.render(env_state, ppo.env_params)[0]
-            (next_carry, logits, _), sown = ppo.network.apply(
+            frame = env.render(env_state, algorithm.env_params)[0]
+            (next_carry, logits, _), sown = algorithm.network.apply(
                 params, carry, time_major(obs), reset[None], mutable=["intermediates"]
             )
             (weights,) = sown["intermediates"]["memory"][name]["hcam"]["chunk_weights"]  # [1, 1, heads, N + 1]
             visible = carry.chunk_valid[0] & ~reset[0]  # a reset hides the chunks of the episode before
-            action = ppo.env_action(distributions.mode(logits[0]))
-            next_obs, next_state, _, terminated, truncated, _ = env.step(key, env_state, action, ppo.env_params)
+            action = algorithm.env_action(distributions.mode(logits[0]))
+            next_obs, next_state, _, terminated, truncated, _ = env.step(key, env_state, action, algorithm.env_params)
             record = (frame, weights[0, 0], visible, t, jax.tree_util.tree_map(lambda x: x[0], env_state))
             return (next_obs, next_state, next_carry, terminated | truncated, t), record
 
-        init = (obs, env_state, ppo.network.initialize_carry(1), jnp.ones(1, bool), jnp.int32(0))
+        init = (obs, env_state, algorithm.network.initialize_carry(1), jnp.ones(1, bool), jnp.int32(0))
         _, record = jax.lax.scan(step, init, jax.random.split(key, num_steps))
         return record
 
@@ -159,19 +160,10 @@ class Marks:
 
 
 def episode_marks(env, params, state) -> Marks:
-    """Ballet: when each dancer danced, in its colour; the asked dancer framed once the instruction is
-    shown. Other environments: nothing."""
-    base = getattr(env, "unwrapped", env)
-    if not isinstance(base, Ballet):
-        return Marks([])
-    period = DANCE_LENGTH + int(params.dance_delay)
-    palette = list(COLOURS.values())
-    intervals = [
-        (k * period + 1, k * period + 1 + DANCE_LENGTH, palette[int(state.colour[k])]) for k in range(int(params.num_dancers))
-    ]
-    if int(state.time) < int(base.answer_start(params)):
-        return Marks(intervals, None, "dances playing (colours below: who danced when)")
-    return Marks(intervals, int(state.target), "instruction shown: the asked dance is framed")
+    """The marks an environment asks for through its ``episode_marks(state, params)`` method (Ballet: when
+    each dancer danced, and the asked dancer once the instruction is shown); none for the others."""
+    marks = getattr(getattr(env, "unwrapped", env), "episode_marks", None)
+    return Marks(*marks(state, params)) if marks is not None else Marks([])
 
 
 def draw_panel(
@@ -239,13 +231,13 @@ def _tick_spacing(span: int, most: int = 6) -> int:
     return 10 ** math.ceil(math.log10(span))
 
 
-def compose(trace: AttentionTrace, ppo: PPO, layer: int = -1, min_height: int = 256) -> np.ndarray:
+def compose(trace: AttentionTrace, algorithm: OnPolicy, layer: int = -1, min_height: int = 256) -> np.ndarray:
     """``uint8 [S, H, W, 3]``: every frame, upscaled to at least ``min_height`` pixels, beside its panel."""
-    memory = ppo.network.memory
+    memory = algorithm.network.memory
     layers, heads = memory.num_layers, memory.num_heads
     size, capacity = memory.chunk_size, memory.memory_chunks
-    base = getattr(ppo.env, "unwrapped", ppo.env)
-    span = int(base.episode_length(ppo.env_params)) if hasattr(base, "episode_length") else capacity * size
+    base = getattr(algorithm.env, "unwrapped", algorithm.env)
+    span = int(base.episode_length(algorithm.env_params)) if hasattr(base, "episode_length") else capacity * size
     span = max(span, size)
     starts = chunk_starts(trace.episode_step, capacity, size)
     mean = trace.weights[:, :, :capacity].mean(axis=1)
@@ -255,7 +247,7 @@ def compose(trace: AttentionTrace, ppo: PPO, layer: int = -1, min_height: int = 
     out = []
     for i, frame in enumerate(trace.frames):
         state = jax.tree_util.tree_map(lambda x: x[i], trace.states)
-        marks = episode_marks(ppo.env, ppo.env_params, state)
+        marks = episode_marks(algorithm.env, algorithm.env_params, state)
         panel = draw_panel(
             height, 2 * height, mean[i], starts[i], trace.visible[i], size, int(trace.episode_step[i]), span, marks, title
         )
@@ -265,12 +257,12 @@ def compose(trace: AttentionTrace, ppo: PPO, layer: int = -1, min_height: int = 
 
 def attention_video(args: AttentionVideoArgs) -> tuple[Path, AttentionTrace]:
     """Write the video of ``args``; returns its path and the trace it shows."""
-    config, ppo, params = load_run(args.run)
+    config, algorithm, params = load_run(args.run)
     if not 0 <= args.seed_index < config.num_seeds:
         raise UserError(f"--seed-index must be in 0..{config.num_seeds - 1}, got {args.seed_index}")
     params = jax.tree_util.tree_map(lambda x: x[args.seed_index], params)
-    trace = attention_rollout(ppo, params, jax.random.PRNGKey(args.key), args.steps, args.layer)
-    frames = compose(trace, ppo, args.layer)
+    trace = attention_rollout(algorithm, params, jax.random.PRNGKey(args.key), args.steps, args.layer)
+    frames = compose(trace, algorithm, args.layer)
     return write_video(Path(args.out) / f"{Path(args.run).name}-attention.mp4", frames, fps=args.fps), trace
 
 

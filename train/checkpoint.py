@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
-from mnemax.envs.command_line import UserError
+from mnemax.envs.tools.command_line import UserError
 
 CORRUPT_DIR = "corrupt-checkpoints"
 

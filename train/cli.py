@@ -1,5 +1,9 @@
 """Command-line entry points: ``mnemax-train`` (``python -m mnemax.train``) and ``mnemax-eval``.
 
+``mnemax-train [ALGORITHM] [FLAGS]``: the algorithm is a subcommand (``mnemax-train ppo ...``,
+``mnemax-train dcpo ...``, :mod:`mnemax.train.algorithms`), PPO when none is given, and the flags are the
+fields of its configuration.
+
 A mistake in the arguments, the configuration or the run directory is one line on stderr and exit
 code 2, before anything compiles; a run that diverges exits with 1 and one that SIGINT or SIGTERM
 stops (after saving a checkpoint) with 130 or 143. ``--debug`` shows the traceback.
@@ -11,17 +15,18 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import Annotated, Union
 
-from mnemax.envs.command_line import UserError, parse_dataclass, reported_errors
-from mnemax.train.config import PPOConfig
+import tyro
+
+from mnemax.envs.tools.command_line import UserError, parse_dataclass, reported_errors
+from mnemax.train import algorithms
+from mnemax.train.config import DEFAULT_ALGORITHM, TrainConfig
 
 
 def train_main(argv: list[str] | None = None) -> None:
     """Train a memory agent (``mnemax-train --help``)."""
-    args = sys.argv[1:] if argv is None else argv
-    with reported_errors("mnemax-train", "--debug" in args, user_errors=(ValueError,)):
-        defaults = _preset_defaults(args)
-    config = parse_dataclass(PPOConfig, argv, "mnemax-train", _train_description(), default=defaults)
+    config = parse_train_args(sys.argv[1:] if argv is None else argv)
     with reported_errors("mnemax-train", config.debug):
         if config.distributed:
             initialize_distributed()
@@ -35,25 +40,46 @@ def train_main(argv: list[str] | None = None) -> None:
             print(f"video: {result.video}")
 
 
-def _train_description() -> str:
+def parse_train_args(args: list[str]) -> TrainConfig:
+    """The configuration of ``mnemax-train ARGS``: the algorithm a first word names (the default without
+    one), its fields from the flags, over the defaults of ``--preset NAME`` when it is given."""
+    with reported_errors("mnemax-train", "--debug" in args, user_errors=(ValueError,)):
+        if "--algo" in args:
+            raise UserError("the algorithm is a subcommand, not --algo: `mnemax-train dcpo ...` (see --help)")
+        algo = args[0] if args and not args[0].startswith("-") else DEFAULT_ALGORITHM
+        defaults = _preset_defaults(algorithms.config_class(algo), args)
+    if not args or args[0] != algo:
+        args = [algo, *args]
+
+    def subcommand(name: str):
+        given = {"default": defaults} if name == algo else {}  # only the chosen one is parsed
+        config_class = algorithms.config_class(name)
+        return Annotated[config_class, tyro.conf.subcommand(name, description=_description(name), **given)]
+
+    return parse_dataclass(Union[tuple(subcommand(name) for name in algorithms.names())], args, "mnemax-train")
+
+
+def _description(algo: str) -> str:
     from mnemax import memory_modules
 
+    others = ", ".join(f"`mnemax-train {name} --help`" for name in algorithms.names() if name != algo)
+    summary = " ".join(algorithms.config_class(algo).__doc__.split())
+    default = f" `mnemax-train` without an algorithm is `mnemax-train {algo}`." if algo == DEFAULT_ALGORITHM else ""
     return (
-        "Train a memory agent with PPO (or DCPO, --algo dcpo); every field of the training configuration "
-        "is a flag.\n\n"
+        f"{summary}{default} Every field of the configuration is a flag; other algorithms: {others}.\n\n"
         "Environment ids: `mnemax-envs` lists them, one per line; `mnemax-envs ID` shows the parameters of one "
         "(set them with --env-params).\n"
         f"Memory modules (--memory): {', '.join(memory_modules.names())}, or none."
     )
 
 
-def _preset_defaults(argv: list[str]) -> PPOConfig:
+def _preset_defaults(config_class: type[TrainConfig], argv: list[str]) -> TrainConfig:
     """The defaults the other flags override: those of ``--preset NAME`` when it is given."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--preset", default="")
-    parser.add_argument("--memory", default=PPOConfig.memory)  # the preset's memory fields depend on it
+    parser.add_argument("--memory", default=config_class.memory)  # the preset's memory fields depend on it
     known = parser.parse_known_args(argv)[0]
-    return PPOConfig.from_preset(known.preset, memory=known.memory) if known.preset else PPOConfig()
+    return config_class.from_preset(known.preset, memory=known.memory) if known.preset else config_class()
 
 
 def initialize_distributed() -> None:
@@ -107,7 +133,7 @@ def _evaluate(args: EvalArgs) -> None:
     import jax
     import numpy as np
 
-    from mnemax.envs.video import write_video
+    from mnemax.envs.tools.video import write_video
     from mnemax.train.checkpoint import Checkpointer
     from mnemax.train.loop import build_trainer, saved_config
 

@@ -6,7 +6,7 @@ points into *segments*, gives every action of a trajectory one trajectory-level 
 normalised within a group of rollouts of the same task instance, as in GRPO), and trains the clipped
 PPO surrogate over the actions of all segments, each evaluated on the context its segment saw.
 
-How this trainer does it (``PPOConfig(algo="dcpo", group_size=G)``; one seed, like :class:`PPO`):
+How this trainer does it (``DCPOConfig(group_size=G)``, ``mnemax-train dcpo``; one seed, like PPO):
 
 * **Groups.** ``num_envs`` environments form ``num_envs / G`` groups of ``G`` consecutive copies. Every
   update resets copy ``i`` with the key of group ``i // G``, so a group plays one task instance (for the
@@ -19,8 +19,9 @@ How this trainer does it (``PPOConfig(algo="dcpo", group_size=G)``; one seed, li
   ``R_i`` its undiscounted return. No value function and no GAE (the agent's value head goes untrained).
 * **Segments.** A step whose ``info["edited"]`` is True (the action changed the context) ends its
   segment; step ``t`` belongs to segment number "edits strictly before ``t``" of its trajectory, so the
-  step that makes an edit belongs to the segment whose context it was chosen on. Tasks without
-  ``edited`` give one segment per trajectory.
+  step that makes an edit belongs to the segment whose context it was chosen on. ``edited`` is the one
+  key of ``info`` DCPO asks the tasks for (it arrives in ``Transition.extras``); tasks without it give
+  one segment per trajectory.
 * **Loss.** Per step, the clipped surrogate ``min(r A, clip(r, 1 - eps, 1 + eps) A)`` with ``r`` the ratio
   to the behaviour policy's stored log-probability, plus ``ent_coef`` times the entropy. Aggregation is
   per segment: a step weighs ``1 / len(its segment)`` and the minibatch loss is divided by its number of
@@ -41,15 +42,35 @@ equal lengths) the loss is exactly PPO's clipped surrogate with the group-normal
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import dataclasses
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from mnemax.agents import distributions
-from mnemax.envs import wrappers
-from mnemax.train.config import PPOConfig
-from mnemax.train.ppo import PPO, RunnerState, Transition, clipped_objective, episode_metrics
+from mnemax.envs.core import wrappers
+from mnemax.train.config import TrainConfig, option
+from mnemax.train.on_policy import OnPolicy, RunnerState, Transition, clipped_objective, episode_metrics
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DCPOConfig(TrainConfig):
+    """Train with Dynamic Context Policy Optimization (DCPO): every update plays one episode in each
+    environment, `group_size` of them on the same task instance, and trains the clipped surrogate on
+    group-normalised episode returns, segment by segment (no value function and no GAE). Make
+    `num_steps` the episode length."""
+
+    algo: ClassVar[str] = "dcpo"
+
+    group_size: int = option(8, ge=2)
+    """episodes per group (same reset key); `num_envs` must be a multiple of it (at least 2: DCPO compares
+    the episodes of a group)"""
+
+    def validate(self, num_devices: int = 1) -> None:
+        super().validate(num_devices)
+        if self.num_envs % self.group_size:
+            raise ValueError(f"num_envs ({self.num_envs}) must be a multiple of group_size ({self.group_size})")
 
 
 class Segments(NamedTuple):
@@ -91,23 +112,23 @@ def group_keys(key: jax.Array, num_envs: int, group_size: int) -> jax.Array:
     return jnp.repeat(jax.random.split(key, num_envs // group_size), group_size, axis=0)
 
 
-class DCPO(PPO):
-    """The environment, agent and jitted update of DCPO for one :class:`PPOConfig` with ``algo="dcpo"``.
+class DCPO(OnPolicy):
+    """The environment, agent and jitted update of DCPO for one :class:`DCPOConfig` (one seed).
 
-    It shares PPO's set-up (environment, agent, optimizer, ``init``), rollout and minibatching, and
-    replaces the advantages and the loss; :mod:`mnemax.train.loop` runs either.
+    It shares the set-up (environment, agent, optimizer, ``init``), the rollout and the minibatching of
+    every on-policy algorithm, and brings its own grouped resets, advantages and loss.
     """
 
-    def __init__(self, config: PPOConfig, num_devices: int = 1):
-        if config.algo != "dcpo":
-            raise ValueError(f"DCPO needs a config with algo='dcpo', got {config.algo!r}")
+    Config = DCPOConfig
+    info_extras = {"edited": False}  # where a task reports no edits, every trajectory is one segment
+
+    def __init__(self, config: DCPOConfig, num_devices: int = 1):
         super().__init__(config, num_devices)
-        self.bootstrap_truncated = False  # returns are sums of rewards; there is no value to bootstrap from
         self.episode_env = wrappers.EpisodeStatistics(self.env)
 
     def group_rollout(self, runner: RunnerState):
         """Reset every copy with its group's key, then roll out ``num_steps`` steps (see
-        :meth:`PPO.rollout` for what comes back)."""
+        :meth:`OnPolicy.rollout` for what comes back)."""
         c = self.config
         key, reset_key = jax.random.split(runner.key)
         keys = group_keys(reset_key, c.num_envs, c.group_size)
@@ -118,8 +139,8 @@ class DCPO(PPO):
 
     def loss(self, params, batch):
         """The segment-level clipped surrogate (to be minimised) of a minibatch ``(carries, transitions,
-        advantages, weights)``, the last two per step (see :class:`Segments`)."""
-        carries, t, adv, weight = batch
+        (advantages, segment weights))``, the last two per step (see :class:`Segments`)."""
+        carries, t, (adv, weight) = batch
         _, logits, _ = self.network.apply(params, carries, t.obs, t.reset)
         log_prob = distributions.log_prob(logits, t.action)
         objective, ratio = clipped_objective(log_prob, t.log_prob, adv, self.config.clip_eps)
@@ -138,7 +159,7 @@ class DCPO(PPO):
     def prepare(self, transitions: Transition) -> tuple[Segments, jax.Array, jax.Array]:
         """Segments, per-trajectory returns ``[N]`` and per-step advantages ``[T, N]`` of a flat rollout."""
         valid = first_episode(transitions.done)
-        seg = segments(transitions.edited, valid)
+        seg = segments(transitions.extras["edited"], valid)
         returns = jnp.sum(transitions.reward * valid, axis=0)
         adv = group_advantages(returns, self.config.group_size)[None, :] * valid
         return seg, returns, adv
@@ -148,11 +169,9 @@ class DCPO(PPO):
         passes over the minibatches."""
         c = self.config
         runner, carries, transitions = self.group_rollout(runner)
-        flat = jax.tree_util.tree_map(lambda x: x.reshape((c.num_steps,) + x.shape[2:]), transitions)
-        seg, returns, adv = self.prepare(flat)
-        windowed = lambda x: x.reshape(transitions.reward.shape)  # noqa: E731
-        runner, stats = self.optimize(runner, carries, transitions, windowed(adv), windowed(seg.weight))
-        first = transitions._replace(episode_done=transitions.episode_done & windowed(seg.valid))
+        seg, returns, adv = self.prepare(self.flat(transitions))
+        runner, stats = self.optimize(runner, carries, transitions, self.windowed((adv, seg.weight)))
+        first = transitions._replace(episode_done=transitions.episode_done & self.windowed(seg.valid))
         num_segments = seg.weight.sum()
         stats |= {
             "segments_per_episode": num_segments / c.num_envs,

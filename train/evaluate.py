@@ -6,20 +6,20 @@ import jax
 import jax.numpy as jnp
 
 from mnemax.agents import distributions
-from mnemax.envs import wrappers
-from mnemax.train.ppo import time_major
+from mnemax.envs.core import wrappers
+from mnemax.train.on_policy import time_major
 
 
-def greedy_episodes(ppo, params, key: jax.Array, num_episodes: int, max_steps: int = 100_000):
+def greedy_episodes(algorithm, params, key: jax.Array, num_episodes: int, max_steps: int = 100_000):
     """Play one greedy episode in each of ``num_episodes`` copies: ``(success_rate, mean_return)``.
 
     Episodes that have not ended after ``max_steps`` count as unsuccessful.
     """
-    env = wrappers.Vmap(ppo.env, num_episodes)
+    env = wrappers.Vmap(algorithm.env, num_episodes)
     key, reset_key = jax.random.split(key)
-    obs, env_state = env.reset(reset_key, ppo.env_params)
+    obs, env_state = env.reset(reset_key, algorithm.env_params)
     zeros = jnp.zeros(num_episodes)
-    init = (obs, env_state, ppo.network.initialize_carry(num_episodes), jnp.ones(num_episodes, bool),
+    init = (obs, env_state, algorithm.network.initialize_carry(num_episodes), jnp.ones(num_episodes, bool),
             zeros.astype(bool), zeros, zeros.astype(bool), key, jnp.int32(0))  # fmt: skip
 
     def cond(s):
@@ -28,8 +28,8 @@ def greedy_episodes(ppo, params, key: jax.Array, num_episodes: int, max_steps: i
     def body(s):
         obs, env_state, carry, reset, finished, ret, success, key, t = s
         key, step_key = jax.random.split(key)
-        carry, action = _act(ppo, params, carry, obs, reset)
-        obs, env_state, reward, terminated, truncated, info = env.step(step_key, env_state, action, ppo.env_params)
+        carry, action = _act(algorithm, params, carry, obs, reset)
+        obs, env_state, reward, terminated, truncated, info = env.step(step_key, env_state, action, algorithm.env_params)
         done = terminated | truncated
         ret = ret + jnp.where(finished, 0.0, reward)
         success = success | (~finished & done & info["success"])
@@ -39,25 +39,25 @@ def greedy_episodes(ppo, params, key: jax.Array, num_episodes: int, max_steps: i
     return final[6].mean(), final[5].mean()
 
 
-def greedy_frames(ppo, params, key: jax.Array, num_steps: int) -> jax.Array:
+def greedy_frames(algorithm, params, key: jax.Array, num_steps: int) -> jax.Array:
     """``uint8 [num_steps, H, W, 3]``: the rendered states of one greedy rollout (episodes back to back)."""
-    env = wrappers.Vmap(ppo.env, 1)
+    env = wrappers.Vmap(algorithm.env, 1)
     key, reset_key = jax.random.split(key)
-    obs, env_state = env.reset(reset_key, ppo.env_params)
+    obs, env_state = env.reset(reset_key, algorithm.env_params)
 
     def step(s, key):
         obs, env_state, carry, reset = s
-        frame = env.render(env_state, ppo.env_params)[0]
-        carry, action = _act(ppo, params, carry, obs, reset)
-        obs, env_state, _, terminated, truncated, _ = env.step(key, env_state, action, ppo.env_params)
+        frame = env.render(env_state, algorithm.env_params)[0]
+        carry, action = _act(algorithm, params, carry, obs, reset)
+        obs, env_state, _, terminated, truncated, _ = env.step(key, env_state, action, algorithm.env_params)
         return (obs, env_state, carry, terminated | truncated), frame
 
-    init = (obs, env_state, ppo.network.initialize_carry(1), jnp.ones(1, bool))
+    init = (obs, env_state, algorithm.network.initialize_carry(1), jnp.ones(1, bool))
     _, frames = jax.lax.scan(step, init, jax.random.split(key, num_steps))
     return frames
 
 
-def _act(ppo, params, carry, obs, reset):
+def _act(algorithm, params, carry, obs, reset):
     """The greedy action of a batch of copies for one step."""
-    carry, logits, _ = ppo.network.apply(params, carry, time_major(obs), reset[None])
-    return carry, ppo.env_action(distributions.mode(logits[0]))
+    carry, logits, _ = algorithm.network.apply(params, carry, time_major(obs), reset[None])
+    return carry, algorithm.env_action(distributions.mode(logits[0]))

@@ -1,9 +1,10 @@
 """The training driver: seeds, devices, logging, checkpoints, final evaluation and video.
 
-``config.algo`` picks the algorithm: PPO, or DCPO (:mod:`mnemax.train.dcpo`). The driver needs only what
-both provide: ``init(key) -> RunnerState`` and ``update(runner) -> (runner, metrics)`` for one seed
-(``metrics`` with the episode sums of :func:`~mnemax.train.ppo.episode_metrics`), and ``network``,
-``env``, ``env_params`` and ``env_action`` for evaluation and videos.
+The configuration's algorithm (:mod:`mnemax.train.algorithms`) does the learning. The driver needs only
+what every :class:`~mnemax.train.on_policy.OnPolicy` algorithm provides: ``init(key) -> RunnerState`` and
+``update(runner) -> (runner, metrics)`` for one seed (``metrics`` with the episode sums of
+:func:`~mnemax.train.on_policy.episode_metrics`), and ``network``, ``env``, ``env_params`` and
+``env_action`` for evaluation and videos.
 """
 
 from __future__ import annotations
@@ -21,31 +22,24 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
-from mnemax.envs.command_line import ReportedError, UserError
-from mnemax.envs.video import write_video
-from mnemax.train import sharding
+from mnemax.envs.tools.command_line import ReportedError, UserError
+from mnemax.envs.tools.video import write_video
+from mnemax.train import algorithms, sharding
 from mnemax.train.checkpoint import Checkpointer
-from mnemax.train.config import PPOConfig, config_differences
-from mnemax.train.dcpo import DCPO
+from mnemax.train.config import TrainConfig, config_differences
 from mnemax.train.evaluate import greedy_episodes, greedy_frames
 from mnemax.train.logger import METRICS_FILE, RunLogger, plot_learning_curve
-from mnemax.train.ppo import PER_ENV_FIELDS, PPO, RunnerState
+from mnemax.train.on_policy import PER_ENV_FIELDS, RunnerState
 from mnemax.train.run_dir import RunDirectory
 
 CONFIG_FILE = "config.json"
-
-
-def make_algorithm(config: PPOConfig, num_devices: int = 1) -> PPO:
-    """The algorithm ``config.algo`` names, built for ``config``."""
-    config.validate(num_devices)
-    return {"ppo": PPO, "dcpo": DCPO}[config.algo](config, num_devices=num_devices)
 
 
 @dataclasses.dataclass
 class TrainResult:
     """What a finished run leaves behind. Per-seed lists are ordered ``seed, seed + 1, ...``."""
 
-    config: PPOConfig
+    config: TrainConfig
     run_dir: Path
     success: list[float]  # greedy success rate over `eval_episodes` episodes, per seed
     episode_return: list[float]  # greedy mean episode return, per seed
@@ -60,14 +54,14 @@ class Trainer:
     """Jitted, seed-vmapped and device-sharded functions for one configuration.
 
     ``init()`` builds the training state of all seeds; ``train_interval(state)`` runs
-    ``config.updates_per_log`` updates of the configured algorithm (PPO or DCPO) and returns the new
-    state and per-update metrics ``[num_seeds, updates_per_log]``.
+    ``config.updates_per_log`` updates of the configuration's algorithm and returns the new state and
+    per-update metrics ``[num_seeds, updates_per_log]``.
     """
 
-    def __init__(self, config: PPOConfig):
+    def __init__(self, config: TrainConfig):
         self.mesh = sharding.make_mesh(config.num_devices)
         self.config = config
-        self.algorithm = make_algorithm(config, num_devices=self.mesh.size)
+        self.algorithm = algorithms.make(config, num_devices=self.mesh.size)
         seeds = jnp.arange(config.seed, config.seed + config.num_seeds)
         self.keys = jax.vmap(jax.random.PRNGKey)(seeds)
         # Seeds are initialised one after the other (lax.map, not vmap): batched QR decompositions of
@@ -105,7 +99,7 @@ class TrainingInterrupted(ReportedError):
         self.exit_code = 128 + signum  # the shell's convention for a process ended by a signal
 
 
-def train(config: PPOConfig) -> TrainResult:
+def train(config: TrainConfig) -> TrainResult:
     """Train (or resume) the run described by ``config``; returns its final evaluation.
 
     Raises:
@@ -157,7 +151,7 @@ def train(config: PPOConfig) -> TrainResult:
     )
 
 
-def build_trainer(config: PPOConfig) -> Trainer:
+def build_trainer(config: TrainConfig) -> Trainer:
     """The trainer; what the configuration gets wrong (ids, sizes, parameters) is a :class:`UserError`."""
     try:
         return Trainer(config)
@@ -165,12 +159,15 @@ def build_trainer(config: PPOConfig) -> Trainer:
         raise UserError(str(error)) from error
 
 
-def saved_config(run_dir: str | Path) -> PPOConfig:
+def saved_config(run_dir: str | Path) -> TrainConfig:
     """The configuration a run directory was trained with."""
     path = Path(run_dir) / CONFIG_FILE
     if not path.is_file():
         raise UserError(f"{run_dir} is not a run directory (no {CONFIG_FILE})")
-    return PPOConfig.from_json(path.read_text())
+    try:
+        return algorithms.config_from_json(path.read_text())
+    except ValueError as error:  # an algorithm this version does not know
+        raise UserError(f"{path}: {error}") from error
 
 
 def _train_intervals(config, trainer, runner, start, run_dir, checkpointer, main) -> tuple[RunnerState, float]:
@@ -294,7 +291,7 @@ class StopSignals:
         )
 
 
-def _check_resume(config: PPOConfig, run_dir: Path, checkpointer: Checkpointer) -> None:
+def _check_resume(config: TrainConfig, run_dir: Path, checkpointer: Checkpointer) -> None:
     """For ``resume``: refuse a run without checkpoints or with checkpoints of another config."""
     if not config.resume:
         return

@@ -1,9 +1,10 @@
 """Hyperparameter presets per task family, shared by the CLI (``mnemax-train --preset NAME``) and the
 learning benchmarks (``benchmarks/learning_curves.py``).
 
-A preset is a set of :class:`~mnemax.train.config.PPOConfig` fields, and the memory module's fields for
-the memories that need them; flags given on the command line override both. Each preset below says
-where its values come from.
+A preset is a set of configuration fields (the presets here set fields of PPO,
+:class:`~mnemax.train.ppo.PPOConfig`), and the memory module's fields for the memories that need them;
+flags given on the command line override both. ``TrainConfig.from_preset`` refuses a preset that sets
+fields the algorithm does not have. Each preset below says where its values come from.
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ def names() -> list[str]:
 
 
 def preset(name: str, memory: str) -> dict[str, Any]:
-    """The :class:`~mnemax.train.config.PPOConfig` fields of preset ``name`` for the memory module
-    ``memory``; ``ValueError`` for an unknown name."""
+    """The configuration fields of preset ``name`` for the memory module ``memory``; ``ValueError`` for
+    an unknown name."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; presets: {', '.join(names())}")
     fields = dict(PRESETS[name])

@@ -15,7 +15,7 @@ import socket
 import sys
 from pathlib import Path
 
-from mnemax.envs.command_line import UserError
+from mnemax.envs.tools.command_line import UserError
 from mnemax.train.logger import METRICS_FILE
 
 LOCK_FILE = ".lock"

@@ -12,7 +12,7 @@ no two of them share a key, and distractors are never asked about.
 Variants (registered below): ``ContextEdit-KVUpdate-v0`` (key-value recall with updates),
 ``ContextEdit-MultiHop-v0`` (the answer needs two facts, ``a -> b`` and ``b -> v``) and
 ``ContextEdit-Distractor-v0`` (a long stream that is mostly distractors). How the stream is drawn is
-described in :mod:`mnemax.envs.context_edit_stream`; what follows is all an agent sees.
+described in :mod:`mnemax.envs.tasks.context_edit_stream`; what follows is all an agent sees.
 
 Tokens
 ------
@@ -65,7 +65,7 @@ row is empty). ``info`` on every step:
 * ``needed`` (int32): facts still needed after this step (arrived, not yet asked about). A slot holds
   what one of them needs at most, so an agent sure to answer every query keeps at least this many slots
   and scores at most ``num_queries - slot_cost * sum(needed)``;
-  :func:`mnemax.envs.context_edit_curators.perfect_curator` scores exactly that;
+  :func:`mnemax.envs.tasks.context_edit_curators.perfect_curator` scores exactly that;
 * ``success`` (bool): at the last step, every query of the episode was answered right (False before).
 
 The stream depends only on the reset key (not on actions or step keys), so rollouts reset with the same
@@ -73,7 +73,7 @@ key see the same items: the groups that DCPO's group-normalized advantage compar
 
 ``render`` draws a frame (pure JAX, one row of coloured cells per slot and the current item below);
 :func:`render_text` writes the same as text. Scripted baselines live in
-:mod:`mnemax.envs.context_edit_curators`.
+:mod:`mnemax.envs.tasks.context_edit_curators`.
 """
 
 from __future__ import annotations
@@ -83,9 +83,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from mnemax.envs import context_edit_stream as stream
-from mnemax.envs import rendering, spaces
-from mnemax.envs.context_edit_stream import (
+from mnemax.envs.tasks import context_edit_stream as stream
+from mnemax.envs.core import rendering, spaces
+from mnemax.envs.tasks.context_edit_stream import (
     CHAIN_QUERY,
     COMPOUND,
     EMPTY,
@@ -96,12 +96,15 @@ from mnemax.envs.context_edit_stream import (
     TAG_NAMES,
     UPDATE,
 )
-from mnemax.envs.environment import NO_TIME_LIMIT, Environment, EnvParams, EnvState
-from mnemax.envs.params import param
-from mnemax.envs.registration import register
+from mnemax.envs.core.environment import NO_TIME_LIMIT, Environment, EnvParams, EnvState
+from mnemax.envs.core.params import param
+from mnemax.envs.core.registration import register
 
 NOOP, WRITE, DELETE, MERGE = range(4)
 OBS_WIDTH = ITEM_WIDTH + 1  # the item and its age
+# The tags of the items that ask for an answer: with the observation space, all an agent needs to know of
+# the observation format (`mnemax.agents.context_editor` reads it to silence the answer elsewhere).
+QUERY_TAGS = (QUERY, CHAIN_QUERY)
 
 # Bounds of the sizes, so that a state stays a few kilobytes and step numbers fit int32.
 MAX_SLOTS, MAX_TOKENS, MAX_STREAM = 1024, 4096, 1 << 20
@@ -208,7 +211,8 @@ def apply_edit(slots, stamps, item, t, action) -> tuple[jax.Array, jax.Array]:
 
 
 def is_query_item(item) -> jax.Array:
-    return (item[..., 0] == QUERY) | (item[..., 0] == CHAIN_QUERY)
+    """Whether an item (or observation row) ``[..., >= 1]`` asks for an answer (its tag is in ``QUERY_TAGS``)."""
+    return jnp.isin(item[..., 0], jnp.asarray(QUERY_TAGS))
 
 
 class ContextEdit(Environment[ContextEditState, ContextEditParams]):

@@ -44,7 +44,7 @@ episode limits (320 steps at delay 16, 1024 at delay 48) leave the same 64 at ``
 elsewhere, which only matters for agents that wander.
 
 This module also holds :class:`RecallRoom`, the room, walk, answer rules and observation encoding
-that Ballet shares with :mod:`mnemax.envs.object_permanence`.
+that Ballet shares with :mod:`mnemax.envs.tasks.object_permanence`.
 """
 
 from __future__ import annotations
@@ -58,10 +58,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from mnemax.envs import rendering, spaces
-from mnemax.envs.environment import NO_TIME_LIMIT, Environment, EnvParams, EnvState
-from mnemax.envs.params import param
-from mnemax.envs.registration import register
+from mnemax.envs.core import rendering, spaces
+from mnemax.envs.core.environment import NO_TIME_LIMIT, Environment, EnvParams, EnvState
+from mnemax.envs.core.params import param
+from mnemax.envs.core.registration import register
 
 # ----------------------------------------------------------------------------------------- the room
 ROOM = 11  # cells per side, walls included
@@ -506,6 +506,22 @@ class Ballet(RecallRoom):
 
     def cue_size(self) -> int:
         return NUM_DANCES
+
+    def episode_marks(self, state: BalletState, params: BalletParams):
+        """What a viewer should see marked on the time line of an episode at ``state`` (a single state,
+        not batched; read by :mod:`mnemax.train.attention_video`): ``(intervals, framed, note)``, with
+        ``intervals`` the ``(start, end, rgb)`` steps (end exclusive) in which each dancer danced, in its
+        colour, ``framed`` the index of the asked dancer once the instruction is shown (else None) and
+        ``note`` a line saying what the marks show."""
+        period = DANCE_LENGTH + int(params.dance_delay)
+        palette = list(COLOURS.values())
+        intervals = [
+            (k * period + 1, k * period + 1 + DANCE_LENGTH, palette[int(state.colour[k])])
+            for k in range(int(params.num_dancers))
+        ]
+        if int(state.time) < int(self.answer_start(params)):
+            return intervals, None, "dances playing (colours below: who danced when)"
+        return intervals, int(state.target), "instruction shown: the asked dance is framed"
 
 
 for _dancers in (2, 4, 8):

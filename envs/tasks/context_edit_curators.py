@@ -1,5 +1,5 @@
 """Scripted curators for the context-editing tasks: baselines that are pure JAX policies
-``(obs, params) -> action`` (``obs`` as in :mod:`mnemax.envs.context_edit`, jit- and vmap-able).
+``(obs, params) -> action`` (``obs`` as in :mod:`mnemax.envs.tasks.context_edit`, jit- and vmap-able).
 
 * :func:`perfect_curator` keeps exactly the facts still needed: it writes each fact into a free slot,
   merges updates (and the second link of a chain) into the slot they concern, deletes a fact once it
@@ -21,8 +21,8 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from mnemax.envs.context_edit import DELETE, MERGE, NOOP, WRITE, ContextEditParams
-from mnemax.envs.context_edit_stream import (
+from mnemax.envs.tasks.context_edit import DELETE, MERGE, NOOP, WRITE, ContextEditParams
+from mnemax.envs.tasks.context_edit_stream import (
     CHAIN_QUERY,
     COMPOUND,
     EMPTY,

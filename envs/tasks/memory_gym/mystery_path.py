@@ -34,11 +34,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from mnemax.envs import rendering, spaces
-from mnemax.envs.environment import NO_TIME_LIMIT, EnvParams, EnvState
-from mnemax.envs.memory_gym import common
-from mnemax.envs.params import param
-from mnemax.envs.registration import register
+from mnemax.envs.core import rendering, spaces
+from mnemax.envs.core.environment import NO_TIME_LIMIT, EnvParams, EnvState
+from mnemax.envs.tasks.memory_gym import common
+from mnemax.envs.core.params import param
+from mnemax.envs.core.registration import register
 
 GRID = 7  # tiles per side
 TILE_PX = common.SCREEN // GRID  # 12 pixels

@@ -40,11 +40,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from mnemax.envs import rendering, spaces
-from mnemax.envs.environment import NO_TIME_LIMIT, Environment, EnvParams, EnvState
-from mnemax.envs.memory_gym import common
-from mnemax.envs.params import param
-from mnemax.envs.registration import register
+from mnemax.envs.core import rendering, spaces
+from mnemax.envs.core.environment import NO_TIME_LIMIT, Environment, EnvParams, EnvState
+from mnemax.envs.tasks.memory_gym import common
+from mnemax.envs.core.params import param
+from mnemax.envs.core.registration import register
 
 N = common.SCREEN
 BAR_PX = 4  # 16 * 0.25: height of the top bar

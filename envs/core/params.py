@@ -134,7 +134,7 @@ def declaration(params_class: type, name: str) -> Declaration:
         field = getattr(klass, "__dataclass_fields__", {}).get(name)
         if field is not None and _KEY in field.metadata:
             return field.metadata[_KEY]
-    raise TypeError(f"{params_class.__name__}.{name} is not declared with mnemax.envs.params.param()")
+    raise TypeError(f"{params_class.__name__}.{name} is not declared with mnemax.envs.core.params.param()")
 
 
 def check_params(params: Any, defaults: Any, variant: frozenset[str] = frozenset(), where: str = "") -> None:

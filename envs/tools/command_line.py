@@ -83,10 +83,10 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def parse_dataclass(
-    cls: type, argv: list[str] | None, prog: str, description: str | None = None, default: Any = None
+    cls: Any, argv: list[str] | None, prog: str, description: str | None = None, default: Any = None
 ) -> Any:
     """``tyro.cli(cls)`` (with the field values of ``default``, if given, as defaults) whose parse errors
-    are one line, as every other error here.
+    are one line, as every other error here. ``cls`` is a dataclass or a union of them (subcommands).
 
     tyro reports a parse error in a box of many lines; where it offers a hook for parse errors, the
     error is reported here instead (older versions keep their box, still with exit code 2).
@@ -100,7 +100,8 @@ def parse_dataclass(
 
     try:
         with _stdout_may_close(), hooks(one_line) if hooks else contextlib.nullcontext():
-            return tyro.cli(cls, args=argv, prog=prog, description=description, default=default)
+            defaults = {} if default is None else {"default": default}
+            return tyro.cli(cls, args=argv, prog=prog, description=description, **defaults)
     except _ParseError as error:
         print(f"{prog}: error: {error} (see --help)", file=sys.stderr, flush=True)
         raise SystemExit(2) from None

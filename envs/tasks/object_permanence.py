@@ -1,5 +1,5 @@
 """Object permanence, a recall task in the style of the object-permanence task of Lampinen et al. 2021
-("Towards mental time travel"), simplified to the 2D room of :mod:`mnemax.envs.ballet`.
+("Towards mental time travel"), simplified to the 2D room of :mod:`mnemax.envs.tasks.ballet`.
 
 Identical closed boxes stand at ``num_boxes`` of the eight fixed spots of the 11 x 11 room; the agent
 starts in the centre. ``num_objects`` distinct objects (each its own colour and shape) are hidden one at
@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from mnemax.envs.ballet import (
+from mnemax.envs.tasks.ballet import (
     AGENT_RGB,
     AGENT_START,
     CELL_PX,
@@ -64,8 +64,8 @@ from mnemax.envs.ballet import (
     new_episode,
     performance,
 )
-from mnemax.envs.params import param
-from mnemax.envs.registration import register
+from mnemax.envs.core.params import param
+from mnemax.envs.core.registration import register
 
 # The floor cell in front of each spot, one step towards the centre: where an object waits before it
 # goes into the box on that spot.

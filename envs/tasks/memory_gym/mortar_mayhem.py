@@ -38,11 +38,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from mnemax.envs import rendering, spaces
-from mnemax.envs.environment import NO_TIME_LIMIT, EnvParams, EnvState
-from mnemax.envs.memory_gym import common
-from mnemax.envs.params import param
-from mnemax.envs.registration import register
+from mnemax.envs.core import rendering, spaces
+from mnemax.envs.core.environment import NO_TIME_LIMIT, EnvParams, EnvState
+from mnemax.envs.tasks.memory_gym import common
+from mnemax.envs.core.params import param
+from mnemax.envs.core.registration import register
 
 # Memory Gym's commands, in its order (the first `allowed_commands` are used), as (dx, dy).
 COMMAND_NAMES = ("right", "down", "left", "up", "stay", "right_down", "right_up", "left_down", "left_up")

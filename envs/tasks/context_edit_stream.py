@@ -1,4 +1,4 @@
-"""Items, tokens and the item stream of the context-editing tasks (see :mod:`mnemax.envs.context_edit`).
+"""Items, tokens and the item stream of the context-editing tasks (see :mod:`mnemax.envs.tasks.context_edit`).
 
 An **item** is ``int32[ITEM_WIDTH] = [tag, tok1, tok2, tok3]``. Tokens share one vocabulary: ``0`` is
 padding, ``1 .. num_keys`` are keys and ``num_keys + 1 .. num_keys + num_values`` are values. A *key

@@ -14,8 +14,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from mnemax.envs import spaces
-from mnemax.envs.environment import Environment
+from mnemax.envs.core import spaces
+from mnemax.envs.core.environment import Environment
 
 
 class Wrapper:

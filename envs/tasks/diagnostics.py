@@ -38,11 +38,13 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from mnemax.envs import cards, spaces
-from mnemax.envs.cards import NUM_SUITS
-from mnemax.envs.environment import NO_TIME_LIMIT, Environment, EnvParams, EnvState
-from mnemax.envs.params import param
-from mnemax.envs.registration import register
+from mnemax.envs.tasks import cards
+
+from mnemax.envs.core import spaces
+from mnemax.envs.tasks.cards import NUM_SUITS
+from mnemax.envs.core.environment import NO_TIME_LIMIT, Environment, EnvParams, EnvState
+from mnemax.envs.core.params import param
+from mnemax.envs.core.registration import register
 
 # Decks a card task may use: a state keeps the suit of every card dealt (52 bytes per deck).
 MAX_DECKS = 256

@@ -22,10 +22,10 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from mnemax.envs import rendering, spaces
-from mnemax.envs.environment import NO_TIME_LIMIT, Environment, EnvParams, EnvState
-from mnemax.envs.params import param
-from mnemax.envs.registration import register
+from mnemax.envs.core import rendering, spaces
+from mnemax.envs.core.environment import NO_TIME_LIMIT, Environment, EnvParams, EnvState
+from mnemax.envs.core.params import param
+from mnemax.envs.core.registration import register
 
 UP, RIGHT, DOWN, LEFT = 0, 1, 2, 3
 

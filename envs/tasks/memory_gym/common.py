@@ -15,9 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mnemax.envs import rendering, spaces
-from mnemax.envs.environment import Environment
-from mnemax.envs.params import param
+from mnemax.envs.core import rendering, spaces
+from mnemax.envs.core.environment import Environment
+from mnemax.envs.core.params import param
 
 SCREEN = 84  # side of the square observation, in pixels
 BASE_SCALE = 0.25  # Memory Gym draws at 336 px and scales every size by 0.25 to get 84 px

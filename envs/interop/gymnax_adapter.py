@@ -14,7 +14,7 @@ takes it through :class:`GymnaxAdapter`::
 
 from __future__ import annotations
 
-from mnemax.envs.wrappers import Wrapper
+from mnemax.envs.core.wrappers import Wrapper
 
 
 class GymnaxAdapter(Wrapper):

@@ -14,7 +14,7 @@ from typing import Any
 
 import gymnasium
 
-from mnemax.envs.environment import Environment, EnvParams
+from mnemax.envs.core.environment import Environment, EnvParams
 
 NAMESPACE = "mnemax"
 
@@ -41,8 +41,8 @@ def register(id: str, env_class: Callable[[], Environment], description: str = "
     if gym_id not in gymnasium.registry:
         gymnasium.register(
             id=gym_id,
-            entry_point="mnemax.envs.gymnasium_adapter:GymnasiumEnv",
-            vector_entry_point="mnemax.envs.gymnasium_adapter:GymnasiumVectorEnv",
+            entry_point="mnemax.envs.interop.gymnasium_adapter:GymnasiumEnv",
+            vector_entry_point="mnemax.envs.interop.gymnasium_adapter:GymnasiumVectorEnv",
             kwargs={"env_id": id},
         )
 
@@ -71,7 +71,7 @@ def make(id: str, **overrides) -> tuple[Environment, EnvParams]:
 
     ``overrides`` replace fields of the parameters (e.g. ``corridor_length=200``); the result is
     checked by the task's ``validate_params`` here, before anything is traced or compiled: every field
-    against its declaration (kind, range, variant; see :mod:`mnemax.envs.params`), then the relations
+    against its declaration (kind, range, variant; see :mod:`mnemax.envs.core.params`), then the relations
     between fields.
 
     Raises:
@@ -95,24 +95,3 @@ def with_overrides(params: EnvParams, overrides: Mapping[str, Any], id: str = ""
     if unknown:
         raise ValueError(f"{id or type(params).__name__} has no parameter(s) {unknown}; parameters: {sorted(fields)}")
     return params.replace(**overrides)
-
-
-def list_main(argv: list[str] | None = None) -> None:
-    """``mnemax-envs``: every registered id with its description, one per line; with ids, the parameters
-    of each (value, what it accepts)."""
-    from mnemax.envs import command_line
-    from mnemax.envs.params import describe_params
-
-    parser = command_line.ArgumentParser(prog="mnemax-envs", description=list_main.__doc__.replace("``", ""))
-    parser.add_argument("ids", nargs="*", help="ids whose parameters to show")
-    args = parser.parse_args(argv)
-    with command_line.reported_errors("mnemax-envs", args.debug, user_errors=(ValueError,)):
-        if not args.ids:
-            width = max(map(len, registered_ids()))
-            for id in registered_ids():
-                print(f"{id:<{width}}  {spec(id).description}")
-        for id in args.ids:
-            env, params = make(id)
-            print(f"{NAMESPACE}/{spec(id).id}: {spec(id).description}")
-            for line in describe_params(params):
-                print(f"  {line}")

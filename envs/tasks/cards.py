@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mnemax.envs import rendering
+from mnemax.envs.core import rendering
 
 DECK_SIZE = 52
 NUM_SUITS = 4

@@ -18,7 +18,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from mnemax.envs.registration import make
+from mnemax.envs.core.registration import make
 
 
 def _to_numpy(tree):
@@ -104,7 +104,7 @@ class GymnasiumEnv(gymnasium.Env):
         frame = np.asarray(self._render(self._state, self.params))
         if self.render_mode == "rgb_array":
             return frame
-        from mnemax.envs.human_render import Window  # pygame only when a window is wanted
+        from mnemax.envs.tools.human_render import Window  # pygame only when a window is wanted
 
         if self._window is None:
             self._window = Window(f"mnemax {self.env.name}", frame.shape)

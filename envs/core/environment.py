@@ -10,7 +10,7 @@ Actions: ``step`` and ``step_env`` pass a task only actions of its space: an act
 space's dtype (floats truncated towards zero) and clipped into the space (:meth:`spaces.Space.clip`),
 the same for every task, and an action of the wrong shape raises ``ValueError`` while tracing. Nothing
 is checked at run time, so a jitted step costs no more; wrap an environment in
-:class:`mnemax.envs.wrappers.CheckedActions` to have actions outside the space refused instead.
+:class:`mnemax.envs.core.wrappers.CheckedActions` to have actions outside the space refused instead.
 
 ``step`` auto-resets: when an episode ends, the returned ``obs``/``state`` already belong to the next
 episode and ``info["final_obs"]`` holds the last observation of the finished one. Under ``jit`` the
@@ -19,7 +19,10 @@ final observation costs nothing unless it is used (XLA drops unused outputs). ``
 
 A task implements three pure functions: :meth:`Environment.initial_state`, :meth:`Environment.transition`
 and :meth:`Environment.observe`, plus its spaces. The base class counts time and truncates episodes at
-``params.max_steps_in_episode``, so tasks never handle time limits themselves.
+``params.max_steps_in_episode``, so tasks never handle time limits themselves. Unlike gymnax, where a task
+overrides ``reset_env`` and ``step_env``, here those are derived from the three: a task that overrode them
+would lose the time limit and the auto-reset without a word, so a subclass that does fails when it is
+defined, with a message that points to ``initial_state`` and ``transition``.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from mnemax.envs import spaces
-from mnemax.envs.params import check_params, param
+from mnemax.envs.core import spaces
+from mnemax.envs.core.params import check_params, param
 
 
 @struct.dataclass
@@ -63,6 +66,21 @@ class Environment(Generic[StateT, ParamsT]):
     Every task reports ``info["success"]`` (bool; meaningful on the step that ends an episode) so that
     episode statistics, logging and tests treat all tasks alike.
     """
+
+    # What a gymnax task would override, and what a mnemax task implements instead.
+    DERIVED_METHODS = {
+        "reset_env": "initial_state(key, params) -> state (the observation comes from observe)",
+        "step_env": "transition(key, state, action, params) -> (next_state, reward, terminated, info)",
+    }
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        for name, instead in Environment.DERIVED_METHODS.items():
+            if name in vars(cls):
+                raise TypeError(
+                    f"{cls.__name__} overrides {name}, which mnemax derives (with the time limit and the "
+                    f"auto-reset); implement {instead} instead"
+                )
 
     # ----------------------------------------------------------------- implemented by each task
     @property
@@ -96,7 +114,7 @@ class Environment(Generic[StateT, ParamsT]):
     def validate_params(self, params: ParamsT) -> None:
         """Raise ``ValueError`` for parameters the task cannot run with. Called by ``make``.
 
-        This checks every field against its declaration (:mod:`mnemax.envs.params`: kind, range, variant);
+        This checks every field against its declaration (:mod:`mnemax.envs.core.params`: kind, range, variant);
         tasks extend it with the relations between fields.
         """
         check_params(params, self.default_params, self.variant, self.name)
