@@ -21,7 +21,7 @@ import jax
 import numpy as np
 import pytest
 
-from mnemax.train import PPOConfig
+from mnemax.train import algorithms
 from mnemax.train.checkpoint import Checkpointer
 from mnemax.train.loop import CONFIG_FILE, Trainer
 from mnemax.train.logger import METRICS_FILE
@@ -164,7 +164,7 @@ def _run_all(commands: list[tuple[list[str], dict]], log_dir: Path) -> list[str]
 
 def _last_checkpoint(run_dir: Path):
     """(step, parameters on the host) of the last checkpoint of a run, restored in this one-device process."""
-    config = PPOConfig.from_json((run_dir / CONFIG_FILE).read_text())
+    config = algorithms.config_from_json((run_dir / CONFIG_FILE).read_text())
     trainer = Trainer(config)
     checkpointer = Checkpointer(run_dir / "checkpoints")
     step = checkpointer.latest_step()
