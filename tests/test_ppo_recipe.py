@@ -96,7 +96,7 @@ def test_separate_critic_clips_each_branch_on_its_own(tmp_path):
     assert all(np.allclose(np.abs(g), 1.0, rtol=1e-2) for g in actor_leaves)
 
 
-@pytest.mark.parametrize("norm", ["minibatch", "batch", "none"])
+@pytest.mark.parametrize("norm", ["batch", "none"])  # "minibatch", the default, trains in every other test
 def test_advantage_normalisations_train(tmp_path, norm):
     result = train(PPOConfig(**TINY, total_steps=8 * 16 * 2, num_logs=1, eval_episodes=8, advantage_norm=norm, run_dir=str(tmp_path)))
     assert np.isfinite(result.episode_return).all()
