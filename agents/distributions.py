@@ -36,6 +36,13 @@ def entropy(logits: jax.Array) -> jax.Array:
     return -(jnp.exp(logp) * logp).sum(axis=(-2, -1))
 
 
+def _real_log_probs(logits: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(log pi, real)``, each ``[..., K, N]``: the log-probabilities with padded choices set to 0 (a value no
+    real choice's log-probability exceeds), and the mask of the real choices."""
+    real = logits > PAD_LOGIT / 2
+    return jnp.where(real, jax.nn.log_softmax(logits, axis=-1), 0.0), real
+
+
 def mean_log_prob(logits: jax.Array) -> jax.Array:
     """``mean_a log pi(a)`` over each component's real (unpadded) choices ``[...]``, summed over components.
 
@@ -43,12 +50,11 @@ def mean_log_prob(logits: jax.Array) -> jax.Array:
     ``-pi(b) (log pi(b) + H)``, it does not vanish as ``pi(b) -> 0``. Maximising it is minimising
     ``KL(uniform || pi)``, a log barrier that keeps every action's probability away from zero.
     """
-    real = logits > PAD_LOGIT / 2
-    logp = jnp.where(real, jax.nn.log_softmax(logits, axis=-1), 0.0)
+    logp, real = _real_log_probs(logits)
     return (logp.sum(-1) / real.sum(-1)).sum(-1)
 
 
 def min_prob(logits: jax.Array) -> jax.Array:
     """The probability of the least likely real choice ``[...]``, the smallest over components."""
-    logp = jnp.where(logits > PAD_LOGIT / 2, jax.nn.log_softmax(logits, axis=-1), 0.0)
+    logp, _ = _real_log_probs(logits)
     return jnp.exp(logp.min(axis=(-2, -1)))
