@@ -63,6 +63,16 @@ def write_report(name: str, label: str, report: dict, markdown: str) -> tuple[Pa
     return json_path, md_path
 
 
+def merge_runs(earlier: list[dict], runs: list[dict], key) -> dict:
+    """The runs of an earlier report and of this one by ``key(run)`` (for ``--update``): a run in both keeps
+    the newer one, unless that one was not measured (its ``status`` is not ``"ok"``) and the earlier one was."""
+    by_key = {key(r): r for r in earlier}
+    for run in runs:
+        if run["status"] == "ok" or by_key.get(key(run), {}).get("status") != "ok":
+            by_key[key(run)] = run
+    return by_key
+
+
 def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]

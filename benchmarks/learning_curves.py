@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 from common import (
-    RESULTS, default_label, finish_fraction_panel, markdown_table, metadata, panels, save_figure, write_report,
+    RESULTS, default_label, finish_fraction_panel, markdown_table, merge_runs, metadata, panels, save_figure,
+    write_report,
 )  # fmt: skip
 from mnemax.train import PPOConfig, train
 
@@ -306,10 +307,7 @@ def write_progress(args, label: str, runs: list[dict], earlier: list[dict]) -> d
 def merged(preset: str, earlier: list[dict], runs: list[dict]) -> list[dict]:
     """The runs of ``earlier`` and ``runs`` in preset order; a name in both keeps the newer run unless that
     one was skipped and the earlier one measured."""
-    by_name = {r["name"]: r for r in earlier}
-    for run in runs:
-        if run["status"] == "ok" or by_name.get(run["name"], {}).get("status") != "ok":
-            by_name[run["name"]] = run
+    by_name = merge_runs(earlier, runs, key=lambda run: run["name"])
     return [by_name[spec["name"]] for spec in PRESETS[preset] if spec["name"] in by_name]
 
 

@@ -59,7 +59,7 @@ import jax
 import jax.numpy as jnp
 
 from common import RESULTS, default_label, finish_fraction_panel, markdown_table, metadata, panels, save_figure
-from common import write_report
+from common import merge_runs, write_report
 from memorax_setup import import_memorax, memorax_ppo, mismatches, package_versions
 from mnemax import envs
 from mnemax.envs import NO_TIME_LIMIT
@@ -365,10 +365,7 @@ def earlier_runs(args, label: str) -> list[dict]:
 
 def merged(earlier: list[dict], runs: list[dict]) -> list[dict]:
     """``earlier`` with each (task, row) that ``runs`` measured replaced, in task and row order."""
-    by_key = {(r["task"], r["name"]): r for r in earlier}
-    for run in runs:
-        if run["status"] == "ok" or by_key.get((run["task"], run["name"]), {}).get("status") != "ok":
-            by_key[run["task"], run["name"]] = run
+    by_key = merge_runs(earlier, runs, key=lambda run: (run["task"], run["name"]))
     order = {task: i for i, task in enumerate(TASKS)}
     return sorted(by_key.values(), key=lambda r: (order[r["task"]], ROWS.index(r["name"])))
 
