@@ -115,6 +115,8 @@ BARRIER = dict(barrier_coef=1.01, ent_coef=0.0)
 SMALL_BARRIER = dict(barrier_coef=0.303, ent_coef=0.0)
 TIMESCALES = dict(memory_config={"max_timescale": 1000})
 RECIPE_TMAZE = dict(preset="tmaze", total_steps=100_000_000)
+PASSIVE100 = dict(RECIPE_TMAZE, env="mnemax/TMaze-Passive-L100-v0")
+ACTIVE100 = dict(RECIPE_TMAZE, env="mnemax/TMaze-Active-L100-v0", num_steps=510, total_steps=60_000_000)
 
 PRESETS: dict[str, list[dict]] = {
     # The diagnostics with the `diagnostics` preset: memories against the memoryless agent, 15M steps
@@ -154,17 +156,13 @@ PRESETS: dict[str, list[dict]] = {
     # L = 100), with the memoryless agent as the check that memory does the work. Active T-Maze episodes
     # last L + 2 steps, so its rollout holds five of them (510 steps).
     "tmaze_recipe": [
-        dict(RECIPE_TMAZE, name="passive100-gru", env="mnemax/TMaze-Passive-L100-v0", memory="gru"),
-        dict(RECIPE_TMAZE, name="passive100-none", env="mnemax/TMaze-Passive-L100-v0", memory="none"),
-        dict(RECIPE_TMAZE, name="active100-gru", env="mnemax/TMaze-Active-L100-v0", memory="gru", num_steps=510,
-             total_steps=60_000_000),
-        dict(RECIPE_TMAZE, name="passive100-ffm", env="mnemax/TMaze-Passive-L100-v0", memory="ffm"),
-        dict(RECIPE_TMAZE, name="active100-none", env="mnemax/TMaze-Active-L100-v0", memory="none", num_steps=510,
-             total_steps=60_000_000),
-        dict(RECIPE_TMAZE, name="passive100-lstm", env="mnemax/TMaze-Passive-L100-v0", memory="lstm",
-             total_steps=50_000_000),
-        dict(RECIPE_TMAZE, name="active100-lstm", env="mnemax/TMaze-Active-L100-v0", memory="lstm", num_steps=510,
-             total_steps=60_000_000),
+        dict(PASSIVE100, name="passive100-gru", memory="gru"),
+        dict(PASSIVE100, name="passive100-none", memory="none"),
+        dict(ACTIVE100, name="active100-gru", memory="gru"),
+        dict(PASSIVE100, name="passive100-ffm", memory="ffm"),
+        dict(ACTIVE100, name="active100-none", memory="none"),
+        dict(PASSIVE100, name="passive100-lstm", memory="lstm", total_steps=50_000_000),
+        dict(ACTIVE100, name="active100-lstm", memory="lstm"),
     ],
     # Passive T-Maze: the cue must be carried over the whole corridor (Ni et al. 2023).
     "tmaze": [
