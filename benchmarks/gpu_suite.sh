@@ -15,6 +15,7 @@
 #     bash benchmarks/gpu_suite.sh 10  # the context-editing cell that part 8 left for time
 #     bash benchmarks/gpu_suite.sh 11  # Transformer-XL on T-Maze L = 1000
 #     bash benchmarks/gpu_suite.sh 12  # cost of minGRU, S5, Mamba and RATE next to FFM (merged into its report)
+#     bash benchmarks/gpu_suite.sh 13  # two GPUs of one host: scaling and same parameters, three agents
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -80,6 +81,13 @@ case $part in
     12)  # FFM again, so that the new memories are compared with it in the same session
         run 570 memory_modules.py --modules ffm min_gru s5 mamba rate --lengths 256 1024 4096 16384 --timeout 90 \
             --update $flag
+        ;;
+    13)  # needs two GPUs; the labels name the machine and the agent
+        run 150 scaling.py --devices 1 2 --same-parameters --device-label h200x2
+        run 150 scaling.py --devices 1 2 --same-parameters --env mnemax/MortarMayhem-Grid-Symbolic-v0 --memory trxl \
+            --per-device-envs 1024 --device-label h200x2-mmg-symbolic-trxl
+        run 240 scaling.py --devices 1 2 --same-parameters --env mnemax/MortarMayhem-Grid-v0 --per-device-envs 512 \
+            --device-label h200x2-mmg-pixel-gru
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

@@ -9,6 +9,11 @@ training steps per second are timed over whole logging intervals after a compile
 efficiency is ``sps(d) / (d * sps(1))``. On one device the script also times the same update compiled
 with a plain ``jax.jit`` (no mesh, no shardings), which shows what the sharded path costs.
 
+With ``--same-parameters`` it also trains the batch of the largest device count for ``--updates`` updates
+from the same seed on one device and on all of them, and reports how far the parameters differ (the
+trainer draws minibatches so that they should agree up to float rounding; ``tests/test_sharding.py``
+checks it on forced CPU devices).
+
 Writes ``benchmarks/results/scaling_<device-label>.json`` and ``.md``.
 """
 
@@ -18,6 +23,7 @@ import argparse
 import dataclasses
 
 import jax
+import numpy as np
 
 from common import default_label, markdown_table, median_seconds, metadata, write_report
 from mnemax.train import PPOConfig
@@ -50,6 +56,23 @@ def measure(config: PPOConfig, devices: int, repeats: int, plain: bool) -> dict:
     return row
 
 
+def parameter_difference(config: PPOConfig, devices: int) -> dict:
+    """Train ``config``'s first log interval on 1 and on ``devices`` devices from the same seed; the largest
+    absolute difference between the two parameter sets, and the largest parameter magnitude beside it."""
+    config = dataclasses.replace(config, num_envs=config.num_envs * devices, total_steps=config.total_steps * devices)
+    params = []
+    for count in (1, devices):
+        trainer = Trainer(dataclasses.replace(config, num_devices=count))
+        runner, _ = trainer.train_interval(trainer.init())
+        params.append(jax.device_get(runner.train_state.params))
+    leaves = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(params[0])]
+    differences = jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda a, b: np.abs(a - b).max(), *params))
+    return {
+        "devices": devices, "num_envs": config.num_envs, "updates": config.updates_per_log,
+        "max_abs_difference": float(max(differences)), "max_abs_parameter": float(max(np.abs(x).max() for x in leaves)),
+    }  # fmt: skip
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="mnemax/TMaze-Passive-L100-v0")
@@ -61,6 +84,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--devices", type=int, nargs="*", help="device counts (default: 1, 2, 4, ... all)")
     parser.add_argument("--device-label", default=None)
+    parser.add_argument(
+        "--same-parameters", action="store_true", help="also compare the parameters after --updates updates on 1 and on the most devices"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a CPU check")
     args = parser.parse_args(argv)
     if args.quick:
@@ -84,6 +110,14 @@ def main(argv=None) -> dict:
         "meta": metadata(env=args.env, memory=args.memory, per_device_envs=args.per_device_envs, num_steps=args.num_steps),
         "rows": rows,
     }
+    same = ""
+    if args.same_parameters and max(counts) > 1:
+        report["same_parameters"] = check = parameter_difference(config, max(counts))
+        print(check, flush=True)
+        same = (
+            f"\n\nSame seed, {check['updates']} update(s) of {check['num_envs']} envs on 1 and on {check['devices']} devices: "
+            f"largest parameter difference {check['max_abs_difference']:.2e} (largest parameter {check['max_abs_parameter']:.2f})."
+        )
     table = markdown_table(
         ["devices", "envs", "train steps/s", "efficiency", "plain jit steps/s", "sharded / plain"],
         [
@@ -99,7 +133,7 @@ def main(argv=None) -> dict:
     text = (
         f"# PPO scaling over devices: {meta['device']} x {meta['device_count']}\n\n"
         f"{args.memory.upper()} PPO on `{args.env}`, {args.per_device_envs} envs per device, {args.num_steps}-step rollouts, "
-        f"jax {meta['jax']}, {meta['date']}.\n\nCommand: `{meta['command']}`\n\n{table}"
+        f"jax {meta['jax']}, {meta['date']}.\n\nCommand: `{meta['command']}`\n\n{table}{same}"
     )
     write_report("scaling", label, report, text)
     return report
