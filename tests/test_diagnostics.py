@@ -278,6 +278,21 @@ def test_repeat_previous_with_k_1_repeats_the_current_card():
     assert bool(scored) and int(right) == int(np.argmax(obs)) and int(env.num_answers(params)) == 51
 
 
+@pytest.mark.parametrize("env_id,first_flagged", [("RepeatFirst-Easy-v0", None), ("RepeatPrevious-Easy-v0", 3)])
+def test_card_flag_follows_popgym(env_id, first_flagged):
+    """The fifth observation entry is POPGym's flag: RepeatFirst's ``is_start`` (the first step only),
+    RepeatPrevious's ``should_act`` (every step from the first scored one, ``k - 1``, on)."""
+    env, params = mnemax.envs.make(env_id)
+    obs, state = env.reset(jax.random.key(0), params)
+    flags = []
+    for t in range(8):
+        flags.append(float(obs[4]))
+        assert float(obs[:4].sum()) == 1.0  # a card is shown at every step
+        obs, state, *_ = env.step(jax.random.key(t), state, 0, params)
+    expected = [1.0] + [0.0] * 7 if first_flagged is None else [float(t >= first_flagged) for t in range(8)]
+    assert flags == expected
+
+
 @pytest.mark.parametrize(
     "env_id,overrides,observations,horizon",
     [

@@ -104,6 +104,12 @@ def _onehot(index, size: int) -> jax.Array:
     return jax.nn.one_hot(index, size, dtype=jnp.float32)
 
 
+def _card_and_flag(suit, flag) -> jax.Array:
+    """``float32[5]``: the one-hot suit shown and POPGym's flag (for RepeatFirst: this is the card to
+    repeat; RepeatPrevious: answers count from here; Autoencode: name the cards now)."""
+    return jnp.concatenate([_onehot(suit, NUM_SUITS), jnp.asarray(flag, jnp.float32)[None]])
+
+
 # ================================================================================== the POPGym card tasks
 @struct.dataclass
 class CardParams(EnvParams):
@@ -113,8 +119,8 @@ class CardParams(EnvParams):
 
 class CardTask(AnswerTask):
     """A task played with ``num_decks`` decks of 52 cards, one card dealt per step. By default the
-    episode has one step per card but the last, which is only shown (POPGym's rules); actions and
-    observations are suits."""
+    episode has one step per card but the last, which is only shown (POPGym's rules); actions are suits
+    and observations a suit and a flag whose meaning each task gives (POPGym's observation tuple)."""
 
     @property
     def default_params(self) -> CardParams:
@@ -127,7 +133,7 @@ class CardTask(AnswerTask):
         return self.num_cards(params) - 1
 
     def observation_space(self, params):
-        return spaces.Box(0.0, 1.0, (NUM_SUITS,), jnp.float32)
+        return spaces.Box(0.0, 1.0, (NUM_SUITS + 1,), jnp.float32)
 
     def action_space(self, params):
         return spaces.Discrete(NUM_SUITS)
@@ -145,8 +151,8 @@ class RepeatFirst(CardTask):
     """Cards are dealt one per step; at every step the agent names the suit of the *first* card.
 
     With ``n = 52 * num_decks`` cards the episode has ``n - 1`` steps, all scored; the last card is
-    only shown (POPGym's rules). Observation: ``float32[4]``, the one-hot suit of the card shown now.
-    Actions: ``Discrete(4)``, a suit.
+    only shown (POPGym's rules). Observation: ``float32[5]``, the one-hot suit of the card shown now and
+    a flag that is 1 on the first step only (POPGym's ``is_start``). Actions: ``Discrete(4)``, a suit.
     """
 
     def num_answers(self, params):
@@ -164,7 +170,7 @@ class RepeatFirst(CardTask):
         return state.replace(card=card, remaining=remaining)
 
     def observe(self, state, params):
-        return _onehot(state.card, NUM_SUITS)
+        return _card_and_flag(state.card, state.time == 0)
 
     def render(self, state, params):
         """The first card (framed: the answer), a gap, the card shown now; the episode's progress."""
@@ -205,7 +211,8 @@ class RepeatPrevious(DealtTask):
 
     With ``n = 52 * num_decks`` cards the episode has ``n - 1`` steps; the first ``k - 1`` have no
     ``k``-th most recent card and are not scored, so ``n - k`` answers count. Observation:
-    ``float32[4]``, the one-hot suit shown now. Actions: ``Discrete(4)``, a suit.
+    ``float32[5]``, the one-hot suit shown now and a flag that is 1 from the first scored step on
+    (POPGym's ``should_act``). Actions: ``Discrete(4)``, a suit.
     """
 
     window = 8  # recent cards drawn by render
@@ -228,7 +235,7 @@ class RepeatPrevious(DealtTask):
         return state.dealt[jnp.maximum(back, 0)].astype(jnp.int32), back >= 0
 
     def observe(self, state, params):
-        return _onehot(state.dealt[state.time], NUM_SUITS)
+        return _card_and_flag(state.dealt[state.time], state.time >= params.k - 1)
 
     def render(self, state, params):
         """Left: the card to name (framed; empty before the first scored step). Right: the last
@@ -350,11 +357,7 @@ class Autoencode(DealtTask):
         return jnp.where(state.time < n, state.dealt[jnp.minimum(state.time, n - 1)].astype(jnp.int32), -1)
 
     def observe(self, state, params):
-        flag = (state.time >= self.num_cards(params) - 1).astype(jnp.float32)
-        return jnp.concatenate([_onehot(self.shown(state, params), NUM_SUITS), flag[None]])
-
-    def observation_space(self, params):
-        return spaces.Box(0.0, 1.0, (NUM_SUITS + 1,), jnp.float32)
+        return _card_and_flag(self.shown(state, params), state.time >= self.num_cards(params) - 1)
 
     def render(self, state, params):
         """The card shown (while watching) and the card to name (framed, while answering); the bar
