@@ -31,11 +31,16 @@ PRESETS: dict[str, dict[str, Any]] = {
         num_envs=256, num_steps=512, num_minibatches=4, update_epochs=4, learning_rate=3e-4,
         ent_coef=0.0, barrier_coef=0.1, gamma=0.99, gae_lambda=0.95, memory_configs=LONG_TIMESCALES,
     ),
-    # POPGym-style diagnostics: many rewarded decisions per episode; the rollout holds whole episodes
-    # (RepeatFirst-Medium lasts 416 steps) so that gradients reach the first card.
+    # POPGym-style diagnostics: a rewarded answer at every step, and no action changes what a task shows
+    # next, so the best policy is the same for every discount and gamma = 0 gives each answer exactly its
+    # own reward as advantage (no noise from the rewards of later answers). The rollout holds whole
+    # episodes (RepeatFirst-Medium lasts 415 steps) so that gradients reach the first card, with few copies
+    # so that 1.5e7 steps are ~460 updates. Measured on the CPU (GRU, one seed): RepeatFirst-Medium at
+    # 32 envs x 832 steps went from -0.50 flat (gamma 0.99, entropy 0.01, lr 5e-4 annealed, clip 0.5) to
+    # 1.00 by 1.7 M steps with gamma 0, no entropy bonus, lr 1e-3 constant and clip 10 (changed together).
     "diagnostics": dict(
-        num_envs=128, num_steps=1024, num_minibatches=4, update_epochs=4, learning_rate=5e-4,
-        ent_coef=0.01, gamma=0.99, gae_lambda=0.95, memory_configs=LONG_TIMESCALES,
+        num_envs=32, num_steps=1024, num_minibatches=4, update_epochs=4, learning_rate=1e-3, anneal_lr=False,
+        ent_coef=0.0, gamma=0.0, gae_lambda=0.95, max_grad_norm=10.0, memory_configs=LONG_TIMESCALES,
     ),
 }  # fmt: skip
 
