@@ -120,14 +120,28 @@ ACTIVE100 = dict(RECIPE_TMAZE, env="mnemax/TMaze-Active-L100-v0", num_steps=510,
 # L = 1000: the rollout holds two whole episodes (1001 steps each), the issue's budget of 5e8 steps.
 PASSIVE1000 = dict(RECIPE_TMAZE, env="mnemax/TMaze-Passive-L1000-v0", num_steps=2002, total_steps=500_000_000)
 
+
+def diagnostics_runs() -> list[dict]:
+    """Every -Easy and -Medium diagnostic with the `diagnostics` preset, each memory of the PPO issue and the
+    memoryless agent, 15M steps (POPGym's budget). The cells the issue names come first, so that a short
+    --max-seconds covers them; --runs picks others. Transformer-XL's window holds the longest of these
+    episodes (RepeatFirst-Medium, 415 steps)."""
+    named = [(task, memory) for task in ("RepeatFirst-Medium", "CountRecall-Easy") for memory in ("gru", "none")]
+    kinds = ("RepeatFirst", "RepeatPrevious", "CountRecall", "Autoencode", "NParity", "DelayedMatch")
+    tasks = [f"{kind}-{level}" for kind in kinds for level in ("Easy", "Medium")]
+    memories = ("gru", "lstm", "ffm", "trxl", "linear_attention", "none")
+    cells = named + [(task, memory) for task in tasks for memory in memories if (task, memory) not in named]
+    return [
+        dict(
+            preset="diagnostics", name=f"{task}-{memory}", env=f"mnemax/{task}-v0", memory=memory,
+            memory_config=TRANSFORMER | {"memory_length": 512} if memory == "trxl" else {}, total_steps=15_000_000,
+        )  # fmt: skip
+        for task, memory in cells
+    ]
+
+
 PRESETS: dict[str, list[dict]] = {
-    # The diagnostics with the `diagnostics` preset: memories against the memoryless agent, 15M steps
-    # (POPGym's budget). The cells the PPO issue names come first.
-    "diagnostics": [
-        dict(preset="diagnostics", name=f"{task}-{memory}", env=f"mnemax/{task}-v0", memory=memory, total_steps=15_000_000)
-        for task in ("RepeatFirst-Medium", "CountRecall-Easy")
-        for memory in ("gru", "none")
-    ],
+    "diagnostics": diagnostics_runs(),
     "ppo_ablations": [  # the informative runs first, so that a cut by the time budget loses the least
         dict(ABLATION_TMAZE, **BARRIER, **WHOLE_EPISODES, name="tmaze100-barrier_episodes"),
         dict(ABLATION_MMG, name="mmg-defaults"),
