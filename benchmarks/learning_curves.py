@@ -167,6 +167,10 @@ PRESETS: dict[str, list[dict]] = {
         # Fourth round: the changes that helped on Mortar Mayhem, together (time scales, linear heads, and the
         # issue's one-seed finding: gradient clip 1.0 and a constant learning rate).
         dict(ABLATION_MMG, **TIMESCALES, linear_heads=True, max_grad_norm=1.0, anneal_lr=False, name="mmg-combined"),
+        # Fifth round: the `diagnostics` preset keeps its learning rate constant; on CountRecall-Easy its training
+        # return peaked near 0 at 8 M steps and fell after, with the policy's entropy. Annealed instead:
+        dict(preset="diagnostics", env="mnemax/CountRecall-Easy-v0", memory="gru", anneal_lr=True, total_steps=15_000_000,
+             name="countrecall-easy-diagnostics_annealed"),
     ],
     # The `tmaze` preset of train/presets.py as it ships, at the PPO issue's budgets (1e8 steps per seed at
     # L = 100), with the memoryless agent as the check that memory does the work. Active T-Maze episodes
