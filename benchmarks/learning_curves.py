@@ -171,6 +171,8 @@ PRESETS: dict[str, list[dict]] = {
         # return peaked near 0 at 8 M steps and fell after, with the policy's entropy. Annealed instead:
         dict(preset="diagnostics", env="mnemax/CountRecall-Easy-v0", memory="gru", anneal_lr=True, total_steps=15_000_000,
              name="countrecall-easy-diagnostics_annealed"),
+        dict(preset="diagnostics", env="mnemax/RepeatFirst-Medium-v0", memory="gru", anneal_lr=True, total_steps=15_000_000,
+             name="repeatfirst-medium-diagnostics_annealed"),
     ],
     # The `tmaze` preset of train/presets.py as it ships, at the PPO issue's budgets (1e8 steps per seed at
     # L = 100), with the memoryless agent as the check that memory does the work. Active T-Maze episodes
