@@ -235,7 +235,7 @@ class RepeatPrevious(DealtTask):
         return state.dealt[jnp.maximum(back, 0)].astype(jnp.int32), back >= 0
 
     def observe(self, state, params):
-        return _card_and_flag(state.dealt[state.time], state.time >= params.k - 1)
+        return _card_and_flag(state.dealt[state.time], self.answer(state, params)[1])  # flag: this step is scored
 
     def render(self, state, params):
         """Left: the card to name (framed; empty before the first scored step). Right: the last
@@ -357,7 +357,7 @@ class Autoencode(DealtTask):
         return jnp.where(state.time < n, state.dealt[jnp.minimum(state.time, n - 1)].astype(jnp.int32), -1)
 
     def observe(self, state, params):
-        return _card_and_flag(self.shown(state, params), state.time >= self.num_cards(params) - 1)
+        return _card_and_flag(self.shown(state, params), self.answer(state, params)[1])  # flag: this step is scored
 
     def render(self, state, params):
         """The card shown (while watching) and the card to name (framed, while answering); the bar
