@@ -10,6 +10,7 @@ from mnemax import envs, memory_modules
 from mnemax.agents import distributions
 from mnemax.agents.actor_critic import parameter_branches
 from mnemax.train import PPO, PPOConfig, train
+from mnemax.train.on_policy import approx_kl
 from mnemax.train.ppo import can_truncate, mean_episode_length
 
 TINY = dict(num_envs=8, num_steps=16, num_minibatches=2, update_epochs=2, hidden_size=16, progress=False, video=False)
@@ -52,6 +53,15 @@ def test_the_barrier_escapes_the_corridor_dead_end_where_the_entropy_bonus_colla
     barrier = train(PPOConfig(**common, ent_coef=0.0, barrier_coef=0.3, run_dir=str(tmp_path / "barrier")))
     assert min(entropy.episode_return) == pytest.approx(-1 / length, abs=1e-4), entropy.episode_return
     assert min(barrier.success) >= 0.4, barrier.success
+
+
+def test_approx_kl_stays_finite_where_the_ratio_underflows():
+    # An action made 150 nats less likely: exp underflows to 0 and log(0) would read as an infinite KL.
+    old = jnp.array([-1.0, -1.0, -2.0])
+    new = jnp.array([-151.0, -1.0, -1.5])
+    kl = np.asarray(approx_kl(new, old))
+    assert np.all(np.isfinite(kl))
+    np.testing.assert_allclose(kl, [149.0, 0.0, np.expm1(0.5) - 0.5], rtol=1e-6)
 
 
 def test_mean_episode_length_of_a_minibatch():

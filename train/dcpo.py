@@ -51,7 +51,9 @@ import jax.numpy as jnp
 from mnemax.agents import distributions
 from mnemax.envs.core import wrappers
 from mnemax.train.config import TrainConfig, option
-from mnemax.train.on_policy import OnPolicy, RunnerState, Transition, clipped_objective, episode_metrics
+from mnemax.train.on_policy import (
+    OnPolicy, RunnerState, Transition, approx_kl, clipped_objective, episode_metrics,
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -151,7 +153,7 @@ class DCPO(OnPolicy):
         stats = {
             "policy_loss": policy_loss,
             "entropy": entropy,
-            "approx_kl": mean((ratio - 1.0) - jnp.log(ratio)),
+            "approx_kl": mean(approx_kl(log_prob, t.log_prob)),
             "clip_fraction": mean(jnp.abs(ratio - 1.0) > self.config.clip_eps),
         }
         return policy_loss - self.config.ent_coef * entropy, stats

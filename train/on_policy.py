@@ -264,6 +264,14 @@ def clipped_objective(log_prob, old_log_prob, adv, clip_eps: float) -> tuple[jax
     return jnp.minimum(ratio * adv, clipped * adv), ratio
 
 
+def approx_kl(log_prob, old_log_prob) -> jax.Array:
+    """Per step, the estimate ``(r - 1) - log r`` of KL(old || new) (Schulman's k3), from the log ratio:
+    computed from ``r`` itself, a ratio that underflows to 0 (an action the update made a hundred nats
+    less likely; harmless to the clipped objective) would read as an infinite divergence."""
+    log_ratio = log_prob - old_log_prob
+    return jnp.expm1(log_ratio) - log_ratio
+
+
 def episode_metrics(t: Transition) -> dict[str, jax.Array]:
     """Sums and counts of the episodes that ended in a rollout (averaged later, across updates)."""
     done = t.episode_done.astype(jnp.float32)

@@ -16,7 +16,9 @@ from mnemax import envs
 from mnemax.agents import distributions
 from mnemax.agents.actor_critic import parameter_branches
 from mnemax.train.config import ADVANTAGE_NORMS, DEFAULT_ALGORITHM, TrainConfig, option
-from mnemax.train.on_policy import OnPolicy, RunnerState, Transition, clipped_objective, episode_metrics, time_major
+from mnemax.train.on_policy import (
+    OnPolicy, RunnerState, Transition, approx_kl, clipped_objective, episode_metrics, time_major,
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -117,7 +119,7 @@ class PPO(OnPolicy):
             "value_loss": value_loss,
             "entropy": entropy,
             "min_prob": distributions.min_prob(logits).mean(),
-            "approx_kl": ((ratio - 1.0) - jnp.log(ratio)).mean(),
+            "approx_kl": approx_kl(log_prob, t.log_prob).mean(),
             "clip_fraction": (jnp.abs(ratio - 1.0) > c.clip_eps).mean(),
         }
         return total, stats
