@@ -37,12 +37,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # episodes (RepeatFirst-Medium lasts 415 steps) so that gradients reach the first card, with few copies
     # so that 1.5e7 steps are ~460 updates. Measured on the CPU (GRU, one seed): RepeatFirst-Medium at
     # 32 envs x 832 steps went from -0.50 flat (gamma 0.99, entropy 0.01, lr 5e-4 annealed, clip 0.5) to
-    # 1.00 by 1.7 M steps with gamma 0, no entropy bonus, lr 1e-3 constant and clip 10 (changed together).
-    # Open question, one seed each on the CPU (benchmarks/results/learning_*_cpu): with the rate constant,
-    # CountRecall-Easy peaked near 0 at 8 M steps and fell to -0.30 by 15 M as the policy collapsed, and
-    # annealed over 15 M it ended at -0.02; but annealed over 3 M, RepeatFirst-Medium did not learn in 3 M.
+    # 1.00 by 1.7 M steps with gamma 0, no entropy bonus, lr 1e-3 and clip 10 (changed together). The rate
+    # is annealed to 0 over the run: kept constant, CountRecall-Easy's return peaked near 0 at 8 M steps and
+    # fell to -0.30 by 15 M with the policy's entropy (CPU, one seed); annealed, it ends at +0.15 / +0.11 /
+    # +0.13 and RepeatFirst-Medium at 1.00 on three seeds each (H200, 15 M steps;
+    # benchmarks/results/learning_ppo_ablations_h200 and learning_diagnostics_h200).
     "diagnostics": dict(
-        num_envs=32, num_steps=1024, num_minibatches=4, update_epochs=4, learning_rate=1e-3, anneal_lr=False,
+        num_envs=32, num_steps=1024, num_minibatches=4, update_epochs=4, learning_rate=1e-3,
         ent_coef=0.0, gamma=0.0, gae_lambda=0.95, max_grad_norm=10.0, memory_configs=LONG_TIMESCALES,
     ),
 }  # fmt: skip
