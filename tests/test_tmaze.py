@@ -56,6 +56,21 @@ def test_active_cue_is_behind_the_start():
     assert steps[-1][2] and steps[-1][4] and steps[-1][1] == 1.0
 
 
+def test_active_oracle_start_prob_starts_episodes_on_the_cue():
+    env, p = mnemax.envs.make("TMaze-Active-v0", corridor_length=4, oracle_start_prob=1.0)
+    obs, state = env.reset(jax.random.key(0), p)
+    assert int(state.x) == 0 and obs[:2].sum() == 1
+    keys = jax.random.split(jax.random.key(1), 4000)
+    _, states = jax.vmap(env.reset, in_axes=(0, None))(keys, p.replace(oracle_start_prob=0.25))
+    assert abs(float((states.x == 0).mean()) - 0.25) < 0.03
+    # the goal is drawn as without the curriculum, and the passive task starts at the cue anyway
+    _, plain = jax.vmap(env.reset, in_axes=(0, None))(keys, p.replace(oracle_start_prob=0.0))
+    assert bool(jnp.all(states.goal == plain.goal)) and bool(jnp.all(plain.x == 1))
+    passive, q = mnemax.envs.make("TMaze-Passive-v0", corridor_length=4, oracle_start_prob=0.5)
+    _, states = jax.vmap(passive.reset, in_axes=(0, None))(keys[:100], q)
+    assert bool(jnp.all(states.x == 0))
+
+
 @pytest.mark.parametrize("length", [10, 100, 2000])
 def test_long_corridors(length):
     env, p = mnemax.envs.make("TMaze-Passive-v0", corridor_length=length)

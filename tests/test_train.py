@@ -33,11 +33,21 @@ def tiny(tmp_path, **overrides) -> PPOConfig:
         (dict(learning_rate=0.0), "learning_rate"),
         (dict(env_params={"corridor_length": 0}), "corridor_length"),
         (dict(memory_config={"features": -1}), "positive"),
+        (dict(env="mnemax/CountRecall-Easy-v0", train_env_params={"num_decks": 2}), "action space"),
     ],
 )
 def test_bad_configs_fail_before_compiling(tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
         train(tiny(tmp_path, **overrides))
+
+
+def test_train_env_params_change_what_training_plays_and_not_the_evaluation(tmp_path):
+    config = tiny(tmp_path, env="mnemax/TMaze-Active-v0", env_params={"corridor_length": 4},
+                  train_env_params={"oracle_start_prob": 1.0})  # fmt: skip
+    algorithm = PPO(config)
+    assert float(algorithm.env_params.oracle_start_prob) == 1.0
+    assert float(algorithm.eval_env_params.oracle_start_prob) == 0.0
+    assert algorithm.env_params.corridor_length == algorithm.eval_env_params.corridor_length == 4
 
 
 def test_minibatches_partition_the_sequences_and_keep_carries_aligned(tmp_path):

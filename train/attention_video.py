@@ -111,24 +111,24 @@ def attention_rollout(algorithm: OnPolicy, params, key: jax.Array, num_steps: in
     if not -layers <= layer < layers:
         raise UserError(f"the agent has {layers} HCAM layers; --layer must be in {-layers}..{layers - 1}, got {layer}")
     name = f"block_{layer % layers}"
-    env = wrappers.Vmap(algorithm.env, 1)
+    env, env_params = wrappers.Vmap(algorithm.env, 1), algorithm.eval_env_params
 
     @jax.jit
     def run(params, key):
         key, reset_key = jax.random.split(key)
-        obs, env_state = env.reset(reset_key, algorithm.env_params)
+        obs, env_state = env.reset(reset_key, env_params)
 
         def step(s, key):
             obs, env_state, carry, reset, t = s
             t = jnp.where(reset[0], 0, t + 1)
-            frame = env.render(env_state, algorithm.env_params)[0]
+            frame = env.render(env_state, env_params)[0]
             (next_carry, logits, _), sown = algorithm.network.apply(
                 params, carry, time_major(obs), reset[None], mutable=["intermediates"]
             )
             (weights,) = sown["intermediates"]["memory"][name]["hcam"]["chunk_weights"]  # [1, 1, heads, N + 1]
             visible = carry.chunk_valid[0] & ~reset[0]  # a reset hides the chunks of the episode before
             action = algorithm.env_action(distributions.mode(logits[0]))
-            next_obs, next_state, _, terminated, truncated, _ = env.step(key, env_state, action, algorithm.env_params)
+            next_obs, next_state, _, terminated, truncated, _ = env.step(key, env_state, action, env_params)
             record = (frame, weights[0, 0], visible, t, jax.tree_util.tree_map(lambda x: x[0], env_state))
             return (next_obs, next_state, next_carry, terminated | truncated, t), record
 
@@ -237,7 +237,7 @@ def compose(trace: AttentionTrace, algorithm: OnPolicy, layer: int = -1, min_hei
     layers, heads = memory.num_layers, memory.num_heads
     size, capacity = memory.chunk_size, memory.memory_chunks
     base = getattr(algorithm.env, "unwrapped", algorithm.env)
-    span = int(base.episode_length(algorithm.env_params)) if hasattr(base, "episode_length") else capacity * size
+    span = int(base.episode_length(algorithm.eval_env_params)) if hasattr(base, "episode_length") else capacity * size
     span = max(span, size)
     starts = chunk_starts(trace.episode_step, capacity, size)
     mean = trace.weights[:, :, :capacity].mean(axis=1)
@@ -247,7 +247,7 @@ def compose(trace: AttentionTrace, algorithm: OnPolicy, layer: int = -1, min_hei
     out = []
     for i, frame in enumerate(trace.frames):
         state = jax.tree_util.tree_map(lambda x: x[i], trace.states)
-        marks = episode_marks(algorithm.env, algorithm.env_params, state)
+        marks = episode_marks(algorithm.env, algorithm.eval_env_params, state)
         panel = draw_panel(
             height, 2 * height, mean[i], starts[i], trace.visible[i], size, int(trace.episode_step[i]), span, marks, title
         )

@@ -165,6 +165,9 @@ class TrainConfig(RunConfig):
     """environment id (`mnemax-envs` lists them, `mnemax-envs ID` shows the parameters of one)"""
     env_params: dict[str, int | float | bool | str] = dataclasses.field(default_factory=dict)
     """overrides of the environment's parameters, e.g. `--env-params corridor_length 100`"""
+    train_env_params: dict[str, int | float | bool | str] = dataclasses.field(default_factory=dict)
+    """overrides on top of `env_params` while training only (a curriculum, e.g. active T-Maze's
+    `oracle_start_prob`); the final greedy evaluation and the video play the task `env_params` define"""
     agent: str = DEFAULT_AGENT
     """`actor_critic` (encoder -> memory -> heads) or `context_editor` (a transformer over the slots of a
     context-editing task, `mnemax/ContextEdit-*`; its memory is the context, so `memory` is ignored)"""

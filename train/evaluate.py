@@ -15,9 +15,9 @@ def greedy_episodes(algorithm, params, key: jax.Array, num_episodes: int, max_st
 
     Episodes that have not ended after ``max_steps`` count as unsuccessful.
     """
-    env = wrappers.Vmap(algorithm.env, num_episodes)
+    env, env_params = wrappers.Vmap(algorithm.env, num_episodes), algorithm.eval_env_params
     key, reset_key = jax.random.split(key)
-    obs, env_state = env.reset(reset_key, algorithm.env_params)
+    obs, env_state = env.reset(reset_key, env_params)
     zeros = jnp.zeros(num_episodes)
     init = (obs, env_state, algorithm.network.initialize_carry(num_episodes), jnp.ones(num_episodes, bool),
             zeros.astype(bool), zeros, zeros.astype(bool), key, jnp.int32(0))  # fmt: skip
@@ -29,7 +29,7 @@ def greedy_episodes(algorithm, params, key: jax.Array, num_episodes: int, max_st
         obs, env_state, carry, reset, finished, ret, success, key, t = s
         key, step_key = jax.random.split(key)
         carry, action = _act(algorithm, params, carry, obs, reset)
-        obs, env_state, reward, terminated, truncated, info = env.step(step_key, env_state, action, algorithm.env_params)
+        obs, env_state, reward, terminated, truncated, info = env.step(step_key, env_state, action, env_params)
         done = terminated | truncated
         ret = ret + jnp.where(finished, 0.0, reward)
         success = success | (~finished & done & info["success"])
@@ -41,15 +41,15 @@ def greedy_episodes(algorithm, params, key: jax.Array, num_episodes: int, max_st
 
 def greedy_frames(algorithm, params, key: jax.Array, num_steps: int) -> jax.Array:
     """``uint8 [num_steps, H, W, 3]``: the rendered states of one greedy rollout (episodes back to back)."""
-    env = wrappers.Vmap(algorithm.env, 1)
+    env, env_params = wrappers.Vmap(algorithm.env, 1), algorithm.eval_env_params
     key, reset_key = jax.random.split(key)
-    obs, env_state = env.reset(reset_key, algorithm.env_params)
+    obs, env_state = env.reset(reset_key, env_params)
 
     def step(s, key):
         obs, env_state, carry, reset = s
-        frame = env.render(env_state, algorithm.env_params)[0]
+        frame = env.render(env_state, env_params)[0]
         carry, action = _act(algorithm, params, carry, obs, reset)
-        obs, env_state, _, terminated, truncated, _ = env.step(key, env_state, action, algorithm.env_params)
+        obs, env_state, _, terminated, truncated, _ = env.step(key, env_state, action, env_params)
         return (obs, env_state, carry, terminated | truncated), frame
 
     init = (obs, env_state, algorithm.network.initialize_carry(1), jnp.ones(1, bool))

@@ -89,7 +89,11 @@ class OnPolicy:
             raise ValueError(f"{type(self).__name__} needs a {self.Config.__name__}, got {type(config).__name__}")
         config.validate(num_devices)
         self.config = config
-        env, self.env_params = envs.make(config.env, **config.env_params)
+        env, self.eval_env_params = envs.make(config.env, **config.env_params)
+        self.env_params = self.eval_env_params  # what training plays
+        if config.train_env_params:
+            _, self.env_params = envs.make(config.env, **{**config.env_params, **config.train_env_params})
+            _check_same_spaces(env, self.env_params, self.eval_env_params)
         if config.prev_action_reward:
             env = wrappers.PreviousActionReward(env)
         self.env = env
@@ -262,6 +266,15 @@ def clipped_objective(log_prob, old_log_prob, adv, clip_eps: float) -> tuple[jax
     ratio = jnp.exp(log_prob - old_log_prob)
     clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
     return jnp.minimum(ratio * adv, clipped * adv), ratio
+
+
+def _check_same_spaces(env, train_params, eval_params) -> None:
+    """A curriculum may change how episodes go, not what the agent sees or does."""
+    for space in ("observation_space", "action_space"):
+        trained, evaluated = getattr(env, space)(train_params), getattr(env, space)(eval_params)
+        if trained.to_gymnasium() != evaluated.to_gymnasium():
+            what = space.replace("_", " ")
+            raise ValueError(f"train_env_params change the {what}: {trained} while training, {evaluated} in evaluation")
 
 
 def approx_kl(log_prob, old_log_prob) -> jax.Array:

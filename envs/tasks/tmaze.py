@@ -13,6 +13,9 @@ other. Every step that does not advance towards the junction costs ``step_penalt
 also ends (unsuccessfully) at the task horizon, the minimum number of steps that solves it: ``L + 1``
 (passive) or ``L + 2`` (active). The memory length the task needs is therefore L.
 
+``oracle_start_prob`` (active form, default 0) starts that fraction of episodes on the oracle cell itself,
+cue in view: a training curriculum (``TrainConfig.train_env_params``), not part of the task.
+
 Observation: ``float32[3] = [cue_up, cue_down, at_junction]``. Actions: ``0 up, 1 right, 2 down, 3 left``.
 """
 
@@ -40,6 +43,10 @@ class TMazeState(EnvState):
 class TMazeParams(EnvParams):
     corridor_length: int = param(10, ge=1, le=1 << 30, why="the horizon L + 2 is counted in int32")
     active: bool = param(False)
+    # Active form: the probability that an episode starts *at* the oracle cell, cue in view, instead of one
+    # step ahead of it (a training curriculum; 0 is the task of Ni et al.). Such episodes teach the memory
+    # what the cue means, which is what makes walking back to it worth anything.
+    oracle_start_prob: float = param(0.0, ge=0.0, le=1.0)
     step_penalty: float = param(1.0, ge=0.0)
     # The task horizon ends episodes; this generic limit is set out of its way.
     max_steps_in_episode: int = NO_TIME_LIMIT
@@ -61,8 +68,10 @@ class TMaze(Environment[TMazeState, TMazeParams]):
 
     def initial_state(self, key, params):
         goal = jax.random.bernoulli(key).astype(jnp.int32)
-        x = jnp.asarray(params.active, jnp.int32)  # active: start one cell ahead of the oracle
-        return TMazeState(time=jnp.int32(0), x=x, goal=goal)
+        key_start = jax.random.fold_in(key, 1)
+        # active: start one cell ahead of the oracle, or on it with probability oracle_start_prob
+        ahead = jnp.asarray(params.active) & ~jax.random.bernoulli(key_start, params.oracle_start_prob)
+        return TMazeState(time=jnp.int32(0), x=ahead.astype(jnp.int32), goal=goal)
 
     def transition(self, key, state, action, params):
         length = params.corridor_length
