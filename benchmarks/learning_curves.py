@@ -168,7 +168,7 @@ PRESETS: dict[str, list[dict]] = {
         # Fourth round: the changes that helped on Mortar Mayhem, together (time scales, linear heads, and the
         # issue's one-seed finding: gradient clip 1.0 and a constant learning rate).
         dict(ABLATION_MMG, **TIMESCALES, linear_heads=True, max_grad_norm=1.0, anneal_lr=False, name="mmg-combined"),
-        # Fifth round: the `diagnostics` preset keeps its learning rate constant; on CountRecall-Easy its training
+        # Fifth round: the `diagnostics` preset then kept its learning rate constant; on CountRecall-Easy its training
         # return peaked near 0 at 8 M steps and fell after, with the policy's entropy. Annealed instead:
         dict(preset="diagnostics", env="mnemax/CountRecall-Easy-v0", memory="gru", anneal_lr=True, total_steps=15_000_000,
              name="countrecall-easy-diagnostics_annealed"),
@@ -187,6 +187,14 @@ PRESETS: dict[str, list[dict]] = {
                 "entropy": dict(ent_coef=0.01), "lr3e-3": dict(learning_rate=3e-3),
             }.items()
         ],
+        # Seventh round, CPU-sized: active T-Maze with the `tmaze` preset's start-state curriculum (half the
+        # training episodes start on the oracle cell; the greedy evaluation plays the task itself).
+        dict(preset="tmaze", env="mnemax/TMaze-Active-v0", memory="gru", num_steps=120, total_steps=6_000_000,
+             name="tmaze10-active_curriculum"),
+        dict(preset="tmaze", env="mnemax/TMaze-Active-v0", memory="none", num_steps=120, total_steps=3_000_000,
+             name="tmaze10-active_curriculum_nomemory"),
+        dict(preset="tmaze", env="mnemax/TMaze-Active-v0", env_params={"corridor_length": 30}, memory="gru",
+             num_steps=160, total_steps=9_000_000, name="tmaze30-active_curriculum"),
     ],
     # The `tmaze` preset of train/presets.py as it ships, at the PPO issue's budgets (1e8 steps per seed at
     # L = 100), with the memoryless agent as the check that memory does the work. Active T-Maze episodes

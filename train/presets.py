@@ -25,11 +25,18 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   longer corridors use a multiple of L + 1, at least twice it);
     # * recurrent memories need long time scales at init (`max_timescale`, GRU and LSTM): with the usual
     #   init a unit halves its memory every step and no gradient reaches the cue.
-    # As shipped it solves passive L = 100 with GRU and FFM on every seed within 1e8 steps, and not the
-    # active task (benchmarks/results/learning_tmaze_recipe_*).
+    # * active form: half the training episodes start on the oracle cell (`oracle_start_prob`, a start-state
+    #   curriculum; evaluation plays the task itself). Without it, walking back to the cue is worth nothing
+    #   until the memory knows what the cue means, and the memory learns that only from the ~1% of episodes
+    #   that walk back by chance: at L = 10 (CPU, 6 M steps) 81% of those reached the junction and then
+    #   turned at chance. With it, GRU walks back and turns right in every greedy episode of the real task
+    #   at L = 10 (6 M steps) and L = 30 (8.5 M), one seed each on the CPU. The passive task ignores it.
+    # As shipped it solves passive L = 100 with GRU and FFM on every seed within 1e8 steps
+    # (benchmarks/results/learning_tmaze_recipe_*).
     "tmaze": dict(
         num_envs=256, num_steps=512, num_minibatches=4, update_epochs=4, learning_rate=3e-4,
         ent_coef=0.0, barrier_coef=0.1, gamma=0.99, gae_lambda=0.95, memory_configs=LONG_TIMESCALES,
+        train_env_params=dict(oracle_start_prob=0.5),
     ),
     # POPGym-style diagnostics: a rewarded answer at every step, and no action changes what a task shows
     # next, so the best policy is the same for every discount and gamma = 0 gives each answer exactly its
