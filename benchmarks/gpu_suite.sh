@@ -16,6 +16,8 @@
 #     bash benchmarks/gpu_suite.sh 11  # Transformer-XL on T-Maze L = 1000
 #     bash benchmarks/gpu_suite.sh 12  # cost of minGRU, S5, Mamba and RATE next to FFM (merged into its report)
 #     bash benchmarks/gpu_suite.sh 13  # two GPUs of one host: scaling and same parameters, three agents
+#     bash benchmarks/gpu_suite.sh 14  # active T-Maze L = 100 with the start-state curriculum
+#     bash benchmarks/gpu_suite.sh 15  # CountRecall-Easy GRU with the diagnostics preset as it ships
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -88,6 +90,12 @@ case $part in
             --per-device-envs 1024 --device-label h200x2-mmg-symbolic-trxl
         run 240 scaling.py --devices 1 2 --same-parameters --env mnemax/MortarMayhem-Grid-v0 --per-device-envs 512 \
             --device-label h200x2-mmg-pixel-gru
+        ;;
+    14)  # the `tmaze` preset's curriculum at the PPO issue's size
+        run 560 learning_curves.py --preset tmaze_recipe --max-seconds 400 --update $flag --runs active100-gru active100-none
+        ;;
+    15)  # the diagnostics cell that the preset's annealed learning rate left stale
+        run 560 learning_curves.py --preset diagnostics --max-seconds 10 --update $flag --runs CountRecall-Easy-gru
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

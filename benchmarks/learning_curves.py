@@ -117,7 +117,9 @@ SMALL_BARRIER = dict(barrier_coef=0.303, ent_coef=0.0)
 TIMESCALES = dict(memory_config={"max_timescale": 1000})
 RECIPE_TMAZE = dict(preset="tmaze", total_steps=100_000_000)
 PASSIVE100 = dict(RECIPE_TMAZE, env="mnemax/TMaze-Passive-L100-v0")
-ACTIVE100 = dict(RECIPE_TMAZE, env="mnemax/TMaze-Active-L100-v0", num_steps=510, total_steps=60_000_000)
+# Active: 1e8 steps, as for passive (at L = 30 on the CPU one seed had learned the cue from the curriculum's
+# episodes by 5 M steps and not yet the step back at 9 M, when the learning rate ran out).
+ACTIVE100 = dict(RECIPE_TMAZE, env="mnemax/TMaze-Active-L100-v0", num_steps=510, total_steps=100_000_000)
 # L = 1000: the rollout holds two whole episodes (1001 steps each), the budget of 5e8 steps.
 PASSIVE1000 = dict(RECIPE_TMAZE, env="mnemax/TMaze-Passive-L1000-v0", num_steps=2002, total_steps=500_000_000)
 
