@@ -117,8 +117,9 @@ SMALL_BARRIER = dict(barrier_coef=0.303, ent_coef=0.0)
 TIMESCALES = dict(memory_config={"max_timescale": 1000})
 RECIPE_TMAZE = dict(preset="tmaze", total_steps=100_000_000)
 PASSIVE100 = dict(RECIPE_TMAZE, env="mnemax/TMaze-Passive-L100-v0")
-# Active: 1e8 steps, as for passive (at L = 30 on the CPU one seed had learned the cue from the curriculum's
-# episodes by 5 M steps and not yet the step back at 9 M, when the learning rate ran out).
+# Active: 1e8 steps, as for passive (at L = 30 on the CPU a 9 M-step run had learned the cue from the
+# curriculum's episodes by 5 M steps but not yet the step back when its learning rate ran out; with 20 M steps
+# the step back took over from ~6 M).
 ACTIVE100 = dict(RECIPE_TMAZE, env="mnemax/TMaze-Active-L100-v0", num_steps=510, total_steps=100_000_000)
 # L = 1000: the rollout holds two whole episodes (1001 steps each), the budget of 5e8 steps.
 PASSIVE1000 = dict(RECIPE_TMAZE, env="mnemax/TMaze-Passive-L1000-v0", num_steps=2002, total_steps=500_000_000)
@@ -197,6 +198,8 @@ PRESETS: dict[str, list[dict]] = {
              name="tmaze10-active_curriculum_nomemory"),
         dict(preset="tmaze", env="mnemax/TMaze-Active-v0", env_params={"corridor_length": 30}, memory="gru",
              num_steps=160, total_steps=9_000_000, name="tmaze30-active_curriculum"),
+        dict(preset="tmaze", env="mnemax/TMaze-Active-v0", env_params={"corridor_length": 30}, memory="gru",
+             num_steps=160, total_steps=20_000_000, name="tmaze30-active_curriculum_20M"),
     ],
     # The `tmaze` preset of train/presets.py as it ships, at the PPO issue's budgets (1e8 steps per seed at
     # L = 100), with the memoryless agent as the check that memory does the work. Active T-Maze episodes
@@ -336,7 +339,7 @@ def markdown(report: dict, preset: str) -> str:
             ]
         )
     header = ["run", "greedy success (mean)", "range over seeds", "greedy return (mean)", "seeds", "env steps / seed"]
-    header += ["wall s", "train steps/s"]
+    header += ["wall s", "train steps/s (all seeds)"]
     header.append("command")
     listed = "\n".join(f"{i + 1}. `{c}` ({dates(report, c)})" for i, c in enumerate(commands))
     return (

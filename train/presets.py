@@ -30,7 +30,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   until the memory knows what the cue means, and the memory learns that only from the ~1% of episodes
     #   that walk back by chance: at L = 10 (CPU, 6 M steps) 81% of those reached the junction and then
     #   turned at chance. With it, GRU walks back and turns right in every greedy episode of the real task
-    #   at L = 10 (6 M steps, 3 seeds, CPU); the passive task ignores it.
+    #   at L = 10 (6 M steps, 3 seeds, CPU) and L = 30 (20 M steps, one seed); the passive task ignores it.
     # As shipped it solves passive L = 100 with GRU and FFM on every seed within 1e8 steps
     # (benchmarks/results/learning_tmaze_recipe_*).
     "tmaze": dict(
