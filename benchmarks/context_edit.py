@@ -133,7 +133,7 @@ def train_one(scale: dict, algo: str, env_params: dict, run_dir: str, key: jax.A
     seconds = time.perf_counter() - start
     algorithm = algorithms.make(config)
     score = lambda params: curators.run_curator(  # noqa: E731
-        algorithm.env, algorithm.env_params, greedy_curator(algorithm.network, params), key, EVAL_EPISODES
+        algorithm.env, algorithm.eval_env_params, greedy_curator(algorithm.network, params), key, EVAL_EPISODES
     )
     scores = jax.device_get(jax.vmap(score)(result.runner.train_state.params))  # all seeds, one compilation
     per_seed = [summary(jax.tree_util.tree_map(lambda x: x[s], scores)) for s in range(config.num_seeds)]
