@@ -73,8 +73,11 @@ class ActorCritic(nn.Module):
     def _tower(encoder, memory, carry, obs, resets):
         """Encoder then memory over ``[T, B, ...]`` observations: ``(carry, features [T, B, H])``."""
         t, b = resets.shape
-        flat = jax.tree_util.tree_map(lambda x: x.reshape((t * b,) + x.shape[2:]), obs)
-        x = encoder(flat).reshape(t, b, -1)
+        # Encoded batch-major ([B * T]): with the environment axis sharded over devices, a [T * B] merge would
+        # split it below the time axis, which XLA cannot partition; it gathered every device's observations
+        # and ran the whole update's encoder on each device (pixel PPO then scaled 0.58 to two GPUs).
+        flat = jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1).reshape((b * t,) + x.shape[2:]), obs)
+        x = jnp.swapaxes(encoder(flat).reshape(b, t, -1), 0, 1)
         if memory is not None:
             carry, x = memory(carry, x, resets)
             x = x.astype(jnp.float32)

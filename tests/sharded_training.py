@@ -1,8 +1,9 @@
 """Run by tests/test_sharding.py in a fresh process with 4 forced CPU devices (XLA_FLAGS must be set
-before JAX starts): training on 4 devices equals training on 1 device, and resumes from a sharded
-checkpoint."""
+before JAX starts): training on 4 devices equals training on 1 device, resumes from a sharded
+checkpoint, and each device works on its own environments only."""
 
 import dataclasses
+import re
 import shutil
 import sys
 
@@ -10,6 +11,16 @@ import jax
 import numpy as np
 
 from mnemax.train import PPOConfig, train
+from mnemax.train.loop import Trainer
+
+
+def assert_only_gradient_traffic(config: PPOConfig) -> None:
+    """The compiled update moves no per-environment data between devices: its collectives are all-reduces
+    (gradients, statistics). An all-gather means some step runs the whole batch on every device."""
+    trainer = Trainer(config)
+    hlo = trainer.train_interval.lower(jax.eval_shape(trainer.init)).compile().as_text()
+    collectives = re.findall(r"\b(all-gather|all-to-all|collective-permute|reduce-scatter|all-reduce)(?:-start)?\(", hlo)
+    assert collectives and set(collectives) == {"all-reduce"}, sorted(set(collectives))
 
 
 def main(run_dir: str) -> None:
@@ -19,6 +30,7 @@ def main(run_dir: str) -> None:
         update_epochs=2, hidden_size=32, total_steps=16 * 16 * 3, num_logs=3, checkpoint_every=1, num_seeds=2,
         progress=False, video=False, eval_episodes=8, run_dir=run_dir,
     )  # fmt: skip
+    assert_only_gradient_traffic(dataclasses.replace(config, num_devices=4))
     one = train(dataclasses.replace(config, num_devices=1, run_name="one"))
     four = train(dataclasses.replace(config, num_devices=4, run_name="four"))
     assert len(four.runner.obs.sharding.device_set) == 4
