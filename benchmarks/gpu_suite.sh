@@ -18,6 +18,8 @@
 #     bash benchmarks/gpu_suite.sh 13  # two GPUs of one host: scaling and same parameters, three agents
 #     bash benchmarks/gpu_suite.sh 14  # active T-Maze L = 100 with the start-state curriculum
 #     bash benchmarks/gpu_suite.sh 15  # CountRecall-Easy GRU with the diagnostics preset as it ships
+#     bash benchmarks/gpu_suite.sh 16  # symbolic Mortar Mayhem Grid beside memorax, 85 M steps (2 GPUs: 6 minutes)
+#     bash benchmarks/gpu_suite.sh 17  # the same with memorax's constant learning rate
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -96,6 +98,17 @@ case $part in
         ;;
     15)  # the diagnostics cell that the preset's annealed learning rate left stale
         run 560 learning_curves.py --preset diagnostics --max-seconds 10 --update $flag --runs CountRecall-Easy-gru
+        ;;
+    16|17)  # memorax on the second GPU beside mnemax's rows on the first (each --update merges into one report;
+            # on one GPU they run one after the other); 17: memorax's default constant learning rate
+        gpus=$(nvidia-smi -L | wc -l)
+        schedule=$([ "$part" = 17 ] && echo --constant-lr)
+        common="--tasks mnemax/MortarMayhem-Grid-Symbolic-v0 --num-envs 2048 --seeds 3 --num-logs 40 --update $schedule"
+        common="$common --device-label ${label:-h200}-mmg${schedule:+-constant-lr}"
+        CUDA_VISIBLE_DEVICES=0 run 280 learning_vs_memorax.py $common --rows mnemax mnemax-matched &
+        [ "$gpus" -ge 2 ] || wait
+        CUDA_VISIBLE_DEVICES=$((gpus >= 2 ? 1 : 0)) run 320 learning_vs_memorax.py $common --rows memorax &
+        wait
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

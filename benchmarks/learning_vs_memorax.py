@@ -306,7 +306,8 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
     args = parse_args(argv)
     label = args.device_label or default_label()
-    earlier = earlier_runs(args, label) if args.update else []
+    if args.update:
+        earlier_runs(args, label)  # refuse other settings before spending any time
     started = time.perf_counter()
     memorax, memorax_error = import_memorax() if "memorax" in args.rows else (None, None)
     if memorax_error:
@@ -337,7 +338,9 @@ def main(argv=None) -> dict:
                 runs.append(run | measured)
                 print(summary_line(runs[-1], args.target), flush=True)
             # Written after every run, so a run cut short by an outer time limit keeps what it measured.
-            report = write_progress(args, label, merged(earlier, runs))
+            # The report is read again before each write: other processes may have added rows to it meanwhile
+            # (e.g. memorax's row measured on a second GPU at the same time).
+            report = write_progress(args, label, merged(earlier_runs(args, label) if args.update else [], runs))
     print(f"wrote {RESULTS}/learning_vs_memorax_{label}.{{json,md,png}}", flush=True)
     return report
 
@@ -376,9 +379,15 @@ def summary_line(run: dict, target: float) -> str:
     return f"  steps to {target:g} per seed: {steps}; greedy success {greedy}; {run['seconds']:.0f} s"
 
 
+def recorded_config(run: dict) -> PPOConfig:
+    """The configuration a run recorded, without the fields that earlier versions of PPOConfig had."""
+    fields = {f.name for f in dataclasses.fields(PPOConfig)}
+    return PPOConfig(**{name: value for name, value in run["config"].items() if name in fields})
+
+
 def write_progress(args, label: str, runs: list[dict]) -> dict:
     """Writes the report, table and plot of ``runs``; returns the report."""
-    configs = {(r["task"], r["name"]): PPOConfig(**r["config"]) for r in runs if r["status"] == "ok"}
+    configs = {(r["task"], r["name"]): recorded_config(r) for r in runs if r["status"] == "ok"}
     # How each mnemax row that ran beside memorax differs from memorax's set-up.
     by_row = {}
     for task, row in configs:
@@ -439,7 +448,7 @@ def unfinished(run: dict, seed: int) -> str:
 def render_markdown(report: dict) -> str:
     meta, settings = report["meta"], report["settings"]
     target = settings["target"]
-    seed_rows, curve_rows_md, run_rows = [], [], []
+    seed_rows, curve_rows_md, run_rows = [], {"success": [], "return": []}, []
     commands = list(dict.fromkeys(run.get("command", meta["command"]) for run in report["runs"]))
     for run in report["runs"]:
         task = f"`{run['task'].split('/')[-1]}`"
@@ -468,13 +477,15 @@ def render_markdown(report: dict) -> str:
                     f"{run['final_success'][seed]:.3f}" + unfinished(run, seed), f"{run['final_return'][seed]:.3f}",
                 ]
             )  # fmt: skip
-        # The log points at 1/32, 1/16, ..., 1/2 and all of the budget: early learning shows.
-        steps, means = mean_curve(run, "success")
-        picks = sorted({next(i for i, step in enumerate(steps) if step >= steps[-1] / 2**k) for k in range(6)})
-        curve_rows_md.append([task, run["name"]] + [f"{steps[i]:,}: {means[i]:.2f}" for i in picks])
+        # The log points at 1/32, 1/16, ..., 1/2 and all of the budget: early learning shows. Return as well as
+        # success: on tasks with partial credit (Mortar Mayhem) the return moves long before the success does.
+        for key, digits in (("success", 2), ("return", 3)):
+            steps, means = mean_curve(run, key)
+            picks = sorted({next(i for i, step in enumerate(steps) if step >= steps[-1] / 2**k) for k in range(6)})
+            curve_rows_md[key].append([task, run["name"]] + [f"{steps[i]:,}: {means[i]:.{digits}f}" for i in picks])
     versions = ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
     schedule = "constant" if settings["constant_lr"] else "linear decay to 0"
-    width = max((len(r) for r in curve_rows_md), default=2)  # runs with fewer log points get empty cells
+    width = max((len(r) for r in curve_rows_md["success"]), default=2)  # runs with fewer log points: empty cells
     lines = [
         f"# Learning, mnemax vs memorax: {meta['device']}",
         "",
@@ -507,9 +518,15 @@ def render_markdown(report: dict) -> str:
         "",
         markdown_table(["task", "run", "width", "envs x steps", "env steps / seed", "PPO updates", "wall s",
                         "first interval s", "train steps/s", "load", "command"], run_rows),  # fmt: skip
-        "Training success, mean over seeds (env steps: success):",
-        "",
-        markdown_table(["task", "run"] + [""] * (width - 2), [r + [""] * (width - len(r)) for r in curve_rows_md]),
+        *(
+            line
+            for key in ("success", "return")
+            for line in (
+                f"Training {key}, mean over seeds (env steps: {key}):",
+                "",
+                markdown_table(["task", "run"] + [""] * (width - 2), [r + [""] * (width - len(r)) for r in curve_rows_md[key]]),
+            )
+        ),
         f"![curves](learning_vs_memorax_{meta['label']}.png)",
         "",
     ]
