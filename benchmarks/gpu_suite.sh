@@ -20,6 +20,7 @@
 #     bash benchmarks/gpu_suite.sh 15  # CountRecall-Easy GRU with the diagnostics preset as it ships
 #     bash benchmarks/gpu_suite.sh 16  # symbolic Mortar Mayhem Grid beside memorax, 85 M steps (2 GPUs: 6 minutes)
 #     bash benchmarks/gpu_suite.sh 17  # the same with memorax's constant learning rate
+#     bash benchmarks/gpu_suite.sh 18  # passive T-Maze L = 1000 with the near-start curriculum (2 GPUs)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -108,6 +109,17 @@ case $part in
         CUDA_VISIBLE_DEVICES=0 run 280 learning_vs_memorax.py $common --rows mnemax mnemax-matched &
         [ "$gpus" -ge 2 ] || wait
         CUDA_VISIBLE_DEVICES=$((gpus >= 2 ? 1 : 0)) run 320 learning_vs_memorax.py $common --rows memorax &
+        wait
+        ;;
+    18)  # passive T-Maze L = 1000 with near starts: FFM on the first GPU, S5 and the memoryless agent on the
+         # second (one GPU: one after the other, in two commands)
+        gpus=$(nvidia-smi -L | wc -l)
+        common="--preset tmaze_recipe --update --device-label ${label:-h200}"
+        CUDA_VISIBLE_DEVICES=0 run 560 learning_curves.py $common --max-seconds 10 --runs passive1000-ffm_near_start &
+        if [ "$gpus" -ge 2 ]; then
+            CUDA_VISIBLE_DEVICES=1 run 560 learning_curves.py $common --max-seconds 450 \
+                --runs passive1000-none_near_start passive1000-s5_near_start &
+        fi
         wait
         ;;
     *) echo "unknown part $part"; exit 2 ;;

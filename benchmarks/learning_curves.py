@@ -222,6 +222,14 @@ PRESETS: dict[str, list[dict]] = {
         dict(ACTIVE100, name="active100-ffm", memory="ffm", total_steps=300_000_000),
         # The newer memories (minGRU, S5, Mamba, RATE) with the same recipe.
         *(dict(PASSIVE100, name=f"passive100-{memory}", memory=memory) for memory in ("min_gru", "s5", "mamba", "rate")),
+        # L = 1000 with half the training episodes starting nearer the junction (log-uniform distances): the
+        # runs above settled on walking on at the junction, a state seen once in 1001 steps, before a turn
+        # was ever rewarded.
+        *(
+            dict(PASSIVE1000, name=f"passive1000-{memory}_near_start", memory=memory, total_steps=steps,
+                 train_env_params=dict(oracle_start_prob=0.5, near_start_prob=0.5))
+            for memory, steps in (("ffm", 500_000_000), ("s5", 500_000_000), ("none", 100_000_000))
+        ),
     ],
     # Passive T-Maze: the cue must be carried over the whole corridor (Ni et al. 2023).
     "tmaze": [

@@ -71,6 +71,28 @@ def test_active_oracle_start_prob_starts_episodes_on_the_cue():
     assert bool(jnp.all(states.x == 0))
 
 
+def test_passive_near_start_prob_spreads_starts_towards_the_junction():
+    env, p = mnemax.envs.make("TMaze-Passive-v0", corridor_length=1000, near_start_prob=0.5)
+    keys = jax.random.split(jax.random.key(2), 4000)
+    obs, states = jax.vmap(env.reset, in_axes=(0, None))(keys, p)
+    near = states.x > 0
+    assert abs(float(near.mean()) - 0.5) < 0.03
+    distance = 1000 - states.x[near]
+    assert int(distance.min()) >= 1 and int(distance.max()) < 1000
+    # log-uniform: about a third of the near starts lie within 10 cells of the junction, a third beyond 100
+    assert abs(float((distance < 10).mean()) - 1 / 3) < 0.05 and abs(float((distance >= 100).mean()) - 1 / 3) < 0.05
+    assert bool(jnp.all(obs[:, :2].sum(-1) == 1))  # the cue shows at the first step, wherever it is
+    _, plain = jax.vmap(env.reset, in_axes=(0, None))(keys, p.replace(near_start_prob=0.0))
+    assert bool(jnp.all(states.goal == plain.goal)) and bool(jnp.all(plain.x == 0))
+    # a near start is solved by walking the rest of the way and turning to the cue's side
+    success, ret = mean_success(env, p.replace(near_start_prob=1.0), _remembering_policy, num_episodes=64, max_steps=1001)
+    assert success == 1.0 and ret == pytest.approx(1.0)
+    # the active form ignores it (its cue stands behind the start)
+    active, q = mnemax.envs.make("TMaze-Active-v0", corridor_length=4, near_start_prob=1.0)
+    _, states = jax.vmap(active.reset, in_axes=(0, None))(keys[:100], q)
+    assert bool(jnp.all(states.x == 1))
+
+
 @pytest.mark.parametrize("length", [10, 100, 2000])
 def test_long_corridors(length):
     env, p = mnemax.envs.make("TMaze-Passive-v0", corridor_length=length)

@@ -13,8 +13,12 @@ other. Every step that does not advance towards the junction costs ``step_penalt
 also ends (unsuccessfully) at the task horizon, the minimum number of steps that solves it: ``L + 1``
 (passive) or ``L + 2`` (active). The memory length the task needs is therefore L.
 
-``oracle_start_prob`` (active form, default 0) starts that fraction of episodes on the oracle cell itself,
-cue in view: a training curriculum (``TrainConfig.train_env_params``), not part of the task.
+Two training curricula (``TrainConfig.train_env_params``), not part of the task, each ignored by the other
+form: ``oracle_start_prob`` (active form, default 0) starts that fraction of episodes on the oracle cell
+itself, cue in view; ``near_start_prob`` (passive form, default 0) starts that fraction of episodes closer to
+the junction, ``d = floor(L ** u)`` cells before it (``u`` uniform in [0, 1): distances log-uniform in
+``[1, L)``), with the cue shown at that first step: short episodes reach the junction often and teach the
+turn, and the spread of distances is a curriculum over the memory length.
 
 Observation: ``float32[3] = [cue_up, cue_down, at_junction]``. Actions: ``0 up, 1 right, 2 down, 3 left``.
 """
@@ -47,6 +51,10 @@ class TMazeParams(EnvParams):
     # step ahead of it (a training curriculum; 0 is the task of Ni et al.). Such episodes teach the memory
     # what the cue means, which is what makes walking back to it worth anything.
     oracle_start_prob: float = param(0.0, ge=0.0, le=1.0)
+    # Passive form: the probability that an episode starts d = floor(L ** u) cells before the junction (u
+    # uniform in [0, 1)) instead of L. At L = 1000 a junction visit is one step in 1001, and the policy settles
+    # on walking on before a turn is ever rewarded; starts log-uniform in distance make it one step in ~145.
+    near_start_prob: float = param(0.0, ge=0.0, le=1.0)
     step_penalty: float = param(1.0, ge=0.0)
     # The task horizon ends episodes; this generic limit is set out of its way.
     max_steps_in_episode: int = NO_TIME_LIMIT
@@ -71,7 +79,14 @@ class TMaze(Environment[TMazeState, TMazeParams]):
         key_start = jax.random.fold_in(key, 1)
         # active: start one cell ahead of the oracle, or on it with probability oracle_start_prob
         ahead = jnp.asarray(params.active) & ~jax.random.bernoulli(key_start, params.oracle_start_prob)
-        return TMazeState(time=jnp.int32(0), x=ahead.astype(jnp.int32), goal=goal)
+        # passive: start at the cue's cell 0, or d = floor(L ** u) cells before the junction
+        key_near, key_distance = jax.random.split(jax.random.fold_in(key, 2))
+        near = ~jnp.asarray(params.active) & jax.random.bernoulli(key_near, params.near_start_prob)
+        u = jax.random.uniform(key_distance)
+        length = params.corridor_length
+        distance = jnp.clip(jnp.floor(jnp.power(jnp.float32(length), u)).astype(jnp.int32), 1, length)
+        x = jnp.where(near, length - distance, ahead.astype(jnp.int32))
+        return TMazeState(time=jnp.int32(0), x=x, goal=goal)
 
     def transition(self, key, state, action, params):
         length = params.corridor_length
