@@ -9,6 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from mnemax import memory_modules
 from mnemax.agents.distributions import PAD_LOGIT
@@ -37,6 +38,10 @@ class ActorCritic(nn.Module):
         hidden_size: width of the heads.
         separate_critic: give the value head its own encoder and memory.
         linear_heads: read logits and value straight off the memory output (no hidden ReLU layer).
+        reconstruction: also decode the observation from the memory output (the auxiliary loss of Pleines
+            et al. 2024): the decoded logits ``[T, B, *obs_shape]`` are sown into the ``intermediates``
+            collection as ``reconstruction`` (``apply(..., mutable=["intermediates"])`` returns them;
+            otherwise the decoder's work is dropped by XLA). See :func:`decode_observation`.
     """
 
     encoder: nn.Module
@@ -45,6 +50,7 @@ class ActorCritic(nn.Module):
     hidden_size: int = 128
     separate_critic: bool = False
     linear_heads: bool = False
+    reconstruction: bool = False
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> Any:
@@ -62,6 +68,8 @@ class ActorCritic(nn.Module):
         else:
             carry, x = self._tower(self.encoder, self.memory, carry, obs, resets)
             x_value = x
+        if self.reconstruction:
+            self.sow("intermediates", "reconstruction", decode_observation(x, obs))
         if not self.linear_heads:
             x = nn.relu(dense(self.hidden_size, name="actor_hidden")(x))
             x_value = nn.relu(dense(self.hidden_size, name="critic_hidden")(x_value))
@@ -82,6 +90,40 @@ class ActorCritic(nn.Module):
             carry, x = memory(carry, x, resets)
             x = x.astype(jnp.float32)
         return carry, x
+
+
+def decode_observation(features: jax.Array, obs: jax.Array) -> jax.Array:
+    """Logits of the observation decoded from ``features [T, B, H]``, shaped like ``obs [T, B, *shape]``.
+
+    Images (``uint8 [H, W, C]``): the encoder's convolutions mirrored (as CleanRL's ``ppo_trxl``): a dense
+    layer to ``64 x 7 x 7``, transposed convolutions of kernels 3, 4 and 8 with strides 1, 2 and 4 (exactly
+    84 x 84 back; other sizes are resized), one logit per pixel channel. Float vectors: one linear layer.
+    """
+    t, b, *shape = obs.shape
+    x = features.reshape(t * b, -1)
+    if obs.dtype == jnp.uint8 and len(shape) == 3:
+        height, width, channels = shape
+        side = ((height - 8) // 4 + 1 - 4) // 2 + 1 - 2  # the encoder's last feature map (7 for 84)
+        x = nn.relu(dense(64 * side * side, name="decoder_dense")(x)).reshape(t * b, side, side, 64)
+        init = nn.initializers.orthogonal(np.sqrt(2))
+        x = nn.relu(nn.ConvTranspose(64, (3, 3), (1, 1), padding="VALID", kernel_init=init, name="decoder_0")(x))
+        x = nn.relu(nn.ConvTranspose(32, (4, 4), (2, 2), padding="VALID", kernel_init=init, name="decoder_1")(x))
+        x = nn.ConvTranspose(channels, (8, 8), (4, 4), padding="VALID", kernel_init=init, name="decoder_2")(x)
+        if x.shape[1:3] != (height, width):
+            x = jax.image.resize(x, (t * b, height, width, channels), "linear")
+    elif jnp.issubdtype(obs.dtype, jnp.floating):
+        x = dense(int(np.prod(shape)), scale=1.0, name="decoder")(x)
+    else:
+        raise ValueError(f"observation reconstruction decodes images (uint8 [H, W, C]) and float vectors, not {obs.dtype} {shape}")
+    return x.reshape(t, b, *shape)
+
+
+def reconstruction_loss(logits: jax.Array, obs: jax.Array) -> jax.Array:
+    """Mean loss of decoded ``logits`` against ``obs`` (both ``[T, B, *shape]``): binary cross-entropy
+    against the pixels in ``[0, 1]`` for images, squared error for float vectors."""
+    if obs.dtype == jnp.uint8:
+        return optax.sigmoid_binary_cross_entropy(logits, obs.astype(jnp.float32) / 255.0).mean()
+    return jnp.square(logits - obs).mean()
 
 
 def parameter_branches(params: Any) -> Any:
@@ -121,6 +163,7 @@ def make_actor_critic(
     memory_config: Mapping[str, Any] | None = None,
     separate_critic: bool = False,
     linear_heads: bool = False,
+    reconstruction: bool = False,
 ) -> ActorCritic:
     """An :class:`ActorCritic` with the encoder suited to ``observation_space`` and the memory module
     ``memory`` (``"none"``: memoryless) of width ``hidden_size`` with the fields ``memory_config``."""
@@ -134,4 +177,5 @@ def make_actor_critic(
         hidden_size=hidden_size,
         separate_critic=separate_critic,
         linear_heads=linear_heads,
+        reconstruction=reconstruction,
     )

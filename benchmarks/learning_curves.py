@@ -76,25 +76,14 @@ def ballet_memory(memory: str, episode: int) -> dict:
 
 
 def memory_gym_runs(observation: str) -> list[dict]:
-    """GRU and TrXL on Mortar Mayhem Grid and Mystery Path Grid; ``observation`` is "" or "-Symbolic"."""
+    """GRU and TrXL on Mortar Mayhem Grid and Mystery Path Grid with the `memory_gym` preset, at the
+    reference's budget (1.64e8 steps); ``observation`` is "" or "-Symbolic"."""
     return [
-        dict(
-            name=f"{task}{observation}-{memory}",
-            env=f"mnemax/{task}{observation}-v0",
-            memory=memory,
-            memory_config=TRANSFORMER | {"memory_length": 64} if memory == "trxl" else {},
-            num_envs=256,
-            num_steps=128,
-            bptt_length=64,
-            num_minibatches=8,
-            learning_rate=2.5e-4,
-            ent_coef=0.01,
-            hidden_size=256,
-            total_steps=20_000_000,
-        )
+        dict(preset="memory_gym", name=f"{task}{observation}-{memory}", env=f"mnemax/{task}{observation}-v0",
+             memory=memory, total_steps=164_000_000)
         for task in ("MortarMayhem-Grid", "MysteryPath-Grid")
         for memory in ("gru", "trxl")
-    ]
+    ]  # fmt: skip
 
 
 # PPO ablations behind the recipes (the PPO issue): one change at a time on passive T-Maze L = 100 with a
@@ -204,6 +193,11 @@ PRESETS: dict[str, list[dict]] = {
         # solves, before it goes into the preset (run `countrecall-easy-annealed_entropy` with 3 seeds beside it).
         dict(preset="diagnostics", env="mnemax/RepeatFirst-Medium-v0", memory="gru", ent_coef=0.01,
              total_steps=15_000_000, name="repeatfirst-medium-annealed_entropy"),
+        # Ninth round: symbolic Mortar Mayhem Grid with the `memory_gym` preset (the Memory Gym paper's GRU
+        # recipe: 8x the updates per env step of the runs above, entropy 1e-4, clip 0.1, gamma 0.995), beside
+        # `mmg-defaults` at the same budget.
+        dict(preset="memory_gym", env="mnemax/MortarMayhem-Grid-Symbolic-v0", memory="gru", total_steps=40_000_000,
+             name="mmg-memory_gym_preset"),
     ],
     # The `tmaze` preset of train/presets.py as it ships, at the PPO issue's budgets (1e8 steps per seed at
     # L = 100), with the memoryless agent as the check that memory does the work. Active T-Maze episodes

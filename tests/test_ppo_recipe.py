@@ -169,3 +169,33 @@ def test_truncation_bootstrap_only_where_the_time_limit_can_be_reached():
     assert not can_truncate(envs.make("mnemax/TMaze-Passive-v0")[1])
     assert can_truncate(envs.make("mnemax/MysteryPath-Grid-v0")[1])
     assert not can_truncate(envs.make("mnemax/TMaze-Passive-v0", max_steps_in_episode=envs.NO_TIME_LIMIT)[1])
+
+
+@pytest.mark.parametrize("obs_shape,dtype", [((84, 84, 3), jnp.uint8), ((64, 64, 3), jnp.uint8), ((5,), jnp.float32)])
+def test_reconstruction_decodes_observations_of_their_shape(obs_shape, dtype):
+    from mnemax.agents.actor_critic import make_actor_critic
+    from mnemax.envs.core import spaces
+
+    high = 255 if dtype == jnp.uint8 else 1.0
+    agent = make_actor_critic(spaces.Box(0, high, obs_shape, dtype), spaces.Discrete(4), hidden_size=16, reconstruction=True)
+    obs, resets = jnp.zeros((3, 2) + obs_shape, dtype), jnp.zeros((3, 2), bool)
+    params = agent.init(jax.random.key(0), agent.initialize_carry(2), obs, resets)
+    assert any("decoder" in name for name in params["params"])
+    (_, logits, _), sown = agent.apply(params, agent.initialize_carry(2), obs, resets, mutable=["intermediates"])
+    assert sown["intermediates"]["reconstruction"][0].shape == (3, 2) + obs_shape and logits.shape[:2] == (3, 2)
+
+
+def test_reconstruction_loss_is_trained_and_off_by_default(tmp_path):
+    """The auxiliary loss appears in the update's statistics only when weighted, and training lowers it."""
+    ppo = PPO(PPOConfig(**TINY, aux_reconstruction=1.0, learning_rate=3e-3, run_dir=str(tmp_path)))
+    runner = ppo.init(jax.random.key(0))
+    update = jax.jit(ppo.update)
+    losses = []
+    for _ in range(30):
+        runner, stats = update(runner)
+        losses.append(float(jnp.mean(stats["reconstruction_loss"])))
+    assert np.isfinite(losses).all() and np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), losses
+    plain = PPO(PPOConfig(**TINY, run_dir=str(tmp_path)))
+    _, stats = jax.jit(plain.update)(plain.init(jax.random.key(0)))
+    assert "reconstruction_loss" not in stats
+    assert not any("decoder" in name for name in plain.init(jax.random.key(0)).train_state.params["params"])

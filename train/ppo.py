@@ -14,7 +14,7 @@ import optax
 
 from mnemax import envs
 from mnemax.agents import distributions
-from mnemax.agents.actor_critic import parameter_branches
+from mnemax.agents.actor_critic import parameter_branches, reconstruction_loss
 from mnemax.train.config import ADVANTAGE_NORMS, DEFAULT_ALGORITHM, TrainConfig, option
 from mnemax.train.on_policy import (
     OnPolicy, RunnerState, Transition, approx_kl, clipped_objective, episode_metrics, time_major,
@@ -44,13 +44,21 @@ class PPOConfig(TrainConfig):
     """policy and value heads are single linear layers on the memory output; otherwise each has one hidden
     ReLU layer"""
     vf_coef: float = option(0.5, ge=0.0)
+    aux_reconstruction: float = option(0.0, ge=0.0)
+    """weight of an observation-reconstruction loss (Pleines et al. 2024): a decoder from the memory output
+    back to the observation (transposed convolutions for images, binary cross-entropy; a linear layer for
+    vectors, squared error), which pushes the memory to keep what the observations showed"""
     bootstrap_truncated: bool = True
     """bootstrap from the value of the final observation when an episode is truncated (not terminated)"""
 
     def agent_fields(self) -> dict[str, Any]:
         """``agent_config``, and the actor-critic's switches that PPO offers as flags where they are on (an
         agent without them then refuses them instead of ignoring them)."""
-        switches = {"separate_critic": self.separate_critic, "linear_heads": self.linear_heads}
+        switches = {
+            "separate_critic": self.separate_critic,
+            "linear_heads": self.linear_heads,
+            "reconstruction": self.aux_reconstruction > 0,
+        }
         return {**super().agent_fields(), **{name: True for name, on in switches.items() if on}}
 
 
@@ -101,7 +109,11 @@ class PPO(OnPolicy):
         """The PPO loss of a minibatch ``(carries, transitions, (advantages, value targets))``."""
         c = self.config
         carries, t, (adv, targets) = batch
-        _, logits, value = self.network.apply(params, carries, t.obs, t.reset)
+        if c.aux_reconstruction > 0:
+            (_, logits, value), sown = self.network.apply(params, carries, t.obs, t.reset, mutable=["intermediates"])
+            reconstruction = reconstruction_loss(sown["intermediates"]["reconstruction"][0], t.obs)
+        else:
+            _, logits, value = self.network.apply(params, carries, t.obs, t.reset)
         log_prob = distributions.log_prob(logits, t.action)
         if c.advantage_norm == "minibatch":
             adv = normalize(adv)
@@ -122,6 +134,9 @@ class PPO(OnPolicy):
             "approx_kl": approx_kl(log_prob, t.log_prob).mean(),
             "clip_fraction": (jnp.abs(ratio - 1.0) > c.clip_eps).mean(),
         }
+        if c.aux_reconstruction > 0:
+            total = total + c.aux_reconstruction * reconstruction
+            stats["reconstruction_loss"] = reconstruction
         return total, stats
 
     def update(self, runner: RunnerState):
