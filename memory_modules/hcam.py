@@ -45,6 +45,11 @@ from mnemax.memory_modules.transformer_xl import (
 # Queries are read in blocks of this many steps, each block rematerialised in the backward pass, so the
 # gathered chunks ([B, block, H, top_k, C, Dh]) never exist for the whole sequence at once.
 READ_BLOCK = 128
+# Up to this many memory entries (chunks x chunk size) the detailed read scores every entry with one
+# matrix product and zeroes the chunks not selected, instead of gathering the selected chunks per query:
+# the same result. On a 2-core CPU both ways cost the same (HCAM forward + backward at T = 256 and 1024);
+# on GPUs a product usually beats a per-query gather of its size by far (not yet measured here).
+DENSE_READ_ENTRIES = 2048
 
 
 class ChunkMemory(NamedTuple):
@@ -203,7 +208,27 @@ def chunk_attention(q: jax.Array, summaries: jax.Array, visible: jax.Array, top_
     return jnp.sum(weights[..., None] * jax.nn.one_hot(index, summaries.shape[1], dtype=weights.dtype), axis=-2)
 
 
-@functools.partial(jax.jit, static_argnames=("top_k", "block"))
+def _gathered_read(q, summaries, keys, values, visible, top_k):
+    """The detailed read over the ``top_k`` chunks gathered for each query and head."""
+    index, chunk_weights = select_chunks(q, summaries, visible, top_k)
+    k, v = _gather_chunks(keys, index), _gather_chunks(values, index)
+    logits = jnp.einsum("bthd,bthkcd->bthkc", q, k, preferred_element_type=jnp.float32) * q.shape[-1] ** -0.5
+    within = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
+    per_chunk = jnp.einsum("bthkc,bthkcd->bthkd", within, v)
+    return jnp.einsum("bthk,bthkd->bthd", chunk_weights.astype(v.dtype), per_chunk)
+
+
+def _dense_read(q, summaries, keys, values, visible, top_k):
+    """The same read with every entry scored by one product and the unselected chunks weighted zero."""
+    index, chunk_weights = select_chunks(q, summaries, visible, top_k)
+    # [B, T, H, N]: each chunk's weight, zero for the chunks outside a query's top k
+    weights = jnp.sum(chunk_weights[..., None] * jax.nn.one_hot(index, keys.shape[1], dtype=chunk_weights.dtype), -2)
+    logits = jnp.einsum("bthd,bnchd->bthnc", q, keys, preferred_element_type=jnp.float32) * q.shape[-1] ** -0.5
+    within = jax.nn.softmax(logits, axis=-1) * weights[..., None]
+    return jnp.einsum("bthnc,bnchd->bthd", within.astype(values.dtype), values)
+
+
+@functools.partial(jax.jit, static_argnames=("top_k", "block", "dense"))
 def hierarchical_read(
     q: jax.Array,
     summaries: jax.Array,
@@ -212,6 +237,7 @@ def hierarchical_read(
     visible: jax.Array,
     top_k: int,
     block: int = READ_BLOCK,
+    dense: bool | None = None,
 ) -> jax.Array:
     """The HCAM read: top-k chunks by summary, detailed attention inside each, mixed by chunk weight.
 
@@ -222,19 +248,18 @@ def hierarchical_read(
         visible: ``[B, T, N]`` bool, the chunks each query may read.
         top_k: chunks kept per query and head.
         block: queries per block (blocks are rematerialised in the backward pass).
+        dense: score every entry with one product (``N * C`` scores per query) instead of gathering the
+            ``top_k`` chunks (``top_k * C``); ``None`` picks dense up to :data:`DENSE_READ_ENTRIES` entries.
 
     Returns:
         ``[B, T, H, Dh]``; zeros for a query with no visible chunk.
     """
-    scale = q.shape[-1] ** -0.5
+    if dense is None:
+        dense = keys.shape[1] * keys.shape[2] <= DENSE_READ_ENTRIES
+    read_chunks = _dense_read if dense else _gathered_read
 
     def read(q, visible):
-        index, chunk_weights = select_chunks(q, summaries, visible, top_k)
-        k, v = _gather_chunks(keys, index), _gather_chunks(values, index)
-        logits = jnp.einsum("bthd,bthkcd->bthkc", q, k, preferred_element_type=jnp.float32) * scale
-        within = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
-        per_chunk = jnp.einsum("bthkc,bthkcd->bthkd", within, v)
-        return jnp.einsum("bthk,bthkd->bthd", chunk_weights.astype(v.dtype), per_chunk)
+        return read_chunks(q, summaries, keys, values, visible, top_k)
 
     batch, steps = q.shape[:2]
     if steps <= block:

@@ -388,8 +388,18 @@ def test_hierarchical_read_matches_dense_chunk_attention(top_k):
     visible[0, 0] = False  # a query with nothing to read
     expected = _dense_chunk_reference(q, summaries, keys, values, visible, top_k)
     for block in (128, 4):  # one block, and query blocks with padding
-        out = hierarchical_read(q, summaries, keys, values, visible, top_k, block)
-        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+        for dense in (False, True):  # chunks gathered per query, or every entry scored and the rest masked
+            out = hierarchical_read(q, summaries, keys, values, visible, top_k, block, dense)
+            np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    # The two ways also agree in their gradients.
+    grads = [
+        jax.grad(lambda *a: jnp.sum(jnp.sin(hierarchical_read(*a, visible, top_k, 4, dense))), argnums=(0, 1, 2, 3))(
+            q, summaries, keys, values
+        )
+        for dense in (False, True)
+    ]
+    for gathered, dense in zip(*grads):
+        np.testing.assert_allclose(gathered, dense, rtol=1e-4, atol=1e-5)
 
 
 def test_hcam_reads_only_completed_chunks():
