@@ -21,6 +21,8 @@
 #     bash benchmarks/gpu_suite.sh 16  # symbolic Mortar Mayhem Grid beside memorax, 85 M steps (2 GPUs: 6 minutes)
 #     bash benchmarks/gpu_suite.sh 17  # the same with memorax's constant learning rate
 #     bash benchmarks/gpu_suite.sh 18  # passive T-Maze L = 1000 with the near-start curriculum (2 GPUs)
+#     bash benchmarks/gpu_suite.sh 19  # symbolic Mortar Mayhem Grid with the memory_gym preset (40 M steps)
+#     bash benchmarks/gpu_suite.sh 20  # TrXL and HCAM cost; pixel PPO on 1 and 2 GPUs (two GPUs)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -121,6 +123,14 @@ case $part in
                 --runs passive1000-none_near_start passive1000-s5_near_start &
         fi
         wait
+        ;;
+    19)  # the Memory Gym paper's recipe on symbolic Mortar Mayhem Grid, beside `mmg-defaults` of the same report
+        run 560 learning_curves.py --preset ppo_ablations --update --max-seconds 10 $flag --runs mmg-memory_gym_preset
+        ;;
+    20)  # attention memories after HCAM's dense read; pixel PPO on two GPUs after the encoder's sharding fix
+        run 400 memory_modules.py --modules trxl hcam --lengths 256 1024 4096 16384 --timeout 90 --update $flag
+        run 180 scaling.py --devices 1 2 --same-parameters --env mnemax/MortarMayhem-Grid-v0 --per-device-envs 512 \
+            --device-label h200x2-mmg-pixel-gru
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
