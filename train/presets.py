@@ -62,7 +62,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # rate to 1e-5, not 0. TrXL: their 3 blocks and 118-step memory for Mortar Mayhem, at this preset's
     # width (512; theirs 384).
     # Not yet measured here: it replaces settings (1024-2048 copies x 128 steps, entropy 0.01, clip 0.2)
-    # under which neither mnemax nor memorax got past a training return of ~0.2 in 85 M steps, a tenth of
+    # under which neither mnemax nor memorax got past a training return of ~0.2 in 85 M steps, an eighth of
     # the updates this recipe makes in the same steps.
     "memory_gym": dict(
         num_envs=128, num_steps=256, num_minibatches=8, update_epochs=3, learning_rate=2.5e-4,
