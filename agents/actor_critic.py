@@ -80,16 +80,24 @@ class ActorCritic(nn.Module):
     @staticmethod
     def _tower(encoder, memory, carry, obs, resets):
         """Encoder then memory over ``[T, B, ...]`` observations: ``(carry, features [T, B, H])``."""
-        t, b = resets.shape
-        # Encoded batch-major ([B * T]): with the environment axis sharded over devices, a [T * B] merge would
-        # split it below the time axis, which XLA cannot partition; it gathered every device's observations
-        # and ran the whole update's encoder on each device (pixel PPO then scaled 0.58 to two GPUs).
-        flat = jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1).reshape((b * t,) + x.shape[2:]), obs)
-        x = jnp.swapaxes(encoder(flat).reshape(b, t, -1), 0, 1)
+        x = over_steps(encoder, obs)
         if memory is not None:
             carry, x = memory(carry, x, resets)
             x = x.astype(jnp.float32)
         return carry, x
+
+
+def over_steps(fn, tree) -> jax.Array:
+    """``fn`` of a batch ``[N, ...] -> [N, ...]`` applied to every step of ``[T, B, ...]`` leaves at once.
+
+    The steps are merged batch-major (``[B * T]``): with the environment axis sharded over devices, a
+    ``[T * B]`` merge splits it below the time axis, which XLA cannot partition; it gathered every device's
+    observations and ran the whole update's encoder on each device (pixel PPO scaled 0.58 to two GPUs).
+    """
+    t, b = jax.tree_util.tree_leaves(tree)[0].shape[:2]
+    flat = jax.tree_util.tree_map(lambda x: jnp.swapaxes(x, 0, 1).reshape((b * t,) + x.shape[2:]), tree)
+    y = fn(flat)
+    return jnp.swapaxes(y.reshape((b, t) + y.shape[1:]), 0, 1)
 
 
 def decode_observation(features: jax.Array, obs: jax.Array) -> jax.Array:
@@ -99,23 +107,29 @@ def decode_observation(features: jax.Array, obs: jax.Array) -> jax.Array:
     layer to ``64 x 7 x 7``, transposed convolutions of kernels 3, 4 and 8 with strides 1, 2 and 4 (exactly
     84 x 84 back; other sizes are resized), one logit per pixel channel. Float vectors: one linear layer.
     """
-    t, b, *shape = obs.shape
-    x = features.reshape(t * b, -1)
+    shape = obs.shape[2:]
     if obs.dtype == jnp.uint8 and len(shape) == 3:
         height, width, channels = shape
         side = ((height - 8) // 4 + 1 - 4) // 2 + 1 - 2  # the encoder's last feature map (7 for 84)
-        x = nn.relu(dense(64 * side * side, name="decoder_dense")(x)).reshape(t * b, side, side, 64)
         init = nn.initializers.orthogonal(np.sqrt(2))
-        x = nn.relu(nn.ConvTranspose(64, (3, 3), (1, 1), padding="VALID", kernel_init=init, name="decoder_0")(x))
-        x = nn.relu(nn.ConvTranspose(32, (4, 4), (2, 2), padding="VALID", kernel_init=init, name="decoder_1")(x))
-        x = nn.ConvTranspose(channels, (8, 8), (4, 4), padding="VALID", kernel_init=init, name="decoder_2")(x)
-        if x.shape[1:3] != (height, width):
-            x = jax.image.resize(x, (t * b, height, width, channels), "linear")
-    elif jnp.issubdtype(obs.dtype, jnp.floating):
-        x = dense(int(np.prod(shape)), scale=1.0, name="decoder")(x)
-    else:
-        raise ValueError(f"observation reconstruction decodes images (uint8 [H, W, C]) and float vectors, not {obs.dtype} {shape}")
-    return x.reshape(t, b, *shape)
+        layers = [
+            dense(64 * side * side, name="decoder_dense"),
+            nn.ConvTranspose(64, (3, 3), (1, 1), padding="VALID", kernel_init=init, name="decoder_0"),
+            nn.ConvTranspose(32, (4, 4), (2, 2), padding="VALID", kernel_init=init, name="decoder_1"),
+            nn.ConvTranspose(channels, (8, 8), (4, 4), padding="VALID", kernel_init=init, name="decoder_2"),
+        ]
+
+        def decode(x):  # [N, H] -> [N, height, width, channels]
+            x = nn.relu(layers[0](x)).reshape(x.shape[0], side, side, 64)
+            x = layers[3](nn.relu(layers[2](nn.relu(layers[1](x)))))
+            if x.shape[1:3] != (height, width):
+                x = jax.image.resize(x, (x.shape[0], height, width, channels), "linear")
+            return x
+
+        return over_steps(decode, features)
+    if jnp.issubdtype(obs.dtype, jnp.floating):
+        return dense(int(np.prod(shape)), scale=1.0, name="decoder")(features).reshape(obs.shape)
+    raise ValueError(f"observation reconstruction decodes uint8 [H, W, C] images and float vectors, not {obs.dtype} {shape}")
 
 
 def reconstruction_loss(logits: jax.Array, obs: jax.Array) -> jax.Array:
