@@ -17,7 +17,7 @@
 #     bash benchmarks/gpu_suite.sh 12  # cost of minGRU, S5, Mamba and RATE next to FFM (merged into its report)
 #     bash benchmarks/gpu_suite.sh 13  # two GPUs of one host: scaling and same parameters, three agents
 #     bash benchmarks/gpu_suite.sh 14  # active T-Maze L = 100 with the start-state curriculum
-#     bash benchmarks/gpu_suite.sh 15  # CountRecall-Easy GRU with the diagnostics preset as it ships
+#     bash benchmarks/gpu_suite.sh 15  # CountRecall-Easy and RepeatFirst-Medium GRU, diagnostics preset as it ships
 #     bash benchmarks/gpu_suite.sh 16  # symbolic Mortar Mayhem Grid beside memorax, 85 M steps (2 GPUs: 6 minutes)
 #     bash benchmarks/gpu_suite.sh 17  # the same with memorax's constant learning rate
 #     bash benchmarks/gpu_suite.sh 18  # passive T-Maze L = 1000 with the near-start curriculum (2 GPUs)
@@ -99,8 +99,14 @@ case $part in
     14)  # the `tmaze` preset's curriculum at the PPO issue's size
         run 560 learning_curves.py --preset tmaze_recipe --max-seconds 400 --update $flag --runs active100-gru active100-none
         ;;
-    15)  # the diagnostics cell that the preset's annealed learning rate left stale
-        run 560 learning_curves.py --preset diagnostics --max-seconds 10 --update $flag --runs CountRecall-Easy-gru
+    15)  # the diagnostics cells of the PPO issue's targets, with the preset as it ships (two GPUs: one each)
+        gpus=$(nvidia-smi -L | wc -l)
+        CUDA_VISIBLE_DEVICES=0 run 560 learning_curves.py --preset diagnostics --max-seconds 10 --update $flag \
+            --runs CountRecall-Easy-gru &
+        [ "$gpus" -ge 2 ] || wait
+        CUDA_VISIBLE_DEVICES=$((gpus >= 2 ? 1 : 0)) run 560 learning_curves.py --preset diagnostics --max-seconds 10 \
+            --update $flag --runs RepeatFirst-Medium-gru &
+        wait
         ;;
     16|17)  # memorax on the second GPU beside mnemax's rows on the first (each --update merges into one report;
             # on one GPU they run one after the other); 17: memorax's default constant learning rate

@@ -48,13 +48,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     # is annealed to 0 over the run: kept constant, CountRecall-Easy's return peaked near 0 at 8 M steps and
     # fell to -0.30 by 15 M with the policy's entropy (CPU, one seed); annealed, it ends at +0.15 / +0.11 /
     # +0.13 and RepeatFirst-Medium at 1.00 on three seeds each (H200, 15 M steps;
-    # benchmarks/results/learning_ppo_ablations_h200 and learning_diagnostics_h200).
+    # benchmarks/results/learning_ppo_ablations_h200 and learning_diagnostics_h200), but a second run of the
+    # same settings ended one CountRecall seed at -0.17. With an entropy bonus of 0.01, CountRecall-Easy ends at
+    # +0.14 / +0.21 / +0.12 and RepeatFirst-Medium at 1.00 on three seeds each (CPU, 15.6 M steps;
+    # learning_ppo_ablations_cpu, runs *_annealed_entropy).
     "diagnostics": dict(
         num_envs=32, num_steps=1024, num_minibatches=4, update_epochs=4, learning_rate=1e-3,
-        ent_coef=0.0, gamma=0.0, gae_lambda=0.95, max_grad_norm=10.0, memory_configs=LONG_TIMESCALES,
+        ent_coef=0.01, gamma=0.0, gae_lambda=0.95, max_grad_norm=10.0, memory_configs=LONG_TIMESCALES,
     ),
     # Memory Gym (Pleines et al., JMLR 2024): the GRU recipe of MarcoMeter/recurrent-ppo-truncated-bptt
-    # (configs/mortar_mayhem_grid.yaml; ../shared/REFERENCES.md has every value): 3 epochs x 8 minibatches,
+    # (configs/mortar_mayhem_grid.yaml): 3 epochs x 8 minibatches,
     # gamma 0.995, clip 0.1, entropy 1e-4, gradient norm 0.25, GRU 512 with one 512 hidden layer per head,
     # whole episodes as sequences, lr 2.5e-4 decaying. Their 32 workers x 512 steps become 128 copies x 256
     # steps here (a Mortar Mayhem Grid episode lasts at most ~120 steps), twice their steps per update, so
