@@ -208,9 +208,9 @@ def chunk_attention(q: jax.Array, summaries: jax.Array, visible: jax.Array, top_
     return jnp.sum(weights[..., None] * jax.nn.one_hot(index, summaries.shape[1], dtype=weights.dtype), axis=-2)
 
 
-def _gathered_read(q, summaries, keys, values, visible, top_k):
-    """The detailed read over the ``top_k`` chunks gathered for each query and head."""
-    index, chunk_weights = select_chunks(q, summaries, visible, top_k)
+def _gathered_read(q, keys, values, index, chunk_weights):
+    """The detailed read over the chunks ``index`` gathered for each query and head, mixed by ``chunk_weights``
+    (both ``[B, T, H, top_k]``, from :func:`select_chunks`)."""
     k, v = _gather_chunks(keys, index), _gather_chunks(values, index)
     logits = jnp.einsum("bthd,bthkcd->bthkc", q, k, preferred_element_type=jnp.float32) * q.shape[-1] ** -0.5
     within = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
@@ -218,9 +218,8 @@ def _gathered_read(q, summaries, keys, values, visible, top_k):
     return jnp.einsum("bthk,bthkd->bthd", chunk_weights.astype(v.dtype), per_chunk)
 
 
-def _dense_read(q, summaries, keys, values, visible, top_k):
+def _dense_read(q, keys, values, index, chunk_weights):
     """The same read with every entry scored by one product and the unselected chunks weighted zero."""
-    index, chunk_weights = select_chunks(q, summaries, visible, top_k)
     # [B, T, H, N]: each chunk's weight, zero for the chunks outside a query's top k
     weights = jnp.sum(chunk_weights[..., None] * jax.nn.one_hot(index, keys.shape[1], dtype=chunk_weights.dtype), -2)
     logits = jnp.einsum("bthd,bnchd->bthnc", q, keys, preferred_element_type=jnp.float32) * q.shape[-1] ** -0.5
@@ -259,7 +258,7 @@ def hierarchical_read(
     read_chunks = _dense_read if dense else _gathered_read
 
     def read(q, visible):
-        return read_chunks(q, summaries, keys, values, visible, top_k)
+        return read_chunks(q, keys, values, *select_chunks(q, summaries, visible, top_k))
 
     batch, steps = q.shape[:2]
     if steps <= block:

@@ -57,9 +57,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         ent_coef=0.01, gamma=0.0, gae_lambda=0.95, max_grad_norm=10.0, memory_configs=LONG_TIMESCALES,
     ),
     # Memory Gym (Pleines et al., JMLR 2024): the GRU recipe of MarcoMeter/recurrent-ppo-truncated-bptt
-    # (configs/mortar_mayhem_grid.yaml): 3 epochs x 8 minibatches,
-    # gamma 0.995, clip 0.1, entropy 1e-4, gradient norm 0.25, GRU 512 with one 512 hidden layer per head,
-    # whole episodes as sequences, lr 2.5e-4 decaying. Their 32 workers x 512 steps become 128 copies x 256
+    # (configs/mortar_mayhem_grid.yaml): 3 epochs x 8 minibatches, gamma 0.995, clip 0.1, entropy 1e-4,
+    # gradient norm 0.25, GRU 512 with one 512 hidden layer per head, whole episodes as sequences, lr 2.5e-4
+    # decaying. Their 32 workers x 512 steps become 128 copies x 256
     # steps here (a Mortar Mayhem Grid episode lasts at most ~120 steps), twice their steps per update, so
     # 1.64e8 steps are 5,000 updates (theirs: 10,000). Their entropy bonus also decays (to 1e-6) and their
     # rate to 1e-5, not 0. TrXL: their 3 blocks and 118-step memory for Mortar Mayhem, at this preset's
