@@ -34,6 +34,7 @@ class RunLogger:
         self.lines = progress and not sys.stdout.isatty()
         self.total_steps = total_steps
         self.started = time.monotonic()
+        self.earlier_seconds = 0.0  # training time of the run before a resume
         self._fields = None
         if not enabled:
             return
@@ -42,6 +43,8 @@ class RunLogger:
                 rows = [row for row in csv.DictReader(f) if int(float(row["step"])) <= start_steps]
                 self._fields = list(rows[0]) if rows else None
             _write_rows(self.csv_path, rows, self._fields)  # drop rows logged after the checkpoint
+            if rows and rows[-1].get("seconds"):
+                self.earlier_seconds = float(rows[-1]["seconds"])
         elif self.csv_path.exists():
             self.csv_path.unlink()
         self.tensorboard = SummaryWriter(str(run_dir / "tensorboard"))
@@ -60,9 +63,14 @@ class RunLogger:
             )
 
     def log(self, rows: list[dict[str, float]], steps_per_second: float) -> None:
-        """``rows``: one dict of metrics per seed, each with a ``step`` entry."""
+        """``rows``: one dict of metrics per seed, each with a ``step`` entry. The CSV rows also get
+        ``seconds``: wall-clock seconds of training so far (the update's compilation included, the set-up
+        before the first interval not), summed over resumes: for curves against time."""
         if not self.enabled:
             return
+        seconds = self.earlier_seconds + time.monotonic() - self.started
+        if self._fields is None or "seconds" in self._fields:  # a run resumed from an older log has none
+            rows = [{**row, "seconds": round(seconds, 3)} for row in rows]
         if self._fields is None:
             self._fields = list(rows[0])
             _write_rows(self.csv_path, [], self._fields)
@@ -71,7 +79,7 @@ class RunLogger:
         step = int(rows[0]["step"])
         for key in self._fields:
             values = [row[key] for row in rows if math.isfinite(row[key])]  # no episode ended: NaN
-            if key not in ("step", "seed") and values:
+            if key not in ("step", "seed", "seconds") and values:
                 self.tensorboard.add_scalar(key, sum(values) / len(values), step)
         self.tensorboard.add_scalar("steps_per_second", steps_per_second, step)
         mean = lambda key: sum(row[key] for row in rows) / len(rows)  # noqa: E731  NaN: no episode ended
