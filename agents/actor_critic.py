@@ -13,7 +13,7 @@ import optax
 
 from mnemax import memory_modules
 from mnemax.agents.distributions import PAD_LOGIT
-from mnemax.agents.encoders import dense, encoder_for
+from mnemax.agents.encoders import dense, encoder_for, kernel_init
 from mnemax.envs.core import spaces
 from mnemax.memory_modules import MemoryModule
 
@@ -42,6 +42,8 @@ class ActorCritic(nn.Module):
             et al. 2024): the decoded logits ``[T, B, *obs_shape]`` are sown into the ``intermediates``
             collection as ``reconstruction`` (``apply(..., mutable=["intermediates"])`` returns them;
             otherwise the decoder's work is dropped by XLA). See :func:`decode_observation`.
+        weight_init: how the heads' and the decoder's weights start (:data:`~mnemax.agents.encoders.INITS`;
+            the encoder has its own field). The memory modules keep their own initialisation.
     """
 
     encoder: nn.Module
@@ -51,6 +53,7 @@ class ActorCritic(nn.Module):
     separate_critic: bool = False
     linear_heads: bool = False
     reconstruction: bool = False
+    weight_init: str = "orthogonal"
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> Any:
@@ -69,12 +72,12 @@ class ActorCritic(nn.Module):
             carry, x = self._tower(self.encoder, self.memory, carry, obs, resets)
             x_value = x
         if self.reconstruction:
-            self.sow("intermediates", "reconstruction", decode_observation(x, obs))
+            self.sow("intermediates", "reconstruction", decode_observation(x, obs, self.weight_init))
         if not self.linear_heads:
-            x = nn.relu(dense(self.hidden_size, name="actor_hidden")(x))
-            x_value = nn.relu(dense(self.hidden_size, name="critic_hidden")(x_value))
-        logits = dense(sum(self.action_sizes), scale=0.01, name="actor_head")(x)
-        value = dense(1, scale=1.0, name="critic_head")(x_value)[..., 0]
+            x = nn.relu(dense(self.hidden_size, name="actor_hidden", init=self.weight_init)(x))
+            x_value = nn.relu(dense(self.hidden_size, name="critic_hidden", init=self.weight_init)(x_value))
+        logits = dense(sum(self.action_sizes), scale=0.01, name="actor_head", init=self.weight_init)(x)
+        value = dense(1, scale=1.0, name="critic_head", init=self.weight_init)(x_value)[..., 0]
         return carry, _pad_components(logits, self.action_sizes), value
 
     @staticmethod
@@ -100,23 +103,24 @@ def over_steps(fn, tree) -> jax.Array:
     return jnp.swapaxes(y.reshape((b, t) + y.shape[1:]), 0, 1)
 
 
-def decode_observation(features: jax.Array, obs: jax.Array) -> jax.Array:
+def decode_observation(features: jax.Array, obs: jax.Array, init: str = "orthogonal") -> jax.Array:
     """Logits of the observation decoded from ``features [T, B, H]``, shaped like ``obs [T, B, *shape]``.
 
     Images (``uint8 [H, W, C]``): the encoder's convolutions mirrored (as CleanRL's ``ppo_trxl``): a dense
     layer to ``64 x 7 x 7``, transposed convolutions of kernels 3, 4 and 8 with strides 1, 2 and 4 (exactly
     84 x 84 back; other sizes are resized), one logit per pixel channel. Float vectors: one linear layer.
+    Weights start as ``init`` (:data:`~mnemax.agents.encoders.INITS`).
     """
     shape = obs.shape[2:]
     if obs.dtype == jnp.uint8 and len(shape) == 3:
         height, width, channels = shape
         side = ((height - 8) // 4 + 1 - 4) // 2 + 1 - 2  # the encoder's last feature map (7 for 84)
-        init = nn.initializers.orthogonal(np.sqrt(2))
+        conv_init = kernel_init(init)
         layers = [
-            dense(64 * side * side, name="decoder_dense"),
-            nn.ConvTranspose(64, (3, 3), (1, 1), padding="VALID", kernel_init=init, name="decoder_0"),
-            nn.ConvTranspose(32, (4, 4), (2, 2), padding="VALID", kernel_init=init, name="decoder_1"),
-            nn.ConvTranspose(channels, (8, 8), (4, 4), padding="VALID", kernel_init=init, name="decoder_2"),
+            dense(64 * side * side, name="decoder_dense", init=init),
+            nn.ConvTranspose(64, (3, 3), (1, 1), padding="VALID", kernel_init=conv_init, name="decoder_0"),
+            nn.ConvTranspose(32, (4, 4), (2, 2), padding="VALID", kernel_init=conv_init, name="decoder_1"),
+            nn.ConvTranspose(channels, (8, 8), (4, 4), padding="VALID", kernel_init=conv_init, name="decoder_2"),
         ]
 
         def decode(x):  # [N, H] -> [N, height, width, channels]
@@ -128,7 +132,7 @@ def decode_observation(features: jax.Array, obs: jax.Array) -> jax.Array:
 
         return over_steps(decode, features)
     if jnp.issubdtype(obs.dtype, jnp.floating):
-        return dense(int(np.prod(shape)), scale=1.0, name="decoder")(features).reshape(obs.shape)
+        return dense(int(np.prod(shape)), scale=1.0, name="decoder", init=init)(features).reshape(obs.shape)
     raise ValueError(f"observation reconstruction decodes uint8 [H, W, C] images and float vectors, not {obs.dtype} {shape}")
 
 
@@ -178,18 +182,21 @@ def make_actor_critic(
     separate_critic: bool = False,
     linear_heads: bool = False,
     reconstruction: bool = False,
+    weight_init: str = "orthogonal",
 ) -> ActorCritic:
     """An :class:`ActorCritic` with the encoder suited to ``observation_space`` and the memory module
-    ``memory`` (``"none"``: memoryless) of width ``hidden_size`` with the fields ``memory_config``."""
+    ``memory`` (``"none"``: memoryless) of width ``hidden_size`` with the fields ``memory_config``; the
+    encoder's, heads' and decoder's weights start as ``weight_init`` (:data:`~mnemax.agents.encoders.INITS`)."""
     module = None
     if memory != "none":
         module = memory_modules.make(memory, **{"features": hidden_size, **(memory_config or {})})
     return ActorCritic(
-        encoder=encoder_for(observation_space, hidden_size),
+        encoder=encoder_for(observation_space, hidden_size, weight_init),
         memory=module,
         action_sizes=action_sizes(action_space),
         hidden_size=hidden_size,
         separate_critic=separate_critic,
         linear_heads=linear_heads,
         reconstruction=reconstruction,
+        weight_init=weight_init,
     )

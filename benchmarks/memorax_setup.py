@@ -174,10 +174,11 @@ def mismatches(config: PPOConfig) -> list[str]:
             "heads.Categorical / heads.VNetwork are single linear layers (both encoders: two ReLU layers of "
             "hidden_size)"
         )
-    out.append(
-        "initialisers: mnemax's dense layers are orthogonal (sqrt 2; policy head 0.01, value head 1.0); memorax's "
-        "MLP and heads use LeCun normal"
-    )
+    if config.weight_init != "lecun":
+        out.append(
+            "initialisers: mnemax's dense layers are orthogonal (sqrt 2; policy head 0.01, value head 1.0); "
+            "memorax's MLP and heads use LeCun normal"
+        )
     if config.memory in ("gru", "lstm"):
         unmatched = f"; mnemax's memory_config {config.memory_config} has no memorax counterpart"
         out.append(

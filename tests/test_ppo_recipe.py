@@ -1,5 +1,6 @@
 """The pieces of the PPO recipe for long memory tasks: the log-barrier exploration term, the separate
-critic, advantage normalisation, memory time scales at init, presets, and the truncation bootstrap."""
+critic, advantage normalisation, memory time scales at init, weight initialisation, presets, and the
+truncation bootstrap."""
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +9,8 @@ import pytest
 
 from mnemax import envs, memory_modules
 from mnemax.agents import distributions
-from mnemax.agents.actor_critic import parameter_branches
+from mnemax.agents.actor_critic import make_actor_critic, parameter_branches
+from mnemax.envs.core import spaces
 from mnemax.train import PPO, PPOConfig, train
 from mnemax.train.on_policy import approx_kl
 from mnemax.train.ppo import can_truncate, mean_episode_length
@@ -173,9 +175,6 @@ def test_truncation_bootstrap_only_where_the_time_limit_can_be_reached():
 
 @pytest.mark.parametrize("obs_shape,dtype", [((84, 84, 3), jnp.uint8), ((64, 64, 3), jnp.uint8), ((5,), jnp.float32)])
 def test_reconstruction_decodes_observations_of_their_shape(obs_shape, dtype):
-    from mnemax.agents.actor_critic import make_actor_critic
-    from mnemax.envs.core import spaces
-
     high = 255 if dtype == jnp.uint8 else 1.0
     agent = make_actor_critic(spaces.Box(0, high, obs_shape, dtype), spaces.Discrete(4), hidden_size=16, reconstruction=True)
     obs, resets = jnp.zeros((3, 2) + obs_shape, dtype), jnp.zeros((3, 2), bool)
@@ -199,3 +198,25 @@ def test_reconstruction_loss_is_trained_and_off_by_default(tmp_path):
     _, stats = jax.jit(plain.update)(plain.init(jax.random.key(0)))
     assert "reconstruction_loss" not in stats
     assert not any("decoder" in name for name in plain.init(jax.random.key(0)).train_state.params["params"])
+
+
+def test_weight_init_lecun_starts_the_heads_at_lecun_scale():
+    obs_space, action_space = spaces.Box(-1.0, 1.0, (5,), jnp.float32), spaces.Discrete(4)
+    obs, resets = jnp.zeros((1, 1, 5)), jnp.zeros((1, 1), bool)
+
+    def head_std(weight_init):
+        agent = make_actor_critic(obs_space, action_space, hidden_size=256, memory="none", weight_init=weight_init)
+        params = agent.init(jax.random.key(0), agent.initialize_carry(1), obs, resets)["params"]
+        return float(jnp.std(params["actor_head"]["kernel"]))
+
+    # Orthogonal of gain 0.01 against LeCun normal (std 1/sqrt(fan_in) = 1/16).
+    assert head_std("orthogonal") < 0.002 and 0.04 < head_std("lecun") < 0.09
+
+
+def test_weight_init_trains_and_unknown_names_are_refused(tmp_path):
+    result = train(PPOConfig(**TINY, total_steps=8 * 16 * 2, num_logs=1, eval_episodes=8, weight_init="lecun", run_dir=str(tmp_path)))
+    assert np.isfinite(result.episode_return).all()
+    with pytest.raises(ValueError, match="weight_init"):
+        PPO(PPOConfig(**TINY, weight_init="glorot", run_dir=str(tmp_path)))
+    with pytest.raises(ValueError, match="unknown init"):
+        make_actor_critic(spaces.Box(0.0, 1.0, (3,), jnp.float32), spaces.Discrete(2), weight_init="glorot")

@@ -15,6 +15,7 @@ import optax
 from mnemax import envs
 from mnemax.agents import distributions
 from mnemax.agents.actor_critic import parameter_branches, reconstruction_loss
+from mnemax.agents.encoders import INITS
 from mnemax.train.config import ADVANTAGE_NORMS, DEFAULT_ALGORITHM, TrainConfig, option
 from mnemax.train.on_policy import (
     OnPolicy, RunnerState, Transition, approx_kl, clipped_objective, episode_metrics, time_major,
@@ -43,6 +44,10 @@ class PPOConfig(TrainConfig):
     linear_heads: bool = False
     """policy and value heads are single linear layers on the memory output; otherwise each has one hidden
     ReLU layer"""
+    weight_init: str = option("orthogonal", choices=INITS)
+    """how the encoder's and heads' weights start: `orthogonal` (gain sqrt(2), 0.01 for the policy head, 1
+    for the value head: CleanRL's convention) or `lecun` (LeCun normal, flax's default and memorax's; the
+    `tmaze` and `diagnostics` presets use it); the memory modules keep their own initialisation"""
     vf_coef: float = option(0.5, ge=0.0)
     aux_reconstruction: float = option(0.0, ge=0.0)
     """weight of an observation-reconstruction loss (Pleines et al. 2024): a decoder from the memory output
@@ -59,7 +64,10 @@ class PPOConfig(TrainConfig):
             "linear_heads": self.linear_heads,
             "reconstruction": self.aux_reconstruction > 0,
         }
-        return {**super().agent_fields(), **{name: True for name, on in switches.items() if on}}
+        fields = {name: True for name, on in switches.items() if on}
+        if self.weight_init != "orthogonal":
+            fields["weight_init"] = self.weight_init
+        return {**super().agent_fields(), **fields}
 
 
 class PPO(OnPolicy):
