@@ -21,8 +21,11 @@
 #     bash benchmarks/gpu_suite.sh 16  # symbolic Mortar Mayhem Grid beside memorax, 85 M steps (2 GPUs: 6 minutes)
 #     bash benchmarks/gpu_suite.sh 17  # the same with memorax's constant learning rate
 #     bash benchmarks/gpu_suite.sh 18  # passive T-Maze L = 1000 with the near-start curriculum (2 GPUs)
-#     bash benchmarks/gpu_suite.sh 19  # symbolic Mortar Mayhem Grid with the memory_gym preset (40 M steps)
 #     bash benchmarks/gpu_suite.sh 20  # TrXL and HCAM cost; pixel PPO on 1 and 2 GPUs (two GPUs)
+#     bash benchmarks/gpu_suite.sh 21  # LeCun init beside memorax; symbolic Mortar Mayhem Grid, memory_gym preset
+#     bash benchmarks/gpu_suite.sh 22  # LeCun by default: active T-Maze L = 100 on 1 and 2 GPUs; CountRecall-Easy
+#     bash benchmarks/gpu_suite.sh 23  # LeCun by default: RepeatFirst-Medium, passive T-Maze L = 100
+#     bash benchmarks/gpu_suite.sh 24  # pixel PPO on 1 and 2 GPUs after the encoder fix (two GPUs)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -130,13 +133,46 @@ case $part in
         fi
         wait
         ;;
-    19)  # the Memory Gym paper's recipe on symbolic Mortar Mayhem Grid, beside `mmg-defaults` of the same report
-        run 560 learning_curves.py --preset ppo_ablations --update --max-seconds 10 $flag --runs mmg-memory_gym_preset
-        ;;
     20)  # attention memories after HCAM's dense read; pixel PPO on two GPUs after the encoder's sharding fix
         run 400 memory_modules.py --modules trxl hcam --lengths 256 1024 4096 16384 --timeout 90 --update $flag
         run 180 scaling.py --devices 1 2 --same-parameters --env mnemax/MortarMayhem-Grid-v0 --per-device-envs 512 \
             --device-label h200x2-mmg-pixel-gru
+        ;;
+    21)  # LeCun-normal dense layers (the `mnemax-lecun` row) beside the runs of parts 16, 17 and the T-Maze L = 10
+         # report on the first GPU; the `memory_gym` preset with and without them on the second
+        gpus=$(nvidia-smi -L | wc -l)
+        mmg="--tasks mnemax/MortarMayhem-Grid-Symbolic-v0 --num-envs 2048 --seeds 3 --num-logs 40 --update"
+        (
+            export CUDA_VISIBLE_DEVICES=0
+            run 200 learning_vs_memorax.py $mmg --constant-lr --device-label ${label:-h200}-mmg-constant-lr --rows mnemax-lecun
+            run 200 learning_vs_memorax.py $mmg --device-label ${label:-h200}-mmg --rows mnemax-lecun
+            run 120 learning_vs_memorax.py --tasks mnemax/TMaze-Passive-v0 --seeds 3 --update --device-label ${label:-h200} \
+                --rows mnemax-lecun
+        ) &
+        [ "$gpus" -ge 2 ] || wait
+        CUDA_VISIBLE_DEVICES=$((gpus >= 2 ? 1 : 0)) run 540 learning_curves.py --preset ppo_ablations --update \
+            --max-seconds 250 --device-label ${label:-h200} --runs mmg-memory_gym_preset mmg-memory_gym_preset_lecun &
+        wait
+        ;;
+    22)  # after LeCun normal became the agents' default init: active T-Maze L = 100 on one GPU beside
+         # CountRecall-Easy on the other, then the same T-Maze run on both GPUs (needs two GPUs)
+        common="--update --max-seconds 10 --device-label ${label:-h200}"
+        CUDA_VISIBLE_DEVICES=0 run 330 learning_curves.py --preset tmaze_recipe $common --runs active100-gru &
+        CUDA_VISIBLE_DEVICES=1 run 330 learning_curves.py --preset diagnostics $common --runs CountRecall-Easy-gru &
+        wait
+        run 240 learning_curves.py --preset tmaze_recipe $common --runs active100-gru_2gpus
+        ;;
+    23)  # the other preset cells after the change of init, one GPU each (needs two GPUs)
+        common="--update --max-seconds 350 --device-label ${label:-h200}"
+        CUDA_VISIBLE_DEVICES=0 run 400 learning_curves.py --preset diagnostics $common --runs RepeatFirst-Medium-gru \
+            RepeatFirst-Medium-ffm &
+        CUDA_VISIBLE_DEVICES=1 run 400 learning_curves.py --preset tmaze_recipe $common --runs passive100-gru passive100-ffm &
+        wait
+        ;;
+    24)  # pixel PPO on 1 and 2 GPUs after the fix of the encoder's sharding (the part of 20 that fits in the
+         # time left; the earlier report keeps the same-parameters check)
+        run 200 scaling.py --devices 1 2 --env mnemax/MortarMayhem-Grid-v0 --per-device-envs 512 \
+            --device-label h200x2-mmg-pixel-gru-encoder-fix
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

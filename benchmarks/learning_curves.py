@@ -104,7 +104,8 @@ WHOLE_EPISODES = dict(num_steps=505)  # five T-Maze L = 100 episodes (101 steps,
 BARRIER = dict(barrier_coef=1.01, ent_coef=0.0)
 SMALL_BARRIER = dict(barrier_coef=0.303, ent_coef=0.0)
 TIMESCALES = dict(memory_config={"max_timescale": 1000})
-RECIPE_TMAZE = dict(preset="tmaze", total_steps=100_000_000)
+# One GPU unless a run says otherwise (num_devices 0 would take every GPU of the host).
+RECIPE_TMAZE = dict(preset="tmaze", total_steps=100_000_000, num_devices=1)
 PASSIVE100 = dict(RECIPE_TMAZE, env="mnemax/TMaze-Passive-L100-v0")
 # Active: 1e8 steps, as for passive (at L = 30 on the CPU a 9 M-step run had learned the cue from the
 # curriculum's episodes by 5 M steps but not yet the step back when its learning rate ran out; with 20 M steps
@@ -198,6 +199,10 @@ PRESETS: dict[str, list[dict]] = {
         # `mmg-defaults` at the same budget.
         dict(preset="memory_gym", env="mnemax/MortarMayhem-Grid-Symbolic-v0", memory="gru", total_steps=40_000_000,
              name="mmg-memory_gym_preset"),
+        # Tenth round: memorax's LeCun-normal dense layers in place of orthogonal ones (T-Maze L = 10 at
+        # memorax's settings reached 0.95 in 2.6-2.9 M steps with them, 4.7-5.2 M without).
+        dict(preset="memory_gym", env="mnemax/MortarMayhem-Grid-Symbolic-v0", memory="gru", total_steps=40_000_000,
+             weight_init="lecun", name="mmg-memory_gym_preset_lecun"),
     ],
     # The `tmaze` preset of train/presets.py as it ships, at the PPO issue's budgets (1e8 steps per seed at
     # L = 100), with the memoryless agent as the check that memory does the work. Active T-Maze episodes
@@ -224,6 +229,9 @@ PRESETS: dict[str, list[dict]] = {
                  train_env_params=dict(oracle_start_prob=0.5, near_start_prob=0.5))
             for memory, steps in (("ffm", 500_000_000), ("s5", 500_000_000), ("none", 100_000_000))
         ),
+        # The same run as `active100-gru` on two GPUs of one host (the environments split between them): the
+        # plot puts both against wall-clock seconds.
+        dict(ACTIVE100, name="active100-gru_2gpus", memory="gru", num_devices=2),
     ],
     # Passive T-Maze: the cue must be carried over the whole corridor (Ni et al. 2023).
     "tmaze": [
@@ -284,6 +292,7 @@ def run_one(spec: dict, seeds: int, steps_scale: float, run_dir: str, quick: boo
         {
             "step": int(float(r["step"])), "seed": int(r["seed"]), "return": float(r["return"]),
             "success": float(r["success"]), "entropy": float(r["entropy"]),
+            **({"seconds": float(r["seconds"])} if r.get("seconds") else {}),
         }  # fmt: skip
         for r in rows
     ]
@@ -305,19 +314,23 @@ PLOT_METRIC = {"ppo_ablations": "return"}
 
 
 def plot(report: dict, path: Path) -> None:
+    """One panel per group of runs (the name before its last ``-``) against environment steps; groups with
+    a run on several devices get a second panel against wall-clock seconds."""
     metric = PLOT_METRIC.get(report["meta"]["preset"], "success")
     runs = [r for r in report["runs"] if r["status"] == "ok"]
-    groups = sorted({r["name"].rsplit("-", 1)[0] for r in runs})
-    fig, axes = panels(len(groups), 4.5, 3.5)
-    for ax, group in zip(axes, groups):
-        for run in (r for r in runs if r["name"].rsplit("-", 1)[0] == group):
+    group_of = lambda run: run["name"].rsplit("-", 1)[0]  # noqa: E731
+    groups = sorted({group_of(r) for r in runs})
+    timed = [g for g in groups if any(group_of(r) == g and r["config"].get("num_devices", 1) > 1 for r in runs)]
+    panels_to_draw = [(g, "step") for g in groups] + [(g, "seconds") for g in timed]
+    fig, axes = panels(len(panels_to_draw), 4.5, 3.5)
+    for ax, (group, x) in zip(axes, panels_to_draw):
+        for run in (r for r in runs if group_of(r) == group and all(x in p for p in r["curve"])):
             steps = sorted({p["step"] for p in run["curve"]})
-            mean = [
-                sum(p[metric] for p in run["curve"] if p["step"] == s) / max(1, sum(p["step"] == s for p in run["curve"]))
-                for s in steps
-            ]
-            ax.plot(steps, mean, label=run["name"].rsplit("-", 1)[1])
-        finish_fraction_panel(ax, group, "environment steps", f"training {metric} (mean over seeds)", 8)
+            at = [[p for p in run["curve"] if p["step"] == s] for s in steps]
+            xs = [sum(p[x] for p in points) / len(points) for points in at]
+            ax.plot(xs, [sum(p[metric] for p in points) / len(points) for points in at], label=run["name"].rsplit("-", 1)[1])
+        xlabel = "environment steps" if x == "step" else "wall-clock seconds (compilation included)"
+        finish_fraction_panel(ax, group, xlabel, f"training {metric} (mean over seeds)", 8)
     save_figure(fig, path)
 
 
