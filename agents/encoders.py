@@ -16,7 +16,7 @@ from mnemax.envs.core import spaces
 # "lecun" (LeCun normal everywhere, flax's default and memorax's). Biases start at zero either way.
 # Neither wins everywhere: at memorax's settings (1024 envs) LeCun normal took T-Maze L = 10 to 0.95 in
 # 2.6-2.9 M steps against 4.7-5.2 M (benchmarks/results/learning_vs_memorax_h200.md), but in the small
-# CPU run of tests/test_learning.py (32 envs, 2e5 steps) it solved 7 of 12 seeds, orthogonal all 12.
+# CPU run of tests/test_learning.py (32 envs, 2e5 steps) it solved 6 of 12 seeds, orthogonal all 12.
 INITS = ("orthogonal", "lecun")
 
 

@@ -63,6 +63,14 @@ BALLET_LEVELS = (
 )  # fmt: skip
 
 
+BALLET_DIAGNOSTIC = dict(
+    env="mnemax/Ballet-2-Delay16-Symbolic-v0", num_envs=64, num_steps=128, bptt_length=128, num_minibatches=4,
+    update_epochs=4, ent_coef=0.01, hidden_size=128, learning_rate=1e-3, bootstrap_truncated=False,
+    total_steps=1_500_000,
+)  # fmt: skip
+TMAZE_SMALL = dict(env="mnemax/TMaze-Passive-v0", memory="gru", num_envs=32, num_steps=32, ent_coef=0.05, total_steps=200_000)
+
+
 def ballet_memory(memory: str, episode: int) -> dict:
     """Same width and depth for both attention memories. HCAM keeps enough 16-step chunks for the whole
     episode (at most ``episode`` steps) and reads 4 of them in detail: about 36 + 4 * 16 + 16 keys per
@@ -266,6 +274,22 @@ PRESETS: dict[str, list[dict]] = {
         )
         for dancers, delay, steps in BALLET_LEVELS
         for memory in ("gru", "trxl", "hcam")
+    ],
+    # Why nothing learns Ballet (the HCAM issue), small enough for a CPU: can an agent walk to the only
+    # dancer of a room (no memory needed), and does a GRU do better on two dancers when its rollouts hold
+    # several whole episodes (dances and answer in one back-propagation window) than with 128-step ones?
+    "ballet_diagnostics": [
+        dict(BALLET_DIAGNOSTIC, name="ballet1-none", env_params={"num_dancers": 1}, memory="none",
+             total_steps=1_000_000),
+        dict(BALLET_DIAGNOSTIC, name="ballet2-gru_rollout128", memory="gru"),
+        dict(BALLET_DIAGNOSTIC, name="ballet2-gru_rollout512", memory="gru", num_envs=16, num_steps=512,
+             bptt_length=512),
+    ],
+    # The dense layers' initialisation in the small T-Maze run of tests/test_learning.py (32 envs, 2e5 steps,
+    # entropy bonus 0.05): run with --seeds 12.
+    "init_small": [
+        dict(TMAZE_SMALL, name=f"tmaze10-{weight_init}", weight_init=weight_init)
+        for weight_init in ("orthogonal", "lecun")
     ],
 }
 

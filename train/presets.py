@@ -35,7 +35,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     #   (training success past 0.6 at 16 M steps instead of 28 M on active L = 100, 33 M instead of 37 M on
     #   passive, GRU; FFM alike); at memorax's settings on L = 10 0.95 in 2.6-2.9 M steps instead of 4.7-5.2 M.
     #   The barrier keeps their sharper first policy from the collapse it causes with an entropy bonus
-    #   alone (tests/test_learning.py's small run: 7 of 12 seeds with LeCun, 12 of 12 orthogonal).
+    #   alone (tests/test_learning.py's small run: 6 of 12 seeds with LeCun, 12 of 12 orthogonal).
     # As shipped it solves passive and active L = 100 with GRU and passive with FFM on every seed within 1e8
     # steps (benchmarks/results/learning_tmaze_recipe_*).
     "tmaze": dict(
