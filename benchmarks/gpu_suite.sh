@@ -26,6 +26,7 @@
 #     bash benchmarks/gpu_suite.sh 22  # LeCun by default: active T-Maze L = 100 on 1 and 2 GPUs; CountRecall-Easy
 #     bash benchmarks/gpu_suite.sh 23  # LeCun by default: RepeatFirst-Medium, passive T-Maze L = 100
 #     bash benchmarks/gpu_suite.sh 24  # pixel PPO on 1 and 2 GPUs after the encoder fix (two GPUs)
+#     bash benchmarks/gpu_suite.sh 25  # memory_gym preset with LeCun; the missing diagnostics cells (two GPUs)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -173,6 +174,15 @@ case $part in
          # time left; the earlier report keeps the same-parameters check)
         run 200 scaling.py --devices 1 2 --env mnemax/MortarMayhem-Grid-v0 --per-device-envs 512 \
             --device-label h200x2-mmg-pixel-gru-encoder-fix
+        ;;
+    25)  # the `memory_gym` preset with LeCun-normal layers (part 21 ran out of time for it) on the first GPU;
+         # the diagnostics cells still missing on the second (needs two GPUs)
+        common="--update --device-label ${label:-h200}"
+        CUDA_VISIBLE_DEVICES=0 run 540 learning_curves.py --preset ppo_ablations $common --max-seconds 10 \
+            --runs mmg-memory_gym_preset_lecun &
+        CUDA_VISIBLE_DEVICES=1 run 540 learning_curves.py --preset diagnostics $common --max-seconds 300 \
+            --runs CountRecall-Easy-ffm RepeatFirst-Medium-none CountRecall-Easy-none &
+        wait
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
