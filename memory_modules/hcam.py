@@ -204,8 +204,13 @@ def chunk_attention(q: jax.Array, summaries: jax.Array, visible: jax.Array, top_
     """``[B, T, H, N]`` f32: the weight each query and head puts on each of the ``N`` chunks in the read
     of :func:`hierarchical_read` (the weights of :func:`select_chunks` scattered back over all chunks;
     each row sums to 1 over the visible chunks, or is all zero where none is visible)."""
-    index, weights = select_chunks(q, summaries, visible, top_k)
-    return jnp.sum(weights[..., None] * jax.nn.one_hot(index, summaries.shape[1], dtype=weights.dtype), axis=-2)
+    return _over_all_chunks(*select_chunks(q, summaries, visible, top_k), summaries.shape[1])
+
+
+def _over_all_chunks(index: jax.Array, weights: jax.Array, num_chunks: int) -> jax.Array:
+    """The top-k ``weights`` of chunks ``index`` (both ``[B, T, H, K]``) as ``[B, T, H, num_chunks]``, zero
+    for the chunks outside a query's top k."""
+    return jnp.sum(weights[..., None] * jax.nn.one_hot(index, num_chunks, dtype=weights.dtype), axis=-2)
 
 
 def _gathered_read(q, keys, values, index, chunk_weights):
@@ -220,8 +225,7 @@ def _gathered_read(q, keys, values, index, chunk_weights):
 
 def _dense_read(q, keys, values, index, chunk_weights):
     """The same read with every entry scored by one product and the unselected chunks weighted zero."""
-    # [B, T, H, N]: each chunk's weight, zero for the chunks outside a query's top k
-    weights = jnp.sum(chunk_weights[..., None] * jax.nn.one_hot(index, keys.shape[1], dtype=chunk_weights.dtype), -2)
+    weights = _over_all_chunks(index, chunk_weights, keys.shape[1])
     logits = jnp.einsum("bthd,bnchd->bthnc", q, keys, preferred_element_type=jnp.float32) * q.shape[-1] ** -0.5
     within = jax.nn.softmax(logits, axis=-1) * weights[..., None]
     return jnp.einsum("bthnc,bnchd->bthd", within.astype(values.dtype), values)
