@@ -34,8 +34,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # * LeCun-normal dense layers (memorax's init) instead of orthogonal ones: the same final success, sooner
     #   (training success past 0.6 at 16 M steps instead of 28 M on active L = 100, 33 M instead of 37 M on
     #   passive, GRU; FFM alike); at memorax's settings on L = 10 0.95 in 2.6-2.9 M steps instead of 4.7-5.2 M.
-    #   The barrier keeps their sharper first policy from the collapse it causes with an entropy bonus
-    #   alone (tests/test_learning.py's small run: 6 of 12 seeds with LeCun, 12 of 12 orthogonal).
+    #   Not the agents' default: with an entropy bonus as the only exploration (tests/test_learning.py's
+    #   small run) LeCun solved 6 of 12 seeds, orthogonal 12 of 12; with this preset's barrier every seed
+    #   measured was solved.
     # As shipped it solves passive and active L = 100 with GRU and passive with FFM on every seed within 1e8
     # steps (benchmarks/results/learning_tmaze_recipe_*).
     "tmaze": dict(
@@ -67,14 +68,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     # Memory Gym (Pleines et al., JMLR 2024): the GRU recipe of MarcoMeter/recurrent-ppo-truncated-bptt
     # (configs/mortar_mayhem_grid.yaml): 3 epochs x 8 minibatches, gamma 0.995, clip 0.1, entropy 1e-4,
     # gradient norm 0.25, GRU 512 with one 512 hidden layer per head, whole episodes as sequences, lr 2.5e-4
-    # decaying. Their 32 workers x 512 steps become 128 copies x 256
-    # steps here (a Mortar Mayhem Grid episode lasts at most ~120 steps), twice their steps per update, so
+    # decaying. Their 32 workers x 512 steps become 128 copies x 256 steps here (a Mortar Mayhem Grid
+    # episode lasts at most ~120 steps), twice their steps per update, so
     # 1.64e8 steps are 5,000 updates (theirs: 10,000). Their entropy bonus also decays (to 1e-6) and their
     # rate to 1e-5, not 0. TrXL: their 3 blocks and 118-step memory for Mortar Mayhem, at this preset's
     # width (512; theirs 384).
-    # Not yet measured here: it replaces settings (1024-2048 copies x 128 steps, entropy 0.01, clip 0.2)
-    # under which neither mnemax nor memorax got past a training return of ~0.2 in 85 M steps, an eighth of
-    # the updates this recipe makes in the same steps.
+    # It replaces settings (1024-2048 copies x 128 steps, entropy 0.01, clip 0.2) under which neither
+    # mnemax nor memorax got past a training return of ~0.2 in 85 M steps, an eighth of the updates this
+    # recipe makes in the same steps. Measured so far only over 4e7 steps on symbolic Mortar Mayhem Grid
+    # (orthogonal layers, 3 seeds): training return flat at 0.034 from 11 M steps, at 281 k steps/s on an
+    # H200 (learning_ppo_ablations_h200, run mmg-memory_gym_preset).
     "memory_gym": dict(
         num_envs=128, num_steps=256, num_minibatches=8, update_epochs=3, learning_rate=2.5e-4,
         ent_coef=1e-4, clip_eps=0.1, gamma=0.995, gae_lambda=0.95, max_grad_norm=0.25, hidden_size=512,
