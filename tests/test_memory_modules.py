@@ -74,6 +74,18 @@ def test_stepwise_equals_sequence(name):
     np.testing.assert_allclose(np.stack(ys), y_seq, rtol=2e-4, atol=2e-5)
 
 
+@pytest.mark.parametrize("name", ["gru", "lstm"])
+def test_unrolled_scan_gives_the_same_outputs(name):
+    """``unroll`` changes how many steps one loop iteration runs, not what they compute (T = 12 is not a
+    multiple of 5, so the remainder steps are covered too)."""
+    module, params = _init(name)
+    x, resets = _inputs()
+    carry = module.initialize_carry(B)
+    expected = module.apply(params, carry, x, resets)
+    unrolled = _make(name, unroll=5).apply(params, carry, x, resets)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), unrolled, expected)
+
+
 @pytest.mark.parametrize("name", mm.names())
 def test_reset_isolates_the_past(name):
     """After a reset at t, outputs from t on do not depend on inputs before t."""
@@ -437,6 +449,8 @@ def test_hcam_reads_only_completed_chunks():
         ("s5", dict(features=16, state_size=10, blocks=4), "divisible by blocks"),
         ("mamba", dict(features=16, min_step=0.0), "min_step"),
         ("min_gru", dict(features=16, min_timescale=1.0), "min_timescale"),
+        ("gru", dict(features=16, unroll=-1), "unroll"),
+        ("lstm", dict(features=16, unroll=-1), "unroll"),
     ],
 )
 def test_bad_configurations_raise(name, config, message):

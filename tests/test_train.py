@@ -98,6 +98,14 @@ def test_update_replays_the_rollout_exactly(tmp_path, memory, bptt):
     assert bool(t.reset[:, 1:].any()), "the test needs an episode boundary inside a window"
 
 
+def test_rollout_unroll_changes_the_speed_not_the_transitions(tmp_path):
+    """Three steps per loop iteration over a 16-step rollout (a remainder included): the same transitions."""
+    one, three = PPO(tiny(tmp_path)), PPO(tiny(tmp_path, rollout_unroll=3))
+    runner = one.init(jax.random.PRNGKey(0))
+    expected, unrolled = jax.jit(one.rollout)(runner), jax.jit(three.rollout)(runner)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), unrolled, expected)
+
+
 def test_resume_equals_uninterrupted_training(tmp_path):
     config = tiny(tmp_path, checkpoint_every=1, run_name="full")
     full = train(config)
@@ -130,7 +138,7 @@ def test_resumable_fields_are_declared_and_earlier_config_files_load():
     resumable = {field.name for field in dataclasses.fields(PPOConfig) if option_spec(field).resumable}
     assert resumable == {
         "resume", "overwrite", "debug", "distributed", "progress", "video", "video_dir", "video_steps",
-        "eval_episodes", "checkpoint_every", "checkpoint_minutes", "run_dir",
+        "eval_episodes", "checkpoint_every", "checkpoint_minutes", "run_dir", "rollout_unroll",
     }  # fmt: skip
     saved = PPOConfig(memory="lstm")
     assert config_differences(saved, dataclasses.replace(saved, video_dir="v", run_dir="r", resume=True)) == {}

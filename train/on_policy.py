@@ -36,6 +36,7 @@ from flax.training.train_state import TrainState
 from mnemax import agents, envs
 from mnemax.agents import distributions
 from mnemax.envs.core import spaces, wrappers
+from mnemax.memory_modules.scan import time_unroll
 from mnemax.train.config import TrainConfig
 
 
@@ -186,7 +187,8 @@ class OnPolicy:
         def window(state, key):
             carry_at_start = state[2]
             step = lambda s, k: self._env_step(params, s, k)  # noqa: E731
-            state, transitions = jax.lax.scan(step, state, jax.random.split(key, c.sequence_length))
+            keys = jax.random.split(key, c.sequence_length)
+            state, transitions = jax.lax.scan(step, state, keys, unroll=time_unroll(c.rollout_unroll))
             return state, (carry_at_start, transitions)
 
         key, rollout_key = jax.random.split(runner.key)

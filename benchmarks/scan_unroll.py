@@ -1,0 +1,100 @@
+"""Training throughput against the unrolling of the loops over time (``lax.scan``'s ``unroll``).
+
+    python benchmarks/scan_unroll.py                 # the cells below on the first device
+    python benchmarks/scan_unroll.py --quick         # tiny sizes, a CPU check
+
+Two loops run one small step per iteration: the rollout (environment step and one step of the agent,
+``rollout_unroll``) and a GRU's or LSTM's pass over each training sequence (``memory_config unroll``). For
+each cell (a task family's preset as it ships, one task, one memory, 3 seeds vmapped) and each pair of
+unroll factors, this times PPO updates through ``Trainer.train_interval``: the first call (compilation
+and one update) on its own, then ``--calls`` more. The result is the same either way (the tests check
+that); only the speed and the compile time change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import jax
+from common import default_label, markdown_table, metadata, write_report
+
+from mnemax.train import PPOConfig
+from mnemax.train.loop import Trainer
+
+# (preset, env, memory): the latency-bound cells of the learning benchmarks, and pixel Memory Gym.
+CELLS = [
+    ("diagnostics", "mnemax/RepeatFirst-Medium-v0", "gru"),
+    ("memory_gym", "mnemax/MortarMayhem-Grid-v0", "gru"),
+    ("diagnostics", "mnemax/RepeatFirst-Medium-v0", "ffm"),
+    ("tmaze", "mnemax/TMaze-Passive-L100-v0", "gru"),
+]
+# (memory unroll, rollout unroll): each loop alone and both for the first cell, both for the others;
+# memories without a sequential scan only see the rollout's.
+FIRST_UNROLLS = [(1, 1), (8, 1), (1, 8), (8, 8), (16, 16)]
+UNROLLS = [(1, 1), (8, 8)]
+
+
+def measure(preset: str, env: str, memory: str, memory_unroll: int, rollout_unroll: int, calls: int, quick: bool) -> dict:
+    config = PPOConfig.from_preset(preset, env=env, memory=memory, num_seeds=3, progress=False, video=False)
+    sizes = dict(num_envs=8, num_steps=32, hidden_size=32) if quick else {}
+    memory_config = dict(config.memory_config, **({"unroll": memory_unroll} if memory in ("gru", "lstm") else {}))
+    # One update per call: total_steps of 10^4 updates logged 10^4 times.
+    config = dataclasses.replace(config, **sizes, memory_config=memory_config, rollout_unroll=rollout_unroll)
+    config = dataclasses.replace(config, total_steps=10_000 * config.steps_per_update, num_logs=10_000)
+    trainer = Trainer(config)
+    state = trainer.init()
+    start = time.perf_counter()
+    state, metrics = trainer.train_interval(state)
+    jax.block_until_ready(metrics)
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(calls):
+        state, metrics = trainer.train_interval(state)
+    jax.block_until_ready(metrics)
+    seconds = time.perf_counter() - start
+    steps = calls * config.steps_per_update * config.num_seeds
+    return dict(
+        preset=preset, env=env, memory=memory, memory_unroll=memory_unroll, rollout_unroll=rollout_unroll,
+        num_envs=config.num_envs, num_steps=config.num_steps, seeds=config.num_seeds,
+        first_call_seconds=first, steps_per_second=steps / seconds,
+    )  # fmt: skip
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--calls", type=int, default=5, help="timed updates per measurement")
+    parser.add_argument("--max-seconds", type=float, default=400, help="no new measurement after this")
+    parser.add_argument("--device-label", default=None)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    deadline = time.perf_counter() + args.max_seconds
+    rows = []
+    for i, (preset, env, memory) in enumerate(CELLS[:1] if args.quick else CELLS):
+        pairs = FIRST_UNROLLS if i == 0 else UNROLLS
+        pairs = pairs if memory in ("gru", "lstm") else sorted({(1, r) for _, r in pairs})
+        for memory_unroll, rollout_unroll in pairs[:2] if args.quick else pairs:
+            if time.perf_counter() > deadline:
+                break
+            rows.append(measure(preset, env, memory, memory_unroll, rollout_unroll, args.calls, args.quick))
+            print(rows[-1], flush=True)
+    for row in rows:  # the speed-up over no unrolling of the same cell
+        base = next(r for r in rows if r["env"] == row["env"] and r["memory"] == row["memory"])
+        row["speedup"] = row["steps_per_second"] / base["steps_per_second"]
+    label = args.device_label or default_label()
+    table = markdown_table(
+        ["preset", "env", "memory", "envs x steps", "memory unroll", "rollout unroll", "steps/s (3 seeds)",
+         "speed-up", "first call (s)"],
+        [[r["preset"], r["env"], r["memory"], f"{r['num_envs']} x {r['num_steps']}", r["memory_unroll"],
+          r["rollout_unroll"], f"{r['steps_per_second']:,.0f}", f"{r['speedup']:.2f}x", f"{r['first_call_seconds']:.1f}"]
+         for r in rows],
+    )  # fmt: skip
+    report = {"meta": metadata(label=label), "rows": rows}
+    write_report("scan_unroll", label, report, f"# PPO throughput against scan unrolling ({report['meta']['device']})\n\n"
+                 f"`{report['meta']['command']}`\n\n{table}\n")  # fmt: skip
+    return report
+
+
+if __name__ == "__main__":
+    main()
