@@ -27,6 +27,9 @@
 #     bash benchmarks/gpu_suite.sh 23  # LeCun by default: RepeatFirst-Medium, passive T-Maze L = 100
 #     bash benchmarks/gpu_suite.sh 24  # pixel PPO on 1 and 2 GPUs after the encoder fix (two GPUs)
 #     bash benchmarks/gpu_suite.sh 25  # memory_gym preset with LeCun; the missing diagnostics cells (two GPUs)
+#     bash benchmarks/gpu_suite.sh 26  # passive T-Maze L = 100 LSTM and TrXL; L = 1000 near starts (two GPUs)
+#     bash benchmarks/gpu_suite.sh 27  # what part 26 left for time; PPO throughput against scan unrolling
+#     bash benchmarks/gpu_suite.sh 28  # part 25 again with unrolled loops, more diagnostics cells (two GPUs)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -121,6 +124,33 @@ case $part in
         CUDA_VISIBLE_DEVICES=0 run 280 learning_vs_memorax.py $common --rows mnemax mnemax-matched &
         [ "$gpus" -ge 2 ] || wait
         CUDA_VISIBLE_DEVICES=$((gpus >= 2 ? 1 : 0)) run 320 learning_vs_memorax.py $common --rows memorax &
+        wait
+        ;;
+    26)  # the passive T-Maze L = 100 cells of the PPO issue still missing (LSTM, Transformer-XL) and L = 1000
+         # with near starts (FFM and the memoryless agent); one GPU each (needs two GPUs)
+        common="--preset tmaze_recipe --update --device-label ${label:-h200}"
+        CUDA_VISIBLE_DEVICES=0 run 560 learning_curves.py $common --max-seconds 300 \
+            --runs passive1000-ffm_near_start passive100-lstm &
+        CUDA_VISIBLE_DEVICES=1 run 560 learning_curves.py $common --max-seconds 100 \
+            --runs passive1000-none_near_start passive100-trxl &
+        wait
+        ;;
+    27)  # the runs of part 26 that its time limit cut (Transformer-XL stopped at 97 of 100 M steps) on the
+         # first GPU; throughput against the unrolling of the loops over time on the second
+        common="--preset tmaze_recipe --update --device-label ${label:-h200}"
+        CUDA_VISIBLE_DEVICES=0 run 580 learning_curves.py $common --max-seconds 480 \
+            --runs passive1000-none_near_start passive100-trxl &
+        CUDA_VISIBLE_DEVICES=1 run 560 scan_unroll.py --max-seconds 420 $flag &
+        wait
+        ;;
+    28)  # part 25 after the loops over time were unrolled on GPUs (the diagnostics cells ~2.4x faster): the
+         # `memory_gym` preset with LeCun-normal layers on the first GPU, diagnostics cells on the second
+        common="--update --device-label ${label:-h200}"
+        CUDA_VISIBLE_DEVICES=0 run 560 learning_curves.py --preset ppo_ablations $common --max-seconds 10 \
+            --runs mmg-memory_gym_preset_lecun &
+        CUDA_VISIBLE_DEVICES=1 run 560 learning_curves.py --preset diagnostics $common --max-seconds 400 \
+            --runs RepeatFirst-Medium-none CountRecall-Easy-none RepeatFirst-Easy-gru RepeatFirst-Easy-none \
+            RepeatPrevious-Easy-gru RepeatPrevious-Easy-none CountRecall-Easy-ffm Autoencode-Easy-gru &
         wait
         ;;
     18)  # passive T-Maze L = 1000 with near starts: FFM on the first GPU, S5 and the memoryless agent on the

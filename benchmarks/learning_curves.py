@@ -222,6 +222,8 @@ PRESETS: dict[str, list[dict]] = {
         dict(PASSIVE100, name="passive100-ffm", memory="ffm"),
         dict(ACTIVE100, name="active100-none", memory="none"),
         dict(PASSIVE100, name="passive100-lstm", memory="lstm", total_steps=50_000_000),
+        # Transformer-XL's window holds one whole episode (101 steps) and the step before it.
+        dict(PASSIVE100, name="passive100-trxl", memory="trxl", memory_config=TRANSFORMER | {"memory_length": 128}),
         dict(ACTIVE100, name="active100-lstm", memory="lstm"),
         # The fast memory first where the budget is long: FFM trains ~5x faster than a GRU here.
         dict(PASSIVE1000, name="passive1000-ffm", memory="ffm"),
