@@ -36,7 +36,9 @@ FIRST_UNROLLS = [(1, 1), (8, 1), (1, 8), (8, 8), (16, 16)]
 UNROLLS = [(1, 1), (8, 8)]
 
 
-def measure(preset: str, env: str, memory: str, memory_unroll: int, rollout_unroll: int, calls: int, quick: bool) -> dict:
+def measure(
+    preset: str, env: str, memory: str, memory_unroll: int, rollout_unroll: int, calls: int, quick: bool
+) -> dict:
     config = PPOConfig.from_preset(preset, env=env, memory=memory, num_seeds=3, progress=False, video=False)
     sizes = dict(num_envs=8, num_steps=32, hidden_size=32) if quick else {}
     memory_config = dict(config.memory_config, **({"unroll": memory_unroll} if memory in ("gru", "lstm") else {}))
@@ -87,12 +89,13 @@ def main(argv=None) -> dict:
         ["preset", "env", "memory", "envs x steps", "memory unroll", "rollout unroll", "steps/s (3 seeds)",
          "speed-up", "first call (s)"],
         [[r["preset"], r["env"], r["memory"], f"{r['num_envs']} x {r['num_steps']}", r["memory_unroll"],
-          r["rollout_unroll"], f"{r['steps_per_second']:,.0f}", f"{r['speedup']:.2f}x", f"{r['first_call_seconds']:.1f}"]
+          r["rollout_unroll"], f"{r['steps_per_second']:,.0f}", f"{r['speedup']:.2f}x",
+          f"{r['first_call_seconds']:.1f}"]
          for r in rows],
     )  # fmt: skip
     report = {"meta": metadata(label=label), "rows": rows}
-    write_report("scan_unroll", label, report, f"# PPO throughput against scan unrolling ({report['meta']['device']})\n\n"
-                 f"`{report['meta']['command']}`\n\n{table}\n")  # fmt: skip
+    title = f"# PPO throughput against scan unrolling ({report['meta']['device']})"
+    write_report("scan_unroll", label, report, f"{title}\n\n`{report['meta']['command']}`\n\n{table}\n")
     return report
 
 

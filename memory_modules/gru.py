@@ -23,14 +23,14 @@ class GRU(MemoryModule):
         max_timescale: if set, the update gate starts biased so that the units' memory time scales
             spread log-uniformly over ``[2, max_timescale]`` steps (see
             :func:`~mnemax.memory_modules.scan.timescale_bias`); 0 starts every gate at 1/2.
-        unroll: steps per iteration of the loop over time (0: by backend, see
+        unroll: steps per iteration of the loop over time (None: by backend, see
             :func:`~mnemax.memory_modules.scan.time_unroll`); speed only.
         dtype: dtype of the matrix products (``jnp.bfloat16`` halves memory traffic); the carry stays f32.
     """
 
     features: int
     max_timescale: int | None = None
-    unroll: int = 0
+    unroll: int | None = None
     dtype: Any = jnp.float32
 
     def _hidden_bias_init(self, key, shape, dtype=jnp.float32):
@@ -44,8 +44,6 @@ class GRU(MemoryModule):
     def __post_init__(self):
         super().__post_init__()
         check_positive(self, "max_timescale")
-        if self.unroll < 0:
-            raise ValueError(f"{type(self).__name__}: unroll must be >= 0 (0: by backend), got {self.unroll}")
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> jax.Array:

@@ -41,7 +41,7 @@ class LSTM(MemoryModule):
         max_timescale: if set, replaces ``forget_bias``: forget-gate biases that spread the units' memory
             time scales log-uniformly over ``[2, max_timescale]`` steps, input-gate biases their negatives
             (see :func:`~mnemax.memory_modules.scan.timescale_bias`).
-        unroll: steps per iteration of the loop over time (0: by backend, see
+        unroll: steps per iteration of the loop over time (None: by backend, see
             :func:`~mnemax.memory_modules.scan.time_unroll`); speed only.
         dtype: dtype of the matrix products; the carry stays f32.
     """
@@ -49,14 +49,12 @@ class LSTM(MemoryModule):
     features: int
     forget_bias: float = 1.0
     max_timescale: int | None = None
-    unroll: int = 0
+    unroll: int | None = None
     dtype: Any = jnp.float32
 
     def __post_init__(self):
         super().__post_init__()
         check_positive(self, "max_timescale")
-        if self.unroll < 0:
-            raise ValueError(f"{type(self).__name__}: unroll must be >= 0 (0: by backend), got {self.unroll}")
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> tuple[jax.Array, jax.Array]:

@@ -24,17 +24,19 @@ from mnemax.memory_modules.base import reset_carry
 Carry = Any
 
 
-def time_unroll(unroll: int = 0) -> int:
-    """Steps per iteration of a sequential loop over time (``lax.scan``'s ``unroll``); ``0`` picks by backend.
+def time_unroll(unroll: int | None = None) -> int:
+    """Steps per iteration of a sequential loop over time (``lax.scan``'s ``unroll``); ``None`` picks by backend.
 
     On GPUs every iteration of a loop ends with a copy of its condition to the host, so a loop of small
     steps (a GRU step on a few hundred rows) waits on that round trip more than it computes; unrolled, one
     round trip serves several steps. On the CPU there is no round trip and unrolling only lengthens
     compilation, so the default there stays 1.
     """
-    if unroll < 0:
-        raise ValueError(f"unroll must be >= 0 (0: by backend), got {unroll}")
-    return unroll or (1 if jax.default_backend() == "cpu" else ACCELERATOR_UNROLL)
+    if unroll is None:
+        return 1 if jax.default_backend() == "cpu" else ACCELERATOR_UNROLL
+    if unroll < 1:
+        raise ValueError(f"unroll must be >= 1 (None: by backend), got {unroll}")
+    return unroll
 
 
 # Measured on one H200 (benchmarks/results/scan_unroll_h200.md, PPO updates of the presets as they ship):
@@ -44,13 +46,13 @@ ACCELERATOR_UNROLL = 8
 
 
 def scan_with_resets(
-    cell: Callable[[Carry, Any], tuple[Carry, Any]], carry: Carry, xs: Any, resets: jax.Array, unroll: int = 0
+    cell: Callable[[Carry, Any], tuple[Carry, Any]], carry: Carry, xs: Any, resets: jax.Array, unroll: int | None = None
 ) -> tuple[Carry, Any]:
     """``lax.scan`` of ``cell(carry, x_t) -> (carry, y_t)`` over the leading axis of ``xs`` and ``resets``.
 
     Where ``resets[t, b]`` is True the carry of batch element ``b`` is set to zeros before step ``t``.
     Every leaf of ``carry`` must have the batch as its leading axis. ``unroll``: steps per loop iteration
-    (:func:`time_unroll`; 0 picks by backend); it changes the speed, not the result.
+    (:func:`time_unroll`; None picks by backend); it changes the speed, not the result.
     """
     zeros = jax.tree_util.tree_map(jnp.zeros_like, carry)
 

@@ -188,7 +188,7 @@ class OnPolicy:
             carry_at_start = state[2]
             step = lambda s, k: self._env_step(params, s, k)  # noqa: E731
             keys = jax.random.split(key, c.sequence_length)
-            state, transitions = jax.lax.scan(step, state, keys, unroll=time_unroll(c.rollout_unroll))
+            state, transitions = jax.lax.scan(step, state, keys, unroll=time_unroll(c.rollout_unroll or None))
             return state, (carry_at_start, transitions)
 
         key, rollout_key = jax.random.split(runner.key)
