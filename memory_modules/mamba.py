@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from mnemax.memory_modules.base import MemoryModule, check_positive, check_range, check_sequence_inputs, residual_stack
-from mnemax.memory_modules.scan import linear_recurrence, log_uniform_init
+from mnemax.memory_modules.scan import chunked_recurrence, log_uniform_init
 
 
 class MambaCarry(NamedTuple):
@@ -79,7 +79,8 @@ class SelectiveSSMLayer(nn.Module):
         out         = W_out y_t
 
     The recurrence is linear in ``h`` with input-dependent coefficients, so the sequence is one
-    associative scan. Every decay ``exp(Delta A)`` is in ``(0, 1)``, so ``h`` stays bounded.
+    associative scan, run ``chunk_size`` steps at a time so that the ``[T, B, E, N]`` states of the whole
+    sequence never exist at once. Every decay ``exp(Delta A)`` is in ``(0, 1)``, so ``h`` stays bounded.
     """
 
     state_size: int
@@ -87,6 +88,7 @@ class SelectiveSSMLayer(nn.Module):
     conv_size: int
     min_step: float
     max_step: float
+    chunk_size: int = 64
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -113,12 +115,16 @@ class SelectiveSSMLayer(nn.Module):
         a_log = self.param(
             "a_log", lambda key, shape: jnp.log(jnp.broadcast_to(jnp.arange(1, n + 1.0), shape)), (channels, n)
         )
-        decay = jnp.exp(step[..., None] * -jnp.exp(a_log))  # [T, B, E, N]
-        update = (step * x)[..., None] * b[..., None, :]
-        states = linear_recurrence(decay, update, ssm_state, resets)
-        y = jnp.einsum("tben,tbn->tbe", states, c) + self.param("d", nn.initializers.ones_init(), (channels,)) * x
-        y = y * nn.silu(z)
-        return dense(features, "out", use_bias=False)(y), MambaCarry(conv_state, states[-1])
+        a = -jnp.exp(a_log)
+
+        def coefficients(inputs):  # [n, B, E, N] each, built one piece of the sequence at a time
+            step, x, b, _ = inputs
+            return jnp.exp(step[..., None] * a), (step * x)[..., None] * b[..., None, :]
+
+        readout = lambda states, inputs: jnp.einsum("tben,tbn->tbe", states, inputs[3])  # noqa: E731
+        y, ssm_state = chunked_recurrence(coefficients, readout, ssm_state, (step, x, b, c), resets, self.chunk_size)
+        y = (y + self.param("d", nn.initializers.ones_init(), (channels,)) * x) * nn.silu(z)
+        return dense(features, "out", use_bias=False)(y), MambaCarry(conv_state, ssm_state)
 
 
 class Mamba(MemoryModule):
@@ -127,8 +133,8 @@ class Mamba(MemoryModule):
 
     Unlike ``s5``/``ffm``, the decay and the write of every step depend on the input (``Delta``, ``B``,
     ``C`` are functions of ``x_t``), so the memory can hold a cue for as long as nothing relevant comes and
-    overwrite it on demand. Training runs one associative scan per layer over ``[T, B, E, N]`` (parallel
-    over ``T``); acting with ``T = 1`` is the plain update. The short causal convolution keeps its last
+    overwrite it on demand. Training runs one associative scan per layer, piece by piece over ``T``;
+    acting with ``T = 1`` is the plain update. The short causal convolution keeps its last
     ``conv_size - 1`` inputs in the carry; resets clear them along with the SSM state.
 
     When to choose it: tasks where what to remember depends on the observation (key-to-door, counting,
@@ -147,6 +153,8 @@ class Mamba(MemoryModule):
         conv_size: kernel of the causal convolution; 1 means no mixing over time before the scan.
         num_layers: stacked blocks.
         min_step, max_step: range of the initial ``Delta``.
+        chunk_size: steps per piece of the training scan (:func:`~mnemax.memory_modules.scan.chunked_recurrence`):
+            only one piece's ``[chunk_size, B, E, N]`` states are held at a time; speed and memory only.
         dtype: dtype of the matrix products; the recurrence and the carry run in f32.
     """
 
@@ -157,11 +165,12 @@ class Mamba(MemoryModule):
     num_layers: int = 1
     min_step: float = 1e-3
     max_step: float = 1e-1
+    chunk_size: int = 64
     dtype: Any = jnp.float32
 
     def __post_init__(self):
         super().__post_init__()
-        check_positive(self, "state_size", "expand", "conv_size", "num_layers")
+        check_positive(self, "state_size", "expand", "conv_size", "num_layers", "chunk_size")
         check_range(self, "min_step", "max_step", above=0.0)
 
     @nn.nowrap
@@ -177,7 +186,7 @@ class Mamba(MemoryModule):
         check_sequence_inputs(inputs, resets)
 
         def layer(i):
-            config = (self.state_size, self.expand, self.conv_size, self.min_step, self.max_step, self.dtype)
-            return SelectiveSSMLayer(*config, name=f"block_{i}")
+            sizes = (self.state_size, self.expand, self.conv_size, self.min_step, self.max_step, self.chunk_size)
+            return SelectiveSSMLayer(*sizes, self.dtype, name=f"block_{i}")
 
         return residual_stack(inputs, carry, resets, layer, self.num_layers, self.features, self.dtype)

@@ -3,6 +3,7 @@
 * :func:`scan_with_resets` -- a sequential ``lax.scan`` of a nonlinear cell (GRU, LSTM).
 * :func:`linear_recurrence` -- ``h_t = a_t * h_{t-1} + b_t`` evaluated in parallel with
   ``lax.associative_scan`` (FFM, the chunk states of linear attention). Depth ``O(log T)``, work ``O(T)``.
+  :func:`chunked_recurrence` runs it piece by piece for states too large to keep for every step (Mamba).
 
 In both, a reset at step ``t`` drops the carried state *before* step ``t`` is processed.
 
@@ -88,6 +89,55 @@ def linear_recurrence(decay: jax.Array, update: jax.Array, initial: jax.Array, r
 
     _, states = jax.lax.associative_scan(combine, (decay, update), axis=0)
     return states
+
+
+def chunked_recurrence(
+    coefficients: Callable[[Any], tuple[jax.Array, jax.Array]],
+    readout: Callable[[jax.Array, Any], Any],
+    initial: jax.Array,
+    xs: Any,
+    resets: jax.Array,
+    chunk_size: int,
+) -> tuple[Any, jax.Array]:
+    """:func:`linear_recurrence` read out chunk by chunk, for states too large to hold for every step.
+
+    The ``T`` steps are cut into pieces of ``chunk_size`` (the last one shorter); a ``lax.scan`` over the
+    pieces builds each piece's coefficients, runs its associative scan from the state the previous piece
+    ended in and reads its states out, so only one piece's ``[chunk_size, B, ...]`` states exist at a time
+    (small enough to stay in a GPU's cache) instead of ``[T, B, ...]``. The backward pass recomputes each
+    piece rather than storing its states. The outputs equal ``readout(linear_recurrence(...), xs)``.
+
+    Args:
+        coefficients: ``xs`` of ``n`` steps -> ``(decay, update)``, each ``[n, B, ...]`` (see
+            :func:`linear_recurrence`).
+        readout: ``(states [n, B, ...], xs of the same steps) -> outputs`` with a leading ``[n]`` axis.
+        initial: ``[B, ...]``, the state before step 0.
+        xs: a pytree of ``[T, B, ...]`` arrays.
+        resets: ``[T, B]`` bool.
+        chunk_size: steps per piece.
+
+    Returns:
+        ``(outputs [T, ...], state after the last step [B, ...])``.
+    """
+
+    def piece(state, inputs):
+        x, reset = inputs
+        decay, update = coefficients(x)
+        states = linear_recurrence(decay, update, state, reset)
+        return states[-1], readout(states, x)
+
+    steps = resets.shape[0]
+    whole = steps - steps % chunk_size
+    state, outputs = initial, []
+    if whole:
+        split = lambda a: a[:whole].reshape((whole // chunk_size, chunk_size) + a.shape[1:])  # noqa: E731
+        state, ys = jax.lax.scan(jax.checkpoint(piece), state, jax.tree_util.tree_map(split, (xs, resets)))
+        outputs.append(jax.tree_util.tree_map(lambda a: a.reshape((whole,) + a.shape[2:]), ys))
+    if whole < steps:
+        state, ys = piece(state, jax.tree_util.tree_map(lambda a: a[whole:], (xs, resets)))
+        outputs.append(ys)
+    joined = jax.tree_util.tree_map(lambda *parts: jnp.concatenate(parts, axis=0), *outputs)
+    return joined, state
 
 
 def timescale_bias(size: int, min_timescale: float, max_timescale: float) -> np.ndarray:

@@ -21,6 +21,7 @@ TEST_CONFIG = {
     "trxl": dict(num_layers=1, memory_length=4, gated=True),  # the gated form runs a superset of the code
     "linear_attention": dict(num_layers=1, chunk_size=5),
     "rate": dict(num_layers=1, segment_length=4, memory_tokens=2),  # three segments in T = 12 steps
+    "mamba": dict(chunk_size=5),  # two whole pieces of its scan and a shorter one in T = 12 steps
 }
 
 
@@ -562,7 +563,8 @@ def test_selective_ssm_layer_matches_its_recurrence():
     from mnemax.memory_modules.mamba import MambaCarry, SelectiveSSMLayer
 
     n, expand, size, steps = 3, 2, 3, 15
-    layer = SelectiveSSMLayer(state_size=n, expand=expand, conv_size=size, min_step=1e-3, max_step=1e-1)
+    # Pieces of 4 steps: three whole ones and a shorter last one.
+    layer = SelectiveSSMLayer(state_size=n, expand=expand, conv_size=size, min_step=1e-3, max_step=1e-1, chunk_size=4)
     channels = expand * D
     u, resets = _inputs(seed=9, t=steps)
     resets = resets.at[0].set(False)  # start inside an episode, from the carried history
