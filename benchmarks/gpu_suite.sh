@@ -30,6 +30,7 @@
 #     bash benchmarks/gpu_suite.sh 26  # passive T-Maze L = 100 LSTM and TrXL; L = 1000 near starts (two GPUs)
 #     bash benchmarks/gpu_suite.sh 27  # what part 26 left for time; PPO throughput against scan unrolling
 #     bash benchmarks/gpu_suite.sh 28  # part 25 again with unrolled loops, more diagnostics cells (two GPUs)
+#     bash benchmarks/gpu_suite.sh 29  # memory_gym preset with the barrier; Mamba's chunked scan; diagnostics
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -151,6 +152,19 @@ case $part in
         CUDA_VISIBLE_DEVICES=1 run 560 learning_curves.py --preset diagnostics $common --max-seconds 400 \
             --runs RepeatFirst-Medium-none CountRecall-Easy-none RepeatFirst-Easy-gru RepeatFirst-Easy-none \
             RepeatPrevious-Easy-gru RepeatPrevious-Easy-none CountRecall-Easy-ffm Autoencode-Easy-gru &
+        wait
+        ;;
+    29)  # the `memory_gym` preset with the log barrier in place of its entropy bonus on the first GPU; on the
+         # second, FFM and Mamba after Mamba's scan ran in pieces, then more diagnostics cells (needs two GPUs)
+        common="--update --device-label ${label:-h200}"
+        CUDA_VISIBLE_DEVICES=0 run 560 learning_curves.py --preset ppo_ablations $common --max-seconds 10 \
+            --runs mmg-memory_gym_preset_barrier &
+        (
+            export CUDA_VISIBLE_DEVICES=1
+            run 150 memory_modules.py --modules ffm mamba --lengths 1024 4096 16384 --timeout 40 --update $flag
+            run 400 learning_curves.py --preset diagnostics $common --max-seconds 250 \
+                --runs RepeatPrevious-Easy-none CountRecall-Easy-ffm Autoencode-Easy-gru Autoencode-Easy-none
+        ) &
         wait
         ;;
     18)  # passive T-Maze L = 1000 with near starts: FFM on the first GPU, S5 and the memoryless agent on the
