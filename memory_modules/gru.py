@@ -43,7 +43,7 @@ class GRU(MemoryModule):
 
     def __post_init__(self):
         super().__post_init__()
-        check_positive(self, "max_timescale")
+        check_positive(self, "max_timescale", "unroll")
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> jax.Array:

@@ -54,7 +54,7 @@ class LSTM(MemoryModule):
 
     def __post_init__(self):
         super().__post_init__()
-        check_positive(self, "max_timescale")
+        check_positive(self, "max_timescale", "unroll")
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> tuple[jax.Array, jax.Array]:

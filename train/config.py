@@ -191,7 +191,7 @@ class TrainConfig(RunConfig):
     bptt_length: int = 0
     """truncated-BPTT window: sequences of this many steps with stored initial carries (0: whole rollout)"""
     rollout_unroll: int = option(0, ge=0, resumable=True)
-    """environment steps per iteration of the rollout loop (0: 1 on the CPU, 8 on GPUs and TPUs); speed only"""
+    """environment steps per iteration of the rollout loop (0: 1 on the CPU, 8 on accelerators); speed only"""
     update_epochs: int = option(4, ge=1)
     num_minibatches: int = option(4, ge=1)
     learning_rate: float = option(3e-4, gt=0.0, le=1.0)
