@@ -6,17 +6,26 @@
     python benchmarks/learning_curves.py --preset tmaze --quick          # tiny sizes, a CPU check
     python benchmarks/learning_curves.py --preset ballet --max-seconds 480  # HCAM vs TrXL vs GRU, hardest first
     python benchmarks/learning_curves.py --preset ballet --runs ballet8-delay48-{hcam,trxl,gru}  # the paper's claim
+    timeout 540 python benchmarks/learning_curves.py --preset tmaze_recipe --runs passive100-trxl --run-dir runs/lc
+    python benchmarks/learning_curves.py --preset tmaze_recipe --runs passive100-trxl --run-dir runs/lc --resume
 
 Every run trains all its seeds at once (``num_seeds``, vmapped) with :func:`mnemax.train.train` and records
 the training curve (mean episode return and success per logging interval and seed) and the final greedy
 success over 256 episodes per seed. Runs are started in order until the ``--max-seconds`` budget is spent;
 the rest are recorded as skipped. Writes ``benchmarks/results/learning_<preset>_<device-label>.json``,
 ``.md`` (final success per run, mean and range over seeds, steps, wall time) and ``.png`` (curves).
+
+Runs longer than one sitting: with ``--run-dir`` the runs' directories (checkpoints, ``metrics.csv``) stay
+there. A run stopped by SIGTERM or SIGINT (e.g. an outer ``timeout``) saves a checkpoint at the end of its
+current log interval, is recorded as interrupted and ends the script; the same command with ``--resume``
+continues it from that checkpoint, and its curve and wall time (``wall_seconds.txt`` in its directory) add
+up over the sittings. Without ``--run-dir`` the runs live in a temporary directory.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import json
@@ -29,7 +38,7 @@ from common import (
     write_report,
 )  # fmt: skip
 from mnemax.train import PPOConfig, train
-from mnemax.train.loop import TrainingDiverged
+from mnemax.train.loop import TrainingDiverged, TrainingInterrupted
 
 # Hyperparameters shared by a preset's runs; each run overrides env, memory and its budget.
 TMAZE_BASE = dict(num_envs=512, num_steps=128, num_minibatches=8, update_epochs=4, learning_rate=3e-4, ent_coef=0.05)
@@ -300,13 +309,22 @@ PRESETS: dict[str, list[dict]] = {
 }
 
 
-def run_one(spec: dict, seeds: int, steps_scale: float, run_dir: str, quick: bool) -> dict:
+def run_one(
+    spec: dict, seeds: int, steps_scale: float, run_dir: str, quick: bool, resume: bool = False
+) -> dict:
+    """Train one run of a preset; ``resume`` continues it from a checkpoint in ``run_dir`` if it has one.
+
+    Raises :class:`TrainingInterrupted` (after writing ``wall_seconds.txt``) when a signal stopped it."""
     spec = dict(spec)
     name = spec.pop("name")
     spec["total_steps"] = int(spec["total_steps"] * steps_scale)
     if quick:
         spec.update(num_envs=16, num_steps=16, bptt_length=8, num_minibatches=2, total_steps=16 * 16 * 4, hidden_size=32)
-    settings = dict(num_seeds=seeds, num_logs=25, run_name=name, run_dir=run_dir, video=False, progress=False, eval_episodes=256)
+    wall_file = Path(run_dir) / name / "wall_seconds.txt"
+    resume = resume and (Path(run_dir) / name / "checkpoints").exists()
+    earlier_seconds = float(wall_file.read_text()) if resume and wall_file.exists() else 0.0
+    settings = dict(num_seeds=seeds, num_logs=25, run_name=name, run_dir=run_dir, video=False, progress=False,
+                    eval_episodes=256, resume=resume)  # fmt: skip
     preset = spec.pop("preset", "")
     config = PPOConfig.from_preset(preset, **spec, **settings) if preset else PPOConfig(**spec, **settings)
     start = time.perf_counter()
@@ -315,7 +333,11 @@ def run_one(spec: dict, seeds: int, steps_scale: float, run_dir: str, quick: boo
     except TrainingDiverged as error:  # recorded, so that the grid goes on and the table says what happened
         status = str(error).split(";")[0]
         return {"name": name, "status": status, "config": dataclasses.asdict(config), "seconds": time.perf_counter() - start}
-    seconds = time.perf_counter() - start
+    except TrainingInterrupted:
+        wall_file.write_text(str(earlier_seconds + time.perf_counter() - start))
+        raise
+    seconds = earlier_seconds + time.perf_counter() - start
+    wall_file.write_text(str(seconds))
     with (result.run_dir / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
     curve = [
@@ -348,6 +370,8 @@ def plot(report: dict, path: Path) -> None:
     a run on several devices get a second panel against wall-clock seconds."""
     metric = PLOT_METRIC.get(report["meta"]["preset"], "success")
     runs = [r for r in report["runs"] if r["status"] == "ok"]
+    if not runs:  # nothing measured yet (e.g. the only run was interrupted): no curves to draw
+        return
     group_of = lambda run: run["name"].rsplit("-", 1)[0]  # noqa: E731
     groups = sorted({group_of(r) for r in runs})
     timed = [g for g in groups if any(group_of(r) == g and r["config"].get("num_devices", 1) > 1 for r in runs)]
@@ -438,7 +462,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--device-label", default=None)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--update", action="store_true", help="merge into the existing report of --device-label")
+    parser.add_argument("--run-dir", help="keep the runs' checkpoints here (default: a temporary directory)")
+    parser.add_argument("--resume", action="store_true", help="continue runs from their checkpoints in --run-dir")
     args = parser.parse_args(argv)
+    if args.resume and not args.run_dir:
+        parser.error("--resume needs --run-dir: it names where the runs' checkpoints are")
     if args.update and not args.device_label:
         parser.error("--update needs --device-label: it names the report to merge into")
     label = args.device_label or default_label()
@@ -451,13 +479,21 @@ def main(argv=None) -> dict:
     now = metadata()
     provenance = {"command": now["command"], "date": now["date"], "seeds": args.seeds}
     runs = []
-    with tempfile.TemporaryDirectory() as run_dir:
+    directory = contextlib.nullcontext(args.run_dir) if args.run_dir else tempfile.TemporaryDirectory()
+    with directory as run_dir:
         for spec in specs:
             if time.perf_counter() > deadline:
                 runs.append({"name": spec["name"], "status": "skipped (time budget)", **provenance})
                 continue
             print(f"{spec['name']} ...", flush=True)
-            runs.append({**run_one(spec, args.seeds, args.steps_scale, run_dir, args.quick), **provenance})
+            try:
+                run = run_one(spec, args.seeds, args.steps_scale, run_dir, args.quick, args.resume)
+                runs.append({**run, **provenance})
+            except TrainingInterrupted as error:  # recorded (an earlier measured run of the name is kept), then out
+                status = f"interrupted: {str(error).split(';')[0]} (--run-dir {run_dir} --resume continues it)"
+                runs.append({"name": spec["name"], "status": status, **provenance})
+                write_progress(args, label, runs, earlier_runs(args, label) if args.update else [])
+                raise
             outcome = f"success {runs[-1]['final_success']}" if runs[-1]["status"] == "ok" else runs[-1]["status"]
             print(f"  {outcome} in {runs[-1]['seconds']:.0f}s", flush=True)
             # Written after every run, so a run cut short by an outer time limit keeps what it measured; the
@@ -468,4 +504,7 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except TrainingInterrupted as error:  # the report already says which run stopped and how to go on
+        raise SystemExit(f"learning_curves.py: {error}") from None
