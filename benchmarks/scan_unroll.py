@@ -34,6 +34,7 @@ CELLS = [
 # memories without a sequential scan only see the rollout's.
 FIRST_UNROLLS = [(1, 1), (8, 1), (1, 8), (8, 8), (16, 16)]
 UNROLLS = [(1, 1), (8, 8)]
+SCANNED = ("gru", "lstm")  # the memories with a sequential scan (and an `unroll` field)
 
 
 def measure(
@@ -41,7 +42,7 @@ def measure(
 ) -> dict:
     config = PPOConfig.from_preset(preset, env=env, memory=memory, num_seeds=3, progress=False, video=False)
     sizes = dict(num_envs=8, num_steps=32, hidden_size=32) if quick else {}
-    memory_config = dict(config.memory_config, **({"unroll": memory_unroll} if memory in ("gru", "lstm") else {}))
+    memory_config = dict(config.memory_config, **({"unroll": memory_unroll} if memory in SCANNED else {}))
     # One update per call: total_steps of 10^4 updates logged 10^4 times.
     config = dataclasses.replace(config, **sizes, memory_config=memory_config, rollout_unroll=rollout_unroll)
     config = dataclasses.replace(config, total_steps=10_000 * config.steps_per_update, num_logs=10_000)
@@ -75,7 +76,7 @@ def main(argv=None) -> dict:
     rows = []
     for i, (preset, env, memory) in enumerate(CELLS[:1] if args.quick else CELLS):
         pairs = FIRST_UNROLLS if i == 0 else UNROLLS
-        pairs = pairs if memory in ("gru", "lstm") else sorted({(1, r) for _, r in pairs})
+        pairs = pairs if memory in SCANNED else sorted({(1, r) for _, r in pairs})
         for memory_unroll, rollout_unroll in pairs[:2] if args.quick else pairs:
             if time.perf_counter() > deadline:
                 break
