@@ -66,7 +66,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         weight_init="lecun",
     ),
     # Memory Gym (Pleines et al., JMLR 2024): the GRU recipe of MarcoMeter/recurrent-ppo-truncated-bptt
-    # (configs/mortar_mayhem_grid.yaml): 3 epochs x 8 minibatches, gamma 0.995, clip 0.1, entropy 1e-4,
+    # (configs/mortar_mayhem_grid.yaml), with a log barrier for its entropy bonus (below): 3 epochs x 8
+    # minibatches, gamma 0.995, clip 0.1, entropy 1e-4,
     # gradient norm 0.25, GRU 512 with one 512 hidden layer per head, whole episodes as sequences, lr 2.5e-4
     # decaying. Their 32 workers x 512 steps become 128 copies x 256 steps here (a Mortar Mayhem Grid
     # episode lasts at most ~120 steps), twice their steps per update, so
@@ -78,10 +79,14 @@ PRESETS: dict[str, dict[str, Any]] = {
     # recipe makes in the same steps. Measured so far only over 4e7 steps on symbolic Mortar Mayhem Grid
     # (orthogonal layers, 3 seeds): training return flat at 0.034 from 11 M steps, at 281 k steps/s on an
     # H200 (learning_ppo_ablations_h200, run mmg-memory_gym_preset); with LeCun-normal layers 0.049 / 0.095 /
-    # 0.034 (run mmg-memory_gym_preset_lecun). The policy's entropy falls to 0.04-0.15 by 18 M steps in both.
+    # 0.034 (run mmg-memory_gym_preset_lecun). The policy's entropy falls to 0.04-0.15 by 18 M steps in both,
+    # the collapse of T-Maze. So, as in the `tmaze` preset, the log barrier replaces the entropy bonus, with
+    # LeCun-normal layers: training return 0.261 / 0.036 / 0.158 at 40 M steps, entropy 0.72-0.93 (run
+    # mmg-memory_gym_preset_barrier; memorax 1.0.1 at its own settings: 0.128 at 42 M steps).
     "memory_gym": dict(
         num_envs=128, num_steps=256, num_minibatches=8, update_epochs=3, learning_rate=2.5e-4,
-        ent_coef=1e-4, clip_eps=0.1, gamma=0.995, gae_lambda=0.95, max_grad_norm=0.25, hidden_size=512,
+        ent_coef=0.0, barrier_coef=0.1, clip_eps=0.1, gamma=0.995, gae_lambda=0.95, max_grad_norm=0.25,
+        hidden_size=512, weight_init="lecun",
         memory_configs={"trxl": {"num_layers": 3, "num_heads": 4, "memory_length": 118}},
     ),
 }  # fmt: skip
