@@ -79,8 +79,9 @@ class SelectiveSSMLayer(nn.Module):
         out         = W_out y_t
 
     The recurrence is linear in ``h`` with input-dependent coefficients, so the sequence is one
-    associative scan, run ``chunk_size`` steps at a time so that the ``[T, B, E, N]`` states of the whole
-    sequence never exist at once. Every decay ``exp(Delta A)`` is in ``(0, 1)``, so ``h`` stays bounded.
+    associative scan, run ``chunk_size`` steps at a time where the ``[T, B, E, N]`` states of the whole
+    sequence would cost too much memory (by default on the CPU: :func:`~mnemax.memory_modules.scan.recurrence_chunk`).
+    Every decay ``exp(Delta A)`` is in ``(0, 1)``, so ``h`` stays bounded.
     """
 
     state_size: int
@@ -88,7 +89,7 @@ class SelectiveSSMLayer(nn.Module):
     conv_size: int
     min_step: float
     max_step: float
-    chunk_size: int = 64
+    chunk_size: int | None = None
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -155,6 +156,8 @@ class Mamba(MemoryModule):
         min_step, max_step: range of the initial ``Delta``.
         chunk_size: steps per piece of the training scan (:func:`~mnemax.memory_modules.scan.chunked_recurrence`):
             only one piece's ``[chunk_size, B, E, N]`` states are held at a time; speed and memory only.
+            ``None``: the whole sequence on accelerators, 64 steps on the CPU
+            (:func:`~mnemax.memory_modules.scan.recurrence_chunk`).
         dtype: dtype of the matrix products; the recurrence and the carry run in f32.
     """
 
@@ -165,7 +168,7 @@ class Mamba(MemoryModule):
     num_layers: int = 1
     min_step: float = 1e-3
     max_step: float = 1e-1
-    chunk_size: int = 64
+    chunk_size: int | None = None
     dtype: Any = jnp.float32
 
     def __post_init__(self):

@@ -14,6 +14,7 @@ on long-range tasks than one whose decays all start near 0.5.
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable
 
 import jax
@@ -98,7 +99,7 @@ def chunked_recurrence(
     initial: jax.Array,
     xs: Any,
     resets: jax.Array,
-    chunk_size: int,
+    chunk_size: int | None,
 ) -> tuple[Any, jax.Array]:
     """:func:`linear_recurrence` read out chunk by chunk, for states too large to hold for every step.
 
@@ -115,7 +116,7 @@ def chunked_recurrence(
         initial: ``[B, ...]``, the state before step 0.
         xs: a pytree of ``[T, B, ...]`` arrays.
         resets: ``[T, B]`` bool.
-        chunk_size: steps per piece.
+        chunk_size: steps per piece; ``None`` picks by backend (:func:`recurrence_chunk`).
 
     Returns:
         ``(outputs [T, ...], state after the last step [B, ...])``.
@@ -127,9 +128,11 @@ def chunked_recurrence(
         states = linear_recurrence(decay, update, state, reset)
         return states[-1], readout(states, x)
 
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    chunk_size = recurrence_chunk(chunk_size)
     steps = resets.shape[0]
+    if chunk_size == WHOLE_SEQUENCE or chunk_size >= steps:  # one piece, its states stored for the backward pass
+        state, outputs = piece(initial, (xs, resets))
+        return outputs, state
     whole = steps - steps % chunk_size
     state, outputs = initial, []
     if whole:
@@ -142,6 +145,27 @@ def chunked_recurrence(
         outputs.append(ys)
     joined = jax.tree_util.tree_map(lambda *parts: jnp.concatenate(parts, axis=0), *outputs)
     return joined, state
+
+
+def recurrence_chunk(chunk_size: int | None = None) -> int:
+    """Steps per piece of :func:`chunked_recurrence`; ``None`` picks by backend (``jax.default_backend()``):
+    the whole sequence at once on accelerators (:data:`WHOLE_SEQUENCE`), :data:`CPU_CHUNK` steps on the CPU.
+
+    Pieces trade time for memory, and the trade differs by backend (Mamba, width 256, batch 16, T = 16384,
+    forward + backward; benchmarks/results/memory_modules_h200.md and the Mamba rows of the README): on an
+    H200 the whole sequence took 50.5 ms in 17.0 GB and 64-step pieces 161 ms in 4.8 GB; on the CPU 64-step
+    pieces were faster (T = 1024: 3.4 s against 5.2 s) and T = 4096 ran out of memory without them.
+    """
+    if chunk_size is None:
+        return CPU_CHUNK if jax.default_backend() == "cpu" else WHOLE_SEQUENCE
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1 (None: by backend), got {chunk_size}")
+    return chunk_size
+
+
+CPU_CHUNK = 64
+# No pieces: one associative scan over the whole sequence.
+WHOLE_SEQUENCE = sys.maxsize
 
 
 def timescale_bias(size: int, min_timescale: float, max_timescale: float) -> np.ndarray:

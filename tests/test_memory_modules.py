@@ -9,7 +9,7 @@ import mnemax.memory_modules as mm
 from mnemax.memory_modules.attention import Residual
 from mnemax.memory_modules.hcam import chunk_layout, hierarchical_read, write_chunks
 from mnemax.memory_modules.linear_attention import chunked_linear_attention
-from mnemax.memory_modules.scan import linear_recurrence
+from mnemax.memory_modules.scan import CPU_CHUNK, WHOLE_SEQUENCE, chunked_recurrence, linear_recurrence, recurrence_chunk
 
 T, B, D, F = 12, 3, 5, 16
 
@@ -277,6 +277,31 @@ def test_linear_recurrence_matches_a_loop():
         h = np.where(resets[t][:, None], 0, decay[t] * h) + update[t]
         expected.append(h)
     np.testing.assert_allclose(states, np.stack(expected), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 4, 23, 100, None])
+def test_chunked_recurrence_matches_one_associative_scan(chunk_size):
+    """Whole pieces, a shorter last one, one piece of the whole sequence and the backend's default (64 steps
+    on the CPU, more than these 23) all give the states of one scan over the sequence."""
+    steps, batch = 23, 3
+    rng = np.random.default_rng(2)
+    decay = rng.uniform(0.5, 1.0, size=(steps, batch, 4)).astype(np.float32)
+    update = rng.normal(size=(steps, batch, 4)).astype(np.float32)
+    initial = rng.normal(size=(batch, 4)).astype(np.float32)
+    resets = rng.random((steps, batch)) < 0.1
+    coefficients = lambda xs: xs  # noqa: E731  (the inputs are the decays and updates themselves)
+    readout = lambda states, xs: 2.0 * states  # noqa: E731
+    out, final = chunked_recurrence(coefficients, readout, initial, (decay, update), resets, chunk_size)
+    states = linear_recurrence(decay, update, initial, resets)
+    np.testing.assert_allclose(out, 2.0 * states, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(final, states[-1], rtol=1e-5, atol=1e-5)
+
+
+def test_recurrence_chunk_by_backend_and_refuses_empty_pieces():
+    assert recurrence_chunk(None) == (CPU_CHUNK if jax.default_backend() == "cpu" else WHOLE_SEQUENCE)
+    assert recurrence_chunk(8) == 8
+    with pytest.raises(ValueError, match="chunk_size must be >= 1"):
+        recurrence_chunk(0)
 
 
 @pytest.mark.parametrize("chunk_size", [7, 64])
