@@ -17,7 +17,8 @@ the rest are recorded as skipped. Writes ``benchmarks/results/learning_<preset>_
 
 Runs longer than one sitting: with ``--run-dir`` the runs' directories (checkpoints, ``metrics.csv``) stay
 there. A run stopped by SIGTERM or SIGINT (e.g. an outer ``timeout``) saves a checkpoint at the end of its
-current log interval, is recorded as interrupted and ends the script; the same command with ``--resume``
+current log interval, is recorded as interrupted (with its curve so far, which the plot draws) and ends the
+script; the same command with ``--resume``
 continues it from that checkpoint, and its curve and wall time (``wall_seconds.txt`` in its directory) add
 up over the sittings. Without ``--run-dir`` the runs live in a temporary directory.
 """
@@ -314,7 +315,7 @@ def run_one(
 ) -> dict:
     """Train one run of a preset; ``resume`` continues it from a checkpoint in ``run_dir`` if it has one.
 
-    Raises :class:`TrainingInterrupted` (after writing ``wall_seconds.txt``) when a signal stopped it."""
+    Raises :class:`RunInterrupted` (after writing ``wall_seconds.txt``) when a signal stopped it."""
     spec = dict(spec)
     name = spec.pop("name")
     spec["total_steps"] = int(spec["total_steps"] * steps_scale)
@@ -333,21 +334,17 @@ def run_one(
     except TrainingDiverged as error:  # recorded, so that the grid goes on and the table says what happened
         status = str(error).split(";")[0]
         return {"name": name, "status": status, "config": dataclasses.asdict(config), "seconds": time.perf_counter() - start}
-    except TrainingInterrupted:
-        wall_file.write_text(str(earlier_seconds + time.perf_counter() - start))
-        raise
+    except TrainingInterrupted as error:
+        seconds = earlier_seconds + time.perf_counter() - start
+        wall_file.write_text(str(seconds))
+        curve = read_curve(Path(run_dir) / name / "metrics.csv")
+        status = f"interrupted: {str(error).split(';')[0]} (--run-dir {run_dir} --resume continues it)"
+        record = {"name": name, "status": status, "config": dataclasses.asdict(config), "seconds": seconds}
+        if curve:  # the report shows how far it got
+            record.update(steps=max(point["step"] for point in curve), curve=curve)
+        raise RunInterrupted(record) from error
     seconds = earlier_seconds + time.perf_counter() - start
     wall_file.write_text(str(seconds))
-    with (result.run_dir / "metrics.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    curve = [
-        {
-            "step": int(float(r["step"])), "seed": int(r["seed"]), "return": float(r["return"]),
-            "success": float(r["success"]), "entropy": float(r["entropy"]),
-            **({"seconds": float(r["seconds"])} if r.get("seconds") else {}),
-        }  # fmt: skip
-        for r in rows
-    ]
     return {
         "name": name,
         "status": "ok",
@@ -357,8 +354,32 @@ def run_one(
         "steps": result.steps,
         "seconds": seconds,
         "train_steps_per_second": result.steps_per_second,
-        "curve": curve,
+        "curve": read_curve(result.run_dir / "metrics.csv"),
     }
+
+
+class RunInterrupted(Exception):
+    """A signal stopped a run; ``record`` is its entry for the report (status, config, the curve so far)."""
+
+    def __init__(self, record: dict):
+        super().__init__(record["status"])
+        self.record = record
+
+
+def read_curve(path: Path) -> list[dict]:
+    """The points of a run's ``metrics.csv`` (every log of every seed, over all its resumed pieces)."""
+    if not path.exists():
+        return []
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    return [
+        {
+            "step": int(float(r["step"])), "seed": int(r["seed"]), "return": float(r["return"]),
+            "success": float(r["success"]), "entropy": float(r["entropy"]),
+            **({"seconds": float(r["seconds"])} if r.get("seconds") else {}),
+        }  # fmt: skip
+        for r in rows
+    ]
 
 
 # The curve each grid plots: training success, or the mean episode return where success comes late.
@@ -369,8 +390,8 @@ def plot(report: dict, path: Path) -> None:
     """One panel per group of runs (the name before its last ``-``) against environment steps; groups with
     a run on several devices get a second panel against wall-clock seconds."""
     metric = PLOT_METRIC.get(report["meta"]["preset"], "success")
-    runs = [r for r in report["runs"] if r["status"] == "ok"]
-    if not runs:  # nothing measured yet (e.g. the only run was interrupted): no curves to draw
+    runs = [r for r in report["runs"] if r.get("curve")]  # measured, or interrupted with the curve so far
+    if not runs:  # nothing measured yet: no curves to draw
         return
     group_of = lambda run: run["name"].rsplit("-", 1)[0]  # noqa: E731
     groups = sorted({group_of(r) for r in runs})
@@ -394,8 +415,9 @@ def markdown(report: dict, preset: str) -> str:
     rows = []
     for run in report["runs"]:
         command = f"[{commands.index(run['command']) + 1}]"
-        if run["status"] != "ok":
-            rows.append([run["name"], run["status"], "", "", "", "", "", "", command])
+        if run["status"] != "ok":  # an interrupted run shows its steps and wall time so far
+            so_far = [f"{run['steps']:,}", f"{run['seconds']:.0f}"] if "steps" in run else ["", ""]
+            rows.append([run["name"], run["status"], "", "", "", *so_far, "", command])
             continue
         success, returns = run["final_success"], run["final_return"]
         rows.append(
@@ -489,9 +511,8 @@ def main(argv=None) -> dict:
             try:
                 run = run_one(spec, args.seeds, args.steps_scale, run_dir, args.quick, args.resume)
                 runs.append({**run, **provenance})
-            except TrainingInterrupted as error:  # recorded (an earlier measured run of the name is kept), then out
-                status = f"interrupted: {str(error).split(';')[0]} (--run-dir {run_dir} --resume continues it)"
-                runs.append({"name": spec["name"], "status": status, **provenance})
+            except RunInterrupted as stop:  # recorded (an earlier measured run of the name is kept), then out
+                runs.append({**stop.record, **provenance})
                 write_progress(args, label, runs, earlier_runs(args, label) if args.update else [])
                 raise
             outcome = f"success {runs[-1]['final_success']}" if runs[-1]["status"] == "ok" else runs[-1]["status"]
@@ -506,5 +527,5 @@ def main(argv=None) -> dict:
 if __name__ == "__main__":
     try:
         main()
-    except TrainingInterrupted as error:  # the report already says which run stopped and how to go on
+    except RunInterrupted as error:  # the report already says which run stopped and how to go on
         raise SystemExit(f"learning_curves.py: {error}") from None
