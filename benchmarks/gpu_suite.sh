@@ -31,6 +31,9 @@
 #     bash benchmarks/gpu_suite.sh 27  # what part 26 left for time; PPO throughput against scan unrolling
 #     bash benchmarks/gpu_suite.sh 28  # part 25 again with unrolled loops, more diagnostics cells (two GPUs)
 #     bash benchmarks/gpu_suite.sh 29  # memory_gym preset with the barrier; Mamba's chunked scan; diagnostics
+#     bash benchmarks/gpu_suite.sh 30  # Mortar Mayhem Grid (symbolic) to 1.64e8 steps, one piece per call
+#     bash benchmarks/gpu_suite.sh 31  # memorax's rows beside mnemax on T-Maze L = 100 and RepeatPrevious-Easy
+#     bash benchmarks/gpu_suite.sh 32  # mnemax's rows of the same
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -38,7 +41,9 @@ label=${LABEL:-}
 export PYTHONUNBUFFERED=1
 
 if [ -d .whl ]; then
-    python3 -m pip install -q --no-index --no-deps --find-links .whl -r benchmarks/gpu_wheels.txt || exit 1
+    # every wheel there (fetch_gpu_wheels.sh fills it from gpu_wheels.txt; mnemax's alone do for parts
+    # that run no memorax)
+    python3 -m pip install -q --no-index --no-deps .whl/*.whl || exit 1
 fi
 python3 -m pip install -q --no-deps --no-build-isolation -e . || exit 1
 flag=${label:+--device-label $label}
@@ -227,6 +232,21 @@ case $part in
         CUDA_VISIBLE_DEVICES=1 run 540 learning_curves.py --preset diagnostics $common --max-seconds 300 \
             --runs CountRecall-Easy-ffm RepeatFirst-Medium-none CountRecall-Easy-none &
         wait
+        ;;
+    30)  # symbolic Mortar Mayhem Grid, GRU, the `memory_gym` preset as it ships, 1.64e8 steps x 2 seeds, in
+         # pieces: each call trains ~7.5 minutes, stops at the end of a log interval with a checkpoint in
+         # ../runs/gpu, and the next call continues it (two seeds: 26 MB of checkpoint each to carry along);
+         # TRAIN_SECONDS sets when it stops (the last log interval, ~45 s, and the checkpoint come after)
+        run "${TRAIN_SECONDS:-440}" learning_curves.py --preset memory_gym_symbolic --seeds 2 --max-seconds 10 \
+            --runs MortarMayhem-Grid-Symbolic-gru --run-dir ../runs/gpu --resume --update $flag
+        ;;
+    31)  # memorax's rows of the side-by-side runs on passive T-Maze L = 100 and RepeatPrevious-Easy
+        run 500 learning_vs_memorax.py --tasks mnemax/TMaze-Passive-L100-v0 mnemax/RepeatPrevious-Easy-v0 \
+            --rows memorax --update $flag
+        ;;
+    32)  # mnemax's rows of the same (at the shared settings and with its presets)
+        run 500 learning_vs_memorax.py --tasks mnemax/TMaze-Passive-L100-v0 mnemax/RepeatPrevious-Easy-v0 \
+            --rows mnemax mnemax-recipe --update $flag
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
