@@ -183,15 +183,17 @@ def make_actor_critic(
     linear_heads: bool = False,
     reconstruction: bool = False,
     weight_init: str = "orthogonal",
+    conv: str | None = None,
 ) -> ActorCritic:
     """An :class:`ActorCritic` with the encoder suited to ``observation_space`` and the memory module
     ``memory`` (``"none"``: memoryless) of width ``hidden_size`` with the fields ``memory_config``; the
-    encoder's, heads' and decoder's weights start as ``weight_init`` (:data:`~mnemax.agents.encoders.INITS`)."""
+    encoder's, heads' and decoder's weights start as ``weight_init`` (:data:`~mnemax.agents.encoders.INITS`),
+    and a CNN encoder computes its convolutions as ``conv`` (:func:`~mnemax.agents.encoders.conv_for`)."""
     module = None
     if memory != "none":
         module = memory_modules.make(memory, **{"features": hidden_size, **(memory_config or {})})
     return ActorCritic(
-        encoder=encoder_for(observation_space, hidden_size, weight_init),
+        encoder=encoder_for(observation_space, hidden_size, weight_init, conv),
         memory=module,
         action_sizes=action_sizes(action_space),
         hidden_size=hidden_size,

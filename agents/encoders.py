@@ -47,19 +47,74 @@ class MLPEncoder(nn.Module):
         return nn.relu(dense(self.features, init=self.init)(x))
 
 
+# How the CNN computes its convolutions: "xla" (``lax.conv``; cuDNN on GPUs) or "patches" (each output
+# position's input patch times the kernel as one matrix, :class:`PatchConv`). Both have the same parameters
+# and outputs. Why the second: the trainers run several seeds at once with vmap, and under vmap a
+# convolution whose kernel differs per seed becomes a grouped convolution (one group per seed), whose
+# backward pass is slow on GPUs (jax-ml/jax#13800), while a product with a per-seed matrix becomes a batched
+# matrix product. On the CPU patches trained pixel PPO 6.1x faster with one seed and 8.2x with three
+# (benchmarks/results/cnn_convs_cpu-quick.md, tiny sizes), so they are the CPU's default (:func:`conv_for`);
+# accelerators keep lax.conv until measured there (benchmarks/cnn_convs.py).
+CONVS = ("xla", "patches")
+
+
+def conv_for(conv: str | None = None) -> str:
+    """The CNN's way of computing convolutions (:data:`CONVS`); ``None`` picks by backend
+    (``jax.default_backend()``): "patches" on the CPU, "xla" elsewhere."""
+    if conv is None:
+        return "patches" if jax.default_backend() == "cpu" else "xla"
+    if conv not in CONVS:
+        raise ValueError(f"unknown conv {conv!r}; known: {', '.join(CONVS)}")
+    return conv
+
+
+class PatchConv(nn.Module):
+    """A strided ``VALID`` 2-D convolution computed as patches times a matrix: ``[B, H, W, C_in] ->
+    [B, H', W', features]`` with ``H' = (H - kh) // sh + 1`` (and ``W'`` alike), the parameters of
+    ``nn.Conv`` (``kernel [kh, kw, C_in, features]``, ``bias [features]``) and its outputs up to rounding.
+
+    The patches are ``kh * kw`` strided slices of the input stacked on the channel axis (``[B, H', W',
+    kh * kw * C_in]``, the order of the kernel's rows), so the layer holds ``kh * kw / (sh * sw)`` times its
+    input in memory (4x for the Nature CNN's first layer) in exchange for one matrix product.
+    """
+
+    features: int
+    kernel_size: tuple[int, int]
+    strides: tuple[int, int]
+    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        (kh, kw), (sh, sw), channels = self.kernel_size, self.strides, x.shape[-1]
+        kernel = self.param("kernel", self.kernel_init, (kh, kw, channels, self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        out_h, out_w = (x.shape[-3] - kh) // sh + 1, (x.shape[-2] - kw) // sw + 1
+        patches = jnp.concatenate(
+            [x[..., i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :] for i in range(kh) for j in range(kw)],
+            axis=-1,
+        )
+        return patches @ kernel.reshape(kh * kw * channels, self.features) + bias
+
+
 class CNNEncoder(nn.Module):
-    """The Nature-DQN convolution stack for ``uint8 [H, W, C]`` frames (84x84 and similar sizes)."""
+    """The Nature-DQN convolution stack for ``uint8 [H, W, C]`` frames (84x84 and similar sizes); ``conv``
+    says how the convolutions are computed (:data:`CONVS`; ``None``: by backend, :func:`conv_for`)."""
 
     features: int
     init: str = "orthogonal"
+    conv: str | None = None
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         x = obs.astype(jnp.float32) / 255.0
         init = kernel_init(self.init)
-        x = nn.relu(nn.Conv(32, (8, 8), strides=(4, 4), padding="VALID", kernel_init=init)(x))
-        x = nn.relu(nn.Conv(64, (4, 4), strides=(2, 2), padding="VALID", kernel_init=init)(x))
-        x = nn.relu(nn.Conv(64, (3, 3), strides=(1, 1), padding="VALID", kernel_init=init)(x))
+        for i, (features, size, stride) in enumerate([(32, 8, 4), (64, 4, 2), (64, 3, 1)]):
+            # Named as nn.Conv names itself, so that both ways have the same parameter tree.
+            if conv_for(self.conv) == "patches":
+                layer = PatchConv(features, (size, size), (stride, stride), kernel_init=init, name=f"Conv_{i}")
+            else:
+                layer = nn.Conv(features, (size, size), (stride, stride), padding="VALID", kernel_init=init, name=f"Conv_{i}")
+            x = nn.relu(layer(x))
         return nn.relu(dense(self.features, init=self.init)(x.reshape(x.shape[0], -1)))
 
 
@@ -77,14 +132,17 @@ class TokenEncoder(nn.Module):
         return nn.relu(dense(self.features, init=self.init)(x.reshape(x.shape[0], -1)))
 
 
-def encoder_for(space: spaces.Space, features: int, init: str = "orthogonal") -> nn.Module:
-    """The encoder suited to an observation space: CNN for uint8 images ``[H, W, C]``, token embedding
-    for other integer arrays, MLP for float vectors; its layers start as ``init`` (:data:`INITS`)."""
-    kernel_init(init)  # an unknown name fails here, not at the first call
+def encoder_for(space: spaces.Space, features: int, init: str = "orthogonal", conv: str | None = None) -> nn.Module:
+    """The encoder suited to an observation space: CNN for uint8 images ``[H, W, C]`` (its convolutions
+    computed as ``conv``, :func:`conv_for`), token embedding for other integer arrays, MLP for float vectors;
+    its layers start as ``init`` (:data:`INITS`)."""
+    kernel_init(init)  # unknown names fail here, not at the first call
+    if conv is not None:
+        conv_for(conv)
     if not isinstance(space, spaces.Box):
         raise TypeError(f"agents need a Box observation space, got {space}")
     if np.dtype(space.dtype) == np.uint8 and len(space.shape) == 3:
-        return CNNEncoder(features, init=init)
+        return CNNEncoder(features, init=init, conv=conv)
     if np.issubdtype(np.dtype(space.dtype), np.integer):
         return TokenEncoder(features, vocab_size=int(np.max(space.high)) + 1, init=init)
     return MLPEncoder(features, init=init)

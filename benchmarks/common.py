@@ -54,6 +54,25 @@ def median_seconds(fn, repeats: int = 3) -> float:
     return statistics.median(times)
 
 
+def time_updates(config, calls: int) -> tuple[float, float]:
+    """Times training with ``config`` (a ``mnemax.train.TrainConfig`` whose log interval is one update):
+    the first call of ``Trainer.train_interval`` (compilation and one update) on its own, then ``calls``
+    more. Returns ``(first call seconds, env steps per second over all seeds)``."""
+    from mnemax.train.loop import Trainer
+
+    trainer = Trainer(config)
+    state = trainer.init()
+    start = time.perf_counter()
+    state, metrics = trainer.train_interval(state)
+    jax.block_until_ready(metrics)
+    first = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(calls):
+        state, metrics = trainer.train_interval(state)
+    jax.block_until_ready(metrics)
+    return first, calls * config.steps_per_update * config.num_seeds / (time.perf_counter() - start)
+
+
 def write_report(name: str, label: str, report: dict, markdown: str) -> tuple[Path, Path]:
     """Write ``results/<name>_<label>.json`` and ``.md``."""
     RESULTS.mkdir(parents=True, exist_ok=True)

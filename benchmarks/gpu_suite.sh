@@ -34,6 +34,7 @@
 #     bash benchmarks/gpu_suite.sh 30  # Mortar Mayhem Grid (symbolic) to 1.64e8 steps, one piece per call
 #     bash benchmarks/gpu_suite.sh 31  # memorax's rows beside mnemax on T-Maze L = 100 and RepeatPrevious-Easy
 #     bash benchmarks/gpu_suite.sh 32  # mnemax's rows of the same
+#     bash benchmarks/gpu_suite.sh 33  # pixel PPO: the CNN's convolutions as lax.conv or as patches, 1 and 3 seeds
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -247,6 +248,9 @@ case $part in
     32)  # mnemax's rows of the same (at the shared settings and with its presets)
         run 500 learning_vs_memorax.py --tasks mnemax/TMaze-Passive-L100-v0 mnemax/RepeatPrevious-Easy-v0 \
             --rows mnemax mnemax-recipe --update $flag
+        ;;
+    33)  # pixel PPO against how the CNN computes its convolutions (lax.conv or patches x matrix), 1 and 3 seeds
+        run 500 cnn_convs.py --max-seconds 420 $flag
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

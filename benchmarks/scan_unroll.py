@@ -17,11 +17,9 @@ import argparse
 import dataclasses
 import time
 
-import jax
-from common import default_label, markdown_table, metadata, write_report
+from common import default_label, markdown_table, metadata, time_updates, write_report
 
 from mnemax.train import PPOConfig
-from mnemax.train.loop import Trainer
 
 # (preset, env, memory): the latency-bound cells of the learning benchmarks, and pixel Memory Gym.
 CELLS = [
@@ -46,22 +44,11 @@ def measure(
     # One update per call: total_steps of 10^4 updates logged 10^4 times.
     config = dataclasses.replace(config, **sizes, memory_config=memory_config, rollout_unroll=rollout_unroll)
     config = dataclasses.replace(config, total_steps=10_000 * config.steps_per_update, num_logs=10_000)
-    trainer = Trainer(config)
-    state = trainer.init()
-    start = time.perf_counter()
-    state, metrics = trainer.train_interval(state)
-    jax.block_until_ready(metrics)
-    first = time.perf_counter() - start
-    start = time.perf_counter()
-    for _ in range(calls):
-        state, metrics = trainer.train_interval(state)
-    jax.block_until_ready(metrics)
-    seconds = time.perf_counter() - start
-    steps = calls * config.steps_per_update * config.num_seeds
+    first, steps_per_second = time_updates(config, calls)
     return dict(
         preset=preset, env=env, memory=memory, memory_unroll=memory_unroll, rollout_unroll=rollout_unroll,
         num_envs=config.num_envs, num_steps=config.num_steps, seeds=config.num_seeds,
-        first_call_seconds=first, steps_per_second=steps / seconds,
+        first_call_seconds=first, steps_per_second=steps_per_second,
     )  # fmt: skip
 
 

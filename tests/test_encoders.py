@@ -1,0 +1,54 @@
+"""The observation encoders: the CNN's two ways of computing its convolutions agree, also under vmap over
+per-seed parameters (how the trainers run several seeds at once)."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mnemax.agents.encoders import CNNEncoder, PatchConv, conv_for, encoder_for
+from mnemax.envs.core import spaces
+from mnemax.train import PPO, PPOConfig
+
+
+@pytest.mark.parametrize(
+    "shape, kernel, strides",
+    [((84, 84, 3), (8, 8), (4, 4)), ((20, 20, 32), (4, 4), (2, 2)), ((9, 9, 64), (3, 3), (1, 1)), ((13, 11, 2), (3, 2), (2, 3))],
+)
+def test_patch_conv_matches_lax_conv_and_its_gradients(shape, kernel, strides):
+    x = jax.random.normal(jax.random.key(0), (2,) + shape)
+    conv = nn.Conv(5, kernel, strides, padding="VALID")
+    params = conv.init(jax.random.key(1), x)
+    params = jax.tree_util.tree_map(lambda p: p + 0.1, params)  # a nonzero bias too
+    patch = PatchConv(5, kernel, strides)
+    assert jax.tree_util.tree_map(jnp.shape, patch.init(jax.random.key(1), x)) == jax.tree_util.tree_map(jnp.shape, params)
+    np.testing.assert_allclose(patch.apply(params, x), conv.apply(params, x), rtol=1e-4, atol=1e-4)
+
+    def loss(module):
+        return lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
+
+    for got, expected in zip(jax.grad(loss(patch), (0, 1))(params, x), jax.grad(loss(conv), (0, 1))(params, x)):
+        jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3), got, expected)
+
+
+def test_cnn_encoder_is_the_same_network_either_way_also_vmapped_over_seeds():
+    frames = jax.random.randint(jax.random.key(0), (4, 36, 36, 3), 0, 256).astype(jnp.uint8)  # maps of 8, 3 and 1
+    xla, patches = CNNEncoder(16, conv="xla"), CNNEncoder(16, conv="patches")
+    init = nn.Module.init  # the encoders' field `init` (how weights start) hides the method
+    seeds = jax.vmap(lambda key: init(xla, key, frames))(jax.random.split(jax.random.key(1), 3))
+    one_seed = jax.tree_util.tree_map(lambda p: p[0], seeds)
+    shapes = lambda tree: jax.tree_util.tree_map(jnp.shape, tree)  # noqa: E731
+    assert shapes(init(patches, jax.random.key(1), frames)) == shapes(one_seed)
+    by_seed = jax.vmap(lambda p: patches.apply(p, frames))(seeds)
+    np.testing.assert_allclose(by_seed, jax.vmap(lambda p: xla.apply(p, frames))(seeds), rtol=1e-4, atol=1e-4)
+    assert by_seed.shape == (3, 4, 16) and float(jnp.abs(by_seed[0] - by_seed[1]).max()) > 0  # seeds differ
+
+
+def test_the_conv_reaches_the_encoder_and_unknown_ones_are_refused(tmp_path):
+    config = PPOConfig(env="mnemax/MortarMayhem-Grid-v0", hidden_size=16, num_envs=2, num_steps=4, num_minibatches=1,
+                       agent_config={"conv": "patches"}, progress=False, video=False, run_dir=str(tmp_path))  # fmt: skip
+    assert PPO(config).network.encoder.conv == "patches"
+    with pytest.raises(ValueError, match="unknown conv"):
+        encoder_for(spaces.Box(0, 255, (84, 84, 3), np.uint8), 16, conv="fft")
+    assert conv_for(None) == ("patches" if jax.default_backend() == "cpu" else "xla") and conv_for("xla") == "xla"
