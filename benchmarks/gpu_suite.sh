@@ -51,7 +51,13 @@ flag=${label:+--device-label $label}
 
 run() {  # one benchmark; a failure is reported and the next one still runs
     echo "=== $* ($(date +%T))"
-    timeout "$1" python3 "${@:2}" || echo "=== failed or timed out: $*"
+    timeout "$1" python3 "${@:2}"
+    local code=$?
+    if [ "$code" -eq 124 ]; then  # SIGTERM at the limit: a resumable run has checkpointed and stopped
+        echo "=== stopped at its time limit ($1 s): $*"
+    elif [ "$code" -ne 0 ]; then
+        echo "=== failed (exit code $code): $*"
+    fi
 }
 
 cd benchmarks
