@@ -52,7 +52,8 @@ class MLPEncoder(nn.Module):
 # and outputs. Why the second: the trainers run several seeds at once with vmap, and under vmap a
 # convolution whose kernel differs per seed becomes a grouped convolution (one group per seed), whose
 # backward pass is slow on GPUs (jax-ml/jax#13800), while a product with a per-seed matrix becomes a batched
-# matrix product. On the CPU patches trained pixel PPO 6.1x faster with one seed and 8.2x with three
+# matrix product. On the CPU, where XLA's convolutions are slow in any case (above all their backward
+# pass), patches trained pixel PPO 6.1x faster with one seed and 8.2x with three
 # (benchmarks/results/cnn_convs_cpu-quick.md, tiny sizes), so they are the CPU's default (:func:`conv_for`);
 # accelerators keep lax.conv until measured there (benchmarks/cnn_convs.py).
 CONVS = ("xla", "patches")
@@ -89,6 +90,8 @@ class PatchConv(nn.Module):
         kernel = self.param("kernel", self.kernel_init, (kh, kw, channels, self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
         out_h, out_w = (x.shape[-3] - kh) // sh + 1, (x.shape[-2] - kw) // sw + 1
+        if out_h < 1 or out_w < 1:
+            raise ValueError(f"PatchConv: input {x.shape[-3]} x {x.shape[-2]} is smaller than the kernel {kh} x {kw}")
         patches = jnp.concatenate(
             [x[..., i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :] for i in range(kh) for j in range(kw)],
             axis=-1,

@@ -42,9 +42,10 @@ label=${LABEL:-}
 export PYTHONUNBUFFERED=1
 
 if [ -d .whl ]; then
-    # every wheel there (fetch_gpu_wheels.sh fills it from gpu_wheels.txt; mnemax's alone do for parts
-    # that run no memorax)
-    python3 -m pip install -q --no-index --no-deps .whl/*.whl || exit 1
+    # the pinned list (fetch_gpu_wheels.sh fills .whl from it); without memorax's wheels, mnemax's section
+    # of it alone (enough for the parts that run no memorax)
+    if ls .whl/memorax-*.whl > /dev/null 2>&1; then cat benchmarks/gpu_wheels.txt; else sed '/^# memorax/,$d' benchmarks/gpu_wheels.txt; fi |
+        python3 -m pip install -q --no-index --no-deps --find-links .whl -r /dev/stdin || exit 1
 fi
 python3 -m pip install -q --no-deps --no-build-isolation -e . || exit 1
 flag=${label:+--device-label $label}

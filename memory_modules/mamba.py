@@ -134,7 +134,8 @@ class Mamba(MemoryModule):
 
     Unlike ``s5``/``ffm``, the decay and the write of every step depend on the input (``Delta``, ``B``,
     ``C`` are functions of ``x_t``), so the memory can hold a cue for as long as nothing relevant comes and
-    overwrite it on demand. Training runs one associative scan per layer, piece by piece over ``T``;
+    overwrite it on demand. Training runs one associative scan per layer (in pieces of ``chunk_size`` on the
+    CPU, see :class:`SelectiveSSMLayer`);
     acting with ``T = 1`` is the plain update. The short causal convolution keeps its last
     ``conv_size - 1`` inputs in the carry; resets clear them along with the SSM state.
 

@@ -107,7 +107,8 @@ def chunked_recurrence(
     pieces builds each piece's coefficients, runs its associative scan from the state the previous piece
     ended in and reads its states out, so only one piece's ``[chunk_size, B, ...]`` states exist at a time
     instead of ``[T, B, ...]``. The backward pass recomputes the whole pieces rather than storing their
-    states (the shorter last piece is stored). The outputs equal ``readout(linear_recurrence(...), xs)``.
+    states (the shorter last piece is stored, and so is a single piece that covers the whole sequence).
+    The outputs equal ``readout(linear_recurrence(...), xs)``.
 
     Args:
         coefficients: ``xs`` of ``n`` steps -> ``(decay, update)``, each ``[n, B, ...]`` (see
@@ -152,8 +153,9 @@ def recurrence_chunk(chunk_size: int | None = None) -> int:
     the whole sequence at once on accelerators (:data:`WHOLE_SEQUENCE`), :data:`CPU_CHUNK` steps on the CPU.
 
     Pieces trade time for memory, and the trade differs by backend (Mamba, width 256, batch 16, T = 16384,
-    forward + backward; benchmarks/results/memory_modules_h200.md and the Mamba rows of the README): on an
-    H200 the whole sequence took 50.5 ms in 17.0 GB and 64-step pieces 161 ms in 4.8 GB; on the CPU 64-step
+    forward + backward; benchmarks/results/memory_modules_h200.md, whose earlier version in git holds the
+    whole-sequence row): on an H200 the whole sequence took 50.5 ms in 17.0 GB and 64-step pieces 161 ms
+    in 4.8 GB; on the CPU 64-step
     pieces were faster (T = 1024: 3.4 s against 5.2 s) and T = 4096 ran out of memory without them.
     """
     if chunk_size is None:

@@ -16,6 +16,7 @@ from mnemax.train import PPO, PPOConfig
     "shape, kernel, strides",
     [((84, 84, 3), (8, 8), (4, 4)), ((20, 20, 32), (4, 4), (2, 2)), ((9, 9, 64), (3, 3), (1, 1)), ((13, 11, 2), (3, 2), (2, 3))],
 )
+@jax.default_matmul_precision("float32")  # no TF32 on GPUs, whose rounding would differ between the two ways
 def test_patch_conv_matches_lax_conv_and_its_gradients(shape, kernel, strides):
     x = jax.random.normal(jax.random.key(0), (2,) + shape)
     conv = nn.Conv(5, kernel, strides, padding="VALID")
@@ -30,8 +31,11 @@ def test_patch_conv_matches_lax_conv_and_its_gradients(shape, kernel, strides):
 
     for got, expected in zip(jax.grad(loss(patch), (0, 1))(params, x), jax.grad(loss(conv), (0, 1))(params, x)):
         jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3), got, expected)
+    with pytest.raises(ValueError, match="smaller than the kernel"):
+        patch.apply(params, x[:, : kernel[0] - 1])
 
 
+@jax.default_matmul_precision("float32")
 def test_cnn_encoder_is_the_same_network_either_way_also_vmapped_over_seeds():
     frames = jax.random.randint(jax.random.key(0), (4, 36, 36, 3), 0, 256).astype(jnp.uint8)  # maps of 8, 3 and 1
     xla, patches = CNNEncoder(16, conv="xla"), CNNEncoder(16, conv="patches")
