@@ -53,9 +53,9 @@ class MLPEncoder(nn.Module):
 # convolution whose kernel differs per seed becomes a grouped convolution (one group per seed), whose
 # backward pass is slow on GPUs (jax-ml/jax#13800), while a product with a per-seed matrix becomes a batched
 # matrix product. On the CPU, where XLA's convolutions are slow in any case (above all their backward
-# pass), patches trained pixel PPO 6.1x faster with one seed and 8.2x with three
-# (benchmarks/results/cnn_convs_cpu-quick.md, tiny sizes), so they are the CPU's default (:func:`conv_for`);
-# accelerators keep lax.conv until measured there (benchmarks/cnn_convs.py).
+# pass), patches made a pixel PPO update 10.8x faster with one seed and 11.3x with three
+# (benchmarks/results/ppo_profile_cpu-quick.md, tiny sizes), so they are the CPU's default (:func:`conv_for`);
+# accelerators keep lax.conv until measured there (benchmarks/ppo_profile.py).
 CONVS = ("xla", "patches")
 
 

@@ -34,7 +34,7 @@
 #     bash benchmarks/gpu_suite.sh 30  # Mortar Mayhem Grid (symbolic) to 1.64e8 steps, one piece per call
 #     bash benchmarks/gpu_suite.sh 31  # memorax's rows beside mnemax on T-Maze L = 100 and RepeatPrevious-Easy
 #     bash benchmarks/gpu_suite.sh 32  # mnemax's rows of the same
-#     bash benchmarks/gpu_suite.sh 33  # pixel PPO: the CNN's convolutions as lax.conv or as patches, 1 and 3 seeds
+#     bash benchmarks/gpu_suite.sh 33  # where a PPO update's time goes; the CNN's convolutions as lax.conv or patches
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -256,8 +256,9 @@ case $part in
         run 500 learning_vs_memorax.py --tasks mnemax/TMaze-Passive-L100-v0 mnemax/RepeatPrevious-Easy-v0 \
             --rows mnemax mnemax-recipe --update $flag
         ;;
-    33)  # pixel PPO against how the CNN computes its convolutions (lax.conv or patches x matrix), 1 and 3 seeds
-        run 500 cnn_convs.py --max-seconds 420 $flag
+    33)  # where the time of a PPO update goes, pixel Mortar Mayhem Grid with each way of computing the CNN's
+         # convolutions (lax.conv or patches x matrix) and its symbolic twin, 1 and 3 seeds
+        run 500 ppo_profile.py --max-seconds 420 $flag
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

@@ -1,0 +1,108 @@
+"""Where the time of one PPO update goes: the environment, acting (the network's steps in the rollout) and
+learning (advantages, epochs of minibatch gradient steps).
+
+    python benchmarks/ppo_profile.py                 # the cells below on the first device
+    python benchmarks/ppo_profile.py --quick         # tiny sizes, a CPU check
+
+For each cell (a preset as it ships on one task, ``--seeds`` seeds vmapped as the trainer runs them, and
+for pixel tasks each way of computing the CNN's convolutions) this times three jitted calls, each the
+median of ``--repeats`` after a warm-up: ``num_steps`` steps of the vectorised environment with random
+actions (**env**), the rollout (``OnPolicy.rollout``: env and network), and a whole update
+(``update``: rollout and learning). Acting is rollout minus env, learning is update minus rollout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import jax
+from common import default_label, markdown_table, median_seconds, metadata, write_report
+
+from mnemax.agents.encoders import CONVS
+from mnemax.train import PPOConfig, algorithms
+
+# (preset, env, memory): pixel Memory Gym (the learning issue's preset) and its symbolic twin.
+CELLS = [
+    ("memory_gym", "mnemax/MortarMayhem-Grid-v0", "gru"),
+    ("memory_gym", "mnemax/MortarMayhem-Grid-Symbolic-v0", "gru"),
+]
+PIXELS = ("mnemax/MortarMayhem-Grid-v0",)
+
+
+def profile(preset: str, env: str, memory: str, seeds: int, conv: str | None, repeats: int, quick: bool) -> dict:
+    config = PPOConfig.from_preset(preset, env=env, memory=memory, num_seeds=seeds, progress=False, video=False)
+    if quick:
+        config = dataclasses.replace(config, num_envs=8, num_steps=16, hidden_size=32)
+    if conv is not None:
+        config = dataclasses.replace(config, agent_config=dict(config.agent_config, conv=conv))
+    algorithm = algorithms.make(config)
+    keys = jax.random.split(jax.random.key(0), seeds)
+    runners = jax.jit(jax.vmap(algorithm.init))(keys)
+
+    def random_steps(runner):  # num_steps steps of the vectorised env, random actions
+        def step(state, key):
+            action_key, step_key = jax.random.split(key)
+            actions = jax.vmap(lambda k: algorithm.action_space.sample(k))(jax.random.split(action_key, config.num_envs))
+            obs, state, reward, *_ = algorithm.vec_env.step(step_key, state, actions, algorithm.env_params)
+            return state, (obs, reward)
+
+        return jax.lax.scan(step, runner.env_state, jax.random.split(runner.key, config.num_steps))
+
+    calls = {
+        "env": jax.jit(jax.vmap(random_steps)),
+        "rollout": jax.jit(jax.vmap(algorithm.rollout)),
+        "update": jax.jit(jax.vmap(algorithm.update)),
+    }
+    seconds = {}
+    for name, fn in calls.items():
+        start = time.perf_counter()
+        jax.block_until_ready(fn(runners))
+        seconds[f"{name}_first_call"] = time.perf_counter() - start
+        seconds[name] = median_seconds(lambda fn=fn: jax.block_until_ready(fn(runners)), repeats)
+    steps = config.num_envs * config.num_steps * seeds
+    return dict(
+        preset=preset, env=env, memory=memory, seeds=seeds, conv=conv or "", num_envs=config.num_envs,
+        num_steps=config.num_steps, env_seconds=seconds["env"],
+        acting_seconds=seconds["rollout"] - seconds["env"], learning_seconds=seconds["update"] - seconds["rollout"],
+        update_seconds=seconds["update"], steps_per_second=steps / seconds["update"],
+        first_call_seconds={name: seconds[f"{name}_first_call"] for name in calls},
+    )  # fmt: skip
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 3])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--max-seconds", type=float, default=400, help="no new measurement after this")
+    parser.add_argument("--device-label", default=None)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    deadline = time.perf_counter() + args.max_seconds
+    rows = []
+    for preset, env, memory in CELLS:
+        for seeds in args.seeds:
+            for conv in CONVS if env in PIXELS else (None,):
+                if time.perf_counter() > deadline:
+                    break
+                rows.append(profile(preset, env, memory, seeds, conv, args.repeats, args.quick))
+                print(rows[-1], flush=True)
+    label = args.device_label or default_label()
+    share = lambda row, part: f"{1e3 * row[part]:.1f} ({row[part] / row['update_seconds']:.0%})"  # noqa: E731
+    table = markdown_table(
+        ["preset", "env", "memory", "envs x steps", "seeds", "conv", "env ms", "acting ms", "learning ms",
+         "update ms", "steps/s (all seeds)"],
+        [[r["preset"], r["env"], r["memory"], f"{r['num_envs']} x {r['num_steps']}", r["seeds"], r["conv"],
+          share(r, "env_seconds"), share(r, "acting_seconds"), share(r, "learning_seconds"),
+          f"{1e3 * r['update_seconds']:.1f}", f"{r['steps_per_second']:,.0f}"]
+         for r in rows],
+    )  # fmt: skip
+    report = {"meta": metadata(label=label), "rows": rows}
+    title = f"# Where the time of a PPO update goes ({report['meta']['device']})"
+    write_report("ppo_profile", label, report, f"{title}\n\n`{report['meta']['command']}`\n\n{table}\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()
