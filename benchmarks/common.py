@@ -54,6 +54,14 @@ def median_seconds(fn, repeats: int = 3) -> float:
     return statistics.median(times)
 
 
+def add_measurement_arguments(parser, max_seconds: float = 400) -> None:
+    """The options every timing script shares: ``--max-seconds`` (no new measurement after it),
+    ``--device-label`` (the results' file name) and ``--quick`` (tiny sizes, a check that it runs)."""
+    parser.add_argument("--max-seconds", type=float, default=max_seconds, help="no new measurement after this")
+    parser.add_argument("--device-label", default=None)
+    parser.add_argument("--quick", action="store_true")
+
+
 def time_updates(config, calls: int) -> tuple[float, float]:
     """Times training with ``config`` (a ``mnemax.train.TrainConfig`` whose log interval is one update):
     the first call of ``Trainer.train_interval`` (compilation and one update) on its own, then ``calls``
@@ -71,6 +79,15 @@ def time_updates(config, calls: int) -> tuple[float, float]:
         state, metrics = trainer.train_interval(state)
     jax.block_until_ready(metrics)
     return first, calls * config.steps_per_update * config.num_seeds / (time.perf_counter() - start)
+
+
+def write_rows_report(name: str, label: str, title: str, rows: list[dict], table: str) -> dict:
+    """Writes ``results/<name>_<label>.{json,md}``: ``rows`` with this run's metadata, and a page of
+    ``title`` (the device appended), the command and the markdown ``table``. Returns the report."""
+    report = {"meta": metadata(label=label), "rows": rows}
+    heading = f"# {title} ({report['meta']['device']})"
+    write_report(name, label, report, f"{heading}\n\n`{report['meta']['command']}`\n\n{table}\n")
+    return report
 
 
 def write_report(name: str, label: str, report: dict, markdown: str) -> tuple[Path, Path]:

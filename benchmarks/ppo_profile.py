@@ -18,7 +18,7 @@ import dataclasses
 import time
 
 import jax
-from common import default_label, markdown_table, median_seconds, metadata, write_report
+from common import add_measurement_arguments, default_label, markdown_table, median_seconds, write_rows_report
 
 from mnemax.agents.encoders import CONVS
 from mnemax.train import PPOConfig, algorithms
@@ -75,9 +75,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--max-seconds", type=float, default=400, help="no new measurement after this")
-    parser.add_argument("--device-label", default=None)
-    parser.add_argument("--quick", action="store_true")
+    add_measurement_arguments(parser)
     args = parser.parse_args(argv)
     deadline = time.perf_counter() + args.max_seconds
     rows = []
@@ -98,10 +96,7 @@ def main(argv=None) -> dict:
           f"{1e3 * r['update_seconds']:.1f}", f"{r['steps_per_second']:,.0f}"]
          for r in rows],
     )  # fmt: skip
-    report = {"meta": metadata(label=label), "rows": rows}
-    title = f"# Where the time of a PPO update goes ({report['meta']['device']})"
-    write_report("ppo_profile", label, report, f"{title}\n\n`{report['meta']['command']}`\n\n{table}\n")
-    return report
+    return write_rows_report("ppo_profile", label, "Where the time of a PPO update goes", rows, table)
 
 
 if __name__ == "__main__":

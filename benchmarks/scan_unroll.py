@@ -17,7 +17,7 @@ import argparse
 import dataclasses
 import time
 
-from common import default_label, markdown_table, metadata, time_updates, write_report
+from common import add_measurement_arguments, default_label, markdown_table, time_updates, write_rows_report
 
 from mnemax.train import PPOConfig
 
@@ -55,9 +55,7 @@ def measure(
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=5, help="timed updates per measurement")
-    parser.add_argument("--max-seconds", type=float, default=400, help="no new measurement after this")
-    parser.add_argument("--device-label", default=None)
-    parser.add_argument("--quick", action="store_true")
+    add_measurement_arguments(parser)
     args = parser.parse_args(argv)
     deadline = time.perf_counter() + args.max_seconds
     rows = []
@@ -81,10 +79,7 @@ def main(argv=None) -> dict:
           f"{r['first_call_seconds']:.1f}"]
          for r in rows],
     )  # fmt: skip
-    report = {"meta": metadata(label=label), "rows": rows}
-    title = f"# PPO throughput against scan unrolling ({report['meta']['device']})"
-    write_report("scan_unroll", label, report, f"{title}\n\n`{report['meta']['command']}`\n\n{table}\n")
-    return report
+    return write_rows_report("scan_unroll", label, "PPO throughput against scan unrolling", rows, table)
 
 
 if __name__ == "__main__":
