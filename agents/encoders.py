@@ -111,9 +111,10 @@ class CNNEncoder(nn.Module):
     def __call__(self, obs: jax.Array) -> jax.Array:
         x = obs.astype(jnp.float32) / 255.0
         init = kernel_init(self.init)
+        patches = conv_for(self.conv) == "patches"
         for i, (features, size, stride) in enumerate([(32, 8, 4), (64, 4, 2), (64, 3, 1)]):
             # Named as nn.Conv names itself, so that both ways have the same parameter tree.
-            if conv_for(self.conv) == "patches":
+            if patches:
                 layer = PatchConv(features, (size, size), (stride, stride), kernel_init=init, name=f"Conv_{i}")
             else:
                 layer = nn.Conv(features, (size, size), (stride, stride), padding="VALID", kernel_init=init, name=f"Conv_{i}")
@@ -140,8 +141,7 @@ def encoder_for(space: spaces.Space, features: int, init: str = "orthogonal", co
     computed as ``conv``, :func:`conv_for`), token embedding for other integer arrays, MLP for float vectors;
     its layers start as ``init`` (:data:`INITS`)."""
     kernel_init(init)  # unknown names fail here, not at the first call
-    if conv is not None:
-        conv_for(conv)
+    conv_for(conv)
     if not isinstance(space, spaces.Box):
         raise TypeError(f"agents need a Box observation space, got {space}")
     if np.dtype(space.dtype) == np.uint8 and len(space.shape) == 3:

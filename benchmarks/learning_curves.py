@@ -18,9 +18,8 @@ the rest are recorded as skipped. Writes ``benchmarks/results/learning_<preset>_
 Runs longer than one sitting: with ``--run-dir`` the runs' directories (checkpoints, ``metrics.csv``) stay
 there. A run stopped by SIGTERM or SIGINT (e.g. an outer ``timeout``) saves a checkpoint at the end of its
 current log interval, is recorded as interrupted (with its curve so far, which the plot draws) and ends the
-script; the same command with ``--resume``
-continues it from that checkpoint, and its curve and wall time (``wall_seconds.txt`` in its directory) add
-up over the sittings. Without ``--run-dir`` the runs live in a temporary directory.
+script; the same command with ``--resume`` continues it from that checkpoint, and its curve and wall time
+(``wall_seconds.txt`` in its directory) add up over the sittings. Without ``--run-dir`` the runs live in a temporary directory.
 """
 
 from __future__ import annotations
@@ -321,8 +320,9 @@ def run_one(
     spec["total_steps"] = int(spec["total_steps"] * steps_scale)
     if quick:
         spec.update(num_envs=16, num_steps=16, bptt_length=8, num_minibatches=2, total_steps=16 * 16 * 4, hidden_size=32)
-    wall_file = Path(run_dir) / name / "wall_seconds.txt"
-    resume = resume and (Path(run_dir) / name / "checkpoints").exists()
+    path = Path(run_dir) / name  # the trainer's directory for the run
+    wall_file = path / "wall_seconds.txt"
+    resume = resume and (path / "checkpoints").exists()
     earlier_seconds = float(wall_file.read_text()) if resume and wall_file.exists() else 0.0
     settings = dict(num_seeds=seeds, num_logs=25, run_name=name, run_dir=run_dir, video=False, progress=False,
                     eval_episodes=256, resume=resume)  # fmt: skip
@@ -337,7 +337,7 @@ def run_one(
     except TrainingInterrupted as error:
         seconds = earlier_seconds + time.perf_counter() - start
         wall_file.write_text(str(seconds))
-        curve = read_curve(Path(run_dir) / name / "metrics.csv")
+        curve = read_curve(path / "metrics.csv")
         status = f"interrupted: {str(error).split(';')[0]} (--run-dir {run_dir} --resume continues it)"
         record = {"name": name, "status": status, "config": dataclasses.asdict(config), "seconds": seconds}
         if curve:  # the report shows how far it got
@@ -354,7 +354,7 @@ def run_one(
         "steps": result.steps,
         "seconds": seconds,
         "train_steps_per_second": result.steps_per_second,
-        "curve": read_curve(result.run_dir / "metrics.csv"),
+        "curve": read_curve(path / "metrics.csv"),
     }
 
 

@@ -80,8 +80,8 @@ class SelectiveSSMLayer(nn.Module):
 
     The recurrence is linear in ``h`` with input-dependent coefficients, so the sequence is one
     associative scan, run ``chunk_size`` steps at a time where the ``[T, B, E, N]`` states of the whole
-    sequence would cost too much memory (by default on the CPU: :func:`~mnemax.memory_modules.scan.recurrence_chunk`).
-    Every decay ``exp(Delta A)`` is in ``(0, 1)``, so ``h`` stays bounded.
+    sequence would cost too much memory (by default on the CPU:
+    :func:`~mnemax.memory_modules.scan.recurrence_chunk`). Every decay ``exp(Delta A)`` is in ``(0, 1)``, so ``h`` stays bounded.
     """
 
     state_size: int
@@ -135,8 +135,7 @@ class Mamba(MemoryModule):
     Unlike ``s5``/``ffm``, the decay and the write of every step depend on the input (``Delta``, ``B``,
     ``C`` are functions of ``x_t``), so the memory can hold a cue for as long as nothing relevant comes and
     overwrite it on demand. Training runs one associative scan per layer (in pieces of ``chunk_size`` on the
-    CPU, see :class:`SelectiveSSMLayer`);
-    acting with ``T = 1`` is the plain update. The short causal convolution keeps its last
+    CPU, see :class:`SelectiveSSMLayer`); acting with ``T = 1`` is the plain update. The short causal convolution keeps its last
     ``conv_size - 1`` inputs in the carry; resets clear them along with the SSM state.
 
     When to choose it: tasks where what to remember depends on the observation (key-to-door, counting,

@@ -131,7 +131,7 @@ def chunked_recurrence(
 
     chunk_size = recurrence_chunk(chunk_size)
     steps = resets.shape[0]
-    if chunk_size == WHOLE_SEQUENCE or chunk_size >= steps:  # one piece, its states stored for the backward pass
+    if chunk_size >= steps:  # one piece (always for WHOLE_SEQUENCE), its states stored for the backward pass
         state, outputs = piece(initial, (xs, resets))
         return outputs, state
     whole = steps - steps % chunk_size
@@ -155,8 +155,8 @@ def recurrence_chunk(chunk_size: int | None = None) -> int:
     Pieces trade time for memory, and the trade differs by backend (Mamba, width 256, batch 16, T = 16384,
     forward + backward; benchmarks/results/memory_modules_h200.md, whose earlier version in git holds the
     whole-sequence row): on an H200 the whole sequence took 50.5 ms in 17.0 GB and 64-step pieces 161 ms
-    in 4.8 GB; on the CPU 64-step
-    pieces were faster (T = 1024: 3.4 s against 5.2 s) and T = 4096 ran out of memory without them.
+    in 4.8 GB; on the CPU 64-step pieces were faster (T = 1024: 3.4 s against 5.2 s) and T = 4096 ran out
+    of memory without them.
     """
     if chunk_size is None:
         return CPU_CHUNK if jax.default_backend() == "cpu" else WHOLE_SEQUENCE
