@@ -7,6 +7,7 @@ from mnemax.memory_modules.hcam import HCAM, HCAMAttention, HCAMBlock, HCAMCarry
 from mnemax.memory_modules.linear_attention import LinearAttention
 from mnemax.memory_modules.lstm import LSTM
 from mnemax.memory_modules.mamba import Mamba, MambaCarry
+from mnemax.memory_modules.mamba2 import Mamba2, Mamba2Carry
 from mnemax.memory_modules.min_gru import MinGRU
 from mnemax.memory_modules.rate import RATE, RATECarry
 from mnemax.memory_modules.registry import make, names
@@ -23,6 +24,8 @@ __all__ = [
     "LSTM",
     "LinearAttention",
     "Mamba",
+    "Mamba2",
+    "Mamba2Carry",
     "MambaCarry",
     "MemoryModule",
     "MinGRU",

@@ -54,7 +54,7 @@ def causal_conv(x: jax.Array, cache: jax.Array, kernel: jax.Array, resets: jax.A
     return y, jnp.where(tail_same, stream[steps:], 0).swapaxes(0, 1)
 
 
-def _step_bias_init(min_step: float, max_step: float):
+def step_bias_init(min_step: float, max_step: float):
     """Bias that makes ``softplus(bias) = Delta`` with ``Delta`` log-uniform in ``[min_step, max_step]``."""
     log_step = log_uniform_init(min_step, max_step)
 
@@ -110,7 +110,7 @@ class SelectiveSSMLayer(nn.Module):
 
         step_low, b, c = jnp.split(f32(dense(rank + 2 * n, "select", use_bias=False)(x)), [rank, rank + n], axis=-1)
         step = jax.nn.softplus(
-            f32(dense(channels, "step", bias_init=_step_bias_init(self.min_step, self.max_step))(step_low))
+            f32(dense(channels, "step", bias_init=step_bias_init(self.min_step, self.max_step))(step_low))
         )
         # A_log = log(1..N) per channel: the S4D-real initialisation used by Mamba.
         a_log = self.param(

@@ -12,6 +12,7 @@ from mnemax.memory_modules.hcam import HCAM
 from mnemax.memory_modules.linear_attention import LinearAttention
 from mnemax.memory_modules.lstm import LSTM
 from mnemax.memory_modules.mamba import Mamba
+from mnemax.memory_modules.mamba2 import Mamba2
 from mnemax.memory_modules.min_gru import MinGRU
 from mnemax.memory_modules.rate import RATE
 from mnemax.memory_modules.s5 import S5
@@ -24,6 +25,7 @@ MODULES: dict[str, type[MemoryModule]] = {
     "linear_attention": LinearAttention,
     "lstm": LSTM,
     "mamba": Mamba,
+    "mamba2": Mamba2,
     "min_gru": MinGRU,
     "rate": RATE,
     "s5": S5,

@@ -22,6 +22,7 @@ TEST_CONFIG = {
     "linear_attention": dict(num_layers=1, chunk_size=5),
     "rate": dict(num_layers=1, segment_length=4, memory_tokens=2),  # three segments in T = 12 steps
     "mamba": dict(chunk_size=5),  # two whole pieces of its scan and a shorter one in T = 12 steps
+    "mamba2": dict(chunk_size=5, head_dim=8, state_size=4),  # four heads; two whole chunks and a padded one
 }
 
 
@@ -149,7 +150,9 @@ def test_gradients_reach_every_parameter(name):
     assert not unreached
 
 
-@pytest.mark.parametrize("name, steps", [("min_gru", 16384), ("s5", 16384), ("mamba", 16384), ("rate", 4096)])
+@pytest.mark.parametrize(
+    "name, steps", [("min_gru", 16384), ("s5", 16384), ("mamba", 16384), ("mamba2", 16384), ("rate", 4096)]
+)
 def test_no_nan_over_very_long_sequences(name, steps):
     """Forward and backward over one long episode stay finite (the scans multiply thousands of decays)."""
     module = _make(name, **({"segment_length": 16} if name == "rate" else {}))
@@ -248,7 +251,9 @@ def _episode_starts(resets):
     return start
 
 
-@pytest.mark.parametrize("name", ["ffm", "hcam", "linear_attention", "mamba", "min_gru", "rate", "s5", "trxl"])
+@pytest.mark.parametrize(
+    "name", ["ffm", "hcam", "linear_attention", "mamba", "mamba2", "min_gru", "rate", "s5", "trxl"]
+)
 def test_multi_step_calls_continue_each_other(name):
     """Cutting a sequence into several multi-step calls (cuts inside chunks, windows and segments) changes
     nothing."""
@@ -476,6 +481,9 @@ def test_hcam_reads_only_completed_chunks():
         ("s5", dict(features=16, min_step=0.1, max_step=0.01), "min_step"),
         ("s5", dict(features=16, state_size=10, blocks=4), "divisible by blocks"),
         ("mamba", dict(features=16, min_step=0.0), "min_step"),
+        ("mamba2", dict(features=16, min_step=0.1, max_step=0.01), "min_step"),
+        ("mamba2", dict(features=16, head_dim=12), "divisible by head_dim"),
+        ("mamba2", dict(features=10, expand=3, head_dim=4), "divisible by head_dim"),
         ("min_gru", dict(features=16, min_timescale=1.0), "min_timescale"),
     ],
 )
@@ -487,6 +495,8 @@ def test_bad_configurations_raise(name, config, message):
 def test_bad_configurations_raise_without_the_registry():
     with pytest.raises(ValueError, match="chunk_size must be >= 1"):
         mm.HCAM(features=16, chunk_size=0)
+    with pytest.raises(ValueError, match="Mamba2: chunk_size must be >= 1"):
+        mm.Mamba2(features=16, head_dim=8, chunk_size=0)
 
 
 def test_gtrxl_blocks_start_close_to_the_identity():
@@ -620,6 +630,112 @@ def test_selective_ssm_layer_matches_its_recurrence():
             step = _softplus(step_low @ p["step"]["kernel"] + p["step"]["bias"])
             h[b] = np.exp(step[:, None] * -np.exp(p["a_log"])) * h[b] + (step * x)[:, None] * b_t[None, :]
             out[b] = ((h[b] @ c_t + p["d"] * x) * silu(z)) @ p["out"]["kernel"]
+        expected.append(out)
+    np.testing.assert_allclose(y, np.stack(expected), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(final.ssm, h, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(final.conv, np.stack([np.stack(history[b]) for b in range(B)]), rtol=1e-5, atol=1e-6)
+
+
+def _ssd_reference(x, log_decay, b, c, resets, state):
+    """The recurrence that :func:`~mnemax.memory_modules.mamba2.ssd` computes, one step at a time (in the
+    dtype of its inputs): ``h_t = exp(log_decay_t) h_{t-1} + x_t b_t^T`` per head, dropping ``h_{t-1}`` at
+    a reset, ``y_t = h_t c_t``."""
+    h, ys = state, []
+    for t in range(x.shape[0]):
+        keep = jnp.where(resets[t][:, None], 0.0, jnp.exp(log_decay[t]))  # [B, H]
+        h = keep[..., None, None] * h + jnp.einsum("bhp,bn->bhpn", x[t], b[t])
+        ys.append(jnp.einsum("bhpn,bn->bhp", h, c[t]))
+    return jnp.stack(ys), h
+
+
+@pytest.mark.parametrize("chunk_size", [1, 4, 64])
+def test_ssd_matches_the_recurrence(chunk_size):
+    """Chunked SSD equals the step-by-step recurrence (computed in float64): across chunk boundaries, in a
+    last chunk that T = 23 does not fill, in one chunk longer than the sequence, with resets at chunk starts
+    (steps 4, 8, 20 for chunks of 4), inside chunks, at step 0 (cutting the carried state) and twice in a
+    row, and with decays that underflow to zero. Gradients agree as well, and are finite."""
+    from mnemax.memory_modules.mamba2 import ssd
+
+    steps, batch, heads, p, n = 23, 3, 2, 3, 4
+    rng = np.random.default_rng(15)
+    normal = lambda *shape: rng.normal(size=shape).astype(np.float32)  # noqa: E731
+    x, b, c = normal(steps, batch, heads, p), normal(steps, batch, n), normal(steps, batch, n)
+    state = normal(batch, heads, p, n)
+    log_decay = -rng.uniform(0.0, 1.5, size=(steps, batch, heads)).astype(np.float32)
+    log_decay[13:16, 2] = -80.0  # exp underflows: the state is all but wiped without a reset
+    resets = np.zeros((steps, batch), bool)
+    resets[[4, 8, 20], 0] = True
+    resets[[6, 7, 18], 1] = True
+    resets[0, 2] = True
+
+    y, final = ssd(x, log_decay, b, c, resets, state, chunk_size)
+    with jax.enable_x64(True):
+        y64, final64 = _ssd_reference(*(np.float64(a) for a in (x, log_decay, b, c)), resets, np.float64(state))
+        y64, final64 = np.asarray(y64), np.asarray(final64)
+    np.testing.assert_allclose(y, y64, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(final, final64, rtol=1e-4, atol=1e-4)
+
+    def loss(fn, *inputs):
+        y, h = fn(*inputs)
+        return jnp.sum(jnp.sin(y)) + jnp.sum(h**2)
+
+    chunked = lambda *a: ssd(*a, chunk_size)  # noqa: E731
+    grads = jax.jit(jax.grad(lambda *a: loss(chunked, *a[:4], resets, a[4]), argnums=(0, 1, 2, 3, 4)))
+    reference = jax.jit(jax.grad(lambda *a: loss(_ssd_reference, *a[:4], resets, a[4]), argnums=(0, 1, 2, 3, 4)))
+    for got, expected in zip(grads(x, log_decay, b, c, state), reference(x, log_decay, b, c, state), strict=True):
+        assert bool(jnp.all(jnp.isfinite(got)))
+        np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3)
+
+
+def test_mamba2_sees_exactly_its_episode():
+    """Output t depends on input s exactly when s is in t's episode and s <= t: chunks of 4 steps, a reset
+    inside the third chunk (step 9) in one batch element."""
+    module = mm.make("mamba2", features=F, chunk_size=4, head_dim=8, state_size=4)
+    _check_dependence(module, lambda t, s, start: start <= s <= t, seed=16)
+
+
+def test_mamba2_layer_matches_its_recurrence():
+    """Mamba-2's block, with the convolution's history and the SSM state carried in and cleared by resets."""
+    from mnemax.memory_modules.mamba2 import Mamba2Carry, Mamba2Layer
+
+    n, p, expand, size, steps = 3, 2, 2, 3, 15
+    channels, heads = expand * D, expand * D // p
+    # Chunks of 4 steps: three whole ones and a shorter last one.
+    layer = Mamba2Layer(
+        state_size=n, head_dim=p, expand=expand, conv_size=size, chunk_size=4, min_step=1e-3, max_step=1e-1
+    )
+    u, resets = _inputs(seed=17, t=steps)
+    resets = resets.at[0].set(False)  # start inside an episode, from the carried history
+    rng = np.random.default_rng(17)
+    state = Mamba2Carry(
+        conv=rng.normal(size=(B, size - 1, channels + 2 * n)).astype(np.float32),
+        ssm=rng.normal(size=(B, heads, p, n)).astype(np.float32),
+    )
+    params = layer.init(jax.random.key(18), u, state, resets)
+    y, final = layer.apply(params, u, state, resets)
+    w = jax.tree_util.tree_map(np.asarray, params["params"])
+    assert 1.0 <= np.exp(w["a_log"]).min() and np.exp(w["a_log"]).max() <= 16.0  # Mamba-2's initial A
+    silu = lambda a: a * _sigmoid(a)  # noqa: E731
+    history, h, expected = [list(state.conv[b]) for b in range(B)], state.ssm.copy(), []
+    for t in range(steps):
+        out = np.zeros((B, D))
+        for b in range(B):
+            if resets[t, b]:
+                history[b] = [np.zeros(channels + 2 * n)] * (size - 1)
+                h[b] = 0
+            projected = np.asarray(u[t, b]) @ w["in"]["kernel"]
+            z, xbc, step = np.split(projected, [channels, 2 * channels + 2 * n])
+            window = history[b] + [xbc]
+            conv = sum(w["conv_kernel"][j] * window[-1 - j] for j in range(size))
+            history[b] = window[1:]
+            x, b_t, c_t = np.split(silu(conv + w["conv_bias"]), [channels, channels + n])
+            step = _softplus(step + w["step_bias"])  # [heads]
+            x = x.reshape(heads, p)
+            decay = np.exp(step * -np.exp(w["a_log"]))
+            h[b] = decay[:, None, None] * h[b] + (step[:, None] * x)[..., None] * b_t
+            gated = (h[b] @ c_t + w["d"][:, None] * x).reshape(channels) * silu(z)
+            normed = gated / np.sqrt(np.mean(gated**2) + 1e-6) * w["norm"]["scale"]
+            out[b] = normed @ w["out"]["kernel"]
         expected.append(out)
     np.testing.assert_allclose(y, np.stack(expected), rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(final.ssm, h, rtol=1e-4, atol=1e-5)
