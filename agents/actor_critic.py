@@ -183,12 +183,12 @@ def make_actor_critic(
     linear_heads: bool = False,
     reconstruction: bool = False,
     weight_init: str = "orthogonal",
-    conv: str | None = None,
+    conv: str = "patches",
 ) -> ActorCritic:
     """An :class:`ActorCritic` with the encoder suited to ``observation_space`` and the memory module
     ``memory`` (``"none"``: memoryless) of width ``hidden_size`` with the fields ``memory_config``; the
     encoder's, heads' and decoder's weights start as ``weight_init`` (:data:`~mnemax.agents.encoders.INITS`),
-    and a CNN encoder computes its convolutions as ``conv`` (:func:`~mnemax.agents.encoders.conv_for`)."""
+    and a CNN encoder computes its convolutions as ``conv`` (:data:`~mnemax.agents.encoders.CONVS`)."""
     module = None
     if memory != "none":
         module = memory_modules.make(memory, **{"features": hidden_size, **(memory_config or {})})

@@ -47,23 +47,20 @@ class MLPEncoder(nn.Module):
         return nn.relu(dense(self.features, init=self.init)(x))
 
 
-# How the CNN computes its convolutions: "xla" (``lax.conv``; cuDNN on GPUs) or "patches" (each output
-# position's input patch times the kernel as one matrix, :class:`PatchConv`). Both have the same parameters
-# and outputs. Why the second: the trainers run several seeds at once with vmap, and under vmap a
+# How the CNN computes its convolutions: "patches" (each output position's input patch times the kernel as
+# one matrix, :class:`PatchConv`) or "xla" (``lax.conv``; cuDNN on GPUs). Both have the same parameters and
+# outputs. Why patches are the default: the trainers run several seeds at once with vmap, and under vmap a
 # convolution whose kernel differs per seed becomes a grouped convolution (one group per seed), whose
 # backward pass is slow on GPUs (jax-ml/jax#13800), while a product with a per-seed matrix becomes a batched
-# matrix product. On the CPU, where XLA's convolutions are slow in any case (above all their backward
-# pass), patches made a pixel PPO update 10.8x faster with one seed and 11.3x with three
-# (benchmarks/results/ppo_profile_cpu-quick.md, tiny sizes), so they are the CPU's default (:func:`conv_for`);
-# accelerators keep lax.conv until measured there (benchmarks/ppo_profile.py).
-CONVS = ("xla", "patches")
+# matrix product. A pixel PPO update of the `memory_gym` preset on Mortar Mayhem Grid took 730 ms with
+# patches against 2,778 ms with lax.conv for 3 seeds on an H200 (3.8x), and 349 against 322 ms for one seed
+# (benchmarks/results/ppo_profile_h200.md); on the CPU patches were 10.8x (1 seed) and 11.3x (3 seeds)
+# faster (ppo_profile_cpu-quick.md).
+CONVS = ("patches", "xla")
 
 
-def conv_for(conv: str | None = None) -> str:
-    """The CNN's way of computing convolutions (:data:`CONVS`); ``None`` picks by backend
-    (``jax.default_backend()``): "patches" on the CPU, "xla" elsewhere."""
-    if conv is None:
-        return "patches" if jax.default_backend() == "cpu" else "xla"
+def check_conv(conv: str) -> str:
+    """``conv`` if it names a way of computing the CNN's convolutions (:data:`CONVS`), else ValueError."""
     if conv not in CONVS:
         raise ValueError(f"unknown conv {conv!r}; known: {', '.join(CONVS)}")
     return conv
@@ -101,17 +98,17 @@ class PatchConv(nn.Module):
 
 class CNNEncoder(nn.Module):
     """The Nature-DQN convolution stack for ``uint8 [H, W, C]`` frames (84x84 and similar sizes); ``conv``
-    says how the convolutions are computed (:data:`CONVS`; ``None``: by backend, :func:`conv_for`)."""
+    says how the convolutions are computed (:data:`CONVS`)."""
 
     features: int
     init: str = "orthogonal"
-    conv: str | None = None
+    conv: str = "patches"
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         x = obs.astype(jnp.float32) / 255.0
         init = kernel_init(self.init)
-        patches = conv_for(self.conv) == "patches"
+        patches = check_conv(self.conv) == "patches"
         for i, (features, size, stride) in enumerate([(32, 8, 4), (64, 4, 2), (64, 3, 1)]):
             # Named as nn.Conv names itself, so that both ways have the same parameter tree.
             if patches:
@@ -136,12 +133,12 @@ class TokenEncoder(nn.Module):
         return nn.relu(dense(self.features, init=self.init)(x.reshape(x.shape[0], -1)))
 
 
-def encoder_for(space: spaces.Space, features: int, init: str = "orthogonal", conv: str | None = None) -> nn.Module:
+def encoder_for(space: spaces.Space, features: int, init: str = "orthogonal", conv: str = "patches") -> nn.Module:
     """The encoder suited to an observation space: CNN for uint8 images ``[H, W, C]`` (its convolutions
-    computed as ``conv``, :func:`conv_for`), token embedding for other integer arrays, MLP for float vectors;
+    computed as ``conv``, :data:`CONVS`), token embedding for other integer arrays, MLP for float vectors;
     its layers start as ``init`` (:data:`INITS`)."""
     kernel_init(init)  # unknown names fail here, not at the first call
-    conv_for(conv)
+    check_conv(conv)
     if not isinstance(space, spaces.Box):
         raise TypeError(f"agents need a Box observation space, got {space}")
     if np.dtype(space.dtype) == np.uint8 and len(space.shape) == 3:

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mnemax.agents.encoders import CNNEncoder, PatchConv, conv_for, encoder_for
+from mnemax.agents.encoders import CNNEncoder, PatchConv, check_conv, encoder_for
 from mnemax.envs.core import spaces
 from mnemax.train import PPO, PPOConfig
 
@@ -51,8 +51,8 @@ def test_cnn_encoder_is_the_same_network_either_way_also_vmapped_over_seeds():
 
 def test_the_conv_reaches_the_encoder_and_unknown_ones_are_refused(tmp_path):
     config = PPOConfig(env="mnemax/MortarMayhem-Grid-v0", hidden_size=16, num_envs=2, num_steps=4, num_minibatches=1,
-                       agent_config={"conv": "patches"}, progress=False, video=False, run_dir=str(tmp_path))  # fmt: skip
-    assert PPO(config).network.encoder.conv == "patches"
+                       agent_config={"conv": "xla"}, progress=False, video=False, run_dir=str(tmp_path))  # fmt: skip
+    assert PPO(config).network.encoder.conv == "xla"
     with pytest.raises(ValueError, match="unknown conv"):
         encoder_for(spaces.Box(0, 255, (84, 84, 3), np.uint8), 16, conv="fft")
-    assert conv_for(None) == ("patches" if jax.default_backend() == "cpu" else "xla") and conv_for("xla") == "xla"
+    assert check_conv("xla") == "xla" and CNNEncoder(16).conv == "patches"
