@@ -35,6 +35,9 @@
 #     bash benchmarks/gpu_suite.sh 31  # memorax's rows beside mnemax on T-Maze L = 100 and RepeatPrevious-Easy
 #     bash benchmarks/gpu_suite.sh 32  # mnemax's rows of the same
 #     bash benchmarks/gpu_suite.sh 33  # where a PPO update's time goes; the CNN's convolutions as lax.conv or patches
+#     bash benchmarks/gpu_suite.sh 34  # pixel Mortar Mayhem Grid to 1.64e8 steps, one piece per call
+#     bash benchmarks/gpu_suite.sh 35  # mamba2 against FFM and mamba; min_gru and s5 on two diagnostics (two GPUs:
+#     bash benchmarks/gpu_suite.sh 36  # with 36) mamba and mamba2 on the same diagnostics
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -259,6 +262,21 @@ case $part in
     33)  # where the time of a PPO update goes, pixel Mortar Mayhem Grid with each way of computing the CNN's
          # convolutions (lax.conv or patches x matrix) and its symbolic twin, 1 and 3 seeds
         run 500 ppo_profile.py --max-seconds 420 $flag
+        ;;
+    34)  # pixel Mortar Mayhem Grid, GRU, the `memory_gym` preset, 1.64e8 steps x 2 seeds, in pieces as part 30
+         # (a log interval takes ~110 s here, so a piece stops earlier)
+        run "${TRAIN_SECONDS:-400}" learning_curves.py --preset memory_gym --seeds 2 --max-seconds 10 \
+            --runs MortarMayhem-Grid-gru --run-dir ../runs/gpu --resume --update $flag
+        ;;
+    35)  # the cost of mamba2 (Mamba-2's chunked algorithm) against FFM and mamba, then the state-space
+         # memories on the diagnostics with targets (the runs write into one report; part 36 alongside)
+        run 200 memory_modules.py --modules ffm mamba mamba2 --lengths 1024 4096 16384 --timeout 60 --update $flag
+        run 330 learning_curves.py --preset diagnostics --max-seconds 240 --update $flag --runs \
+            RepeatFirst-Medium-min_gru CountRecall-Easy-min_gru RepeatFirst-Medium-s5 CountRecall-Easy-s5
+        ;;
+    36)
+        run 530 learning_curves.py --preset diagnostics --max-seconds 400 --update $flag --runs \
+            RepeatFirst-Medium-mamba2 CountRecall-Easy-mamba2 RepeatFirst-Medium-mamba CountRecall-Easy-mamba
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

@@ -134,7 +134,7 @@ PASSIVE1000 = dict(RECIPE_TMAZE, env="mnemax/TMaze-Passive-L1000-v0", num_steps=
 
 def diagnostics_runs() -> list[dict]:
     """Every -Easy and -Medium diagnostic with the `diagnostics` preset, each memory of the PPO issue and the
-    memoryless agent, 15M steps (POPGym's budget). The cells the issue names come first, so that a short
+    memoryless agent, then the state-space and memory-token modules, 15M steps (POPGym's budget). The cells the issue names come first, so that a short
     --max-seconds covers them; --runs picks others. Transformer-XL's window holds the longest of these
     episodes (RepeatFirst-Medium, 415 steps)."""
     named = [(task, memory) for task in ("RepeatFirst-Medium", "CountRecall-Easy") for memory in ("gru", "none")]
@@ -142,6 +142,10 @@ def diagnostics_runs() -> list[dict]:
     tasks = [f"{kind}-{level}" for kind in kinds for level in ("Easy", "Medium")]
     memories = ("gru", "lstm", "ffm", "trxl", "linear_attention", "none")
     cells = named + [(task, memory) for task in tasks for memory in memories if (task, memory) not in named]
+    # The state-space and memory-token modules, on the two tasks with targets first, then on the rest.
+    newer = ("min_gru", "s5", "mamba", "mamba2", "rate")
+    cells += [(task, memory) for task in ("RepeatFirst-Medium", "CountRecall-Easy") for memory in newer]
+    cells += [(task, memory) for task in tasks for memory in newer if (task, memory) not in cells]
     return [
         dict(
             preset="diagnostics", name=f"{task}-{memory}", env=f"mnemax/{task}-v0", memory=memory,

@@ -3,8 +3,8 @@
 Every module gets the same width and batch; the attention models get ``--layers`` layers. Transformer-XL
 runs with ``memory_length = T`` (dense attention over the whole sequence), HCAM with chunks of 64
 steps, ``top_k = 4`` and room for the whole sequence, RATE with segments of 64 steps and 8 memory
-tokens; the scan-based memories (FFM, minGRU, S5, Mamba) run one layer. Each (module, length) runs in its
-own process, so the peak memory of one configuration is not mixed with another's and an out-of-memory
+tokens; the scan-based memories (FFM, minGRU, S5, Mamba, Mamba-2) run one layer. Each (module, length) runs
+in its own process, so the peak memory of one configuration is not mixed with another's and an out-of-memory
 failure only ends that configuration (it is recorded as ``"oom"``, and longer sequences of that module
 are skipped).
 
@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-MODULES = ["gru", "lstm", "ffm", "min_gru", "s5", "mamba", "linear_attention", "trxl", "hcam", "rate"]
+MODULES = ["gru", "lstm", "ffm", "min_gru", "s5", "mamba", "mamba2", "linear_attention", "trxl", "hcam", "rate"]
 ATTENTION_MODELS = {"linear_attention", "trxl", "hcam", "rate"}
 HCAM_CHUNK, HCAM_TOP_K = 64, 4
 RATE_SEGMENT, RATE_TOKENS = 64, 8
@@ -37,6 +37,7 @@ SCAN_MODELS = {
     "min_gru": {"num_layers": 1},
     "s5": {"num_layers": 1, "state_size": 64, "blocks": 4},
     "mamba": {"num_layers": 1, "state_size": 16, "expand": 1, "conv_size": 4},
+    "mamba2": {"num_layers": 1, "state_size": 16, "head_dim": 64, "expand": 1, "conv_size": 4, "chunk_size": 64},
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 
