@@ -244,12 +244,14 @@ case $part in
             --runs CountRecall-Easy-ffm RepeatFirst-Medium-none CountRecall-Easy-none &
         wait
         ;;
-    30)  # symbolic Mortar Mayhem Grid, GRU, the `memory_gym` preset as it ships, 1.64e8 steps x 2 seeds, in
-         # pieces: each call trains ~7.5 minutes, stops at the end of a log interval with a checkpoint in
-         # ../runs/gpu, and the next call continues it (two seeds: 26 MB of checkpoint each to carry along);
-         # TRAIN_SECONDS sets when it stops (the last log interval, ~45 s, and the checkpoint come after)
-        run "${TRAIN_SECONDS:-440}" learning_curves.py --preset memory_gym_symbolic --seeds 2 --max-seconds 10 \
-            --runs MortarMayhem-Grid-Symbolic-gru --run-dir ../runs/gpu --resume --update $flag
+    30)  # symbolic Mortar Mayhem Grid, GRU, the `memory_gym` preset as it ships, 1.64e8 steps, in pieces: each
+         # call trains ~7.5 minutes, stops at the end of a log interval with a checkpoint in ../runs/gpu, and
+         # the next call continues it (26 MB of checkpoint per seed to carry along); TRAIN_SECONDS sets when
+         # it stops (the last log interval, ~45 s, and the checkpoint come after). SEEDS seeds from
+         # FIRST_SEED on: seeds 0-1 ran together, seed 2 with SEEDS=1 FIRST_SEED=2 (one row in the report)
+        run "${TRAIN_SECONDS:-440}" learning_curves.py --preset memory_gym_symbolic --seeds "${SEEDS:-2}" \
+            --first-seed "${FIRST_SEED:-0}" --max-seconds 10 --runs MortarMayhem-Grid-Symbolic-gru --run-dir ../runs/gpu \
+            --resume --update $flag
         ;;
     31)  # memorax's rows of the side-by-side runs on passive T-Maze L = 100 and RepeatPrevious-Easy
         run 500 learning_vs_memorax.py --tasks mnemax/TMaze-Passive-L100-v0 mnemax/RepeatPrevious-Easy-v0 \
@@ -263,10 +265,12 @@ case $part in
          # convolutions (lax.conv or patches x matrix) and its symbolic twin, 1 and 3 seeds
         run 500 ppo_profile.py --max-seconds 420 $flag
         ;;
-    34)  # pixel Mortar Mayhem Grid, GRU, the `memory_gym` preset, 1.64e8 steps x 2 seeds, in pieces as part 30
-         # (a log interval takes ~110 s here, so a piece stops earlier)
-        run "${TRAIN_SECONDS:-400}" learning_curves.py --preset memory_gym --seeds 2 --max-seconds 10 \
-            --runs MortarMayhem-Grid-gru --run-dir ../runs/gpu --resume --update $flag
+    34)  # pixel Mortar Mayhem Grid, GRU, the `memory_gym` preset, 1.64e8 steps, in pieces as part 30, one seed
+         # at a time (40 MB of checkpoint per seed; FIRST_SEED picks it); a log interval takes ~60-110 s
+         # here, so a piece stops earlier
+        run "${TRAIN_SECONDS:-400}" learning_curves.py --preset memory_gym --seeds "${SEEDS:-1}" \
+            --first-seed "${FIRST_SEED:-0}" --max-seconds 10 --runs MortarMayhem-Grid-gru --run-dir ../runs/gpu \
+            --resume --update $flag
         ;;
     35)  # the cost of mamba2 (Mamba-2's chunked algorithm) against FFM and mamba, then the state-space
          # memories on the diagnostics with targets (the runs write into one report; part 36 alongside)

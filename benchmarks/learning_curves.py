@@ -20,6 +20,16 @@ there. A run stopped by SIGTERM or SIGINT (e.g. an outer ``timeout``) saves a ch
 current log interval, is recorded as interrupted (with its curve so far, which the plot draws) and ends the
 script; the same command with ``--resume`` continues it from that checkpoint, and its curve and wall time
 (``wall_seconds.txt`` in its directory) add up over the sittings. Without ``--run-dir`` the runs live in a temporary directory.
+
+Seeds in separate sittings: ``--first-seed K --seeds n`` trains seeds ``K .. K + n - 1`` (the same seeds as
+in a run of all of them at once, whose seed ``i`` is ``i``), in the directory ``<name>-from-seed-K``. With
+``--update``, a run whose seeds do not overlap the recorded ones of its name, at the same settings, joins
+them in one row (per-seed results in seed order, curves together, wall time summed over the sittings): a
+long run whose checkpoint for all seeds at once would be too large to keep can be trained a few seeds at a
+time.
+
+    python benchmarks/learning_curves.py --preset memory_gym --runs MortarMayhem-Grid-gru --seeds 2 --update ...
+    python benchmarks/learning_curves.py --preset memory_gym --runs MortarMayhem-Grid-gru --seeds 1 --first-seed 2 --update ...
 """
 
 from __future__ import annotations
@@ -314,9 +324,10 @@ PRESETS: dict[str, list[dict]] = {
 
 
 def run_one(
-    spec: dict, seeds: int, steps_scale: float, run_dir: str, quick: bool, resume: bool = False
+    spec: dict, seeds: int, steps_scale: float, run_dir: str, quick: bool, resume: bool = False, first_seed: int = 0
 ) -> dict:
-    """Train one run of a preset; ``resume`` continues it from a checkpoint in ``run_dir`` if it has one.
+    """Train one run of a preset, seeds ``first_seed .. first_seed + seeds - 1``; ``resume`` continues it from
+    a checkpoint in ``run_dir`` if it has one.
 
     Raises :class:`RunInterrupted` (after writing ``wall_seconds.txt``) when a signal stopped it."""
     spec = dict(spec)
@@ -324,12 +335,13 @@ def run_one(
     spec["total_steps"] = int(spec["total_steps"] * steps_scale)
     if quick:
         spec.update(num_envs=16, num_steps=16, bptt_length=8, num_minibatches=2, total_steps=16 * 16 * 4, hidden_size=32)
-    path = Path(run_dir) / name  # the trainer's directory for the run
+    directory = f"{name}-from-seed-{first_seed}" if first_seed else name
+    path = Path(run_dir) / directory  # the trainer's directory for the run
     wall_file = path / "wall_seconds.txt"
     resume = resume and (path / "checkpoints").exists()
     earlier_seconds = float(wall_file.read_text()) if resume and wall_file.exists() else 0.0
-    settings = dict(num_seeds=seeds, num_logs=25, run_name=name, run_dir=run_dir, video=False, progress=False,
-                    eval_episodes=256, resume=resume)  # fmt: skip
+    settings = dict(seed=first_seed, num_seeds=seeds, num_logs=25, run_name=directory, run_dir=run_dir, video=False,
+                    progress=False, eval_episodes=256, resume=resume)  # fmt: skip
     preset = spec.pop("preset", "")
     config = PPOConfig.from_preset(preset, **spec, **settings) if preset else PPOConfig(**spec, **settings)
     start = time.perf_counter()
@@ -415,10 +427,10 @@ def plot(report: dict, path: Path) -> None:
 
 def markdown(report: dict, preset: str) -> str:
     meta = report["meta"]
-    commands = list(dict.fromkeys(run["command"] for run in report["runs"]))
+    commands = list(dict.fromkeys(command for run in report["runs"] for command in run_commands(run)))
     rows = []
     for run in report["runs"]:
-        command = f"[{commands.index(run['command']) + 1}]"
+        command = ", ".join(f"[{commands.index(c) + 1}]" for c in run_commands(run))
         if run["status"] != "ok":  # an interrupted run shows its steps and wall time so far
             so_far = [f"{run['steps']:,}", f"{run['seconds']:.0f}"] if "steps" in run else ["", ""]
             rows.append([run["name"], run["status"], "", "", "", *so_far, "", command])
@@ -448,8 +460,17 @@ def markdown(report: dict, preset: str) -> str:
     )
 
 
+def run_commands(run: dict) -> list[str]:
+    """The commands that trained ``run``: one, or one per sitting of a run whose seeds were trained apart."""
+    return list(dict.fromkeys(sitting["command"] for sitting in run.get("sittings", []))) or [run["command"]]
+
+
 def dates(report: dict, command: str) -> str:
-    return ", ".join(sorted({run["date"] for run in report["runs"] if run["command"] == command}))
+    return ", ".join(
+        sorted(
+            {sitting["date"] for run in report["runs"] for sitting in run.get("sittings", [run]) if sitting["command"] == command}
+        )
+    )
 
 
 def write_progress(args, label: str, runs: list[dict], earlier: list[dict]) -> dict:
@@ -462,9 +483,58 @@ def write_progress(args, label: str, runs: list[dict], earlier: list[dict]) -> d
 
 def merged(preset: str, earlier: list[dict], runs: list[dict]) -> list[dict]:
     """The runs of ``earlier`` and ``runs`` in preset order; a name in both keeps the newer run unless that
-    one was skipped and the earlier one measured."""
+    one was skipped and the earlier one measured, or the two hold different seeds of one run
+    (:func:`joined_seeds`), which then share one record."""
+    by_name = {run["name"]: run for run in earlier}
+    runs = [joined_seeds(by_name[run["name"]], run) if run["name"] in by_name else run for run in runs]
     by_name = merge_runs(earlier, runs, key=lambda run: run["name"])
     return [by_name[spec["name"]] for spec in PRESETS[preset] if spec["name"] in by_name]
+
+
+# What may differ between the records of one run's seeds trained in separate sittings.
+SEED_SETTINGS = ("seed", "num_seeds", "run_name", "run_dir", "resume")
+
+
+def seed_range(record: dict) -> range:
+    config = record["config"]
+    return range(config.get("seed", 0), config.get("seed", 0) + config["num_seeds"])
+
+
+def joined_seeds(earlier: dict, run: dict) -> dict:
+    """One record of ``earlier`` and ``run`` if both are measured runs of the same settings on seeds that do
+    not overlap (``--first-seed``); else ``run`` unchanged. Per-seed results and the curve are put in seed
+    order; ``seconds`` is the sum over the sittings, ``train_steps_per_second`` the env steps of all seeds
+    over their summed training time; ``sittings`` keeps each part's seeds, command, date and seconds."""
+    # Compared as JSON, as the earlier record was read back from it (tuples become lists).
+    same = lambda record: json.dumps({k: v for k, v in record["config"].items() if k not in SEED_SETTINGS}, sort_keys=True)  # noqa: E731
+    if earlier["status"] != "ok" or run["status"] != "ok" or same(earlier) != same(run):
+        return run
+    sitting = {"seeds": list(seed_range(run)), "command": run.get("command"), "date": run.get("date")}
+    if any(all(part.get(k) == v for k, v in sitting.items()) for part in earlier.get("sittings", [])):
+        return earlier  # already joined (the report is written after every run, and again at the end)
+    if set(seed_range(earlier)) & set(seed_range(run)):
+        return run
+    parts = sorted([earlier, run], key=lambda record: seed_range(record).start)
+    seeds = [len(seed_range(part)) for part in parts]
+    train_seconds = sum(part["steps"] * n / part["train_steps_per_second"] for part, n in zip(parts, seeds))
+    sittings = [
+        sitting
+        for part in parts
+        for sitting in part.get("sittings")
+        or [{"seeds": list(seed_range(part)), **{k: part.get(k) for k in ("command", "date", "seconds")}}]
+    ]
+    return {
+        **run,
+        "config": {**run["config"], "seed": seed_range(parts[0]).start, "num_seeds": sum(seeds)},
+        "final_success": [x for part in parts for x in part["final_success"]],
+        "final_return": [x for part in parts for x in part["final_return"]],
+        "steps": min(part["steps"] for part in parts),
+        "seconds": sum(part["seconds"] for part in parts),
+        "train_steps_per_second": sum(part["steps"] * n for part, n in zip(parts, seeds)) / train_seconds,
+        "curve": sorted((p for part in parts for p in part["curve"]), key=lambda p: (p["step"], p["seed"])),
+        "seeds": sum(seeds),
+        "sittings": sittings,
+    }
 
 
 def earlier_runs(args, label: str) -> list[dict]:
@@ -483,6 +553,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--preset", choices=sorted(PRESETS), required=True)
     parser.add_argument("--runs", nargs="*", help="names of the preset's runs to do (default: all)")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0, help="train seeds FIRST_SEED .. FIRST_SEED + SEEDS - 1")
     parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply every run's step budget")
     parser.add_argument("--max-seconds", type=float, default=600)
     parser.add_argument("--device-label", default=None)
@@ -513,7 +584,7 @@ def main(argv=None) -> dict:
                 continue
             print(f"{spec['name']} ...", flush=True)
             try:
-                run = run_one(spec, args.seeds, args.steps_scale, run_dir, args.quick, args.resume)
+                run = run_one(spec, args.seeds, args.steps_scale, run_dir, args.quick, args.resume, args.first_seed)
                 runs.append({**run, **provenance})
             except RunInterrupted as stop:  # recorded (an earlier measured run of the name is kept), then out
                 runs.append({**stop.record, **provenance})
