@@ -38,6 +38,7 @@
 #     bash benchmarks/gpu_suite.sh 34  # pixel Mortar Mayhem Grid to 1.64e8 steps, one piece per call
 #     bash benchmarks/gpu_suite.sh 35  # mamba2 against FFM and mamba; min_gru and s5 on two diagnostics (two GPUs:
 #     bash benchmarks/gpu_suite.sh 36  # with 36) mamba and mamba2 on the same diagnostics
+#     bash benchmarks/gpu_suite.sh 37  # Ballet, supervised: can each memory learn which dancer did the asked dance
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -281,6 +282,13 @@ case $part in
     36)
         run 530 learning_curves.py --preset diagnostics --max-seconds 400 --update $flag --runs \
             RepeatFirst-Medium-mamba2 CountRecall-Easy-mamba2 RepeatFirst-Medium-mamba CountRecall-Easy-mamba
+        ;;
+    37)  # Ballet's binding learned by supervised probes (no RL): which dancer did the asked dance, per memory,
+         # and the easier half of it, which dance the first dancer did
+        run 330 ballet_probe.py --envs Ballet-2-Delay16-Symbolic-v0 --memories gru trxl hcam none --updates 10000 \
+            --evals 40 $flag
+        run 230 ballet_probe.py --question first-dance --memories gru none --updates 10000 --evals 40 \
+            ${label:+--device-label $label-first-dance}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

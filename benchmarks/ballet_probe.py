@@ -1,0 +1,174 @@
+"""Can a memory learn Ballet's binding at all, and from how many episodes? A supervised probe.
+
+PPO on Ballet gets one reward per episode, for walking onto the right dancer. This probe asks the question
+underneath without reinforcement learning: the agent's encoder and memory read an episode's observations
+up to the step that shows the instruction, and a linear layer on the memory's last output is trained with
+cross-entropy to name the spot of the dancer that performed the asked dance (the answer an agent would
+walk to). Every batch holds fresh episodes. If the probe's held-out accuracy reaches 1, the observations
+carry the answer and the memory can hold it; the number of episodes it needs is a floor on what PPO needs
+(PPO learns the same binding from one bit per episode, and must learn to walk as well).
+
+    python benchmarks/ballet_probe.py --envs Ballet-2-Delay16-Symbolic-v0 --memories gru none
+    python benchmarks/ballet_probe.py --quick     # tiny sizes, a CPU check
+
+``none`` reads only the last observation (the instruction and the dancers standing still): chance is
+``1 / num_dancers``. Writes ``benchmarks/results/ballet_probe_<device-label>.{json,md}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+import mnemax.envs
+from common import markdown_table, metadata, write_report
+from mnemax.envs.tasks.ballet import NUM_DANCES, SPOTS
+from mnemax.memory_modules import make as make_memory
+
+# "spot": Ballet's question (which dancer did the asked dance); "first-dance": recognising one dance (which
+# of the 13 the first dancer performed), the half of the binding that needs no instruction.
+QUESTIONS = ("spot", "first-dance")
+TRANSFORMERS = {"trxl": {"num_layers": 2, "num_heads": 4}, "hcam": {"num_layers": 2, "num_heads": 4}}
+
+
+def episodes(env, params, key: jax.Array, count: int, question: str = "spot") -> tuple[jax.Array, jax.Array]:
+    """``count`` episodes watched up to the instruction: ``(observations [T, count, D], answers [count])``,
+    ``T = answer_start + 1``. The answer (:data:`QUESTIONS`): the spot index (0..7) of the dancer that
+    performed the asked dance, or the dance (0..12) that the first dancer performed."""
+    steps = int(env.answer_start(params)) + 1
+
+    def one(key):
+        obs, state = env.reset(key, params)
+
+        def body(state, _):  # the agent's actions are ignored while the dances play
+            obs, state, *_ = env.step_env(key, state, jnp.int32(0), params)
+            return state, obs
+
+        _, later = jax.lax.scan(body, state, None, length=steps - 1)
+        answer = state.spot[state.target] if question == "spot" else state.dance[0]
+        return jnp.concatenate([obs[None], later]), answer
+
+    observations, answers = jax.vmap(one)(jax.random.split(key, count))
+    return observations.swapaxes(0, 1), answers
+
+
+class Probe(nn.Module):
+    """Encoder (as the agents': two ReLU layers) -> memory -> a linear read-out over the possible answers."""
+
+    memory: str
+    width: int
+    outputs: int  # the question's possible answers
+
+    @nn.compact
+    def __call__(self, observations: jax.Array) -> jax.Array:
+        x = nn.relu(nn.Dense(self.width)(observations))
+        x = nn.relu(nn.Dense(self.width)(x))
+        if self.memory == "none":
+            last = x[-1]
+        else:
+            module = make_memory(self.memory, features=self.width, **TRANSFORMERS.get(self.memory, {}))
+            carry = module.initialize_carry(observations.shape[1])
+            resets = jnp.zeros(observations.shape[:2], bool).at[0].set(True)
+            last = module(carry, x, resets)[1][-1]
+        return nn.Dense(self.outputs)(last)
+
+
+def probe(
+    env_id: str, memory: str, width: int, batch: int, updates: int, evals: int, seed: int, question: str = "spot"
+) -> dict:
+    """Train one probe; returns its held-out accuracy curve and the episodes seen when it first reached 0.95."""
+    env, params = mnemax.envs.make(env_id)
+    model = Probe(memory, width, len(SPOTS) if question == "spot" else NUM_DANCES)
+    key = jax.random.key(seed)
+    test_obs, test_answers = episodes(env, params, jax.random.fold_in(key, 1), 1024, question)
+    variables = model.init(jax.random.fold_in(key, 2), test_obs[:, :2])
+    optimizer = optax.adam(1e-3)
+    state = (variables, optimizer.init(variables))
+
+    @jax.jit
+    def update(state, key):
+        variables, opt_state = state
+        obs, answers = episodes(env, params, key, batch, question)
+
+        def loss(variables):
+            logits = model.apply(variables, obs)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, answers).mean()
+
+        value, grads = jax.value_and_grad(loss)(variables)
+        changes, opt_state = optimizer.update(grads, opt_state, variables)
+        return (optax.apply_updates(variables, changes), opt_state), value
+
+    accuracy = jax.jit(lambda variables: jnp.mean(jnp.argmax(model.apply(variables, test_obs), -1) == test_answers))
+    curve, solved_at, start = [], None, time.perf_counter()
+    for i in range(1, updates + 1):
+        state, loss = update(state, jax.random.fold_in(key, 100 + i))
+        if i % max(updates // evals, 1) == 0 or i == updates:
+            acc = float(accuracy(state[0]))
+            curve.append({"episodes": i * batch, "accuracy": acc, "loss": float(loss)})
+            print(f"  {i * batch:>9,} episodes: held-out accuracy {acc:.3f}, loss {float(loss):.3f}", flush=True)
+            if solved_at is None and acc >= 0.95:
+                solved_at = i * batch
+    return {
+        "env": env_id, "memory": memory, "width": width, "batch": batch, "updates": updates, "seed": seed,
+        "final_accuracy": curve[-1]["accuracy"], "episodes_to_0.95": solved_at,
+        "question": question, "chance": 1.0 / (int(env.num_items(params)) if question == "spot" else NUM_DANCES), "seconds": time.perf_counter() - start, "curve": curve,
+    }  # fmt: skip
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--envs", nargs="+", default=["Ballet-2-Delay16-Symbolic-v0"])
+    parser.add_argument("--memories", nargs="+", default=["gru", "none"])
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--batch", type=int, default=64, help="fresh episodes per update")
+    parser.add_argument("--updates", type=int, default=3000)
+    parser.add_argument("--evals", type=int, default=30, help="held-out evaluations over the run")
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--question", choices=QUESTIONS, default="spot")
+    parser.add_argument("--device-label", default=None)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.width, args.batch, args.updates, args.evals = 16, 8, 4, 2
+    rows, report = [], {}
+    for env_id in args.envs:
+        for memory in args.memories:
+            for seed in range(args.seeds):
+                row = probe(env_id, memory, args.width, args.batch, args.updates, args.evals, seed, args.question)
+                print(f"{env_id} {memory} seed {seed}: accuracy {row['final_accuracy']:.3f} "
+                      f"(0.95 after {row['episodes_to_0.95']} episodes) in {row['seconds']:.0f} s", flush=True)  # fmt: skip
+                rows.append(row)
+                report = write(args, rows)  # after every probe, so that a time limit keeps what was measured
+    return report
+
+
+def write(args, rows: list[dict]) -> dict:
+    """Writes (unless ``--quick``) and returns the report of ``rows``."""
+    meta = metadata(width=args.width, batch=args.batch, updates=args.updates)
+    table = markdown_table(
+        ["env", "question", "memory", "seed", "held-out accuracy", "chance", "episodes to 0.95", "episodes seen", "seconds"],
+        [
+            [r["env"], r.get("question", "spot"), r["memory"], r["seed"], f"{r['final_accuracy']:.3f}", f"{r['chance']:.3f}",
+             f"{r['episodes_to_0.95']:,}" if r["episodes_to_0.95"] else "not reached", f"{r['updates'] * r['batch']:,}",
+             f"{r['seconds']:.0f}"]
+            for r in rows
+        ],
+    )  # fmt: skip
+    markdown = (
+        f"# Ballet probe: {meta['device']}\n\njax {meta['jax']}, {meta['date']}.\n\n`{meta['command']}` (from "
+        f"`benchmarks/`)\n\nSupervised: the memory's last output at the instruction step names the answer (the "
+        f"spot of the dancer that did the asked dance, or the first dancer's dance; cross-entropy, Adam 1e-3, {args.batch} fresh episodes per update, width {args.width}); accuracy over "
+        f"1024 held-out episodes.\n\n{table}"
+    )
+    report = {"meta": meta, "rows": rows}
+    if not args.quick:
+        write_report("ballet_probe", args.device_label or meta["platform"], report, markdown)
+    return report
+
+if __name__ == "__main__":
+    main()
