@@ -65,6 +65,11 @@ run() {  # one benchmark; a failure is reported and the next one still runs
     fi
 }
 
+piece() {  # PRESET RUN SEEDS SECONDS: one piece of a long learning run (part 30 says how pieces work)
+    run "${TRAIN_SECONDS:-$4}" learning_curves.py --preset "$1" --runs "$2" --seeds "${SEEDS:-$3}" \
+        --first-seed "${FIRST_SEED:-0}" --max-seconds 10 --run-dir ../runs/gpu --resume --update $flag
+}
+
 cd benchmarks
 case $part in
     1)
@@ -250,9 +255,7 @@ case $part in
          # the next call continues it (26 MB of checkpoint per seed to carry along); TRAIN_SECONDS sets when
          # it stops (the last log interval, ~45 s, and the checkpoint come after). SEEDS seeds from
          # FIRST_SEED on: seeds 0-1 ran together, seed 2 with SEEDS=1 FIRST_SEED=2 (one row in the report)
-        run "${TRAIN_SECONDS:-440}" learning_curves.py --preset memory_gym_symbolic --seeds "${SEEDS:-2}" \
-            --first-seed "${FIRST_SEED:-0}" --max-seconds 10 --runs MortarMayhem-Grid-Symbolic-gru --run-dir ../runs/gpu \
-            --resume --update $flag
+        piece memory_gym_symbolic MortarMayhem-Grid-Symbolic-gru 2 440
         ;;
     31)  # memorax's rows of the side-by-side runs on passive T-Maze L = 100 and RepeatPrevious-Easy
         run 500 learning_vs_memorax.py --tasks mnemax/TMaze-Passive-L100-v0 mnemax/RepeatPrevious-Easy-v0 \
@@ -269,9 +272,7 @@ case $part in
     34)  # pixel Mortar Mayhem Grid, GRU, the `memory_gym` preset, 1.64e8 steps, in pieces as part 30, one seed
          # at a time (40 MB of checkpoint per seed; FIRST_SEED picks it); a log interval takes ~60-110 s
          # here, so a piece stops earlier
-        run "${TRAIN_SECONDS:-400}" learning_curves.py --preset memory_gym --seeds "${SEEDS:-1}" \
-            --first-seed "${FIRST_SEED:-0}" --max-seconds 10 --runs MortarMayhem-Grid-gru --run-dir ../runs/gpu \
-            --resume --update $flag
+        piece memory_gym MortarMayhem-Grid-gru 1 400
         ;;
     35)  # the cost of mamba2 (Mamba-2's chunked algorithm) against FFM and mamba, then the state-space
          # memories on the diagnostics with targets (the runs write into one report; part 36 alongside)

@@ -19,7 +19,8 @@ Runs longer than one sitting: with ``--run-dir`` the runs' directories (checkpoi
 there. A run stopped by SIGTERM or SIGINT (e.g. an outer ``timeout``) saves a checkpoint at the end of its
 current log interval, is recorded as interrupted (with its curve so far, which the plot draws) and ends the
 script; the same command with ``--resume`` continues it from that checkpoint, and its curve and wall time
-(``wall_seconds.txt`` in its directory) add up over the sittings. Without ``--run-dir`` the runs live in a temporary directory.
+(``wall_seconds.txt`` in its directory) add up over the sittings. Without ``--run-dir`` the runs live in a
+temporary directory.
 
 Seeds in separate sittings: ``--first-seed K --seeds n`` trains seeds ``K .. K + n - 1`` (the same seeds as
 in a run of all of them at once, whose seed ``i`` is ``i``), in the directory ``<name>-from-seed-K``. With
@@ -28,8 +29,8 @@ them in one row (per-seed results in seed order, curves together, wall time summ
 long run whose checkpoint for all seeds at once would be too large to keep can be trained a few seeds at a
 time.
 
-    python benchmarks/learning_curves.py --preset memory_gym --runs MortarMayhem-Grid-gru --seeds 2 --update ...
-    python benchmarks/learning_curves.py --preset memory_gym --runs MortarMayhem-Grid-gru --seeds 1 --first-seed 2 --update ...
+    python benchmarks/learning_curves.py --preset tmaze_recipe --runs passive100-gru --seeds 2 --update
+    python benchmarks/learning_curves.py --preset tmaze_recipe --runs passive100-gru --seeds 1 --first-seed 2 --update
 """
 
 from __future__ import annotations
@@ -144,9 +145,9 @@ PASSIVE1000 = dict(RECIPE_TMAZE, env="mnemax/TMaze-Passive-L1000-v0", num_steps=
 
 def diagnostics_runs() -> list[dict]:
     """Every -Easy and -Medium diagnostic with the `diagnostics` preset, each memory of the PPO issue and the
-    memoryless agent, then the state-space and memory-token modules, 15M steps (POPGym's budget). The cells the issue names come first, so that a short
-    --max-seconds covers them; --runs picks others. Transformer-XL's window holds the longest of these
-    episodes (RepeatFirst-Medium, 415 steps)."""
+    memoryless agent, then the state-space and memory-token modules, 15M steps (POPGym's budget). The cells
+    the issue names come first, so that a short --max-seconds covers them; --runs picks others.
+    Transformer-XL's window holds the longest of these episodes (RepeatFirst-Medium, 415 steps)."""
     named = [(task, memory) for task in ("RepeatFirst-Medium", "CountRecall-Easy") for memory in ("gru", "none")]
     kinds = ("RepeatFirst", "RepeatPrevious", "CountRecall", "Autoencode", "NParity", "DelayedMatch")
     tasks = [f"{kind}-{level}" for kind in kinds for level in ("Easy", "Medium")]
@@ -462,15 +463,13 @@ def markdown(report: dict, preset: str) -> str:
 
 def run_commands(run: dict) -> list[str]:
     """The commands that trained ``run``: one, or one per sitting of a run whose seeds were trained apart."""
-    return list(dict.fromkeys(sitting["command"] for sitting in run.get("sittings", []))) or [run["command"]]
+    return list(dict.fromkeys(sitting["command"] for sitting in run.get("sittings", [run])))
 
 
 def dates(report: dict, command: str) -> str:
-    return ", ".join(
-        sorted(
-            {sitting["date"] for run in report["runs"] for sitting in run.get("sittings", [run]) if sitting["command"] == command}
-        )
-    )
+    """The dates of the sittings of ``command`` in the report."""
+    found = {s["date"] for run in report["runs"] for s in run.get("sittings", [run]) if s["command"] == command}
+    return ", ".join(sorted(found))
 
 
 def write_progress(args, label: str, runs: list[dict], earlier: list[dict]) -> dict:
@@ -500,29 +499,31 @@ def seed_range(record: dict) -> range:
     return range(config.get("seed", 0), config.get("seed", 0) + config["num_seeds"])
 
 
+def sittings(record: dict) -> list[dict]:
+    """The sittings that trained ``record``'s seeds: its own ``sittings`` once joined, else itself as one."""
+    keys = ("command", "date", "seconds")
+    return record.get("sittings") or [{"seeds": list(seed_range(record)), **{k: record.get(k) for k in keys}}]
+
+
 def joined_seeds(earlier: dict, run: dict) -> dict:
     """One record of ``earlier`` and ``run`` if both are measured runs of the same settings on seeds that do
     not overlap (``--first-seed``); else ``run`` unchanged. Per-seed results and the curve are put in seed
     order; ``seconds`` is the sum over the sittings, ``train_steps_per_second`` the env steps of all seeds
     over their summed training time; ``sittings`` keeps each part's seeds, command, date and seconds."""
-    # Compared as JSON, as the earlier record was read back from it (tuples become lists).
-    same = lambda record: json.dumps({k: v for k, v in record["config"].items() if k not in SEED_SETTINGS}, sort_keys=True)  # noqa: E731
-    if earlier["status"] != "ok" or run["status"] != "ok" or same(earlier) != same(run):
+
+    def settings(record):  # compared as JSON, as the earlier record was read back from it (tuples: lists)
+        return json.dumps({k: v for k, v in record["config"].items() if k not in SEED_SETTINGS}, sort_keys=True)
+
+    if earlier["status"] != "ok" or run["status"] != "ok" or settings(earlier) != settings(run):
         return run
-    sitting = {"seeds": list(seed_range(run)), "command": run.get("command"), "date": run.get("date")}
-    if any(all(part.get(k) == v for k, v in sitting.items()) for part in earlier.get("sittings", [])):
+    (this,) = sittings(run)
+    if any(all(part[k] == this[k] for k in ("seeds", "command", "date")) for part in sittings(earlier)):
         return earlier  # already joined (the report is written after every run, and again at the end)
     if set(seed_range(earlier)) & set(seed_range(run)):
         return run
     parts = sorted([earlier, run], key=lambda record: seed_range(record).start)
     seeds = [len(seed_range(part)) for part in parts]
     train_seconds = sum(part["steps"] * n / part["train_steps_per_second"] for part, n in zip(parts, seeds))
-    sittings = [
-        sitting
-        for part in parts
-        for sitting in part.get("sittings")
-        or [{"seeds": list(seed_range(part)), **{k: part.get(k) for k in ("command", "date", "seconds")}}]
-    ]
     return {
         **run,
         "config": {**run["config"], "seed": seed_range(parts[0]).start, "num_seeds": sum(seeds)},
@@ -533,7 +534,7 @@ def joined_seeds(earlier: dict, run: dict) -> dict:
         "train_steps_per_second": sum(part["steps"] * n for part, n in zip(parts, seeds)) / train_seconds,
         "curve": sorted((p for part in parts for p in part["curve"]), key=lambda p: (p["step"], p["seed"])),
         "seeds": sum(seeds),
-        "sittings": sittings,
+        "sittings": [sitting for part in parts for sitting in sittings(part)],
     }
 
 
