@@ -39,6 +39,8 @@
 #     bash benchmarks/gpu_suite.sh 35  # mamba2 against FFM and mamba; min_gru and s5 on two diagnostics (two GPUs:
 #     bash benchmarks/gpu_suite.sh 36  # with 36) mamba and mamba2 on the same diagnostics
 #     bash benchmarks/gpu_suite.sh 37  # Ballet, supervised: can each memory learn which dancer did the asked dance
+#     bash benchmarks/gpu_suite.sh 38  # Mamba-2 and RATE on passive T-Maze L = 100 (RATE resumable in pieces)
+#     bash benchmarks/gpu_suite.sh 39  # passive T-Maze L = 1000 on two GPUs (two GPUs)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -290,6 +292,15 @@ case $part in
             --evals 40 $flag
         run 230 ballet_probe.py --question first-dance --memories gru none --updates 10000 --evals 40 \
             ${label:+--device-label $label-first-dance}
+        ;;
+    38)  # the T-Maze recipe's rows of Mamba-2 and RATE (the RATE run in pieces as part 30 when one call is
+         # too short for it: its small checkpoint in ../runs/gpu; RUNS picks the runs)
+        run "${TRAIN_SECONDS:-520}" learning_curves.py --preset tmaze_recipe --seeds 3 --max-seconds 500 \
+            --run-dir ../runs/gpu --resume --update $flag --runs ${RUNS:-passive100-mamba2 passive100-rate}
+        ;;
+    39)  # passive T-Maze L = 1000 (FFM, near starts) on two GPUs, beside the one-GPU run of the same (two GPUs)
+        run 300 learning_curves.py --preset tmaze_recipe --seeds 3 --max-seconds 60 --update $flag \
+            --runs passive1000-ffm_near_start_2gpus
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

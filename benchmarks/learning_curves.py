@@ -40,6 +40,7 @@ import contextlib
 import csv
 import dataclasses
 import json
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -141,6 +142,8 @@ PASSIVE100 = dict(RECIPE_TMAZE, env="mnemax/TMaze-Passive-L100-v0")
 ACTIVE100 = dict(RECIPE_TMAZE, env="mnemax/TMaze-Active-L100-v0", num_steps=510, total_steps=100_000_000)
 # L = 1000: the rollout holds two whole episodes (1001 steps each), the budget of 5e8 steps.
 PASSIVE1000 = dict(RECIPE_TMAZE, env="mnemax/TMaze-Passive-L1000-v0", num_steps=2002, total_steps=500_000_000)
+# Half the training episodes start nearer the junction (log-uniform distances; the evaluation plays the task).
+NEAR_STARTS = dict(oracle_start_prob=0.5, near_start_prob=0.5)
 
 
 def diagnostics_runs() -> list[dict]:
@@ -258,18 +261,22 @@ PRESETS: dict[str, list[dict]] = {
         dict(PASSIVE1000, name="passive1000-none", memory="none", total_steps=100_000_000),
         dict(ACTIVE100, name="active100-ffm", memory="ffm", total_steps=300_000_000),
         # The newer memories (minGRU, S5, Mamba, RATE) with the same recipe.
-        *(dict(PASSIVE100, name=f"passive100-{memory}", memory=memory) for memory in ("min_gru", "s5", "mamba", "rate")),
+        *(dict(PASSIVE100, name=f"passive100-{memory}", memory=memory) for memory in ("min_gru", "s5", "mamba", "rate", "mamba2")),
         # L = 1000 with half the training episodes starting nearer the junction (log-uniform distances): the
         # runs above settled on walking on at the junction, a state seen once in 1001 steps, before a turn
         # was ever rewarded.
         *(
             dict(PASSIVE1000, name=f"passive1000-{memory}_near_start", memory=memory, total_steps=steps,
-                 train_env_params=dict(oracle_start_prob=0.5, near_start_prob=0.5))
+                 train_env_params=NEAR_STARTS)
             for memory, steps in (("ffm", 500_000_000), ("s5", 500_000_000), ("none", 100_000_000))
         ),
         # The same run as `active100-gru` on two GPUs of one host (the environments split between them): the
         # plot puts both against wall-clock seconds.
         dict(ACTIVE100, name="active100-gru_2gpus", memory="gru", num_devices=2),
+        # A run whose batch fills a GPU (768 copies x 2002 steps per update, FFM's parallel scan over time):
+        # `passive1000-ffm_near_start` on two GPUs.
+        dict(PASSIVE1000, name="passive1000-ffm_near_start_2gpus", memory="ffm", num_devices=2,
+             train_env_params=NEAR_STARTS),
     ],
     # Passive T-Maze: the cue must be carried over the whole corridor (Ni et al. 2023).
     "tmaze": [
@@ -362,6 +369,12 @@ def run_one(
         raise RunInterrupted(record) from error
     seconds = earlier_seconds + time.perf_counter() - start
     wall_file.write_text(str(seconds))
+    curve = read_curve(path / "metrics.csv")
+    steps_per_second = result.steps_per_second
+    if math.isnan(steps_per_second) and curve:  # resumed at its last checkpoint: nothing trained in this sitting
+        # over the training time the log kept for all sittings (compilation of each sitting included)
+        last = max(curve, key=lambda point: point["step"])
+        steps_per_second = last["step"] * seeds / last["seconds"] if last.get("seconds") else steps_per_second
     return {
         "name": name,
         "status": "ok",
@@ -370,8 +383,9 @@ def run_one(
         "final_return": result.episode_return,
         "steps": result.steps,
         "seconds": seconds,
-        "train_steps_per_second": result.steps_per_second,
-        "curve": read_curve(path / "metrics.csv"),
+        "train_steps_per_second": steps_per_second,
+        "curve": curve,
+        "stopped_by": result.stopped_by,
     }
 
 
@@ -586,6 +600,7 @@ def main(argv=None) -> dict:
             print(f"{spec['name']} ...", flush=True)
             try:
                 run = run_one(spec, args.seeds, args.steps_scale, run_dir, args.quick, args.resume, args.first_seed)
+                stopped_by = run.pop("stopped_by", None)
                 runs.append({**run, **provenance})
             except RunInterrupted as stop:  # recorded (an earlier measured run of the name is kept), then out
                 runs.append({**stop.record, **provenance})
@@ -596,6 +611,8 @@ def main(argv=None) -> dict:
             # Written after every run, so a run cut short by an outer time limit keeps what it measured; the
             # report is read again first, since other processes may have added runs to it meanwhile.
             write_progress(args, label, runs, earlier_runs(args, label) if args.update else [])
+            if stopped_by:  # the signal came as the run ended: it finished and is recorded; start no other
+                raise SystemExit(f"learning_curves.py: {stopped_by} as {spec['name']} ended; no later run started")
     report = write_progress(args, label, runs, earlier_runs(args, label) if args.update else [])
     return report
 

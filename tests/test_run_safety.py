@@ -404,6 +404,25 @@ def test_signals_save_a_checkpoint_and_resume_continues(tmp_path):
     assert len(_steps(run)) == 2 and _steps(run)[0] == step // STEPS_PER_INTERVAL and _steps(run)[1] > _steps(run)[0]
 
 
+def test_a_signal_as_a_run_ends_lets_its_evaluation_finish(finished, tmp_path, monkeypatch):
+    """SIGTERM after the last checkpoint (here while the curve is plotted) does not lose the run's result: the
+    evaluation finishes, and the result names the signal, so that a caller with more runs starts none."""
+    config = dataclasses.replace(_copy_run(finished, tmp_path), resume=True)  # resumed at its end: no training
+
+    def unprotected(signum, frame):
+        raise AssertionError("the signal reached the handler in force before the run")
+
+    monkeypatch.setattr(loop, "plot_learning_curve", lambda *args: os.kill(os.getpid(), signal.SIGTERM))
+    previous = signal.signal(signal.SIGTERM, unprotected)
+    try:
+        result = train(config)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert result.stopped_by == "SIGTERM"
+    assert result.success == finished[1].success and result.episode_return == finished[1].episode_return
+    assert finished[1].stopped_by is None
+
+
 def test_videos_are_written_without_forking_the_interpreter(tmp_path):
     jax.jit(lambda x: x + 1)(jnp.ones(2)).block_until_ready()  # JAX's threads are running
     frames = np.random.default_rng(0).integers(0, 255, (6, 20, 20, 3), dtype=np.uint8)

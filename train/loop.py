@@ -48,6 +48,9 @@ class TrainResult:
     video: Path | None
     runner: RunnerState
     is_main_process: bool = True  # with several hosts, only process 0 writes logs, videos and reports
+    # SIGINT or SIGTERM arrived during the last interval or the final evaluation (which it let finish): the
+    # run is complete, and a caller with more runs to start should stop
+    stopped_by: str | None = None
 
 
 class Trainer:
@@ -124,20 +127,26 @@ def train(config: TrainConfig) -> TrainResult:
             start = 0
             if config.resume:
                 start, runner = checkpointer.restore_latest(runner)
-            runner, steps_per_second = _train_intervals(config, trainer, runner, start, run.path, checkpointer, main)
+            runner, steps_per_second, received = _train_intervals(
+                config, trainer, runner, start, run.path, checkpointer, main
+            )
         finally:
             checkpointer.close()
+
+    # The last checkpoint is saved: a signal now lets the plot and the evaluation finish (a second Ctrl-C
+    # stops at once), so that a run stopped by a time limit just after its last interval reports its result.
+    with StopSignals(when="finishing the final evaluation, then") as signals:
         if main:
             title = f"{config.env} / {config.agent_name} / {config.algo}"
             plot_learning_curve(run.path / METRICS_FILE, run.path / "learning_curve.png", title)
-
-    eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(trainer.keys)
-    success, episode_return = jax.device_get(trainer.evaluate(runner.train_state.params, eval_keys))
-    video = None
-    if config.video and main:
-        first_seed = jax.tree_util.tree_map(lambda x: x[0], runner.train_state.params)
-        frames = np.asarray(trainer.frames(first_seed, eval_keys[0]))
-        video = write_video(Path(config.video_dir) / f"{config.name}.mp4", frames)
+        eval_keys = jax.vmap(lambda k: jax.random.fold_in(k, 1))(trainer.keys)
+        success, episode_return = jax.device_get(trainer.evaluate(runner.train_state.params, eval_keys))
+        video = None
+        if config.video and main:
+            first_seed = jax.tree_util.tree_map(lambda x: x[0], runner.train_state.params)
+            frames = np.asarray(trainer.frames(first_seed, eval_keys[0]))
+            video = write_video(Path(config.video_dir) / f"{config.name}.mp4", frames)
+    stopped_by = received or signals.received
     return TrainResult(
         config=config,
         run_dir=run.path,
@@ -148,6 +157,7 @@ def train(config: TrainConfig) -> TrainResult:
         video=video,
         runner=runner,
         is_main_process=main,
+        stopped_by=signal.Signals(stopped_by).name if stopped_by else None,
     )
 
 
@@ -170,10 +180,12 @@ def saved_config(run_dir: str | Path) -> TrainConfig:
         raise UserError(f"{path}: {error}") from error
 
 
-def _train_intervals(config, trainer, runner, start, run_dir, checkpointer, main) -> tuple[RunnerState, float]:
+def _train_intervals(
+    config, trainer, runner, start, run_dir, checkpointer, main
+) -> tuple[RunnerState, float, int | None]:
     """Log intervals ``start ..``: train, log, stop if anything became non-finite, save a checkpoint when
-    due (by count, by clock, at the end, on a signal). Returns the final state and the throughput
-    (compilation excluded)."""
+    due (by count, by clock, at the end, on a signal). Returns the final state, the throughput
+    (compilation excluded) and the signal that arrived during the last interval, if one did."""
     steps_per_interval = config.updates_per_log * config.steps_per_update
     total = config.num_log_intervals * steps_per_interval
     logger = RunLogger(run_dir, total, start * steps_per_interval, config.progress, enabled=main)
@@ -209,7 +221,7 @@ def _train_intervals(config, trainer, runner, start, run_dir, checkpointer, main
                     )
     finally:
         logger.close()
-    return runner, train_steps / train_seconds if train_seconds else float("nan")
+    return runner, train_steps / train_seconds if train_seconds else float("nan"), signals.received
 
 
 def _stop_if_diverged(config, interval, metrics, params_finite, checkpointer, saved) -> None:
@@ -266,8 +278,9 @@ class StopSignals:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self):
+    def __init__(self, when: str = "saving a checkpoint at the end of this log interval, then"):
         self.received: int | None = None
+        self.when = when  # what happens before the run stops, for the message
         self._previous = {}
 
     def __enter__(self) -> StopSignals:
@@ -284,8 +297,7 @@ class StopSignals:
             raise KeyboardInterrupt
         self.received = signum
         print(
-            f"{signal.Signals(signum).name}: saving a checkpoint at the end of this log interval, then stopping "
-            "(Ctrl-C again stops at once)",
+            f"{signal.Signals(signum).name}: {self.when} stopping (Ctrl-C again stops at once)",
             file=sys.stderr,
             flush=True,
         )
