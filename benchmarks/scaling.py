@@ -14,18 +14,24 @@ from the same seed on one device and on all of them, and reports how far the par
 trainer draws minibatches so that they should agree up to float rounding; ``tests/test_sharding.py``
 checks it on forced CPU devices).
 
-Writes ``benchmarks/results/scaling_<device-label>.json`` and ``.md``.
+Writes ``benchmarks/results/scaling_<device-label>.json``, ``.md`` and ``.png`` (speed-up against devices);
+``--plot-with LABEL ...`` draws earlier reports (``scaling_<LABEL>.json``, other agents) into the same figure,
+and ``--plot-only`` redraws it from the reports without measuring:
+
+    python benchmarks/scaling.py --plot-only --device-label h200x2 \
+        --plot-with h200x2-mmg-pixel-gru-encoder-fix h200x2-mmg-symbolic-trxl
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 
 import jax
 import numpy as np
 
-from common import default_label, markdown_table, median_seconds, metadata, write_report
+from common import RESULTS, default_label, markdown_table, median_seconds, metadata, panels, save_figure, write_report
 from mnemax.train import PPOConfig
 from mnemax.train.loop import Trainer
 
@@ -73,6 +79,26 @@ def parameter_difference(config: PPOConfig, devices: int) -> dict:
     }  # fmt: skip
 
 
+def plot(reports: list[dict], path) -> None:
+    """Speed-up ``sps(d) / sps(1)`` against the device count ``d``, one line per report (agent and env), beside
+    the ideal ``d``."""
+    fig, (ax,) = panels(1, 5.0, 3.8)
+    most = max(row["devices"] for report in reports for row in report["rows"])
+    ax.plot([1, most], [1, most], "k--", lw=1, label="ideal")
+    for report in reports:
+        meta, rows = report["meta"], report["rows"]
+        env = meta["env"].removeprefix("mnemax/")
+        speedup = [r["steps_per_second"] / rows[0]["steps_per_second"] for r in rows]
+        label = f"{meta['memory'].upper()} on {env}, {meta['per_device_envs']} envs/device"
+        ax.plot([r["devices"] for r in rows], speedup, "o-", label=label)
+    ax.set_xlabel("devices")
+    ax.set_ylabel("train steps/s over one device's")
+    ax.set_title(f"PPO data parallel: {reports[0]['meta']['device']}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    save_figure(fig, path)
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--env", default="mnemax/TMaze-Passive-L100-v0")
@@ -88,7 +114,15 @@ def main(argv=None) -> dict:
         "--same-parameters", action="store_true", help="also compare the parameters after --updates updates on 1 and on the most devices"
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a CPU check")
+    parser.add_argument("--plot-with", nargs="*", default=[], metavar="LABEL", help="other reports to draw in the figure")
+    parser.add_argument("--plot-only", action="store_true", help="redraw --device-label's figure; no measuring")
     args = parser.parse_args(argv)
+    label = args.device_label or default_label()
+    earlier = [json.loads((RESULTS / f"scaling_{other}.json").read_text()) for other in args.plot_with]
+    if args.plot_only:
+        report = json.loads((RESULTS / f"scaling_{label}.json").read_text())
+        plot([report, *earlier], RESULTS / f"scaling_{label}.png")
+        return report
     if args.quick:
         args.per_device_envs, args.num_steps, args.hidden_size, args.updates, args.repeats = 16, 16, 32, 2, 2
     available = jax.device_count()
@@ -105,7 +139,6 @@ def main(argv=None) -> dict:
             row["efficiency"] = row["steps_per_second"] / (devices * rows[0]["steps_per_second"])
         rows.append(row)
         print(row, flush=True)
-    label = args.device_label or default_label()
     report = {
         "meta": metadata(env=args.env, memory=args.memory, per_device_envs=args.per_device_envs, num_steps=args.num_steps),
         "rows": rows,
@@ -136,6 +169,7 @@ def main(argv=None) -> dict:
         f"jax {meta['jax']}, {meta['date']}.\n\nCommand: `{meta['command']}`\n\n{table}{same}"
     )
     write_report("scaling", label, report, text)
+    plot([report, *earlier], RESULTS / f"scaling_{label}.png")
     return report
 
 
