@@ -41,6 +41,7 @@
 #     bash benchmarks/gpu_suite.sh 37  # Ballet, supervised: can each memory learn which dancer did the asked dance
 #     bash benchmarks/gpu_suite.sh 38  # Mamba-2 and RATE on passive T-Maze L = 100 (RATE resumable in pieces)
 #     bash benchmarks/gpu_suite.sh 39  # passive T-Maze L = 1000 on two GPUs (two GPUs)
+#     bash benchmarks/gpu_suite.sh 40  # Ballet, 2 dancers, 1e8 steps: S5 and TrXL (resumable in pieces)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -301,6 +302,10 @@ case $part in
     39)  # passive T-Maze L = 1000 (FFM, near starts) on two GPUs, beside the one-GPU run of the same (two GPUs)
         run 300 learning_curves.py --preset tmaze_recipe --seeds 3 --max-seconds 60 --update $flag \
             --runs passive1000-ffm_near_start_2gpus
+        ;;
+    40)  # Ballet with 2 dancers, 1e8 steps, S5 / TrXL / HCAM / GRU (RUNS picks them; resumable pieces as part 30)
+        run "${TRAIN_SECONDS:-520}" learning_curves.py --preset ballet_long --seeds 3 --max-seconds 500 \
+            --run-dir ../runs/gpu --resume --update $flag --runs ${RUNS:-ballet2-delay16-s5 ballet2-delay16-trxl}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
