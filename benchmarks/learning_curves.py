@@ -330,6 +330,8 @@ PRESETS: dict[str, list[dict]] = {
         dict(BALLET_DIAGNOSTIC, name="ballet2-gru_rollout128", memory="gru"),
         dict(BALLET_DIAGNOSTIC, name="ballet2-gru_rollout512", memory="gru", num_envs=16, num_steps=512,
              bptt_length=512),
+        # S5 recognised the dances in the supervised probe where the GRU did not: the same run with S5.
+        dict(BALLET_DIAGNOSTIC, name="ballet2-s5_rollout128", memory="s5"),
     ],
     # The dense layers' initialisation in the small T-Maze run of tests/test_learning.py (32 envs, 2e5 steps,
     # entropy bonus 0.05): run with --seeds 12.
