@@ -34,6 +34,7 @@ from mnemax.memory_modules import make as make_memory
 # of the 13 the first dancer performed), the half of the binding that needs no instruction.
 QUESTIONS = ("spot", "first-dance")
 TRANSFORMERS = {"trxl": {"num_layers": 2, "num_heads": 4}, "hcam": {"num_layers": 2, "num_heads": 4}}
+GATED = ("gru", "lstm")  # the memories with keep gates whose time scales --max-timescale spreads
 
 
 def episodes(env, params, key: jax.Array, count: int, question: str = "spot") -> tuple[jax.Array, jax.Array]:
@@ -63,6 +64,7 @@ class Probe(nn.Module):
     memory: str
     width: int
     outputs: int  # the question's possible answers
+    max_timescale: int = 0  # GRU / LSTM: keep gates spread over 2 .. this many steps at init (0: the default)
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> jax.Array:
@@ -71,7 +73,10 @@ class Probe(nn.Module):
         if self.memory == "none":
             last = x[-1]
         else:
-            module = make_memory(self.memory, features=self.width, **TRANSFORMERS.get(self.memory, {}))
+            config = TRANSFORMERS.get(self.memory, {})
+            if self.max_timescale and self.memory in GATED:
+                config = {"max_timescale": self.max_timescale}
+            module = make_memory(self.memory, features=self.width, **config)
             carry = module.initialize_carry(observations.shape[1])
             resets = jnp.zeros(observations.shape[:2], bool).at[0].set(True)
             last = module(carry, x, resets)[1][-1]
@@ -79,11 +84,13 @@ class Probe(nn.Module):
 
 
 def probe(
-    env_id: str, memory: str, width: int, batch: int, updates: int, evals: int, seed: int, question: str = "spot"
-) -> dict:
+    env_id: str, memory: str, width: int, batch: int, updates: int, evals: int, seed: int, question: str = "spot",
+    max_timescale: int = 0,
+) -> dict:  # fmt: skip
     """Train one probe; returns its held-out accuracy curve and the episodes seen when it first reached 0.95."""
     env, params = mnemax.envs.make(env_id)
-    model = Probe(memory, width, len(SPOTS) if question == "spot" else NUM_DANCES)
+    max_timescale = max_timescale if memory in GATED else 0
+    model = Probe(memory, width, len(SPOTS) if question == "spot" else NUM_DANCES, max_timescale)
     key = jax.random.key(seed)
     test_obs, test_answers = episodes(env, params, jax.random.fold_in(key, 1), 1024, question)
     variables = model.init(jax.random.fold_in(key, 2), test_obs[:, :2])
@@ -116,7 +123,7 @@ def probe(
     return {
         "env": env_id, "memory": memory, "width": width, "batch": batch, "updates": updates, "seed": seed,
         "final_accuracy": curve[-1]["accuracy"], "episodes_to_0.95": solved_at,
-        "question": question, "chance": 1.0 / (int(env.num_items(params)) if question == "spot" else NUM_DANCES), "seconds": time.perf_counter() - start, "curve": curve,
+        "question": question, "max_timescale": max_timescale, "chance": 1.0 / (int(env.num_items(params)) if question == "spot" else NUM_DANCES), "seconds": time.perf_counter() - start, "curve": curve,
     }  # fmt: skip
 
 
@@ -130,6 +137,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--evals", type=int, default=30, help="held-out evaluations over the run")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--question", choices=QUESTIONS, default="spot")
+    parser.add_argument(
+        "--max-timescale", type=int, default=0, help="GRU / LSTM keep-gate time scales up to this at init (0: default)"
+    )
     parser.add_argument("--device-label", default=None)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
@@ -139,12 +149,19 @@ def main(argv=None) -> dict:
     for env_id in args.envs:
         for memory in args.memories:
             for seed in range(args.seeds):
-                row = probe(env_id, memory, args.width, args.batch, args.updates, args.evals, seed, args.question)
+                row = probe(env_id, memory, args.width, args.batch, args.updates, args.evals, seed, args.question,
+                            args.max_timescale)  # fmt: skip
                 print(f"{env_id} {memory} seed {seed}: accuracy {row['final_accuracy']:.3f} "
                       f"(0.95 after {row['episodes_to_0.95']} episodes) in {row['seconds']:.0f} s", flush=True)  # fmt: skip
                 rows.append(row)
                 report = write(args, rows)  # after every probe, so that a time limit keeps what was measured
     return report
+
+
+def memory_label(row: dict) -> str:
+    """The memory, with its time scales at init where they were set."""
+    timescale = row.get("max_timescale", 0)
+    return f"{row['memory']} (time scales to {timescale})" if timescale else row["memory"]
 
 
 def write(args, rows: list[dict]) -> dict:
@@ -153,7 +170,7 @@ def write(args, rows: list[dict]) -> dict:
     table = markdown_table(
         ["env", "question", "memory", "seed", "held-out accuracy", "chance", "episodes to 0.95", "episodes seen", "seconds"],
         [
-            [r["env"], r.get("question", "spot"), r["memory"], r["seed"], f"{r['final_accuracy']:.3f}", f"{r['chance']:.3f}",
+            [r["env"], r.get("question", "spot"), memory_label(r), r["seed"], f"{r['final_accuracy']:.3f}", f"{r['chance']:.3f}",
              f"{r['episodes_to_0.95']:,}" if r["episodes_to_0.95"] else "not reached", f"{r['updates'] * r['batch']:,}",
              f"{r['seconds']:.0f}"]
             for r in rows

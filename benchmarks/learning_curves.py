@@ -84,6 +84,8 @@ BALLET_LEVELS = (
 )  # fmt: skip
 
 
+BALLET2_EPISODE = 2 * (16 + 16) + 64  # the most steps of a Ballet-2-Delay16 episode (dances, then answer steps)
+BALLET_TIMESCALES = {"gru": {"max_timescale": BALLET2_EPISODE}}
 BALLET_DIAGNOSTIC = dict(
     env="mnemax/Ballet-2-Delay16-Symbolic-v0", num_envs=64, num_steps=128, bptt_length=128, num_minibatches=4,
     update_epochs=4, ent_coef=0.01, hidden_size=128, learning_rate=1e-3, bootstrap_truncated=False,
@@ -314,11 +316,13 @@ PRESETS: dict[str, list[dict]] = {
     ],
     # Ballet with 2 dancers at a budget that begins to count (1e8 steps per seed; the levels above stop at
     # 3-7 M). The supervised probe (ballet_probe.py) recognised the first dance with S5 and Transformer-XL from
-    # 12,800 episodes and not with the GRU; S5 takes the attention memories' learning rate (not swept).
+    # 12,800 episodes, and with the GRU only once its keep gates started spread over time scales of up to
+    # 100 steps (at the default init it stayed at 0.5): the GRU gets time scales up to the episode's length.
+    # S5 takes the attention memories' learning rate (not swept).
     "ballet_long": [
         dict(BALLET_BASE, name=f"ballet2-delay16-{memory}", env="mnemax/Ballet-2-Delay16-Symbolic-v0", memory=memory,
-             memory_config=ballet_memory(memory, 2 * (16 + 16) + 64), learning_rate=BALLET_LEARNING_RATE[memory],
-             total_steps=100_000_000)
+             memory_config=ballet_memory(memory, BALLET2_EPISODE) | BALLET_TIMESCALES.get(memory, {}),
+             learning_rate=BALLET_LEARNING_RATE[memory], total_steps=100_000_000)
         for memory in ("s5", "trxl", "hcam", "gru")
     ],
     # Why nothing learns Ballet (the HCAM issue), small enough for a CPU: can an agent walk to the only
