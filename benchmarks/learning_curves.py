@@ -336,6 +336,9 @@ PRESETS: dict[str, list[dict]] = {
              bptt_length=512),
         # S5 recognised the dances in the supervised probe where the GRU did not: the same run with S5.
         dict(BALLET_DIAGNOSTIC, name="ballet2-s5_rollout128", memory="s5"),
+        # ... and the GRU with the keep-gate time scales with which it recognised them there.
+        dict(BALLET_DIAGNOSTIC, name="ballet2-gru_timescales_rollout128", memory="gru",
+             memory_config=BALLET_TIMESCALES["gru"]),
     ],
     # The dense layers' initialisation in the small T-Maze run of tests/test_learning.py (32 envs, 2e5 steps,
     # entropy bonus 0.05): run with --seeds 12.
