@@ -64,7 +64,7 @@ class Probe(nn.Module):
     memory: str
     width: int
     outputs: int  # the question's possible answers
-    max_timescale: int = 0  # GRU / LSTM: keep gates spread over 2 .. this many steps at init (0: the default)
+    max_timescale: int = 0  # GRU / LSTM (GATED): keep gates spread over 2 .. this many steps at init (0: default)
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> jax.Array:
@@ -73,9 +73,7 @@ class Probe(nn.Module):
         if self.memory == "none":
             last = x[-1]
         else:
-            config = TRANSFORMERS.get(self.memory, {})
-            if self.max_timescale and self.memory in GATED:
-                config = {"max_timescale": self.max_timescale}
+            config = {"max_timescale": self.max_timescale} if self.max_timescale else TRANSFORMERS.get(self.memory, {})
             module = make_memory(self.memory, features=self.width, **config)
             carry = module.initialize_carry(observations.shape[1])
             resets = jnp.zeros(observations.shape[:2], bool).at[0].set(True)
