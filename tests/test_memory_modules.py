@@ -824,3 +824,27 @@ def test_rate_memory_tokens_carry_the_past_across_segments():
         params, carry._replace(memory=jnp.zeros_like(carry.memory)), x[size : 2 * size], resets[size : 2 * size]
     )
     assert not np.allclose(y, y_forgot, atol=1e-3)
+
+
+@pytest.mark.parametrize("dtype, tolerance", [(jnp.float32, 1e-4), (jnp.bfloat16, 2e-2)])
+def test_gru_backward_pass_matches_autodiff(dtype, tolerance):
+    """The GRU's hand-written gradient (``backward="custom"``) equals JAX's differentiation of the scan for
+    the parameters, the carry and the inputs, across resets (relative to the largest gradient; bf16 rounds
+    the products of both differently)."""
+    x, resets = _inputs()
+    carry = jax.random.normal(jax.random.key(3), (B, F))
+    custom, autodiff = _make("gru", dtype=dtype, max_timescale=20), _make("gru", dtype=dtype, max_timescale=20, backward="autodiff")
+    params = custom.init(jax.random.key(1), carry, x, resets)
+
+    def loss(module):
+        def value(params, carry, x):  # weights every output and the final carry differently
+            final, y = module.apply(params, carry, x, resets)
+            return jnp.sum(jnp.sin(y.astype(jnp.float32))) + jnp.sum(final * jnp.arange(F))
+
+        return jax.jit(jax.grad(value, argnums=(0, 1, 2)))
+
+    ours, reference = loss(custom)(params, carry, x), loss(autodiff)(params, carry, x)
+    for a, b in zip(jax.tree_util.tree_leaves(ours), jax.tree_util.tree_leaves(reference)):
+        assert float(jnp.abs(a - b).max()) <= tolerance * float(jnp.abs(b).max()), (a.shape, a, b)
+    with pytest.raises(ValueError, match="backward must be one of"):
+        _make("gru", backward="cudnn").init(jax.random.key(1), carry, x, resets)
