@@ -13,7 +13,7 @@ import optax
 
 from mnemax import memory_modules
 from mnemax.agents.distributions import PAD_LOGIT
-from mnemax.agents.encoders import dense, encoder_for, kernel_init
+from mnemax.agents.encoders import check_dtype, dense, encoder_for, kernel_init
 from mnemax.envs.core import spaces
 from mnemax.memory_modules import MemoryModule
 
@@ -184,16 +184,23 @@ def make_actor_critic(
     reconstruction: bool = False,
     weight_init: str = "orthogonal",
     conv: str = "patches",
+    dtype: str = "float32",
 ) -> ActorCritic:
     """An :class:`ActorCritic` with the encoder suited to ``observation_space`` and the memory module
     ``memory`` (``"none"``: memoryless) of width ``hidden_size`` with the fields ``memory_config``; the
     encoder's, heads' and decoder's weights start as ``weight_init`` (:data:`~mnemax.agents.encoders.INITS`),
-    and a CNN encoder computes its convolutions as ``conv`` (:data:`~mnemax.agents.encoders.CONVS`)."""
+    and a CNN encoder computes its convolutions as ``conv`` (:data:`~mnemax.agents.encoders.CONVS`).
+
+    ``dtype`` (:data:`~mnemax.agents.encoders.DTYPES`) is the compute dtype of the encoder and the memory
+    (unless ``memory_config`` sets the memory's own): with ``"bfloat16"`` their matrix products and
+    convolutions run in bf16 while the parameters, the carry, the heads and the loss stay f32."""
+    dtype = check_dtype(dtype)
     module = None
     if memory != "none":
-        module = memory_modules.make(memory, **{"features": hidden_size, **(memory_config or {})})
+        fields = {"features": hidden_size, **({"dtype": dtype} if dtype != jnp.float32 else {}), **(memory_config or {})}
+        module = memory_modules.make(memory, **fields)
     return ActorCritic(
-        encoder=encoder_for(observation_space, hidden_size, weight_init, conv),
+        encoder=encoder_for(observation_space, hidden_size, weight_init, conv, dtype),
         memory=module,
         action_sizes=action_sizes(action_space),
         hidden_size=hidden_size,

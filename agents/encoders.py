@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -29,9 +31,27 @@ def kernel_init(init: str = "orthogonal", scale: float = np.sqrt(2)) -> nn.initi
     raise ValueError(f"unknown init {init!r}; known: {', '.join(INITS)}")
 
 
-def dense(features: int, scale: float = np.sqrt(2), name: str | None = None, init: str = "orthogonal") -> nn.Dense:
-    """A dense layer with zero bias and the kernel initializer ``init`` (orthogonal of gain ``scale``)."""
-    return nn.Dense(features, kernel_init=kernel_init(init, scale), bias_init=nn.initializers.zeros_init(), name=name)
+def dense(
+    features: int, scale: float = np.sqrt(2), name: str | None = None, init: str = "orthogonal", dtype: Any = jnp.float32
+) -> nn.Dense:
+    """A dense layer with zero bias and the kernel initializer ``init`` (orthogonal of gain ``scale``), computed
+    in ``dtype`` (its parameters stay f32)."""
+    return nn.Dense(
+        features, kernel_init=kernel_init(init, scale), bias_init=nn.initializers.zeros_init(), name=name, dtype=dtype
+    )
+
+
+# Compute dtypes of the encoders (and, through the agents, of their memories): "bfloat16" runs the matrix
+# products and convolutions in bf16 (half the memory traffic, the GPUs' faster units) while parameters,
+# carries, heads and losses stay f32 (mixed precision).
+DTYPES = ("float32", "bfloat16")
+
+
+def check_dtype(dtype: Any) -> jnp.dtype:
+    """``dtype`` as a numpy dtype if it is one of :data:`DTYPES`, else ValueError."""
+    if jnp.dtype(dtype).name not in DTYPES:
+        raise ValueError(f"unknown compute dtype {dtype!r}; known: {', '.join(DTYPES)}")
+    return jnp.dtype(dtype)
 
 
 class MLPEncoder(nn.Module):
@@ -39,12 +59,13 @@ class MLPEncoder(nn.Module):
 
     features: int
     init: str = "orthogonal"
+    dtype: Any = jnp.float32  # of the products (DTYPES)
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         x = obs.reshape(obs.shape[0], -1).astype(jnp.float32)
-        x = nn.relu(dense(self.features, init=self.init)(x))
-        return nn.relu(dense(self.features, init=self.init)(x))
+        x = nn.relu(dense(self.features, init=self.init, dtype=self.dtype)(x))
+        return nn.relu(dense(self.features, init=self.init, dtype=self.dtype)(x))
 
 
 # How the CNN computes its convolutions: "patches" (each output position's input patch times the kernel as
@@ -80,12 +101,14 @@ class PatchConv(nn.Module):
     kernel_size: tuple[int, int]
     strides: tuple[int, int]
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    dtype: Any = jnp.float32  # of the product; the parameters stay f32
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         (kh, kw), (sh, sw), channels = self.kernel_size, self.strides, x.shape[-1]
-        kernel = self.param("kernel", self.kernel_init, (kh, kw, channels, self.features))
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        kernel = self.param("kernel", self.kernel_init, (kh, kw, channels, self.features)).astype(self.dtype)
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,)).astype(self.dtype)
+        x = x.astype(self.dtype)
         out_h, out_w = (x.shape[-3] - kh) // sh + 1, (x.shape[-2] - kw) // sw + 1
         if out_h < 1 or out_w < 1:
             raise ValueError(f"PatchConv: input {x.shape[-3]} x {x.shape[-2]} is smaller than the kernel {kh} x {kw}")
@@ -103,20 +126,24 @@ class CNNEncoder(nn.Module):
     features: int
     init: str = "orthogonal"
     conv: str = "patches"
+    dtype: Any = jnp.float32  # of the convolutions and the dense layer (DTYPES)
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        x = obs.astype(jnp.float32) / 255.0
+        x = obs.astype(self.dtype) / 255.0
         init = kernel_init(self.init)
         patches = check_conv(self.conv) == "patches"
         for i, (features, size, stride) in enumerate([(32, 8, 4), (64, 4, 2), (64, 3, 1)]):
             # Named as nn.Conv names itself, so that both ways have the same parameter tree.
             if patches:
-                layer = PatchConv(features, (size, size), (stride, stride), kernel_init=init, name=f"Conv_{i}")
+                layer = PatchConv(features, (size, size), (stride, stride), init, self.dtype, name=f"Conv_{i}")
             else:
-                layer = nn.Conv(features, (size, size), (stride, stride), padding="VALID", kernel_init=init, name=f"Conv_{i}")
+                layer = nn.Conv(
+                    features, (size, size), (stride, stride), padding="VALID", kernel_init=init, dtype=self.dtype,
+                    name=f"Conv_{i}",
+                )  # fmt: skip
             x = nn.relu(layer(x))
-        return nn.relu(dense(self.features, init=self.init)(x.reshape(x.shape[0], -1)))
+        return nn.relu(dense(self.features, init=self.init, dtype=self.dtype)(x.reshape(x.shape[0], -1)))
 
 
 class TokenEncoder(nn.Module):
@@ -126,23 +153,27 @@ class TokenEncoder(nn.Module):
     vocab_size: int
     embed_dim: int = 32
     init: str = "orthogonal"
+    dtype: Any = jnp.float32  # of the dense layer (DTYPES)
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         x = nn.Embed(self.vocab_size, self.embed_dim)(obs.astype(jnp.int32))
-        return nn.relu(dense(self.features, init=self.init)(x.reshape(x.shape[0], -1)))
+        return nn.relu(dense(self.features, init=self.init, dtype=self.dtype)(x.reshape(x.shape[0], -1)))
 
 
-def encoder_for(space: spaces.Space, features: int, init: str = "orthogonal", conv: str = "patches") -> nn.Module:
+def encoder_for(
+    space: spaces.Space, features: int, init: str = "orthogonal", conv: str = "patches", dtype: Any = "float32"
+) -> nn.Module:
     """The encoder suited to an observation space: CNN for uint8 images ``[H, W, C]`` (its convolutions
     computed as ``conv``, :data:`CONVS`), token embedding for other integer arrays, MLP for float vectors;
-    its layers start as ``init`` (:data:`INITS`)."""
+    its layers start as ``init`` (:data:`INITS`) and compute in ``dtype`` (:data:`DTYPES`)."""
     kernel_init(init)  # unknown names fail here, not at the first call
     check_conv(conv)
+    dtype = check_dtype(dtype)
     if not isinstance(space, spaces.Box):
         raise TypeError(f"agents need a Box observation space, got {space}")
     if np.dtype(space.dtype) == np.uint8 and len(space.shape) == 3:
-        return CNNEncoder(features, init=init, conv=conv)
+        return CNNEncoder(features, init=init, conv=conv, dtype=dtype)
     if np.issubdtype(np.dtype(space.dtype), np.integer):
-        return TokenEncoder(features, vocab_size=int(np.max(space.high)) + 1, init=init)
-    return MLPEncoder(features, init=init)
+        return TokenEncoder(features, vocab_size=int(np.max(space.high)) + 1, init=init, dtype=dtype)
+    return MLPEncoder(features, init=init, dtype=dtype)

@@ -56,3 +56,27 @@ def test_the_conv_reaches_the_encoder_and_unknown_ones_are_refused(tmp_path):
     with pytest.raises(ValueError, match="unknown conv"):
         encoder_for(spaces.Box(0, 255, (84, 84, 3), np.uint8), 16, conv="fft")
     assert check_conv("xla") == "xla" and CNNEncoder(16).conv == "patches"
+
+
+def test_bfloat16_compute_keeps_f32_parameters_and_outputs_close_to_f32():
+    """``agent_config dtype bfloat16`` (mixed precision): the encoder and the memory compute in bf16, the
+    parameters, carry, logits and value stay f32, the same parameters give nearly the f32 outputs, and a PPO
+    update from them is finite; an unknown dtype is refused."""
+    common = dict(env="mnemax/MortarMayhem-Grid-v0", hidden_size=16, num_envs=2, num_steps=4, num_minibatches=1,
+                  progress=False, video=False)  # fmt: skip
+    full = PPO(PPOConfig(**common))
+    half = PPO(PPOConfig(**common, agent_config={"dtype": "bfloat16"}))
+    assert half.network.encoder.dtype == jnp.bfloat16 and half.network.memory.dtype == jnp.bfloat16
+    runner = half.init(jax.random.key(0))
+    assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(runner.train_state.params))
+    obs = jax.random.randint(jax.random.key(1), (3, 2, 84, 84, 3), 0, 256).astype(jnp.uint8)
+    resets = jnp.zeros((3, 2), bool).at[0].set(True)
+    carry = full.network.initialize_carry(2)
+    outputs = [net.network.apply(runner.train_state.params, carry, obs, resets) for net in (full, half)]
+    for a, b in zip(jax.tree_util.tree_leaves(outputs[0]), jax.tree_util.tree_leaves(outputs[1])):
+        assert b.dtype == jnp.float32
+        np.testing.assert_allclose(b, a, rtol=0.05, atol=0.02)
+    runner, metrics = jax.jit(half.update)(runner)
+    assert all(bool(jnp.all(jnp.isfinite(x))) for x in jax.tree_util.tree_leaves((runner.train_state.params, metrics)))
+    with pytest.raises(ValueError, match="unknown compute dtype"):
+        encoder_for(spaces.Box(0, 255, (84, 84, 3), np.uint8), 16, dtype="float16")
