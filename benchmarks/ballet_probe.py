@@ -4,8 +4,9 @@ PPO on Ballet gets one reward per episode, for walking onto the right dancer. Th
 underneath without reinforcement learning: the agent's encoder and memory read an episode's observations
 up to the step that shows the instruction, and a linear layer on the memory's last output is trained with
 cross-entropy to name the spot of the dancer that performed the asked dance (the answer an agent would
-walk to). Every batch holds fresh episodes. If the probe's held-out accuracy reaches 1, the observations
-carry the answer and the memory can hold it; the number of episodes it needs is a floor on what PPO needs
+walk to; ``--readout mlp`` puts one ReLU layer of the memory's width first, as the agents' policy head
+has, so that the comparison of the instruction with what the memory holds can happen after the memory).
+Every batch holds fresh episodes. If the probe's held-out accuracy reaches 1, the observations carry the answer and the memory can hold it; the number of episodes it needs is a floor on what PPO needs
 (PPO learns the same binding from one bit per episode, and must learn to walk as well).
 
     python benchmarks/ballet_probe.py --envs Ballet-2-Delay16-Symbolic-v0 --memories gru none
@@ -34,7 +35,8 @@ from mnemax.memory_modules import make as make_memory
 # of the 13 the first dancer performed), the half of the binding that needs no instruction.
 QUESTIONS = ("spot", "first-dance")
 TRANSFORMERS = {"trxl": {"num_layers": 2, "num_heads": 4}, "hcam": {"num_layers": 2, "num_heads": 4}}
-GATED = ("gru", "lstm")  # the memories with keep gates whose time scales --max-timescale spreads
+GATED = ("gru", "lstm")
+READOUTS = ("linear", "mlp")  # the memories with keep gates whose time scales --max-timescale spreads
 
 
 def episodes(env, params, key: jax.Array, count: int, question: str = "spot") -> tuple[jax.Array, jax.Array]:
@@ -65,6 +67,7 @@ class Probe(nn.Module):
     width: int
     outputs: int  # the question's possible answers
     max_timescale: int = 0  # GRU / LSTM (GATED): keep gates spread over 2 .. this many steps at init (0: default)
+    readout: str = "linear"  # READOUTS
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> jax.Array:
@@ -78,17 +81,19 @@ class Probe(nn.Module):
             carry = module.initialize_carry(observations.shape[1])
             resets = jnp.zeros(observations.shape[:2], bool).at[0].set(True)
             last = module(carry, x, resets)[1][-1]
+        if self.readout == "mlp":
+            last = nn.relu(nn.Dense(self.width)(last))
         return nn.Dense(self.outputs)(last)
 
 
 def probe(
     env_id: str, memory: str, width: int, batch: int, updates: int, evals: int, seed: int, question: str = "spot",
-    max_timescale: int = 0,
+    max_timescale: int = 0, readout: str = "linear",
 ) -> dict:  # fmt: skip
     """Train one probe; returns its held-out accuracy curve and the episodes seen when it first reached 0.95."""
     env, params = mnemax.envs.make(env_id)
     max_timescale = max_timescale if memory in GATED else 0
-    model = Probe(memory, width, len(SPOTS) if question == "spot" else NUM_DANCES, max_timescale)
+    model = Probe(memory, width, len(SPOTS) if question == "spot" else NUM_DANCES, max_timescale, readout)
     key = jax.random.key(seed)
     test_obs, test_answers = episodes(env, params, jax.random.fold_in(key, 1), 1024, question)
     variables = model.init(jax.random.fold_in(key, 2), test_obs[:, :2])
@@ -121,7 +126,7 @@ def probe(
     return {
         "env": env_id, "memory": memory, "width": width, "batch": batch, "updates": updates, "seed": seed,
         "final_accuracy": curve[-1]["accuracy"], "episodes_to_0.95": solved_at,
-        "question": question, "max_timescale": max_timescale, "chance": 1.0 / (int(env.num_items(params)) if question == "spot" else NUM_DANCES), "seconds": time.perf_counter() - start, "curve": curve,
+        "question": question, "max_timescale": max_timescale, "readout": readout, "chance": 1.0 / (int(env.num_items(params)) if question == "spot" else NUM_DANCES), "seconds": time.perf_counter() - start, "curve": curve,
     }  # fmt: skip
 
 
@@ -138,6 +143,7 @@ def main(argv=None) -> dict:
     parser.add_argument(
         "--max-timescale", type=int, default=0, help="GRU / LSTM keep-gate time scales up to this at init (0: default)"
     )
+    parser.add_argument("--readout", choices=READOUTS, default="linear", help="on the memory's last output")
     parser.add_argument("--device-label", default=None)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
@@ -148,7 +154,7 @@ def main(argv=None) -> dict:
         for memory in args.memories:
             for seed in range(args.seeds):
                 row = probe(env_id, memory, args.width, args.batch, args.updates, args.evals, seed, args.question,
-                            args.max_timescale)  # fmt: skip
+                            args.max_timescale, args.readout)  # fmt: skip
                 print(f"{env_id} {memory} seed {seed}: accuracy {row['final_accuracy']:.3f} "
                       f"(0.95 after {row['episodes_to_0.95']} episodes) in {row['seconds']:.0f} s", flush=True)  # fmt: skip
                 rows.append(row)
@@ -157,9 +163,10 @@ def main(argv=None) -> dict:
 
 
 def memory_label(row: dict) -> str:
-    """The memory, with its time scales at init where they were set."""
-    timescale = row.get("max_timescale", 0)
-    return f"{row['memory']} (time scales to {timescale})" if timescale else row["memory"]
+    """The memory, with its time scales at init where they were set and a read-out other than linear."""
+    timescale, readout = row.get("max_timescale", 0), row.get("readout", "linear")
+    label = f"{row['memory']} (time scales to {timescale})" if timescale else row["memory"]
+    return label if readout == "linear" else f"{label}, {readout} read-out"
 
 
 def write(args, rows: list[dict]) -> dict:

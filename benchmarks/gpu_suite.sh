@@ -42,6 +42,8 @@
 #     bash benchmarks/gpu_suite.sh 38  # Mamba-2 and RATE on passive T-Maze L = 100 (RATE resumable in pieces)
 #     bash benchmarks/gpu_suite.sh 39  # passive T-Maze L = 1000 on two GPUs (two GPUs)
 #     bash benchmarks/gpu_suite.sh 40  # Ballet, 2 dancers, 1e8 steps: S5 and TrXL (resumable in pieces)
+#     bash benchmarks/gpu_suite.sh 41  # PPO update time with bf16 compute and with the GRU's own backward pass
+#     bash benchmarks/gpu_suite.sh 42  # Ballet probes with a ReLU read-out after the memory, as the agents have
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -306,6 +308,18 @@ case $part in
     40)  # Ballet with 2 dancers, 1e8 steps, S5 / TrXL / HCAM / GRU (RUNS picks them; resumable pieces as part 30)
         run "${TRAIN_SECONDS:-520}" learning_curves.py --preset ballet_long --seeds 3 --max-seconds 500 \
             --run-dir ../runs/gpu --resume --update $flag --runs ${RUNS:-ballet2-delay16-s5 ballet2-delay16-trxl}
+        ;;
+    41)  # where a PPO update's time goes with the encoder and memory in bfloat16, and with JAX differentiating
+         # the GRU's scan instead of its hand-written backward pass (pixel and symbolic Mortar Mayhem Grid)
+        run 520 ppo_profile.py --variants patches bf16 gru-autodiff --max-seconds 450 \
+            ${label:+--device-label $label-variants}
+        ;;
+    42)  # the Ballet binding probes of part 37 with one ReLU layer between the memory and the answer (as the
+         # agents' policy head), then with the linear read-out for the same memories and budget
+        run 280 ballet_probe.py --memories s5 trxl gru none --max-timescale 128 --readout mlp --updates 6000 \
+            --evals 30 ${label:+--device-label $label-mlp}
+        run 250 ballet_probe.py --memories s5 trxl gru --max-timescale 128 --updates 6000 --evals 30 \
+            ${label:+--device-label $label-linear}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

@@ -5,7 +5,7 @@ learning (advantages, epochs of minibatch gradient steps).
     python benchmarks/ppo_profile.py --quick         # tiny sizes, a CPU check
 
 For each cell (a preset as it ships on one task, ``--seeds`` seeds vmapped as the trainer runs them, and
-for pixel tasks each way of computing the CNN's convolutions) this times three jitted calls, each the
+each of ``--variants``, :data:`VARIANTS`) this times three jitted calls, each the
 median of ``--repeats`` after a warm-up: ``num_steps`` steps of the vectorised environment with random
 actions (**env**), the rollout (``OnPolicy.rollout``: env and network), and a whole update
 (``update``: rollout and learning). Acting is rollout minus env, learning is update minus rollout.
@@ -20,7 +20,6 @@ import time
 import jax
 from common import add_measurement_arguments, default_label, markdown_table, median_seconds, write_rows_report
 
-from mnemax.agents.encoders import CONVS
 from mnemax.train import PPOConfig, algorithms
 
 # (preset, env, memory): pixel Memory Gym (the learning issue's preset) and its symbolic twin.
@@ -29,14 +28,26 @@ CELLS = [
     ("memory_gym", "mnemax/MortarMayhem-Grid-Symbolic-v0", "gru"),
 ]
 PIXELS = ("mnemax/MortarMayhem-Grid-v0",)
+# Ways of computing the same update: (agent_config, memory_config) on top of the preset's, and whether the
+# variant only concerns pixel tasks. "patches" is the trainer as it ships; "xla" computes the CNN's
+# convolutions with lax.conv; "bf16" runs the encoder and memory in bfloat16 (mixed precision);
+# "gru-autodiff" differentiates the GRU's scan with JAX instead of its hand-written backward pass.
+VARIANTS = {
+    "patches": ({}, {}, False),
+    "xla": ({"conv": "xla"}, {}, True),
+    "bf16": ({"dtype": "bfloat16"}, {}, False),
+    "gru-autodiff": ({}, {"backward": "autodiff"}, False),
+}
 
 
-def profile(preset: str, env: str, memory: str, seeds: int, conv: str | None, repeats: int, quick: bool) -> dict:
+def profile(preset: str, env: str, memory: str, seeds: int, variant: str, repeats: int, quick: bool) -> dict:
     config = PPOConfig.from_preset(preset, env=env, memory=memory, num_seeds=seeds, progress=False, video=False)
     if quick:
         config = dataclasses.replace(config, num_envs=8, num_steps=16, hidden_size=32)
-    if conv is not None:
-        config = dataclasses.replace(config, agent_config=dict(config.agent_config, conv=conv))
+    agent_config, memory_config, _ = VARIANTS[variant]
+    config = dataclasses.replace(
+        config, agent_config={**config.agent_config, **agent_config}, memory_config={**config.memory_config, **memory_config}
+    )
     algorithm = algorithms.make(config)
     keys = jax.random.split(jax.random.key(0), seeds)
     runners = jax.jit(jax.vmap(algorithm.init))(keys)
@@ -63,7 +74,7 @@ def profile(preset: str, env: str, memory: str, seeds: int, conv: str | None, re
         seconds[name] = median_seconds(lambda fn=fn: jax.block_until_ready(fn(runners)), repeats)
     steps = config.num_envs * config.num_steps * seeds
     return dict(
-        preset=preset, env=env, memory=memory, seeds=seeds, conv=conv or "", num_envs=config.num_envs,
+        preset=preset, env=env, memory=memory, seeds=seeds, variant=variant, num_envs=config.num_envs,
         num_steps=config.num_steps, env_seconds=seconds["env"],
         acting_seconds=seconds["rollout"] - seconds["env"], learning_seconds=seconds["update"] - seconds["rollout"],
         update_seconds=seconds["update"], steps_per_second=steps / seconds["update"],
@@ -71,27 +82,36 @@ def profile(preset: str, env: str, memory: str, seeds: int, conv: str | None, re
     )  # fmt: skip
 
 
+def variant_of(row: dict) -> str:
+    """A row's variant (rows written before variants existed name only the pixel CNN's convolutions)."""
+    return row.get("variant") or {"xla": "xla"}.get(row.get("conv"), "patches")
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["patches", "xla"])
+    parser.add_argument("--envs", nargs="+", help="only the cells of these env ids (default: all)")
     add_measurement_arguments(parser)
     args = parser.parse_args(argv)
     deadline = time.perf_counter() + args.max_seconds
     rows = []
     for preset, env, memory in CELLS:
+        if args.envs and env not in args.envs:
+            continue
         for seeds in args.seeds:
-            for conv in CONVS if env in PIXELS else (None,):
-                if time.perf_counter() > deadline:
-                    break
-                rows.append(profile(preset, env, memory, seeds, conv, args.repeats, args.quick))
+            for variant in args.variants:
+                if (VARIANTS[variant][2] and env not in PIXELS) or time.perf_counter() > deadline:
+                    continue
+                rows.append(profile(preset, env, memory, seeds, variant, args.repeats, args.quick))
                 print(rows[-1], flush=True)
     label = args.device_label or default_label()
     share = lambda row, part: f"{1e3 * row[part]:.1f} ({row[part] / row['update_seconds']:.0%})"  # noqa: E731
     table = markdown_table(
-        ["preset", "env", "memory", "envs x steps", "seeds", "conv", "env ms", "acting ms", "learning ms",
+        ["preset", "env", "memory", "envs x steps", "seeds", "variant", "env ms", "acting ms", "learning ms",
          "update ms", "steps/s (all seeds)"],
-        [[r["preset"], r["env"], r["memory"], f"{r['num_envs']} x {r['num_steps']}", r["seeds"], r["conv"],
+        [[r["preset"], r["env"], r["memory"], f"{r['num_envs']} x {r['num_steps']}", r["seeds"], variant_of(r),
           share(r, "env_seconds"), share(r, "acting_seconds"), share(r, "learning_seconds"),
           f"{1e3 * r['update_seconds']:.1f}", f"{r['steps_per_second']:,.0f}"]
          for r in rows],
