@@ -276,8 +276,8 @@ case $part in
         ;;
     34)  # pixel Mortar Mayhem Grid, GRU, the `memory_gym` preset, 1.64e8 steps, in pieces as part 30, one seed
          # at a time (40 MB of checkpoint per seed; FIRST_SEED picks it); a log interval takes ~60-110 s
-         # here, so a piece stops earlier
-        piece memory_gym MortarMayhem-Grid-gru 1 400
+         # here, so a piece stops earlier. RUNS=MortarMayhem-Grid-gru_bf16: the same in bfloat16 (mixed precision)
+        piece memory_gym "${RUNS:-MortarMayhem-Grid-gru}" 1 400
         ;;
     35)  # the cost of mamba2 (Mamba-2's chunked algorithm) against FFM and mamba, then the state-space
          # memories on the diagnostics with targets (the runs write into one report; part 36 alongside)

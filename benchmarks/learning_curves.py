@@ -108,13 +108,15 @@ def ballet_memory(memory: str, episode: int) -> dict:
 
 def memory_gym_runs(observation: str) -> list[dict]:
     """GRU and TrXL on Mortar Mayhem Grid and Mystery Path Grid with the `memory_gym` preset, at the
-    reference's budget (1.64e8 steps); ``observation`` is "" or "-Symbolic"."""
-    return [
+    reference's budget (1.64e8 steps); ``observation`` is "" or "-Symbolic". Then the GRU on Mortar Mayhem
+    Grid with the encoder and memory in bfloat16 (mixed precision), whose curve goes beside the f32 one."""
+    runs = [
         dict(preset="memory_gym", name=f"{task}{observation}-{memory}", env=f"mnemax/{task}{observation}-v0",
              memory=memory, total_steps=164_000_000)
         for task in ("MortarMayhem-Grid", "MysteryPath-Grid")
         for memory in ("gru", "trxl")
     ]  # fmt: skip
+    return runs + [dict(runs[0], name=f"{runs[0]['name']}_bf16", agent_config={"dtype": "bfloat16"})]
 
 
 # PPO ablations behind the recipes (the PPO issue): one change at a time on passive T-Maze L = 100 with a
