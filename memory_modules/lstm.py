@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from mnemax.memory_modules.base import MemoryModule, check_positive, check_sequence_inputs
-from mnemax.memory_modules.scan import scan_with_resets, timescale_bias
+from mnemax.memory_modules.scan import check_backward, gated_scan, gated_step, scan_with_resets, time_unroll, timescale_bias
 
 
 def _forget_bias_init(features: int, forget_bias: float, max_timescale: int | None):
@@ -28,12 +28,48 @@ def _forget_bias_init(features: int, forget_bias: float, max_timescale: int | No
     return init
 
 
+class LSTMCell:
+    """The LSTM's step after the recurrent product (a :class:`~mnemax.memory_modules.scan.GatedCell`; gates
+    ``[i, f, g, o]``, carry ``(c, h)``)."""
+
+    @staticmethod
+    def hidden(carry):
+        return carry[1]
+
+    @staticmethod
+    def with_hidden(carry, h):
+        return carry[0], h
+
+    @staticmethod
+    def forward(carry, x_gates, h_gates):
+        c, _ = carry
+        i, f, g, o = jnp.split(x_gates + h_gates, 4, axis=-1)
+        i, f, g, o = jax.nn.sigmoid(i), jax.nn.sigmoid(f), jnp.tanh(g), jax.nn.sigmoid(o)
+        c = f * c + i * g
+        tanh_c = jnp.tanh(c)
+        h = o * tanh_c
+        return (c, h), h, (i, f, g, o, tanh_c)
+
+    @staticmethod
+    def backward(d_carry, d_output, carry, residuals):
+        i, f, g, o, tanh_c = residuals
+        dc, dh = d_carry
+        dh = dh + d_output
+        dc = dc + dh * o * (1.0 - tanh_c * tanh_c)
+        d_gates = jnp.concatenate(
+            [dc * g * i * (1.0 - i), dc * carry[0] * f * (1.0 - f), dc * i * (1.0 - g * g), dh * tanh_c * o * (1.0 - o)],
+            axis=-1,
+        )
+        return (dc * f, jnp.zeros_like(dh)), d_gates, d_gates
+
+
 class LSTM(MemoryModule):
     """An LSTM (Hochreiter & Schmidhuber 1997, gates ``[i, f, g, o]``) scanned over time.
 
     As in :class:`~mnemax.memory_modules.GRU`, the input projections of all ``T`` steps are one matrix
     product before the scan; the scan does the ``[B, F] x [F, 4F]`` recurrent product. The forget gate
-    starts biased open (``forget_bias``) so gradients survive long sequences early in training.
+    starts biased open (``forget_bias``) so gradients survive long sequences early in training. The gradient
+    is hand-written (:func:`~mnemax.memory_modules.scan.gated_scan`).
 
     Attributes:
         features: hidden size ``F``; outputs are ``h``, ``[T, B, F]``; the carry is ``(c, h)``, each ``[B, F]``.
@@ -44,6 +80,7 @@ class LSTM(MemoryModule):
         unroll: steps per iteration of the loop over time (None: by backend, see
             :func:`~mnemax.memory_modules.scan.time_unroll`); speed only.
         dtype: dtype of the matrix products; the carry stays f32.
+        backward: how the gradient is computed (:data:`~mnemax.memory_modules.scan.BACKWARDS`); speed only.
     """
 
     features: int
@@ -51,10 +88,12 @@ class LSTM(MemoryModule):
     max_timescale: int | None = None
     unroll: int | None = None
     dtype: Any = jnp.float32
+    backward: str = "custom"
 
     def __post_init__(self):
         super().__post_init__()
         check_positive(self, "max_timescale", "unroll")
+        check_backward(self)
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> tuple[jax.Array, jax.Array]:
@@ -68,15 +107,9 @@ class LSTM(MemoryModule):
         input_gates = nn.Dense(4 * f, use_bias=False, dtype=self.dtype, name="input")(inputs)
         w_h = self.param("hidden_kernel", nn.initializers.orthogonal(), (f, 4 * f))
         b = self.param("bias", _forget_bias_init(f, self.forget_bias, self.max_timescale), (4 * f,))
-        w_h = w_h.astype(self.dtype)
-
-        def cell(state, x_gates):
-            c, h = state
-            gates = (x_gates + h.astype(self.dtype) @ w_h).astype(jnp.float32) + b
-            i, f_, g, o = jnp.split(gates, 4, axis=-1)
-            c = jax.nn.sigmoid(f_) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
-            h = jax.nn.sigmoid(o) * jnp.tanh(c)
-            return (c, h), h
-
-        carry, outputs = scan_with_resets(cell, carry, input_gates, resets, self.unroll)
+        dtype = jnp.dtype(self.dtype)
+        if self.backward == "custom":
+            carry, outputs = gated_scan(LSTMCell, w_h, b, carry, input_gates, resets, dtype, time_unroll(self.unroll))
+        else:
+            carry, outputs = scan_with_resets(gated_step(LSTMCell, w_h, b, dtype), carry, input_gates, resets, self.unroll)
         return carry, outputs.astype(self.dtype)

@@ -826,20 +826,23 @@ def test_rate_memory_tokens_carry_the_past_across_segments():
     assert not np.allclose(y, y_forgot, atol=1e-3)
 
 
+@pytest.mark.parametrize("name", ["gru", "lstm"])
 @pytest.mark.parametrize("dtype, tolerance", [(jnp.float32, 1e-4), (jnp.bfloat16, 2e-2)])
-def test_gru_backward_pass_matches_autodiff(dtype, tolerance):
-    """The GRU's hand-written gradient (``backward="custom"``) equals JAX's differentiation of the scan for
-    the parameters, the carry and the inputs, across resets (relative to the largest gradient; bf16 rounds
-    the products of both differently)."""
+def test_gated_cells_backward_pass_matches_autodiff(name, dtype, tolerance):
+    """The hand-written gradient of the gated cells (``backward="custom"``, ``scan.gated_scan``) equals
+    JAX's differentiation of the scan for the parameters, the carry and the inputs, across resets (relative
+    to the largest gradient; bf16 rounds the products of both differently)."""
     x, resets = _inputs()
-    carry = jax.random.normal(jax.random.key(3), (B, F))
-    custom, autodiff = _make("gru", dtype=dtype, max_timescale=20), _make("gru", dtype=dtype, max_timescale=20, backward="autodiff")
+    custom, autodiff = _make(name, dtype=dtype, max_timescale=20), _make(name, dtype=dtype, max_timescale=20, backward="autodiff")
+    keys = iter(jax.random.split(jax.random.key(3), 4))
+    carry = jax.tree_util.tree_map(lambda c: jax.random.normal(next(keys), c.shape), custom.initialize_carry(B))
     params = custom.init(jax.random.key(1), carry, x, resets)
 
     def loss(module):
-        def value(params, carry, x):  # weights every output and the final carry differently
+        def value(params, carry, x):  # weights every output and every part of the final carry differently
             final, y = module.apply(params, carry, x, resets)
-            return jnp.sum(jnp.sin(y.astype(jnp.float32))) + jnp.sum(final * jnp.arange(F))
+            parts = jax.tree_util.tree_leaves(final)
+            return jnp.sum(jnp.sin(y.astype(jnp.float32))) + sum(jnp.sum(p * jnp.arange(F) * (i + 1)) for i, p in enumerate(parts))
 
         return jax.jit(jax.grad(value, argnums=(0, 1, 2)))
 
@@ -847,4 +850,4 @@ def test_gru_backward_pass_matches_autodiff(dtype, tolerance):
     for a, b in zip(jax.tree_util.tree_leaves(ours), jax.tree_util.tree_leaves(reference)):
         assert float(jnp.abs(a - b).max()) <= tolerance * float(jnp.abs(b).max()), (a.shape, a, b)
     with pytest.raises(ValueError, match="backward must be one of"):
-        _make("gru", backward="cudnn").init(jax.random.key(1), carry, x, resets)
+        _make(name, backward="cudnn")
