@@ -44,6 +44,7 @@
 #     bash benchmarks/gpu_suite.sh 40  # Ballet, 2 dancers, 1e8 steps: S5 and TrXL (resumable in pieces)
 #     bash benchmarks/gpu_suite.sh 41  # PPO update time with bf16 compute and with the GRU's own backward pass
 #     bash benchmarks/gpu_suite.sh 42  # Ballet probes with a ReLU read-out after the memory, as the agents have
+#     bash benchmarks/gpu_suite.sh 43  # the Ballet binding probe with twice the episodes, S5 and TrXL (two GPUs)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -320,6 +321,13 @@ case $part in
             --evals 30 ${label:+--device-label $label-mlp}
         run 250 ballet_probe.py --memories s5 trxl gru --max-timescale 128 --updates 6000 --evals 30 \
             ${label:+--device-label $label-linear}
+        ;;
+    43)  # the binding probe of part 42 (linear read-out) with twice the episodes (768,000), one memory per GPU
+        CUDA_VISIBLE_DEVICES=0 run 150 ballet_probe.py --memories s5 --updates 12000 --evals 30 \
+            ${label:+--device-label $label-768k-s5} &
+        CUDA_VISIBLE_DEVICES=1 run 150 ballet_probe.py --memories trxl --updates 12000 --evals 30 \
+            ${label:+--device-label $label-768k-trxl} &
+        wait
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
