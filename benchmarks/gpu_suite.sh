@@ -45,6 +45,7 @@
 #     bash benchmarks/gpu_suite.sh 41  # PPO update time with bf16 compute and with the GRU's own backward pass
 #     bash benchmarks/gpu_suite.sh 42  # Ballet probes with a ReLU read-out after the memory, as the agents have
 #     bash benchmarks/gpu_suite.sh 43  # the Ballet binding probe with twice the episodes, S5 and TrXL (two GPUs)
+#     bash benchmarks/gpu_suite.sh 44  # compile time of every registered id's vmapped step and reset
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -328,6 +329,9 @@ case $part in
         CUDA_VISIBLE_DEVICES=1 run 150 ballet_probe.py --memories trxl --updates 12000 --evals 30 \
             ${label:+--device-label $label-768k-trxl} &
         wait
+        ;;
+    44)  # compile time of every registered id's vmapped step (and reset), 1024 envs, slowest first
+        run 560 compile_time.py --max-seconds 500 --timeout 120 $flag
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
