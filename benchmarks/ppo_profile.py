@@ -26,18 +26,28 @@ from mnemax.train import PPOConfig, algorithms
 CELLS = [
     ("memory_gym", "mnemax/MortarMayhem-Grid-v0", "gru"),
     ("memory_gym", "mnemax/MortarMayhem-Grid-Symbolic-v0", "gru"),
+    ("memory_gym", "mnemax/MortarMayhem-Grid-v0", "trxl"),
 ]
 PIXELS = ("mnemax/MortarMayhem-Grid-v0",)
-# Ways of computing the same update: (agent_config, memory_config) on top of the preset's, and whether the
-# variant only concerns pixel tasks. "patches" is the trainer as it ships; "xla" computes the CNN's
-# convolutions with lax.conv; "bf16" runs the encoder and memory in bfloat16 (mixed precision);
+# Ways of computing the same update: (agent_config, memory_config) on top of the preset's, and the cells it
+# concerns (None: all; else (pixels only, memories)). "patches" is the trainer as it ships; "xla" computes
+# the CNN's convolutions with lax.conv; "bf16" runs the encoder and memory in bfloat16 (mixed precision);
 # "gru-autodiff" differentiates the GRU's scan with JAX instead of its hand-written backward pass.
 VARIANTS = {
-    "patches": ({}, {}, False),
-    "xla": ({"conv": "xla"}, {}, True),
-    "bf16": ({"dtype": "bfloat16"}, {}, False),
-    "gru-autodiff": ({}, {"backward": "autodiff"}, False),
+    "patches": ({}, {}, None),
+    "xla": ({"conv": "xla"}, {}, (True, None)),
+    "bf16": ({"dtype": "bfloat16"}, {}, None),
+    "gru-autodiff": ({}, {"backward": "autodiff"}, (False, ("gru", "lstm"))),
 }
+
+
+def concerns(variant: str, env: str, memory: str) -> bool:
+    """Whether ``variant`` changes anything in the cell of ``env`` and ``memory``."""
+    scope = VARIANTS[variant][2]
+    if scope is None:
+        return True
+    pixels_only, memories = scope
+    return (env in PIXELS or not pixels_only) and (memories is None or memory in memories)
 
 
 def profile(preset: str, env: str, memory: str, seeds: int, variant: str, repeats: int, quick: bool) -> dict:
@@ -93,16 +103,17 @@ def main(argv=None) -> dict:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["patches", "xla"])
     parser.add_argument("--envs", nargs="+", help="only the cells of these env ids (default: all)")
+    parser.add_argument("--memories", nargs="+", help="only the cells of these memories (default: all)")
     add_measurement_arguments(parser)
     args = parser.parse_args(argv)
     deadline = time.perf_counter() + args.max_seconds
     rows = []
     for preset, env, memory in CELLS:
-        if args.envs and env not in args.envs:
+        if (args.envs and env not in args.envs) or (args.memories and memory not in args.memories):
             continue
         for seeds in args.seeds:
             for variant in args.variants:
-                if (VARIANTS[variant][2] and env not in PIXELS) or time.perf_counter() > deadline:
+                if not concerns(variant, env, memory) or time.perf_counter() > deadline:
                     continue
                 rows.append(profile(preset, env, memory, seeds, variant, args.repeats, args.quick))
                 print(rows[-1], flush=True)
