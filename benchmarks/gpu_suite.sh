@@ -46,7 +46,7 @@
 #     bash benchmarks/gpu_suite.sh 42  # Ballet probes with a ReLU read-out after the memory, as the agents have
 #     bash benchmarks/gpu_suite.sh 43  # the Ballet binding probe with twice the episodes, S5 and TrXL (two GPUs)
 #     bash benchmarks/gpu_suite.sh 44  # compile time of every registered id's vmapped step and reset
-#     bash benchmarks/gpu_suite.sh 45  # where a pixel TrXL PPO update's time goes, f32 and bf16
+#     bash benchmarks/gpu_suite.sh 45  # where a pixel TrXL PPO update's time goes, f32 and bf16; GRU bf16 + lax.conv
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -335,9 +335,11 @@ case $part in
         run 560 compile_time.py --max-seconds 500 --timeout 120 $flag
         ;;
     45)  # where the time of a PPO update goes with Transformer-XL (the `memory_gym` preset's 3 blocks, window
-         # 118) on pixel Mortar Mayhem Grid, in f32 and with bf16 compute, 1 and 3 seeds
-        run 400 ppo_profile.py --memories trxl --variants patches bf16 --max-seconds 330 \
+         # 118) on pixel Mortar Mayhem Grid, in f32 and with bf16 compute (the CNN as patches or lax.conv)
+        run 400 ppo_profile.py --memories trxl --variants patches bf16 bf16-xla --max-seconds 330 \
             ${label:+--device-label $label-trxl}
+        run 150 ppo_profile.py --memories gru --envs mnemax/MortarMayhem-Grid-v0 --variants bf16-xla \
+            --max-seconds 100 ${label:+--device-label $label-gru-bf16-xla}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

@@ -31,12 +31,14 @@ CELLS = [
 PIXELS = ("mnemax/MortarMayhem-Grid-v0",)
 # Ways of computing the same update: (agent_config, memory_config) on top of the preset's, and the cells it
 # concerns (None: all; else (pixels only, memories)). "patches" is the trainer as it ships; "xla" computes
-# the CNN's convolutions with lax.conv; "bf16" runs the encoder and memory in bfloat16 (mixed precision);
+# the CNN's convolutions with lax.conv; "bf16" runs the encoder and memory in bfloat16 (mixed precision),
+# "bf16-xla" with lax.conv;
 # "gru-autodiff" differentiates the GRU's scan with JAX instead of its hand-written backward pass.
 VARIANTS = {
     "patches": ({}, {}, None),
     "xla": ({"conv": "xla"}, {}, (True, None)),
     "bf16": ({"dtype": "bfloat16"}, {}, None),
+    "bf16-xla": ({"dtype": "bfloat16", "conv": "xla"}, {}, (True, None)),
     "gru-autodiff": ({}, {"backward": "autodiff"}, (False, ("gru", "lstm"))),
 }
 
