@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from mnemax.memory_modules.base import MemoryModule, check_positive, check_sequence_inputs
-from mnemax.memory_modules.scan import check_backward, gated_scan, gated_step, scan_with_resets, time_unroll, timescale_bias
+from mnemax.memory_modules.scan import check_backward, gated_recurrence, timescale_bias
 
 
 class GRUCell:
@@ -93,9 +93,4 @@ class GRU(MemoryModule):
         input_gates = nn.Dense(3 * f, dtype=self.dtype, name="input")(inputs)
         w_h = self.param("hidden_kernel", nn.initializers.orthogonal(), (f, 3 * f))
         b_h = self.param("hidden_bias", self._hidden_bias_init, (3 * f,))
-        dtype = jnp.dtype(self.dtype)
-        if self.backward == "custom":
-            carry, outputs = gated_scan(GRUCell, w_h, b_h, carry, input_gates, resets, dtype, time_unroll(self.unroll))
-        else:
-            carry, outputs = scan_with_resets(gated_step(GRUCell, w_h, b_h, dtype), carry, input_gates, resets, self.unroll)
-        return carry, outputs.astype(self.dtype)
+        return gated_recurrence(GRUCell, self.backward, w_h, b_h, carry, input_gates, resets, self.dtype, self.unroll)

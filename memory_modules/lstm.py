@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from mnemax.memory_modules.base import MemoryModule, check_positive, check_sequence_inputs
-from mnemax.memory_modules.scan import check_backward, gated_scan, gated_step, scan_with_resets, time_unroll, timescale_bias
+from mnemax.memory_modules.scan import check_backward, gated_recurrence, timescale_bias
 
 
 def _forget_bias_init(features: int, forget_bias: float, max_timescale: int | None):
@@ -107,9 +107,4 @@ class LSTM(MemoryModule):
         input_gates = nn.Dense(4 * f, use_bias=False, dtype=self.dtype, name="input")(inputs)
         w_h = self.param("hidden_kernel", nn.initializers.orthogonal(), (f, 4 * f))
         b = self.param("bias", _forget_bias_init(f, self.forget_bias, self.max_timescale), (4 * f,))
-        dtype = jnp.dtype(self.dtype)
-        if self.backward == "custom":
-            carry, outputs = gated_scan(LSTMCell, w_h, b, carry, input_gates, resets, dtype, time_unroll(self.unroll))
-        else:
-            carry, outputs = scan_with_resets(gated_step(LSTMCell, w_h, b, dtype), carry, input_gates, resets, self.unroll)
-        return carry, outputs.astype(self.dtype)
+        return gated_recurrence(LSTMCell, self.backward, w_h, b, carry, input_gates, resets, self.dtype, self.unroll)

@@ -139,6 +139,20 @@ def gated_step(cell: type, w_h, b_h, dtype=jnp.float32) -> Callable[[Carry, jax.
     return step
 
 
+def gated_recurrence(
+    cell: type, backward: str, w_h, b_h, carry: Carry, x_gates: jax.Array, resets: jax.Array, dtype, unroll: int | None
+) -> tuple[Carry, jax.Array]:
+    """The gated ``cell`` over time with its gradient computed as ``backward`` says (:data:`BACKWARDS`):
+    ``(final carry, outputs [T, B, F] in dtype)``; arguments as :func:`gated_scan`'s (``unroll`` None: by
+    backend, :func:`time_unroll`)."""
+    dtype = jnp.dtype(dtype)
+    if backward == "custom":
+        carry, outputs = gated_scan(cell, w_h, b_h, carry, x_gates, resets, dtype, time_unroll(unroll))
+    else:
+        carry, outputs = scan_with_resets(gated_step(cell, w_h, b_h, dtype), carry, x_gates, resets, unroll)
+    return carry, outputs.astype(dtype)
+
+
 def _gated_forward(cell, w_h, b_h, carry, x_gates, resets, dtype, unroll):
     def step(carry, inputs):
         x, reset = inputs
