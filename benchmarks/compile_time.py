@@ -22,7 +22,6 @@ import threading
 import time
 
 import jax
-import jax.numpy as jnp
 from common import add_measurement_arguments, default_label, markdown_table, write_rows_report
 
 import mnemax.envs
