@@ -434,7 +434,7 @@ def read_curve(path: Path) -> list[dict]:
 
 
 # The curve each grid plots: training success, or the mean episode return where success comes late.
-PLOT_METRIC = {"ppo_ablations": "return"}
+PLOT_METRIC = {"ppo_ablations": "return", "memory_gym": "return"}
 
 
 def plot(report: dict, path: Path) -> None:
