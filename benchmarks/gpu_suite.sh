@@ -47,6 +47,7 @@
 #     bash benchmarks/gpu_suite.sh 43  # the Ballet binding probe with twice the episodes, S5 and TrXL (two GPUs)
 #     bash benchmarks/gpu_suite.sh 44  # compile time of every registered id's vmapped step and reset
 #     bash benchmarks/gpu_suite.sh 45  # where a pixel TrXL PPO update's time goes, f32 and bf16; GRU bf16 + lax.conv
+#     bash benchmarks/gpu_suite.sh 46  # Ballet, 2 dancers, S5 at 1e9 steps (resumable in pieces)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -340,6 +341,10 @@ case $part in
             ${label:+--device-label $label-trxl}
         run 150 ppo_profile.py --memories gru --envs mnemax/MortarMayhem-Grid-v0 --variants bf16-xla \
             --max-seconds 100 ${label:+--device-label $label-gru-bf16-xla}
+        ;;
+    46)  # Ballet with 2 dancers, S5, 1e9 steps per seed (3 seeds, ~1,000 s on an H200), in resumable pieces
+        run "${TRAIN_SECONDS:-520}" learning_curves.py --preset ballet_1e9 --seeds 3 --max-seconds 500 \
+            --run-dir ../runs/gpu --resume --update $flag
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

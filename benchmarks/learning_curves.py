@@ -326,6 +326,14 @@ PRESETS: dict[str, list[dict]] = {
              memory_config=ballet_memory(memory, BALLET2_EPISODE) | BALLET_TIMESCALES.get(memory, {}),
              learning_rate=BALLET_LEARNING_RATE[memory], total_steps=100_000_000)
         for memory in ("s5", "trxl", "hcam", "gru")
+    ],  # fmt: skip
+    # At 1e8 steps (~1.35 M episodes per seed) every memory stayed at chance, while the supervised probe
+    # taught S5 the binding from ~435,000 labelled episodes (ballet_probe_h200-768k-s5): S5 at the budget
+    # the Ballet targets allow, 1e9 steps per seed (~13.5 M episodes; ~1,000 s for 3 seeds on an H200).
+    "ballet_1e9": [
+        dict(BALLET_BASE, name="ballet2-delay16-s5_1e9", env="mnemax/Ballet-2-Delay16-Symbolic-v0", memory="s5",
+             memory_config=ballet_memory("s5", BALLET2_EPISODE), learning_rate=BALLET_LEARNING_RATE["s5"],
+             total_steps=1_000_000_000),
     ],
     # Why nothing learns Ballet (the HCAM issue), small enough for a CPU: can an agent walk to the only
     # dancer of a room (no memory needed), and does a GRU do better on two dancers when its rollouts hold
