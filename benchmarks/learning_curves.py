@@ -329,11 +329,14 @@ PRESETS: dict[str, list[dict]] = {
     ],  # fmt: skip
     # At 1e8 steps (~1.35 M episodes per seed) every memory stayed at chance, while the supervised probe
     # taught S5 the binding from ~435,000 labelled episodes (ballet_probe_h200-768k-s5): S5 at the budget
-    # the Ballet targets allow, 1e9 steps per seed (~13.5 M episodes; ~1,000 s for 3 seeds on an H200).
+    # the Ballet targets allow, 1e9 steps per seed (~13.5 M episodes; ~1,000 s for 3 seeds on an H200), with
+    # rollouts of 512 steps and BPTT over all of them: an episode (~75-100 steps) then lies whole in one
+    # back-propagation window unless it crosses the rollout's end (about 1 in 5), where with 128-step
+    # rollouts about 3 in 4 were cut between the dances and the answer.
     "ballet_1e9": [
         dict(BALLET_BASE, name="ballet2-delay16-s5_1e9", env="mnemax/Ballet-2-Delay16-Symbolic-v0", memory="s5",
              memory_config=ballet_memory("s5", BALLET2_EPISODE), learning_rate=BALLET_LEARNING_RATE["s5"],
-             total_steps=1_000_000_000),
+             num_envs=256, num_steps=512, bptt_length=512, total_steps=1_000_000_000),
     ],
     # Why nothing learns Ballet (the HCAM issue), small enough for a CPU: can an agent walk to the only
     # dancer of a room (no memory needed), and does a GRU do better on two dancers when its rollouts hold
