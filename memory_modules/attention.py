@@ -79,7 +79,11 @@ def episode_segments(resets: jax.Array, valid: jax.Array) -> tuple[jax.Array, ja
     return query, jnp.concatenate([cached, query], axis=1)
 
 
-@functools.partial(jax.jit, static_argnames="window")
+# Query blocks longer than this are attended in chunks of this many queries (see window_attention).
+QUERY_CHUNK = 1024
+
+
+@functools.partial(jax.jit, static_argnames=("window", "query_chunk"))
 def window_attention(
     q: jax.Array,
     k: jax.Array,
@@ -87,6 +91,7 @@ def window_attention(
     q_segments: jax.Array,
     k_segments: jax.Array,
     window: int,
+    query_chunk: int = QUERY_CHUNK,
 ) -> jax.Array:
     """Causal attention of each query to itself and the ``window`` steps before it, within its episode.
 
@@ -100,6 +105,9 @@ def window_attention(
         q_segments: ``[B, T]`` episode labels (see :func:`episode_segments`).
         k_segments: ``[B, window + T]``.
         window: how many past steps a query may see.
+        query_chunk: blocks of more queries than this (a window of thousands of steps) are attended this
+            many queries at a time, each chunk recomputed in the backward pass, so that the logits of one
+            chunk, not of the whole block, exist at once; the same result.
 
     Returns:
         ``[B, T, H, Dh]``.
@@ -121,13 +129,37 @@ def window_attention(
     else:
         index = jnp.arange(num_blocks)[:, None] * block + jnp.arange(window + block)[None, :]
         k, v, k_segments = k[:, index], v[:, index], k_segments[:, index]
-    # Query i of a block is step window + i of its keys; it sees keys i .. window + i.
-    i = jnp.arange(block)[:, None]
-    j = jnp.arange(window + block)[None, :]
-    band = (j >= i) & (j <= i + window)
-    mask = band & (q_segments[..., :, None] == k_segments[..., None, :])  # [B, n, block, keys]
-    out = masked_attention(q, k, v, mask[:, :, None])
+    if block <= query_chunk:
+        out = _band_attention(q, k, v, q_segments, k_segments, jnp.arange(block), window)
+    else:
+        # Long blocks (a window of thousands of steps): the queries in chunks, each recomputed in the
+        # backward pass, so that only one chunk's [chunk, keys] logits exist at a time.
+        chunks = -(-block // query_chunk)
+        padded = chunks * query_chunk
+        q = jnp.pad(q, ((0, 0), (0, 0), (0, padded - block), (0, 0), (0, 0)))
+        q_segments = jnp.pad(q_segments, ((0, 0), (0, 0), (0, padded - block)), constant_values=-3)
+
+        @jax.checkpoint
+        def chunk(c):
+            rows = c * query_chunk + jnp.arange(query_chunk)
+            q_c = jax.lax.dynamic_slice_in_dim(q, c * query_chunk, query_chunk, axis=2)
+            s_c = jax.lax.dynamic_slice_in_dim(q_segments, c * query_chunk, query_chunk, axis=2)
+            return _band_attention(q_c, k, v, s_c, k_segments, rows, window)
+
+        out = jax.lax.map(chunk, jnp.arange(chunks))  # [chunks, B, n, query_chunk, H, Dh]
+        out = jnp.moveaxis(out, 0, 2).reshape(batch, num_blocks, padded, heads, head_dim)[:, :, :block]
     return out.reshape(batch, num_blocks * block, heads, head_dim)[:, :steps]
+
+
+def _band_attention(q, k, v, q_segments, k_segments, rows, window):
+    """Attention of the block queries ``q [B, n, R, H, Dh]`` at block rows ``rows [R]`` to their block's keys
+    ``[B, n, window + block, H, Dh]``: query row ``i`` is step ``window + i`` of its keys and sees keys
+    ``i .. window + i`` of its own episode."""
+    i = rows[:, None]
+    j = jnp.arange(k.shape[2])[None, :]
+    band = (j >= i) & (j <= i + window)
+    mask = band & (q_segments[..., :, None] == k_segments[..., None, :])  # [B, n, R, keys]
+    return masked_attention(q, k, v, mask[:, :, None])
 
 
 def head_projection(x: jax.Array, num_heads: int, dtype: Any, name: str) -> jax.Array:

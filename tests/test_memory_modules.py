@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import mnemax.memory_modules as mm
-from mnemax.memory_modules.attention import Residual
+from mnemax.memory_modules.attention import Residual, episode_segments, window_attention
 from mnemax.memory_modules.hcam import chunk_layout, hierarchical_read, write_chunks
 from mnemax.memory_modules.linear_attention import chunked_linear_attention
 from mnemax.memory_modules.scan import CPU_CHUNK, WHOLE_SEQUENCE, chunked_recurrence, linear_recurrence, recurrence_chunk
@@ -851,3 +851,23 @@ def test_gated_cells_backward_pass_matches_autodiff(name, dtype, tolerance):
         assert float(jnp.abs(a - b).max()) <= tolerance * float(jnp.abs(b).max()), (a.shape, a, b)
     with pytest.raises(ValueError, match="backward must be one of"):
         _make(name, backward="cudnn")
+
+
+def test_window_attention_in_query_chunks_is_the_same_attention():
+    """A long query block attended ``query_chunk`` queries at a time (a dense window of thousands of steps)
+    gives the outputs and gradients of the whole block at once, across an episode reset; 300 steps with a
+    window of 260 and chunks of 64 leave a shorter last chunk."""
+    batch, steps, heads, head_dim, window = 2, 300, 2, 8, 260
+    keys = jax.random.split(jax.random.key(0), 3)
+    q = jax.random.normal(keys[0], (batch, steps, heads, head_dim))
+    k, v = (jax.random.normal(key, (batch, window + steps, heads, head_dim)) for key in keys[1:])
+    resets = jnp.zeros((batch, steps), bool).at[:, 0].set(True).at[1, 120].set(True)
+    q_segments, k_segments = episode_segments(resets, jnp.ones((batch, window), bool))
+
+    def loss(query_chunk):
+        return lambda q, k, v: jnp.sum(jnp.sin(window_attention(q, k, v, q_segments, k_segments, window, query_chunk)))
+
+    whole, chunked = loss(steps), loss(64)
+    np.testing.assert_allclose(chunked(q, k, v), whole(q, k, v), rtol=1e-5)
+    for a, b in zip(jax.grad(chunked, (0, 1, 2))(q, k, v), jax.grad(whole, (0, 1, 2))(q, k, v)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
