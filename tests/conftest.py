@@ -1,6 +1,30 @@
 import os
+import shutil
+import sys
+import tempfile
 
 # Tests run headless and on the CPU whatever the machine has.
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+# Compiling dominates the run time of the suite, and many tests compile the same programs (the same tiny
+# training configuration in several trainers, a run and its resumed run, the CLI in a subprocess). One
+# persistent compilation cache for the whole run, shared by the pytest-xdist workers and the subprocesses
+# they start (all inherit the environment), compiles each program once. It is new for every run and
+# removed at its end; a cache set in the environment is used as it is.
+_OWN_CACHE = None
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _OWN_CACHE = tempfile.mkdtemp(prefix="mnemax-tests-jax-cache-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _OWN_CACHE
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+    if "jax" in sys.modules:  # imported before this file (by a plugin): it read its environment already
+        import jax
+
+        jax.config.update("jax_compilation_cache_dir", _OWN_CACHE)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+
+
+def pytest_unconfigure(config):
+    if _OWN_CACHE is not None:  # the process that made it: pytest itself, or the xdist controller
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
