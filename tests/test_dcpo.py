@@ -199,9 +199,11 @@ def test_cli_flags_select_the_agent_and_the_algorithm(capsys):
 def test_dcpo_learns_a_small_key_value_task_and_writes_the_run(tmp_path):
     """DCPO with the context editor beats keeping the latest items on the reduced task; the run has
     the loop's logs, checkpoints and video."""
+    # 40 updates: the greedy curators of seeds 0-3 answer 0.96-1.0 of the queries (1.0 after 80 updates; seed 4
+    # stays near 0.25 after either), keeping the latest items 0.52.
     cfg = config(
         tmp_path, env_params=EASY, num_envs=128, group_size=8, num_steps=12, update_epochs=4, hidden_size=32,
-        learning_rate=3e-3, ent_coef=0.01, anneal_lr=False, total_steps=128 * 12 * 80, num_logs=2,
+        learning_rate=3e-3, ent_coef=0.01, anneal_lr=False, total_steps=128 * 12 * 40, num_logs=2,
         video=True, video_steps=12, run_name="easy",
     )  # fmt: skip
     result = train(cfg)

@@ -18,7 +18,9 @@ def _train(tmp_path, **overrides):
     return train(config)
 
 
-TMAZE = dict(env="mnemax/TMaze-Passive-v0", total_steps=200_000, num_envs=32, num_steps=32, ent_coef=0.05)
+# 120k steps: the GRU's greedy success is 1.0 on seeds 0-4 (its training success passes 0.96 by 100k steps), a
+# memoryless agent's 0.0-0.53.
+TMAZE = dict(env="mnemax/TMaze-Passive-v0", total_steps=120_000, num_envs=32, num_steps=32, ent_coef=0.05)
 REPEAT_PREVIOUS = dict(
     env="mnemax/RepeatPrevious-Easy-v0", total_steps=500_000, num_envs=64, num_steps=64, ent_coef=0.01, learning_rate=1e-3
 )
