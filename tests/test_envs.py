@@ -21,7 +21,9 @@ NUM_ENVS, NUM_STEPS = 16, 96
 @functools.lru_cache(maxsize=None)
 def _probe(env_id):
     """One jitted function per id that rolls out ``NUM_ENVS`` copies for ``NUM_STEPS`` random steps and
-    records everything the tests below check, so each id compiles once.
+    records everything the tests below check, so each id compiles once. The parameters are an argument, as
+    in the gymnasium adapter: ids that differ only in traced parameters (corridor lengths, Ballet's dancers
+    and delays, ...) give the same program, which the compilation cache (conftest.py) compiles once.
 
     At every step it applies the auto-resetting ``step`` (inside ``EpisodeStatistics``) and, from the same
     state and key, the plain ``step_env``, and it observes the returned state again; at the end it renders
@@ -32,7 +34,7 @@ def _probe(env_id):
     action_space = env.action_space(params)
     batched = lambda f: jax.vmap(f, in_axes=(0, 0, 0, None))  # noqa: E731
 
-    def run(key):
+    def run(key, params):
         key, reset_key = jax.random.split(key)
         obs, state = jax.vmap(stats.reset, in_axes=(0, None))(jax.random.split(reset_key, NUM_ENVS), params)
 
@@ -90,9 +92,9 @@ def test_check_env(env_id):
 def test_dynamics(env_id):
     """Determinism, observations in the space, auto-reset, episode statistics and rendering."""
     env, params, run = _probe(env_id)
-    t, frames = jax.device_get(run(jax.random.key(3)))
-    again, _ = jax.device_get(run(jax.random.key(3)))
-    other, _ = jax.device_get(run(jax.random.key(4)))
+    t, frames = jax.device_get(run(jax.random.key(3), params))
+    again, _ = jax.device_get(run(jax.random.key(3), params))
+    other, _ = jax.device_get(run(jax.random.key(4), params))
 
     # The same key gives the same trajectory; another key another one.
     _equal(t, again)
