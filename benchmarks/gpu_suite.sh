@@ -35,7 +35,7 @@
 #     bash benchmarks/gpu_suite.sh 31  # memorax's rows beside mnemax on T-Maze L = 100 and RepeatPrevious-Easy
 #     bash benchmarks/gpu_suite.sh 32  # mnemax's rows of the same
 #     bash benchmarks/gpu_suite.sh 33  # where a PPO update's time goes; the CNN's convolutions as lax.conv or patches
-#     bash benchmarks/gpu_suite.sh 34  # pixel Mortar Mayhem Grid to 1.64e8 steps, one piece per call
+#     bash benchmarks/gpu_suite.sh 34  # pixel Mortar Mayhem Grid to 1.64e8 steps, one piece per call; a GIF at the end
 #     bash benchmarks/gpu_suite.sh 35  # mamba2 against FFM and mamba; min_gru and s5 on two diagnostics (two GPUs:
 #     bash benchmarks/gpu_suite.sh 36  # with 36) mamba and mamba2 on the same diagnostics
 #     bash benchmarks/gpu_suite.sh 37  # Ballet, supervised: can each memory learn which dancer did the asked dance
@@ -77,6 +77,21 @@ run() {  # one benchmark; a failure is reported and the next one still runs
 piece() {  # PRESET RUN SEEDS SECONDS: one piece of a long learning run (part 30 says how pieces work)
     run "${TRAIN_SECONDS:-$4}" learning_curves.py --preset "$1" --runs "$2" --seeds "${SEEDS:-$3}" \
         --first-seed "${FIRST_SEED:-0}" --max-seconds 10 --run-dir ../runs/gpu --resume --update $flag
+}
+
+gallery_gif() {  # RUN NAME STEPS: when run RUN of --run-dir ../runs/gpu has trained all its steps, a GIF of
+    # a greedy rollout of its first seed, ../docs/gallery/NAME-agent-seed-K.gif (mnemax-eval evaluates it again)
+    local dir=../runs/gpu/$1
+    if [ "${FIRST_SEED:-0}" != 0 ]; then dir=$dir-from-seed-$FIRST_SEED; fi  # learning_curves.py's naming
+    python3 - "$dir" <<'PY' || { echo "=== no GIF: $dir has not trained all its steps"; return; }
+import csv, json, sys
+run = sys.argv[1]
+total = json.load(open(f"{run}/config.json"))["total_steps"]
+steps = [int(row["step"]) for row in csv.DictReader(open(f"{run}/metrics.csv"))]
+sys.exit(0 if steps and steps[-1] >= total else 1)
+PY
+    timeout 300 mnemax-eval --run "$dir" --videos 1 --video-steps "$3" --video-format gif --video-dir /tmp/gifs &&
+        mv "/tmp/gifs/$(basename "$dir")-eval-0.gif" "../docs/gallery/$2-agent-seed-${FIRST_SEED:-0}.gif"
 }
 
 cd benchmarks
@@ -281,7 +296,9 @@ case $part in
     34)  # pixel Mortar Mayhem Grid, GRU, the `memory_gym` preset, 1.64e8 steps, in pieces as part 30, one seed
          # at a time (40 MB of checkpoint per seed; FIRST_SEED picks it); a log interval takes ~60-110 s
          # here, so a piece stops earlier. RUNS=MortarMayhem-Grid-gru_bf16: the same in bfloat16 (mixed precision)
+        # Once the run has trained all its steps: a GIF of a greedy episode (~121 steps) for docs/gallery.
         piece memory_gym "${RUNS:-MortarMayhem-Grid-gru}" 1 400
+        gallery_gif "${RUNS:-MortarMayhem-Grid-gru}" MortarMayhem-Grid-gru 125
         ;;
     35)  # the cost of mamba2 (Mamba-2's chunked algorithm) against FFM and mamba, then the state-space
          # memories on the diagnostics with targets (the runs write into one report; part 36 alongside)
@@ -348,4 +365,4 @@ case $part in
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
-if [ -n "${OUT:-}" ]; then tar czf "$OUT/results.tgz" results; fi  # one file: few may come back
+if [ -n "${OUT:-}" ]; then tar czf "$OUT/results.tgz" results -C .. docs/gallery; fi  # one file: few may come back

@@ -39,6 +39,7 @@ import argparse
 import contextlib
 import csv
 import dataclasses
+import fcntl
 import json
 import math
 import tempfile
@@ -517,6 +518,17 @@ def dates(report: dict, command: str) -> str:
     return ", ".join(sorted(found))
 
 
+def save_report(args, label: str, runs: list[dict]) -> dict:
+    """Writes the runs so far (merged into the report of ``label`` with ``--update``); returns the report.
+
+    The report is read again and written under an exclusive lock, so that runs of one report on several
+    GPUs of a host (e.g. one seed per GPU) do not overwrite each other's records."""
+    lock = Path(tempfile.gettempdir()) / f"mnemax-learning_{args.preset}_{label}.lock"
+    with open(lock, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+        return write_progress(args, label, runs, earlier_runs(args, label) if args.update else [])
+
+
 def write_progress(args, label: str, runs: list[dict], earlier: list[dict]) -> dict:
     """Writes the report, table and plot of the runs so far merged into ``earlier``; returns the report."""
     report = {"meta": metadata(preset=args.preset, label=label), "runs": merged(args.preset, earlier, runs)}
@@ -635,16 +647,16 @@ def main(argv=None) -> dict:
                 runs.append({**run, **provenance})
             except RunInterrupted as stop:  # recorded (an earlier measured run of the name is kept), then out
                 runs.append({**stop.record, **provenance})
-                write_progress(args, label, runs, earlier_runs(args, label) if args.update else [])
+                save_report(args, label, runs)
                 raise
             outcome = f"success {runs[-1]['final_success']}" if runs[-1]["status"] == "ok" else runs[-1]["status"]
             print(f"  {outcome} in {runs[-1]['seconds']:.0f}s", flush=True)
             # Written after every run, so a run cut short by an outer time limit keeps what it measured; the
             # report is read again first, since other processes may have added runs to it meanwhile.
-            write_progress(args, label, runs, earlier_runs(args, label) if args.update else [])
+            save_report(args, label, runs)
             if stopped_by:  # the signal came as the run ended: it finished and is recorded; start no other
                 raise SystemExit(f"learning_curves.py: {stopped_by} as {spec['name']} ended; no later run started")
-    report = write_progress(args, label, runs, earlier_runs(args, label) if args.update else [])
+    report = save_report(args, label, runs)
     return report
 
 

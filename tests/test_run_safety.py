@@ -183,7 +183,12 @@ def test_debug_shows_the_traceback(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "args,message", [(["--run", "nowhere"], "not a run directory"), (["--episodes", "0"], "--episodes must be >= 1")]
+    "args,message",
+    [
+        (["--run", "nowhere"], "not a run directory"),
+        (["--episodes", "0"], "--episodes must be >= 1"),
+        (["--video-format", "webm"], "--video-format must be one of mp4, gif"),
+    ],
 )
 def test_eval_user_errors_are_one_line(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exit:

@@ -180,6 +180,7 @@ def test_cli_writes_logs_checkpoints_curve_and_videos(tmp_path, capsys):
     assert list((run / "tensorboard").iterdir())
     assert json.loads((run / "config.json").read_text())["env_params"] == {"corridor_length": 4}
     assert (tmp_path / "videos" / "cli.mp4").stat().st_size > 0
-    eval_main(["--run", str(run), "--episodes", "8", "--video-steps", "12", "--video-dir", str(tmp_path / "videos")])
-    assert (tmp_path / "videos" / "cli-eval-0.mp4").stat().st_size > 0
+    eval_args = ["--run", str(run), "--episodes", "8", "--video-steps", "12", "--video-dir", str(tmp_path / "videos")]
+    eval_main(eval_args + ["--video-format", "gif"])  # training wrote the mp4 above
+    assert (tmp_path / "videos" / "cli-eval-0.gif").read_bytes()[:6] == b"GIF89a"
     assert "greedy success" in capsys.readouterr().out

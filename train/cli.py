@@ -117,13 +117,18 @@ class EvalArgs:
     """videos to write, each from a different starting key"""
     video_steps: int = 200
     video_dir: str = "videos"
+    video_format: str = "mp4"
+    """mp4 (H.264 through imageio-ffmpeg) or gif (e.g. for a README gallery)"""
     debug: bool = False
     """show the traceback of an error, not just its message"""
 
 
+VIDEO_FORMATS = ("mp4", "gif")
+
+
 def eval_main(argv: list[str] | None = None) -> None:
     """Load the last intact checkpoint of a run, report greedy success, write videos to
-    ``videos/<run>-eval-<i>.mp4``."""
+    ``videos/<run>-eval-<i>.mp4`` (``.gif`` with ``--video-format gif``)."""
     args = parse_dataclass(EvalArgs, argv, "mnemax-eval", eval_main.__doc__.replace("``", ""))
     with reported_errors("mnemax-eval", args.debug):
         _evaluate(args)
@@ -142,6 +147,8 @@ def _evaluate(args: EvalArgs) -> None:
             raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.videos < 0:
         raise UserError(f"--videos must be >= 0, got {args.videos}")
+    if args.video_format not in VIDEO_FORMATS:
+        raise UserError(f"--video-format must be one of {', '.join(VIDEO_FORMATS)}, got {args.video_format!r}")
     run_dir = Path(args.run)
     config = dataclasses.replace(saved_config(run_dir), eval_episodes=args.episodes, video_steps=args.video_steps)
     trainer = build_trainer(config)
@@ -157,7 +164,7 @@ def _evaluate(args: EvalArgs) -> None:
     first_seed = jax.tree_util.tree_map(lambda x: x[0], params)
     for i in range(args.videos):
         frames = np.asarray(trainer.frames(first_seed, jax.random.fold_in(keys[0], i)))
-        print(f"video: {write_video(Path(args.video_dir) / f'{run_dir.name}-eval-{i}.mp4', frames)}")
+        print(f"video: {write_video(Path(args.video_dir) / f'{run_dir.name}-eval-{i}.{args.video_format}', frames)}")
 
 
 def _report(config, run_dir, success, episode_return, steps_per_second=None) -> None:
