@@ -48,6 +48,7 @@
 #     bash benchmarks/gpu_suite.sh 44  # compile time of every registered id's vmapped step and reset
 #     bash benchmarks/gpu_suite.sh 45  # where a pixel TrXL PPO update's time goes, f32 and bf16; GRU bf16 + lax.conv
 #     bash benchmarks/gpu_suite.sh 46  # Ballet, 2 dancers, S5 at 1e9 steps (resumable in pieces)
+#     bash benchmarks/gpu_suite.sh 47  # the diagnostics grid's missing cells, several processes per GPU
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -362,6 +363,19 @@ case $part in
     46)  # Ballet with 2 dancers, S5, 1e9 steps per seed (3 seeds, ~1,000 s on an H200), in resumable pieces
         run "${TRAIN_SECONDS:-520}" learning_curves.py --preset ballet_1e9 --seeds 3 --max-seconds 500 \
             --run-dir ../runs/gpu --resume --update $flag
+        ;;
+    47)  # the diagnostics grid, the cells its report does not hold yet, in PROCS processes on this GPU (they
+         # share it; on a host of GPUS GPUs, run this part once per GPU with GPU=0 .. GPUS-1 and each takes its
+         # share); a process starts no cell after TRAIN_SECONDS - 330 s, and cells cut by the limit resume
+        procs=${PROCS:-4}
+        for k in $(seq 0 $((procs - 1))); do
+            XLA_PYTHON_CLIENT_PREALLOCATE=false run "${TRAIN_SECONDS:-560}" learning_curves.py --preset diagnostics \
+                --pending --shard $((${GPU:-0} * procs + k)) $((${GPUS:-1} * procs)) \
+                --max-seconds $((${TRAIN_SECONDS:-560} - 330)) --run-dir ../runs/gpu --resume --update $flag \
+                > "/tmp/grid-$k.log" 2>&1 &
+        done
+        wait
+        cat /tmp/grid-*.log
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

@@ -31,6 +31,14 @@ time.
 
     python benchmarks/learning_curves.py --preset tmaze_recipe --runs passive100-gru --seeds 2 --update
     python benchmarks/learning_curves.py --preset tmaze_recipe --runs passive100-gru --seeds 1 --first-seed 2 --update
+
+A grid in parallel: ``--shard K N`` keeps every N-th of the runs named (all the preset's by default), from
+the K-th, and ``--pending`` (with ``--update``) leaves out those the report already holds measured; N
+processes with K = 0 .. N - 1 split the grid between them, each run always in the same shard (the report is
+written under a lock, so they can share it):
+
+    for k in 0 1 2 3; do python benchmarks/learning_curves.py --preset diagnostics --update --device-label h200 \
+        --pending --shard $k 4 & done; wait
 """
 
 from __future__ import annotations
@@ -619,17 +627,28 @@ def main(argv=None) -> dict:
     parser.add_argument("--update", action="store_true", help="merge into the existing report of --device-label")
     parser.add_argument("--run-dir", help="keep the runs' checkpoints here (default: a temporary directory)")
     parser.add_argument("--resume", action="store_true", help="continue runs from their checkpoints in --run-dir")
+    parser.add_argument("--pending", action="store_true", help="leave out runs the report already holds measured")
+    parser.add_argument("--shard", nargs=2, type=int, metavar=("K", "N"), help="keep every N-th run, from the K-th")
     args = parser.parse_args(argv)
     if args.resume and not args.run_dir:
         parser.error("--resume needs --run-dir: it names where the runs' checkpoints are")
     if args.update and not args.device_label:
         parser.error("--update needs --device-label: it names the report to merge into")
+    if args.pending and not args.update:
+        parser.error("--pending needs --update: it reads which runs the report of --device-label holds")
+    if args.shard and not 0 <= args.shard[0] < args.shard[1]:
+        parser.error(f"--shard K N needs 0 <= K < N, got {args.shard[0]} {args.shard[1]}")
     label = args.device_label or default_label()
     unknown = sorted(set(args.runs or ()) - {spec["name"] for spec in PRESETS[args.preset]})
     if unknown:
         names = [spec["name"] for spec in PRESETS[args.preset]]
         parser.error(f"preset {args.preset} has no runs {unknown}; it has {names}")
     specs = [s for s in PRESETS[args.preset] if not args.runs or s["name"] in args.runs]
+    if args.shard:  # before --pending, so that a run's shard does not depend on when the report was read
+        specs = specs[args.shard[0] :: args.shard[1]]
+    if args.pending:
+        measured = {run["name"] for run in earlier_runs(args, label) if run["status"] == "ok"}
+        specs = [s for s in specs if s["name"] not in measured]
     deadline = time.perf_counter() + args.max_seconds
     now = metadata()
     provenance = {"command": now["command"], "date": now["date"], "seeds": args.seeds}
