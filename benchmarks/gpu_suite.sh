@@ -49,6 +49,7 @@
 #     bash benchmarks/gpu_suite.sh 45  # where a pixel TrXL PPO update's time goes, f32 and bf16; GRU bf16 + lax.conv
 #     bash benchmarks/gpu_suite.sh 46  # Ballet, 2 dancers, S5 at 1e9 steps (resumable in pieces)
 #     bash benchmarks/gpu_suite.sh 47  # the diagnostics grid's missing cells, several processes per GPU
+#     bash benchmarks/gpu_suite.sh 48  # Ballet with the recipe of T-Maze and Mortar Mayhem Grid, S5 and GRU
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -376,6 +377,11 @@ case $part in
         done
         wait
         cat /tmp/grid-*.log
+        ;;
+    48)  # Ballet-2-Delay16 with the recipe that solved T-Maze and Mortar Mayhem Grid (`memory_gym` preset),
+         # S5 and GRU, 1e8 steps, 3 seeds (resumable in pieces)
+        run "${TRAIN_SECONDS:-540}" learning_curves.py --preset ballet_recipe --seeds 3 --max-seconds 500 \
+            --run-dir ../runs/gpu --resume --update $flag
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

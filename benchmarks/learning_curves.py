@@ -347,6 +347,16 @@ PRESETS: dict[str, list[dict]] = {
              memory_config=ballet_memory("s5", BALLET2_EPISODE), learning_rate=BALLET_LEARNING_RATE["s5"],
              num_envs=256, num_steps=512, bptt_length=512, total_steps=1_000_000_000),
     ],
+    # Every Ballet run above kept the early settings (entropy bonus 0.01, orthogonal layers, width 128); the
+    # recipe that solved T-Maze and Mortar Mayhem Grid (the `memory_gym` preset: log barrier, LeCun-normal
+    # layers, 3 epochs x 8 minibatches, clip 0.1, gamma 0.995, width 512, rollouts of 256 steps that hold
+    # two to three whole episodes) was never tried on it: S5 and the GRU with time scales over the episode.
+    "ballet_recipe": [
+        dict(preset="memory_gym", name=f"ballet2-delay16-{memory}_recipe", env="mnemax/Ballet-2-Delay16-Symbolic-v0",
+             memory=memory, memory_config=BALLET_TIMESCALES.get(memory, {}), bootstrap_truncated=False,
+             total_steps=100_000_000)
+        for memory in ("s5", "gru")
+    ],  # fmt: skip
     # Why nothing learns Ballet (the HCAM issue), small enough for a CPU: can an agent walk to the only
     # dancer of a room (no memory needed), and does a GRU do better on two dancers when its rollouts hold
     # several whole episodes (dances and answer in one back-propagation window) than with 128-step ones?
