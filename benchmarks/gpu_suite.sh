@@ -50,6 +50,7 @@
 #     bash benchmarks/gpu_suite.sh 46  # Ballet, 2 dancers, S5 at 1e9 steps (resumable in pieces)
 #     bash benchmarks/gpu_suite.sh 47  # the diagnostics grid's missing cells, several processes per GPU
 #     bash benchmarks/gpu_suite.sh 48  # Ballet with the recipe of T-Maze and Mortar Mayhem Grid, S5 and GRU
+#     bash benchmarks/gpu_suite.sh 49  # HCAM's cost in parts beside dense TrXL; Mamba-2's chunk size
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -382,6 +383,14 @@ case $part in
          # S5 and GRU, 1e8 steps, 3 seeds (resumable in pieces)
         run "${TRAIN_SECONDS:-540}" learning_curves.py --preset ballet_recipe --seeds 3 --max-seconds 500 \
             --run-dir ../runs/gpu --resume --update $flag
+        ;;
+    49)  # what HCAM's training cost is made of next to dense TrXL (its chunk read in one block instead of blocks
+         # of 128 queries; the selected chunks gathered instead of read densely), and Mamba-2's chunk size
+         # against FFM at T = 16384 (the issue's 2x)
+        run 330 memory_modules.py --modules trxl hcam hcam:read_block=4096 hcam:dense_read=False --lengths 256 1024 \
+            --timeout 60 --update $flag
+        run 230 memory_modules.py --modules ffm mamba2 mamba2:chunk_size=16 mamba2:chunk_size=32 \
+            mamba2:chunk_size=128 --lengths 16384 --timeout 60 --update $flag
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

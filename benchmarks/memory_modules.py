@@ -12,12 +12,18 @@ are skipped).
     python benchmarks/memory_modules.py --quick              # tiny sizes on the CPU, to check the script
     python benchmarks/memory_modules.py --modules gru hcam --lengths 1024 4096 --device-label h100
 
+A module may carry settings of its own after a colon, ``NAME:KEY=VALUE,...`` (values as Python literals);
+each such variant is a row of its own, e.g. how HCAM's chunk read or Mamba-2's chunks change the cost:
+
+    python benchmarks/memory_modules.py --modules hcam hcam:read_block=4096 mamba2:chunk_size=32 --lengths 1024
+
 Writes ``benchmarks/results/memory_modules_<device>.json`` and ``.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime
 import json
 import os
@@ -42,8 +48,25 @@ SCAN_MODELS = {
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def split_variant(name: str) -> tuple[str, dict]:
+    """``"hcam:read_block=1024,dense_read=False"`` -> ``("hcam", {"read_block": 1024, "dense_read": False})``."""
+    module, _, settings = name.partition(":")
+    overrides = {}
+    for item in filter(None, settings.split(",")):
+        key, equals, value = item.partition("=")
+        if not equals:
+            raise ValueError(f"module variant {name!r}: expected KEY=VALUE, got {item!r}")
+        try:
+            overrides[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[key] = value  # a bare word, e.g. a name
+    return module, overrides
+
+
 def module_config(name: str, length: int, args) -> dict:
-    """The ``mnemax.memory_modules.make`` config of ``name`` for sequences of ``length`` steps."""
+    """The ``mnemax.memory_modules.make`` config of ``name`` (a module or ``module:KEY=VALUE,...``) for
+    sequences of ``length`` steps."""
+    name, overrides = split_variant(name)
     config = {"features": args.features, "dtype": args.dtype}
     if name in ATTENTION_MODELS:
         config.update(num_layers=args.layers, num_heads=args.heads)
@@ -61,6 +84,7 @@ def module_config(name: str, length: int, args) -> dict:
     if name == "rate":
         config.update(segment_length=RATE_SEGMENT, memory_tokens=RATE_TOKENS)
     config.update(SCAN_MODELS.get(name, {}))
+    config.update(overrides)
     return config
 
 
@@ -87,7 +111,7 @@ def measure(name: str, length: int, args) -> dict:
     }
     config["dtype"] = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}[args.dtype]
     try:
-        module = mm.make(name, **config)
+        module = mm.make(split_variant(name)[0], **config)
         kx, kp = jax.random.split(jax.random.key(0))
         inputs = jax.random.normal(kx, (length, args.batch, args.features), jnp.float32)
         resets = jnp.zeros((length, args.batch), bool).at[0].set(True)
@@ -209,7 +233,9 @@ def markdown(report: dict) -> str:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--modules", nargs="+", default=MODULES, help="registered module names")
+    parser.add_argument(
+        "--modules", nargs="+", default=MODULES, help="registered module names, each optionally NAME:KEY=VALUE,..."
+    )
     parser.add_argument("--lengths", nargs="+", type=int, help="sequence lengths (default: powers of two)")
     parser.add_argument("--min-length", type=int, default=128)
     parser.add_argument("--max-length", type=int, default=16384)

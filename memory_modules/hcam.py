@@ -295,6 +295,8 @@ class HCAMAttention(nn.Module):
     top_k: int
     memory_chunks: int
     dtype: Any = jnp.float32
+    read_block: int = READ_BLOCK
+    dense_read: Optional[bool] = None
 
     @nn.compact
     def __call__(self, queries, entries, memory: ChunkMemory, layout: ChunkLayout):
@@ -313,7 +315,9 @@ class HCAMAttention(nn.Module):
         all_k = jnp.concatenate([memory.keys.astype(self.dtype), new_k], axis=1)
         all_v = jnp.concatenate([memory.values.astype(self.dtype), new_v], axis=1)
         all_s = jnp.concatenate([memory.summaries, jnp.mean(new_k.astype(jnp.float32), axis=2)], axis=1)
-        out = hierarchical_read(q, all_s.astype(self.dtype), all_k, all_v, layout.visible, self.top_k)
+        out = hierarchical_read(
+            q, all_s.astype(self.dtype), all_k, all_v, layout.visible, self.top_k, self.read_block, self.dense_read
+        )
         if self.is_mutable_collection("intermediates"):
             weights = chunk_attention(q, all_s.astype(self.dtype), layout.visible, self.top_k)
             self.sow("intermediates", "chunk_weights", weights)
@@ -346,6 +350,8 @@ class HCAMBlock(nn.Module):
     memory_chunks: int
     gated: bool = False
     dtype: Any = jnp.float32
+    read_block: int = READ_BLOCK
+    dense_read: Optional[bool] = None
 
     @nn.compact
     def __call__(self, x, cache, memory: ChunkMemory, q_segments, k_segments, layout: ChunkLayout):
@@ -355,7 +361,14 @@ class HCAMBlock(nn.Module):
         )
         queries = nn.LayerNorm(dtype=self.dtype, name="hcam_norm")(x)
         y, memory = HCAMAttention(
-            self.num_heads, self.chunk_size, self.top_k, self.memory_chunks, self.dtype, name="hcam"
+            self.num_heads,
+            self.chunk_size,
+            self.top_k,
+            self.memory_chunks,
+            self.dtype,
+            self.read_block,
+            self.dense_read,
+            name="hcam",
         )(queries, entries, memory, layout)
         x = Residual(self.gated, dtype=self.dtype, name="hcam_residual")(x, y)
         x = FeedForwardSublayer(self.gated, self.dtype, name="feed_forward")(x)
@@ -383,6 +396,8 @@ class HCAM(MemoryModule):
         local_length: window of the local attention (default ``chunk_size``, which covers the current chunk).
         gated: GTrXL gates instead of residual sums.
         dtype: dtype of the matrix products; residual stream and carry stay f32.
+        read_block, dense_read: how the chunk memory is read (:func:`hierarchical_read`'s ``block`` and
+            ``dense``); speed and memory only, the outputs are the same.
     """
 
     features: int
@@ -394,11 +409,13 @@ class HCAM(MemoryModule):
     local_length: Optional[int] = None
     gated: bool = False
     dtype: Any = jnp.float32
+    read_block: int = READ_BLOCK
+    dense_read: Optional[bool] = None
 
     def __post_init__(self):
         super().__post_init__()
         check_heads(self)
-        check_positive(self, "num_layers", "chunk_size", "top_k", "memory_chunks", "local_length")
+        check_positive(self, "num_layers", "chunk_size", "top_k", "memory_chunks", "local_length", "read_block")
         if self.top_k > self.memory_chunks:
             raise ValueError(f"HCAM: top_k ({self.top_k}) must not exceed memory_chunks ({self.memory_chunks})")
 
@@ -441,6 +458,8 @@ class HCAM(MemoryModule):
                 self.memory_chunks,
                 self.gated,
                 self.dtype,
+                self.read_block,
+                self.dense_read,
                 name=f"block_{layer}",
             )
             layer_memory = jax.tree_util.tree_map(lambda a: a[:, layer], carry.chunks)

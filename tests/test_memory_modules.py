@@ -447,6 +447,22 @@ def test_hierarchical_read_matches_dense_chunk_attention(top_k):
         np.testing.assert_allclose(gathered, dense, rtol=1e-4, atol=1e-5)
 
 
+def test_hcam_read_settings_change_speed_not_outputs():
+    """``read_block`` and ``dense_read`` reach the chunk read: blocks of 4 queries, and both ways of reading
+    the selected chunks, give the outputs of the default (one block, dense) on the same parameters."""
+    config = dict(features=F, num_layers=1, chunk_size=3, memory_chunks=4, top_k=2, local_length=2)
+    steps = 20
+    inputs = jax.random.normal(jax.random.key(3), (steps, B, D))
+    resets = jnp.zeros((steps, B), bool).at[0].set(True).at[11, 1].set(True)
+    default = mm.make("hcam", **config)
+    carry = default.initialize_carry(B)
+    params = default.init(jax.random.key(4), carry, inputs, resets)
+    _, expected = default.apply(params, carry, inputs, resets)
+    for settings in (dict(read_block=4, dense_read=False), dict(read_block=4, dense_read=True)):
+        _, outputs = mm.make("hcam", **config, **settings).apply(params, carry, inputs, resets)
+        np.testing.assert_allclose(outputs, expected, rtol=1e-5, atol=1e-5, err_msg=str(settings))
+
+
 def test_hcam_reads_only_completed_chunks():
     """With one layer and a one-step local window, output t depends on input s only through s == t, the
     previous step, or a chunk completed strictly before t that the memory still holds."""
@@ -474,6 +490,7 @@ def test_hcam_reads_only_completed_chunks():
         ("hcam", dict(features=12, num_heads=4), "even"),
         ("hcam", dict(features=16, top_k=5, memory_chunks=4), "top_k"),
         ("hcam", dict(features=16, chunk_size=0), "positive"),
+        ("hcam", dict(features=16, read_block=0), "read_block must be a positive integer"),
         ("linear_attention", dict(features=10, num_heads=3), "divisible"),
         ("ffm", dict(features=8, min_period=10, max_period=5), "min_period"),
         ("rate", dict(features=10, num_heads=4), "divisible by num_heads"),
