@@ -51,6 +51,7 @@
 #     bash benchmarks/gpu_suite.sh 47  # the diagnostics grid's missing cells, several processes per GPU
 #     bash benchmarks/gpu_suite.sh 48  # Ballet with the recipe of T-Maze and Mortar Mayhem Grid, S5 and GRU
 #     bash benchmarks/gpu_suite.sh 49  # HCAM's cost in parts beside dense TrXL; Mamba-2's chunk size
+#     bash benchmarks/gpu_suite.sh 50  # PPO update time with XLA's command buffers (CUDA graphs) over while loops
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -391,6 +392,14 @@ case $part in
             --timeout 60 --update $flag
         run 230 memory_modules.py --modules ffm mamba2 mamba2:chunk_size=16 mamba2:chunk_size=32 \
             mamba2:chunk_size=128 --lengths 16384 --timeout 60 --update $flag
+        ;;
+    50)  # XLA's command buffers (CUDA graphs) over whole while loops, against the default, for the latency-bound
+         # loops of a pixel GRU update (256 sequential steps per minibatch) and of its symbolic twin
+        graphs="--xla_gpu_enable_command_buffer=FUSION,CUBLAS,CUBLASLT,CUSTOM_CALL,CUDNN,CONDITIONAL,WHILE"
+        run 240 ppo_profile.py --memories gru --variants bf16 --max-seconds 200 \
+            ${label:+--device-label $label-gru-bf16-graphs-default}
+        XLA_FLAGS="${XLA_FLAGS:-} $graphs --xla_gpu_graph_min_graph_size=1" run 240 ppo_profile.py --memories gru \
+            --variants bf16 --max-seconds 200 ${label:+--device-label $label-gru-bf16-graphs-while}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
