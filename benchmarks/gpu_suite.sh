@@ -52,6 +52,7 @@
 #     bash benchmarks/gpu_suite.sh 48  # Ballet with the recipe of T-Maze and Mortar Mayhem Grid, S5 and GRU
 #     bash benchmarks/gpu_suite.sh 49  # HCAM's cost in parts beside dense TrXL; Mamba-2's chunk size
 #     bash benchmarks/gpu_suite.sh 50  # PPO update time with XLA's command buffers (CUDA graphs) over while loops
+#     bash benchmarks/gpu_suite.sh 51  # symbolic Mortar Mayhem Grid with FFM, minGRU and S5 (parallel scans)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -400,6 +401,11 @@ case $part in
             ${label:+--device-label $label-gru-bf16-graphs-default}
         XLA_FLAGS="${XLA_FLAGS:-} $graphs --xla_gpu_graph_min_graph_size=1" run 240 ppo_profile.py --memories gru \
             --variants bf16 --max-seconds 200 ${label:+--device-label $label-gru-bf16-graphs-while}
+        ;;
+    51)  # symbolic Mortar Mayhem Grid to 1.64e8 steps with the memories trained by a parallel scan (FFM, minGRU,
+         # S5), the `memory_gym` preset, 3 seeds, one after another from S5 (resumable in pieces)
+        run "${TRAIN_SECONDS:-540}" learning_curves.py --preset memory_gym_symbolic --seeds 3 --max-seconds 500 \
+            --runs MortarMayhem-Grid-Symbolic-{s5,min_gru,ffm} --run-dir ../runs/gpu --resume --update $flag
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
