@@ -4,6 +4,8 @@
     python benchmarks/context_edit.py --scale medium --device-label h100-medium  # GPU, ~8 minutes
     python benchmarks/context_edit.py --scale full --max-seconds 3600    # full sizes (GPU)
     python benchmarks/context_edit.py --quick                            # tiny sizes, a smoke test
+    python benchmarks/context_edit.py --scale full --budgets 4 --streams 64 --algos dcpo \
+        --env-params slot_cost=0 --train-params num_envs=128 --device-label cpu-diagnosis-cost0  # one variant
 
 On ``ContextEdit-KVUpdate-v0``, for every stream length ``L`` and context budget ``C`` of the scale:
 
@@ -26,6 +28,7 @@ occupied slots, one panel per stream length).
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import tempfile
 import time
@@ -96,10 +99,25 @@ HEURISTICS = ("keep-latest-k", "keep-all", "perfect")
 
 
 def task_params(scale: dict, budget: int, stream: int) -> dict:
-    return dict(
-        scale["task"], context_size=budget, stream_length=stream,
-        max_query_delay=max(stream // 2, scale["task"]["min_query_delay"]),
-    )  # fmt: skip
+    """The ContextEdit parameters of one setting: the scale's task, the budget and stream length, and
+    queries at most ``L / 2`` steps after their fact unless the scale's task sets ``max_query_delay``."""
+    delay = max(stream // 2, scale["task"]["min_query_delay"])
+    return dict(dict(max_query_delay=delay), **scale["task"], context_size=budget, stream_length=stream)
+
+
+def parse_assignments(pairs: list[str] | None, option: str) -> dict:
+    """``["slot_cost=0", "num_envs=128"]`` -> ``{"slot_cost": 0, "num_envs": 128}``; values are Python
+    literals (numbers, booleans), anything else stays a string."""
+    parsed = {}
+    for pair in pairs or ():
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"{option} takes NAME=VALUE pairs, got {pair!r}")
+        try:
+            parsed[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            parsed[name] = text
+    return parsed
 
 
 def summary(metrics: dict) -> dict:
@@ -121,9 +139,14 @@ def heuristic_rows(env_params: dict, key: jax.Array) -> list[dict]:
 
 def train_one(scale: dict, algo: str, env_params: dict, run_dir: str, key: jax.Array) -> dict:
     stream = env_params["stream_length"]
-    spec = dict(scale["train"], **SHARED_TRAIN, **ALGO_TRAIN[algo])
-    config = algorithms.config_class(algo)(
-        env=ENV, env_params=env_params, agent="context_editor", num_steps=stream,
+    spec = {**scale["train"], **SHARED_TRAIN, **ALGO_TRAIN[algo]}
+    config_class = algorithms.config_class(algo)
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    # Overrides of an algorithm's own fields (`group_size`, `gae_lambda`) reach only that algorithm.
+    spec |= {k: v for k, v in scale.get("train_overrides", {}).items() if k in fields}
+    config = config_class(
+        env=ENV, env_params=env_params, train_env_params=scale.get("train_task", {}), agent="context_editor",
+        num_steps=stream,
         total_steps=scale["updates"] * spec["num_envs"] * stream, num_seeds=scale["seeds"], num_logs=5,
         run_name=f"{algo}-L{stream}-C{env_params['context_size']}", run_dir=run_dir, video=False, progress=False,
         eval_episodes=16, **spec,
@@ -193,6 +216,11 @@ def markdown(report: dict) -> str:
         table_rows,
     )
     scale, full = meta["scale_settings"], SCALES["full"]
+    train = {**scale["train"], **scale.get("train_overrides", {})}
+    overrides = f"; overridden for this run: {scale['train_overrides']}" if scale.get("train_overrides") else ""
+    if scale.get("train_task"):
+        overrides += f"; trained on the task with {scale['train_task']}, scored on the task above"
+    delay = "" if "max_query_delay" in scale["task"] else " and queries at most L/2 steps after their fact"
     return (
         f"# Context editing: accuracy against context used ({meta['device']})\n\n"
         f"Scale `{meta['scale']}`, jax {meta['jax']}, {meta['date']}. The `cpu` scale is a reduced setting that "
@@ -200,11 +228,10 @@ def markdown(report: dict) -> str:
         f"{list(full['budgets'])}, streams {list(full['streams'])}, {full['task']} and {full['updates']} updates "
         f"of {full['train']['num_envs']} episodes.\n\n"
         f"Command: `{meta['command']}`\n\n"
-        f"Task: `{ENV}` with {scale['task']} and queries at most L/2 steps after their fact; budgets "
-        f"{list(scale['budgets'])}, streams "
+        f"Task: `{ENV}` with {scale['task']}{delay}; budgets {list(scale['budgets'])}, streams "
         f"{list(scale['streams'])}.\n\nTraining (DCPO and PPO alike): the context editor, {scale['updates']} updates "
-        f"of {scale['train']['num_envs']} episodes each, {scale['seeds']} seeds, {scale['train']} and "
-        f"{SHARED_TRAIN}, and {ALGO_TRAIN['dcpo']} for DCPO, {ALGO_TRAIN['ppo']} for PPO.\n\n"
+        f"of {train['num_envs']} episodes each, {scale['seeds']} seeds, {scale['train']} and "
+        f"{SHARED_TRAIN}, and {ALGO_TRAIN['dcpo']} for DCPO, {ALGO_TRAIN['ppo']} for PPO{overrides}.\n\n"
         f"Scoring: {EVAL_EPISODES} greedy episodes per seed on the same streams for every method; accuracy is "
         "right answers / queries, chance is 1 / num_values; mean occupied slots per step; return = right answers "
         "- slot cost x occupied slots. keep-latest-k keeps the last C items; keep-all keeps every item in L "
@@ -221,6 +248,21 @@ def main(argv=None) -> dict:
     parser.add_argument("--streams", type=int, nargs="*", help="stream lengths (default: the scale's)")
     parser.add_argument("--updates", type=int, help="training updates per run (default: the scale's)")
     parser.add_argument("--seeds", type=int, help="seeds per learned run (default: the scale's)")
+    parser.add_argument(
+        "--env-params", nargs="*", metavar="NAME=VALUE",
+        help="task parameters that replace the scale's in every setting, e.g. slot_cost=0 max_query_delay=16",
+    )  # fmt: skip
+    parser.add_argument(
+        "--train-env-params", nargs="*", metavar="NAME=VALUE",
+        help="task parameters that replace the setting's while training only (scoring plays the setting's), "
+        "e.g. slot_cost=0 or max_query_delay=8",
+    )  # fmt: skip
+    parser.add_argument(
+        "--train-params", nargs="*", metavar="NAME=VALUE",
+        help="training settings that replace the scale's and the shared ones, e.g. num_envs=128 "
+        "num_minibatches=2; a field of one algorithm's configuration (group_size) reaches only that one",
+    )  # fmt: skip
+    parser.add_argument("--algos", nargs="*", choices=ALGOS, help="learners to train (default: all)")
     parser.add_argument("--max-seconds", type=float, default=600)
     parser.add_argument("--device-label", default=None)
     args = parser.parse_args(argv)
@@ -229,6 +271,15 @@ def main(argv=None) -> dict:
     for field in ("budgets", "streams", "updates", "seeds"):
         if getattr(args, field):
             scale[field] = tuple(getattr(args, field)) if field in ("budgets", "streams") else getattr(args, field)
+    scale["task"] = {**scale["task"], **parse_assignments(args.env_params, "--env-params")}
+    if args.train_params:
+        scale["train_overrides"] = parse_assignments(args.train_params, "--train-params")
+        known = set().union(*({f.name for f in dataclasses.fields(algorithms.config_class(a))} for a in ALGOS))
+        if unknown := set(scale["train_overrides"]) - known:
+            raise SystemExit(f"--train-params: no training setting named {', '.join(sorted(unknown))}")
+    if args.train_env_params:
+        scale["train_task"] = parse_assignments(args.train_env_params, "--train-env-params")
+    algos = tuple(args.algos) if args.algos else ALGOS
     label = (args.device_label or default_label()) + ("-quick" if args.quick else "")
     key = jax.random.PRNGKey(EVAL_KEY)
     deadline = time.perf_counter() + args.max_seconds
@@ -240,7 +291,7 @@ def main(argv=None) -> dict:
                 env_params = task_params(scale, budget, stream)
                 setting = {"stream": stream, "budget": budget}
                 rows += [dict(setting, **r) for r in heuristic_rows(env_params, key)]
-                for algo in ALGOS:
+                for algo in algos:
                     if time.perf_counter() > deadline:
                         rows.append(dict(setting, method=algo, status="skipped (time budget)"))
                         continue
