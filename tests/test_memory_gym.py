@@ -208,6 +208,79 @@ def test_mystery_path_generator_matches_memory_gym_statistics():
     assert 9.0 < sizes.mean() < 11.0 and sizes.min() >= 7 and sizes.max() <= 20
 
 
+def _reference_path(rng, origin, goal):
+    """Memory Gym's path generator written plainly (as ``generate_path`` first was): walls ranked by a
+    double argsort, the A* run for GRID * GRID iterations with scatters, the route traced one tile per
+    iteration. ``generate_path`` must give the same paths."""
+    grid, n, big = mystery_path.GRID, mystery_path.GRID**2, mystery_path._BIG
+    x, y = np.meshgrid(np.arange(grid), np.arange(grid), indexing="ij")
+    walls = ((x > 0) & (x < grid - 2) & (y > 0) & (y < grid - 2)) & (rng.randint((grid, grid), 0, 100) < 33)
+    padded = jnp.pad(walls, 1)
+    near_wall = functools.reduce(
+        jnp.logical_or, [padded[1 + dx : 1 + dx + grid, 1 + dy : 1 + dy + grid] for dx in (-1, 0, 1) for dy in (-1, 0, 1)]
+    )
+    near = lambda t: jnp.abs(x - t[0]) + jnp.abs(y - t[1]) <= 1  # noqa: E731
+    candidates = ((x == 0) | (x == grid - 1) | (y == 0) | (y == grid - 1)) & ~near_wall & ~near(origin) & ~near(goal)
+    count = jnp.where(rng.uniform() < 0.5, 8, 4)
+    scores = jnp.where(candidates, rng.uniform((grid, grid)), 2.0)
+    rank = jnp.argsort(jnp.argsort(scores.reshape(-1))).reshape(grid, grid)
+    walls = (walls | (candidates & (rank < count))).reshape(-1)
+    neighbours, exists = (jnp.asarray(a) for a in mystery_path._neighbour_table())
+    costs = rng.randint((n, 4), 1, 9)
+    xs, ys = np.divmod(np.arange(n), grid)
+    heuristic = jnp.sqrt((xs - goal[0]) ** 2.0 + (ys - goal[1]) ** 2.0)
+    start, end = origin[0] * grid + origin[1], goal[0] * grid + goal[1]
+
+    def expand(_, carry):
+        g, f, parent, is_open, closed, order, counter, found = carry
+        oldest = jnp.argmin(jnp.where(is_open, order, big))
+        cheaper = is_open & (f < f[oldest])
+        node = jnp.where(cheaper.any(), jnp.argmin(jnp.where(cheaper, order, big)), oldest)
+        stop = found | ~is_open.any()
+        found = found | (~stop & (node == end))
+        expanding = ~stop & (node != end)
+        is_open = is_open.at[node].set(is_open[node] & ~expanding)
+        closed = closed.at[node].set(closed[node] | expanding)
+        nbs = neighbours[node]
+        usable = expanding & exists[node] & ~closed[nbs] & ~walls[nbs]
+        g_new = g[node] + costs[node]
+        fresh = usable & ~is_open[nbs]
+        improved = usable & is_open[nbs] & (g_new < g[nbs])
+        g = g.at[nbs].set(jnp.where(fresh, g_new, g[nbs]))
+        f = f.at[nbs].set(jnp.where(fresh, g_new + heuristic[nbs], f[nbs]))
+        parent = parent.at[nbs].set(jnp.where(fresh | improved, node, parent[nbs]))
+        order = order.at[nbs].set(jnp.where(fresh, counter + jnp.cumsum(fresh) - 1, order[nbs]))
+        is_open = is_open.at[nbs].set(is_open[nbs] | fresh)
+        return g, f, parent, is_open, closed, order, counter + fresh.sum(), found
+
+    zeros = jnp.zeros(n, jnp.int32)
+    init = (zeros, jnp.zeros(n), zeros - 1, jnp.arange(n) == start, jnp.zeros(n, bool), zeros, jnp.int32(1), False)
+    _, _, parent, _, _, _, _, found = jax.lax.fori_loop(0, n, expand, init)
+
+    def trace(_, carry):
+        node, path = carry
+        return jnp.where(node == start, node, parent[node]), path.at[node].set(True)
+
+    _, path = jax.lax.fori_loop(0, n, trace, (end, jnp.zeros(n, bool)))
+    return jnp.where(found, path.reshape(grid, grid), mystery_path._straight_path(origin, goal))
+
+
+def test_mystery_path_generator_equals_the_plain_search():
+    """The batched generator (fewer search iterations, ranks by counting, the route by pointer
+    doubling) gives exactly the paths of the plain one, from every side."""
+
+    def paths(generate):
+        def one(key, cardinal):
+            rng = common.RandomStream(key, 2 + mystery_path.PATH_RANDOM_NUMBERS)
+            origin, goal = mystery_path.sample_ends(rng, cardinal)
+            return generate(rng, origin, goal)
+
+        n = 4000
+        return np.asarray(jax.jit(jax.vmap(one))(jax.random.split(jax.random.key(3), n), jnp.arange(n) % 4))
+
+    np.testing.assert_array_equal(paths(mystery_path.generate_path), paths(_reference_path))
+
+
 def test_endless_mystery_path_continues_on_a_new_path_and_ends_on_a_repeated_fall():
     env_id = "EndlessMysteryPath-Grid"
     env, params, state = _reset(env_id, seed=1)
@@ -414,3 +487,52 @@ def test_mortar_mayhem_memoryless_policies_are_at_chance():
     }.items():
         rate = success_rate(policy)
         assert rate <= bound + 4 * sigma, f"memoryless policy {name!r} succeeded {rate:.3f} > {bound:.3f}"
+
+
+# ------------------------------------------------------------------------------------ fixed rollouts
+# SHA-256 (first 16 hex digits) of everything a fixed rollout returns: observations, rewards, episode
+# ends and every state field at every step, with auto-resets. Recorded on CPU; a change here is a
+# change of the dynamics, the rendering or the random streams, which speed-ups must not make.
+ROLLOUT_DIGESTS = {
+    ("MysteryPath-Grid-v0", ()): "ae6791ab3261393d",
+    ("MysteryPath-Grid-Symbolic-v0", (("turn_controls", True),)): "26b7bb1f19be04f1",
+    ("MysteryPath-v0", (("max_steps_in_episode", 64), ("show_origin", True), ("show_goal", True))): "47815f4e490677d7",
+    ("EndlessMysteryPath-v0", ()): "7bfa5661a5f3c5f0",
+    ("EndlessMysteryPath-Grid", (("symbolic", True),)): "cdf4ca84d56e160e",
+    ("SearingSpotlights-v0", (("max_steps_in_episode", 100),)): "2bd2eb54c553a76b",
+    ("SearingSpotlights-Symbolic-v0", (("num_coins", (1, 2, 3)),)): "ca636cf0f624349f",
+    ("SearingSpotlights-v0", (("black_background", True), ("coins_visible", True), ("exit_visible", True), ("agent_visible", True), ("num_coins", (2, 3)))): "a2f2371f7a023ad9",
+    ("EndlessSearingSpotlights-v0", ()): "191a8cb03898eb69",
+}
+
+
+def rollout_digest(env_id: str, overrides: tuple, num_envs: int = 4, num_steps: int = 200) -> str:
+    """The digest of ``num_envs`` environments stepped ``num_steps`` times with random actions."""
+    import hashlib
+
+    env, params = _make(env_id, **dict(overrides))
+    space = env.action_space(params)
+
+    def run(key):
+        obs, state = jax.vmap(env.reset, (0, None))(jax.random.split(key, num_envs), params)
+
+        def body(carry, key):
+            act_key, step_key = jax.random.split(key)
+            actions = jax.vmap(space.sample)(jax.random.split(act_key, num_envs))
+            obs, state, reward, terminated, truncated, _ = jax.vmap(env.step, (0, 0, 0, None))(
+                jax.random.split(step_key, num_envs), carry[1], actions, params
+            )
+            return (obs, state), (obs, state, reward, terminated, truncated)
+
+        return (obs, state), jax.lax.scan(body, (obs, state), jax.random.split(key, num_steps))[1]
+
+    out = jax.jit(run)(jax.random.key(2024))
+    digest = hashlib.sha256()
+    for leaf in jax.tree_util.tree_leaves(out):
+        digest.update(np.ascontiguousarray(np.asarray(leaf)).tobytes())
+    return digest.hexdigest()[:16]
+
+
+@pytest.mark.parametrize("env_id,overrides", list(ROLLOUT_DIGESTS))
+def test_fixed_rollouts_are_unchanged(env_id, overrides):
+    assert rollout_digest(env_id, overrides) == ROLLOUT_DIGESTS[env_id, overrides]
