@@ -114,12 +114,25 @@ def _walls(rng: common.RandomStream, origin: jax.Array, goal: jax.Array) -> jax.
 
     candidates = border & ~near_wall & ~near(origin) & ~near(goal)
     count = jnp.where(rng.uniform() < 0.5, 8, 4)
-    scores = jnp.where(candidates, rng.uniform((GRID, GRID)), 2.0)
-    rank = jnp.argsort(jnp.argsort(scores.reshape(-1))).reshape(GRID, GRID)
+    scores = jnp.where(candidates, rng.uniform((GRID, GRID)), 2.0).reshape(-1)
+    # Each tile's place in a stable sort of the scores (what argsort(argsort(.)) gives), counted
+    # rather than sorted: the tiles with a lower score, or an equal one earlier in the grid.
+    tiles = np.arange(GRID * GRID)
+    before = (scores[None, :] < scores[:, None]) | ((scores[None, :] == scores[:, None]) & (tiles[None, :] < tiles[:, None]))
+    rank = before.sum(axis=1).reshape(GRID, GRID)
     return walls | (candidates & (rank < count))
 
 
 PATH_RANDOM_NUMBERS = 2 * GRID * GRID + 1 + 4 * GRID * GRID  # what generate_path draws
+
+# Every path has at least 4 walls on the border: the last column and the last row touch no interior
+# wall (interior walls have x, y <= GRID - 3), and of their 2 * GRID - 1 tiles the ends and their
+# neighbours take at most 6, which leaves >= 7 candidates for the 4 or 8 border walls. So at most
+# GRID * GRID - 4 tiles are open to the search, it expands at most all but the goal, and one more
+# iteration finds the goal: SEARCH_STEPS iterations end every search (more would change nothing).
+MIN_WALLS = 4
+SEARCH_STEPS = GRID * GRID - MIN_WALLS
+TRACE_DOUBLINGS = int(np.ceil(np.log2(SEARCH_STEPS)))  # 2 ** 6 = 64 >= the longest route, 45 tiles
 
 
 def generate_path(rng: common.RandomStream, origin: jax.Array, goal: jax.Array) -> jax.Array:
@@ -131,6 +144,11 @@ def generate_path(rng: common.RandomStream, origin: jax.Array, goal: jax.Array) 
     cheapest), and a better route to an open node only changes that node's parent; both quirks shape
     the paths, so they are kept. In the rare case that walls cut the goal off, the path is the
     L-shaped route along the origin's row or column.
+
+    Written for batches (``vmap``), where every environment runs every iteration: the search runs
+    :data:`SEARCH_STEPS` iterations (enough for every path, see there), each finds the tile to expand
+    with min reductions instead of argmins, and the route is read off the parent links by pointer
+    doubling, in :data:`TRACE_DOUBLINGS` rounds instead of one round per tile.
     """
     n = GRID * GRID
     walls = _walls(rng, origin, goal).reshape(-1)
@@ -139,12 +157,16 @@ def generate_path(rng: common.RandomStream, origin: jax.Array, goal: jax.Array) 
     xs, ys = np.divmod(np.arange(n), GRID)
     heuristic = jnp.sqrt((xs - goal[0]) ** 2.0 + (ys - goal[1]) ** 2.0)
     start, end = origin[0] * GRID + origin[1], goal[0] * GRID + goal[1]
+    tiles = np.arange(n)
+    # The open list's insertion order is kept as ``order * n + tile``: distinct, so one min gives the
+    # oldest open tile and its index at once.
+    never = jnp.int32(_BIG * n)
 
     def expand(_, carry):
-        g, f, parent, is_open, closed, order, counter, found = carry
-        oldest = jnp.argmin(jnp.where(is_open, order, _BIG))
-        cheaper = is_open & (f < f[oldest])
-        node = jnp.where(cheaper.any(), jnp.argmin(jnp.where(cheaper, order, _BIG)), oldest)
+        g, f, parent, is_open, closed, key, counter, found = carry
+        oldest = jnp.min(jnp.where(is_open, key, never)) % n
+        cheaper = jnp.min(jnp.where(is_open & (f < f[oldest]), key, never))
+        node = jnp.where(cheaper < never, cheaper % n, oldest)
         stop = found | ~is_open.any()
         found = found | (~stop & (node == end))
         expanding = ~stop & (node != end)
@@ -157,32 +179,35 @@ def generate_path(rng: common.RandomStream, origin: jax.Array, goal: jax.Array) 
         fresh = usable & ~is_open[nbs]
         improved = reopen & (g_new < g[nbs])
         # New nodes join the open list in neighbour order.
-        new_order = counter + jnp.cumsum(fresh) - 1
+        new_key = (counter + jnp.cumsum(fresh) - 1) * n + nbs
         g = g.at[nbs].set(jnp.where(fresh, g_new, g[nbs]))
         f = f.at[nbs].set(jnp.where(fresh, g_new + heuristic[nbs], f[nbs]))
         parent = parent.at[nbs].set(jnp.where(fresh | improved, node, parent[nbs]))
-        order = order.at[nbs].set(jnp.where(fresh, new_order, order[nbs]))
+        key = key.at[nbs].set(jnp.where(fresh, new_key, key[nbs]))
         is_open = is_open.at[nbs].set(is_open[nbs] | fresh)
-        return g, f, parent, is_open, closed, order, counter + fresh.sum(), found
+        return g, f, parent, is_open, closed, key, counter + fresh.sum(), found
 
     init = (
         jnp.zeros(n, jnp.int32),
         jnp.zeros(n, jnp.float32),
         jnp.full(n, -1, jnp.int32),
-        jnp.zeros(n, bool).at[start].set(True),
+        tiles == start,
         jnp.zeros(n, bool),
-        jnp.zeros(n, jnp.int32),
+        jnp.asarray(tiles, jnp.int32),  # order 0 for every tile; only the start is open
         jnp.int32(1),
         jnp.bool_(False),
     )
-    _, _, parent, _, _, _, _, found = jax.lax.fori_loop(0, n, expand, init)
+    _, _, parent, _, _, _, _, found = jax.lax.fori_loop(0, SEARCH_STEPS, expand, init)
 
-    def trace(_, carry):
-        node, path = carry
-        path = path.at[node].set(True)
-        return jnp.where(node == start, node, parent[node]), path
-
-    _, path = jax.lax.fori_loop(0, n, trace, (end, jnp.zeros(n, bool)))
+    # The route: the goal and its ancestors. ``hop`` links every tile to its parent (the start and
+    # unreached tiles to themselves); each round doubles both the known prefix of the route and the
+    # length of the hop.
+    hop = jnp.where((tiles == start) | (parent < 0), tiles, parent)
+    route = end[None]
+    for _ in range(TRACE_DOUBLINGS):
+        route = jnp.concatenate([route, hop[route]])
+        hop = hop[hop]
+    path = jnp.any(route[:, None] == tiles[None, :], axis=0)
     return jnp.where(found, path.reshape(GRID, GRID), _straight_path(origin, goal))
 
 
