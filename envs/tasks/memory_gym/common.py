@@ -209,18 +209,33 @@ def sample_free_pixel(u: jax.Array, blocked: jax.Array) -> jax.Array:
 
 def block_around(blocked: jax.Array, position: jax.Array, radius) -> jax.Array:
     """``blocked`` with every pixel closer than ``radius`` to ``position = (x, y)`` set."""
-    ys, xs = np.mgrid[0 : blocked.shape[0], 0 : blocked.shape[1]]
-    d2 = (xs - position[0]) ** 2 + (ys - position[1]) ** 2
-    return blocked | (d2 < radius**2)
+    # Squared offsets per column and per row, summed by broadcasting: integers, so exact.
+    dx2 = (np.arange(blocked.shape[1]) - position[0]) ** 2
+    dy2 = (np.arange(blocked.shape[0]) - position[1]) ** 2
+    return blocked | (dy2[:, None] + dx2[None, :] < radius**2)
 
 
 # -------------------------------------------------------------------------------------- rendering
+def pixel_axes(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(ys, xs)``: pixel centres as a column [height, 1] and a row [1, width]. Shapes built from
+    them by broadcasting compute per row and per column what :func:`rendering.pixel_centers` would
+    have them compute per pixel, with the same values."""
+    ys, xs = rendering.pixel_centers(height, width)
+    return ys[:, :1], xs[:1, :]
+
+
+def disc_mask(height: int, width: int, cy, cx, radius) -> jax.Array:
+    """:func:`rendering.circle_mask`, from per-row and per-column squared distances."""
+    ys, xs = pixel_axes(height, width)
+    return (ys - cy) ** 2 + (xs - cx) ** 2 <= radius**2
+
+
 def agent_masks(height: int, width: int, x, y, heading, radius) -> tuple[jax.Array, jax.Array]:
     """Masks ``(body, hands)`` of the Memory Gym character centred at pixel ``(x, y)``: a round body
     and two hands that show the heading (ahead of the body's centre, to its left and right)."""
     # Pixel (i, j) covers [i, i+1): the sprite's integer centre is the middle of that pixel.
     cx, cy = jnp.floor(x) + 0.5, jnp.floor(y) + 0.5
-    body = rendering.circle_mask(height, width, cy, cx, radius)
+    body = disc_mask(height, width, cy, cx, radius)
     fx, fy = jnp.asarray(HEADING_VECTORS)[heading]
     side_x, side_y = -fy, fx  # perpendicular to the facing direction
     reach = 4.0 * radius / 6.0  # Memory Gym: hands 4 px ahead and 4 px aside of a 6 px body
@@ -229,7 +244,7 @@ def agent_masks(height: int, width: int, x, y, heading, radius) -> tuple[jax.Arr
     for sign in (-1.0, 1.0):
         hx = cx + reach * (fx + sign * side_x)
         hy = cy + reach * (fy + sign * side_y)
-        hands = hands | rendering.circle_mask(height, width, hy, hx, hand_radius)
+        hands = hands | disc_mask(height, width, hy, hx, hand_radius)
     return body, hands
 
 
@@ -250,9 +265,21 @@ def cross_mask(height: int, width: int, x, y, size, thickness) -> jax.Array:
     """An X of two thick diagonals in the ``size``-pixel square centred at ``(x, y)``."""
     half = 0.5 * (size - 1)
     cx, cy = jnp.floor(x) + 0.5, jnp.floor(y) + 0.5
-    a = rendering.segment_mask(height, width, (cy - half, cx - half), (cy + half, cx + half), thickness)
-    b = rendering.segment_mask(height, width, (cy - half, cx + half), (cy + half, cx - half), thickness)
+    a = segment_mask(height, width, (cy - half, cx - half), (cy + half, cx + half), thickness)
+    b = segment_mask(height, width, (cy - half, cx + half), (cy + half, cx - half), thickness)
     return a | b
+
+
+def segment_mask(height: int, width: int, p0, p1, thickness) -> jax.Array:
+    """:func:`rendering.segment_mask` (``p0``, ``p1`` as ``(y, x)``), with the projection's row and
+    column terms computed per row and per column."""
+    ys, xs = pixel_axes(height, width)
+    p0 = jnp.asarray(p0, jnp.float32)
+    d = jnp.asarray(p1, jnp.float32) - p0
+    length2 = jnp.maximum(d[0] ** 2 + d[1] ** 2, 1e-12)
+    u = jnp.clip(((ys - p0[0]) * d[0] + (xs - p0[1]) * d[1]) / length2, 0.0, 1.0)
+    dy, dx = ys - (p0[0] + u * d[0]), xs - (p0[1] + u * d[1])
+    return dy**2 + dx**2 <= (0.5 * thickness) ** 2
 
 
 @functools.lru_cache(maxsize=None)

@@ -455,7 +455,8 @@ class SearingSpotlights(Environment[SearingSpotlightsState, SearingSpotlightsPar
         return common.free_keys_to_action(keys)
 
     def render(self, state, params):
-        ys, xs = rendering.pixel_centers(N, N)
+        # Shapes come from per-row and per-column coordinates (common.pixel_axes).
+        ys, xs = common.pixel_axes(N, N)
         # Floor: a chessboard of white and blue (red while a spotlight burns the agent).
         floor = jnp.where(state.hit & jnp.asarray(params.visual_feedback), jnp.array([1.0, 0.0, 0.0]), jnp.array([0.0, 0.0, 1.0]))
         white = jnp.asarray(_chessboard())[..., None] | jnp.asarray(params.hide_chessboard)
@@ -468,7 +469,7 @@ class SearingSpotlights(Environment[SearingSpotlightsState, SearingSpotlightsPar
         coin_mask = jnp.zeros((N, N), bool)
         for i in range(state.coins.shape[0]):
             cy, cx = jnp.floor(state.coins[i, 1]) + 0.5, jnp.floor(state.coins[i, 0]) + 0.5
-            coin_mask = coin_mask | (rendering.circle_mask(N, N, cy, cx, self.coin_radius(params)) & state.coin_active[i])
+            coin_mask = coin_mask | (common.disc_mask(N, N, cy, cx, self.coin_radius(params)) & state.coin_active[i])
         coins_above = self.coins_above_darkness(state, params)
         exit_mask, exit_edge = _exit_masks(state.exit, self.exit_radius(params))
         exit_color = jnp.where(~state.coin_active.any(), _EXIT_OPEN, _EXIT_CLOSED)
@@ -503,8 +504,9 @@ class SearingSpotlights(Environment[SearingSpotlightsState, SearingSpotlightsPar
     def _top_bar(self, image, state, params):
         """Health (green, burnt red from the left), the last action's two components and a yellow
         mark when the last step paid a reward."""
-        _, xs = rendering.pixel_centers(N, N)
-        bar = jnp.asarray(np.arange(N) < BAR_PX)[:, None] & jnp.ones((1, N), bool)
+        # The colours depend on the column only: one row of them, the same in every row of the bar.
+        xs = common.pixel_axes(N, N)[1][0]
+        bar = np.arange(N)[:, None, None] < BAR_PX
         half = (N // 4) * 2
         burnt = jnp.floor(half * (1.0 - state.health / params.agent_health))
         color = jnp.where((xs < burnt)[..., None], jnp.array([1.0, 0.0, 0.0]), jnp.array([0.0, 1.0, 0.0]))
@@ -521,7 +523,7 @@ class SearingSpotlights(Environment[SearingSpotlightsState, SearingSpotlightsPar
         mark = (xs >= mark_left) & (xs < mark_left + mark_width) & jnp.asarray(params.show_last_positive_reward)
         mark_color = jnp.where(state.last_reward > 0, jnp.array([1.0, 1.0, 0.0]), jnp.array([50 / 255] * 3))
         color = jnp.where(mark[..., None], mark_color, color)
-        return jnp.where(bar[..., None], color, image)
+        return jnp.where(bar, color[None], image)
 
 
 @functools.lru_cache(maxsize=None)
@@ -532,7 +534,7 @@ def _chessboard() -> np.ndarray:
 def _exit_masks(position, radius):
     """The exit: a square of side ``2 * radius`` centred at ``position`` with rounded top corners (a
     door), and its one-pixel outline."""
-    ys, xs = rendering.pixel_centers(N, N)
+    ys, xs = common.pixel_axes(N, N)
     x0, y0 = jnp.floor(position[0] - radius), jnp.floor(position[1] - radius)
     side = 2.0 * radius
 
