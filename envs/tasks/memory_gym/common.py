@@ -261,6 +261,17 @@ def fill_agent(image: jax.Array, x, y, heading, radius) -> jax.Array:
     return rendering.fill(rendering.fill(image, body, AGENT_BODY_U8), hands, AGENT_HANDS_U8)
 
 
+def layered_image(layers, colors) -> jax.Array:
+    """A ``uint8`` [H, W, 3] image of opaque layers (``layers``: [H, W] bool masks, bottom first;
+    ``colors``: their uint8 RGB) on black: what filling them in turn with :func:`rendering.fill`
+    gives, with one palette lookup per pixel instead of a select per layer and channel."""
+    top = jnp.zeros(layers[0].shape, jnp.int32)
+    for i, layer in enumerate(layers):
+        top = jnp.where(layer, i + 1, top)
+    palette = np.array([(0, 0, 0), *colors], np.uint8)
+    return jnp.asarray(palette)[top]
+
+
 def cross_mask(height: int, width: int, x, y, size, thickness) -> jax.Array:
     """An X of two thick diagonals in the ``size``-pixel square centred at ``(x, y)``."""
     half = 0.5 * (size - 1)

@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from mnemax.envs.core import rendering, spaces
+from mnemax.envs.core import spaces
 from mnemax.envs.core.environment import NO_TIME_LIMIT, EnvParams, EnvState
 from mnemax.envs.tasks.memory_gym import common
 from mnemax.envs.core.params import param
@@ -407,15 +407,19 @@ class MysteryPath(common.MovementTask):
     def render(self, state, params):
         n = common.SCREEN
         index, _ = common.tile_index_map(0, TILE_PX, GRID)
-        image = jnp.zeros((n, n, 3), jnp.uint8)
         origin_id = state.origin[0] * GRID + state.origin[1]
         goal_id = state.goal[0] * GRID + state.goal[1]
-        image = rendering.fill(image, (index == origin_id) & jnp.asarray(params.show_origin), (0, 0, 255))
-        image = rendering.fill(image, (index == goal_id) & jnp.asarray(params.show_goal), (0, 255, 0))
         x, y = self.agent_pixel(state.position, params)
-        image = common.fill_agent(image, x, y, state.heading, common.agent_radius(params.agent_scale))
+        body, hands = common.agent_masks(n, n, x, y, state.heading, common.agent_radius(params.agent_scale))
         cross = common.cross_mask(n, n, x, y, 10.0, 3.0) & self.fall_visible(state, params)
-        return rendering.fill(image, cross, (255, 0, 0))
+        layers = [  # (mask, colour), bottom first, on black
+            ((index == origin_id) & jnp.asarray(params.show_origin), (0, 0, 255)),
+            ((index == goal_id) & jnp.asarray(params.show_goal), (0, 255, 0)),
+            (body, common.AGENT_BODY_U8),
+            (hands, common.AGENT_HANDS_U8),
+            (cross, (255, 0, 0)),
+        ]
+        return common.layered_image(*zip(*layers))
 
 
 def _with_new_path(state: MysteryPathState, rng, origin, goal, cardinal) -> MysteryPathState:

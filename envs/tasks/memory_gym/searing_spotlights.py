@@ -455,15 +455,11 @@ class SearingSpotlights(Environment[SearingSpotlightsState, SearingSpotlightsPar
         return common.free_keys_to_action(keys)
 
     def render(self, state, params):
-        # Shapes come from per-row and per-column coordinates (common.pixel_axes).
+        # Every pixel shows one of few colours: the floor's two or an entity's, each darkened or not
+        # (or, on a spotlight's rim, brightened), an entity above the darkness, or a colour of the
+        # top bar. The frame is a palette of them, blended once per colour as the layers would be
+        # painted in turn, and an index per pixel: shapes are masks, the blends never touch pixels.
         ys, xs = common.pixel_axes(N, N)
-        # Floor: a chessboard of white and blue (red while a spotlight burns the agent).
-        floor = jnp.where(state.hit & jnp.asarray(params.visual_feedback), jnp.array([1.0, 0.0, 0.0]), jnp.array([0.0, 0.0, 1.0]))
-        white = jnp.asarray(_chessboard())[..., None] | jnp.asarray(params.hide_chessboard)
-        image = jnp.where(white, 1.0, floor[None, None, :])
-        image = jnp.where(jnp.asarray(params.black_background), 0.0, image)
-
-        # Coins, exit and agent, each under or above the darkness.
         # Shapes are OR-ed one at a time (the slots are few): no [slots, H, W] intermediate, which
         # would cost gigabytes at large batch sizes.
         coin_mask = jnp.zeros((N, N), bool)
@@ -476,18 +472,31 @@ class SearingSpotlights(Environment[SearingSpotlightsState, SearingSpotlightsPar
         exit_above = jnp.asarray(params.exit_visible)
         use_exit = jnp.asarray(params.use_exit)
         agent_above = jnp.asarray(params.agent_visible)
-        reach = self.agent_reach(params)
         x, y = state.position
+        body, hands = common.agent_masks(N, N, x, y, state.heading, self.agent_reach(params))
+        entity_colors = jnp.stack([jnp.asarray(c, jnp.float32) for c in (_COIN, exit_color, (0.0, 0.0, 0.0), common.AGENT_BODY, common.AGENT_HANDS)])
 
-        def entities(image, above):
-            image = rendering.paint(image, coin_mask & (coins_above == above), _COIN)
+        def topmost(above):
+            """int32 [N, N]: 1 + the index in entity_colors of the entity drawn on top, 0 for none."""
             shown = use_exit & (exit_above == above)
-            image = rendering.paint(image, exit_mask & shown, exit_color)
-            image = rendering.paint(image, exit_edge & shown, (0.0, 0.0, 0.0))
-            return common.paint_agent(image, x, y, state.heading, reach, alpha=(agent_above == above).astype(jnp.float32))
+            agent_shown = agent_above == above
+            layers = (coin_mask & (coins_above == above), exit_mask & shown, exit_edge & shown, body & agent_shown, hands & agent_shown)
+            top = jnp.zeros((N, N), jnp.int32)
+            for i, layer in enumerate(layers):
+                top = jnp.where(layer, i + 1, top)
+            return top
 
-        image = entities(image, False)
-        # Darkness everywhere but inside the spotlights.
+        # Scene colours under the darkness: 0 a white tile, 1 a coloured one (blue, or red while a
+        # spotlight burns the agent), 2 .. 6 the entities.
+        floor = jnp.where(state.hit & jnp.asarray(params.visual_feedback), jnp.array([1.0, 0.0, 0.0]), jnp.array([0.0, 0.0, 1.0]))
+        tiles = jnp.stack([jnp.ones(3), floor])
+        tiles = jnp.where(jnp.asarray(params.black_background), 0.0, tiles)
+        scene = jnp.concatenate([tiles, entity_colors])
+        coloured_tile = jnp.asarray(~_chessboard()) & ~jnp.asarray(params.hide_chessboard)
+        below = topmost(False)
+        scene_index = jnp.where(below > 0, below + 1, coloured_tile.astype(jnp.int32))
+
+        # Darkness everywhere but inside the spotlights; their rims are drawn on a black background.
         lit = rims = jnp.zeros((N, N), bool)
         for i in range(state.spot_position.shape[0]):
             cy, cx = jnp.floor(state.spot_position[i, 1]) + 0.5, jnp.floor(state.spot_position[i, 0]) + 0.5
@@ -496,17 +505,25 @@ class SearingSpotlights(Environment[SearingSpotlightsState, SearingSpotlightsPar
             lit = lit | inside
             rims = rims | (inside & (d2 > (state.spot_radius[i] - 1.0) ** 2))
         darkness = self.light(state.time, params) / 255.0
-        image = rendering.paint(image, ~lit, (0.0, 0.0, 0.0), darkness)
-        image = rendering.paint(image, rims & jnp.asarray(params.black_background), (1.0, 1.0, 1.0), darkness)
-        image = entities(image, True)
-        return rendering.to_uint8(self._top_bar(image, state, params))
+        every = jnp.ones(scene.shape[0], bool)
+        dark = rendering.paint(scene, every, (0.0, 0.0, 0.0), darkness)  # off the spotlights
+        rim = rendering.paint(scene, every, (1.0, 1.0, 1.0), darkness)  # on a rim (rims are lit)
+        light = jnp.where(~lit, 1, jnp.where(rims & jnp.asarray(params.black_background), 2, 0))
 
-    def _top_bar(self, image, state, params):
-        """Health (green, burnt red from the left), the last action's two components and a yellow
-        mark when the last step paid a reward."""
-        # The colours depend on the column only: one row of them, the same in every row of the bar.
+        k = scene.shape[0]
+        index = light * k + scene_index
+        above = topmost(True)
+        index = jnp.where(above > 0, 3 * k + above - 1, index)
+        bar_colors = self._top_bar_colors(state, params)
+        index = jnp.where(np.arange(N)[:, None] < BAR_PX, 3 * k + entity_colors.shape[0] + np.arange(N)[None, :], index)
+        palette = jnp.concatenate([scene, dark, rim, entity_colors, bar_colors])
+        return rendering.to_uint8(palette)[index]
+
+    def _top_bar_colors(self, state, params):
+        """float32 [N, 3]: the colour of each column of the top bar (its rows are alike): health
+        (green, burnt red from the left), the last action's two components and a yellow mark when
+        the last step paid a reward."""
         xs = common.pixel_axes(N, N)[1][0]
-        bar = np.arange(N)[:, None, None] < BAR_PX
         half = (N // 4) * 2
         burnt = jnp.floor(half * (1.0 - state.health / params.agent_health))
         color = jnp.where((xs < burnt)[..., None], jnp.array([1.0, 0.0, 0.0]), jnp.array([0.0, 1.0, 0.0]))
@@ -522,8 +539,7 @@ class SearingSpotlights(Environment[SearingSpotlightsState, SearingSpotlightsPar
         mark_width = jnp.where(show_action, int(quarter * 0.5), 2 * quarter)
         mark = (xs >= mark_left) & (xs < mark_left + mark_width) & jnp.asarray(params.show_last_positive_reward)
         mark_color = jnp.where(state.last_reward > 0, jnp.array([1.0, 1.0, 0.0]), jnp.array([50 / 255] * 3))
-        color = jnp.where(mark[..., None], mark_color, color)
-        return jnp.where(bar, color[None], image)
+        return jnp.where(mark[..., None], mark_color, color)
 
 
 @functools.lru_cache(maxsize=None)
