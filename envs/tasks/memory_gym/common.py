@@ -248,13 +248,6 @@ def agent_masks(height: int, width: int, x, y, heading, radius) -> tuple[jax.Arr
     return body, hands
 
 
-def paint_agent(image: jax.Array, x, y, heading, radius, alpha=1.0) -> jax.Array:
-    """Blend the character (see :func:`agent_masks`) into a float image with opacity ``alpha``."""
-    body, hands = agent_masks(image.shape[0], image.shape[1], x, y, heading, radius)
-    image = rendering.paint(image, body, AGENT_BODY, alpha)
-    return rendering.paint(image, hands, AGENT_HANDS, alpha)
-
-
 def fill_agent(image: jax.Array, x, y, heading, radius) -> jax.Array:
     """Draw the character opaquely into a ``uint8`` image."""
     body, hands = agent_masks(image.shape[0], image.shape[1], x, y, heading, radius)
