@@ -491,8 +491,10 @@ def test_mortar_mayhem_memoryless_policies_are_at_chance():
 
 # ------------------------------------------------------------------------------------ fixed rollouts
 # SHA-256 (first 16 hex digits) of everything a fixed rollout returns: observations, rewards, episode
-# ends and every state field at every step, with auto-resets. Recorded on CPU; a change here is a
-# change of the dynamics, the rendering or the random streams, which speed-ups must not make.
+# ends and every state field at every step, with auto-resets. Recorded on CPU with JAX 0.10; a change
+# here is a change of the dynamics, the rendering or the random streams, which speed-ups must not make.
+# Another compiler (a GPU, another JAX release) may round a float differently, so elsewhere they are skipped.
+DIGESTS_RECORDED_WITH = ("cpu", "0.10")
 ROLLOUT_DIGESTS = {
     ("MysteryPath-Grid-v0", ()): "ae6791ab3261393d",
     ("MysteryPath-Grid-Symbolic-v0", (("turn_controls", True),)): "26b7bb1f19be04f1",
@@ -535,4 +537,7 @@ def rollout_digest(env_id: str, overrides: tuple, num_envs: int = 4, num_steps: 
 
 @pytest.mark.parametrize("env_id,overrides", list(ROLLOUT_DIGESTS))
 def test_fixed_rollouts_are_unchanged(env_id, overrides):
+    here = (jax.default_backend(), ".".join(jax.__version__.split(".")[:2]))
+    if here != DIGESTS_RECORDED_WITH:
+        pytest.skip(f"digests recorded on {DIGESTS_RECORDED_WITH}, this is {here}")
     assert rollout_digest(env_id, overrides) == ROLLOUT_DIGESTS[env_id, overrides]
