@@ -53,6 +53,7 @@
 #     bash benchmarks/gpu_suite.sh 49  # HCAM's cost in parts beside dense TrXL; Mamba-2's chunk size
 #     bash benchmarks/gpu_suite.sh 50  # PPO update time with XLA's command buffers (CUDA graphs) over while loops
 #     bash benchmarks/gpu_suite.sh 51  # symbolic Mortar Mayhem Grid with FFM, minGRU and S5 (parallel scans)
+#     bash benchmarks/gpu_suite.sh 52  # Memory Gym throughput after the Mystery Path and Searing Spotlights speed-ups
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -406,6 +407,10 @@ case $part in
          # S5), the `memory_gym` preset, 3 seeds, one after another from S5 (resumable in pieces)
         run "${TRAIN_SECONDS:-540}" learning_curves.py --preset memory_gym_symbolic --seeds 3 --max-seconds 500 \
             --runs MortarMayhem-Grid-Symbolic-{s5,min_gru,ffm} --run-dir ../runs/gpu --resume --update $flag
+        ;;
+    52)  # Memory Gym throughput after the Mystery Path and Searing Spotlights speed-ups (cheaper path search,
+         # renders as palette indices), every task, against the H100 figures of part 4
+        run 330 memory_gym_throughput.py --max-seconds 300 --no-reference $flag
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
