@@ -54,6 +54,7 @@
 #     bash benchmarks/gpu_suite.sh 50  # PPO update time with XLA's command buffers (CUDA graphs) over while loops
 #     bash benchmarks/gpu_suite.sh 51  # symbolic Mortar Mayhem Grid with FFM, minGRU and S5 (parallel scans)
 #     bash benchmarks/gpu_suite.sh 52  # Memory Gym throughput after the Mystery Path and Searing Spotlights speed-ups
+#     bash benchmarks/gpu_suite.sh 53  # context editing at full size with a two-stage curriculum (DCPO, PPO)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -411,6 +412,12 @@ case $part in
     52)  # Memory Gym throughput after the Mystery Path and Searing Spotlights speed-ups (cheaper path search,
          # renders as palette indices), every task, against the H100 figures of part 4
         run 330 memory_gym_throughput.py --max-seconds 300 --no-reference $flag
+        ;;
+    53)  # context editing at full size (L = 64, C = 4) with a two-stage curriculum: 400 updates without the slot
+         # cost and with queries 2-8 steps after their fact, then the task itself; DCPO and PPO, 3 seeds
+        run 560 context_edit.py --scale full --budgets 4 --streams 64 --updates 1000 --algos dcpo ppo \
+            --train-env-params slot_cost=0 min_query_delay=2 max_query_delay=8 \
+            --train-params curriculum_updates=400 --max-seconds 520 ${label:+--device-label $label-curriculum}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

@@ -35,6 +35,11 @@ def tiny(tmp_path, **overrides) -> PPOConfig:
         (dict(env_params={"corridor_length": 0}), "corridor_length"),
         (dict(memory_config={"features": -1}), "positive"),
         (dict(env="mnemax/CountRecall-Easy-v0", train_env_params={"num_decks": 2}), "action space"),
+        (dict(curriculum_updates=2), "curriculum_updates needs train_env_params"),
+        (
+            dict(env="mnemax/MortarMayhem-Grid-Symbolic-v0", train_env_params={"command_count": (5,)}, curriculum_updates=2),
+            "static parameter",
+        ),
     ],
 )
 def test_bad_configs_fail_before_compiling(tmp_path, overrides, message):
@@ -49,6 +54,18 @@ def test_train_env_params_change_what_training_plays_and_not_the_evaluation(tmp_
     assert float(algorithm.env_params.oracle_start_prob) == 1.0
     assert float(algorithm.eval_env_params.oracle_start_prob) == 0.0
     assert algorithm.env_params.corridor_length == algorithm.eval_env_params.corridor_length == 4
+
+
+def test_curriculum_updates_switch_training_to_the_task_after_them(tmp_path):
+    config = tiny(tmp_path, env="mnemax/TMaze-Active-v0", env_params={"corridor_length": 4},
+                  train_env_params={"oracle_start_prob": 1.0}, curriculum_updates=2)  # fmt: skip
+    algorithm = PPO(config)
+    played = jax.jit(lambda u: algorithm.training_env_params(u).oracle_start_prob)
+    assert [float(played(jnp.int32(u))) for u in range(4)] == [1.0, 1.0, 0.0, 0.0]
+    without = PPO(dataclasses.replace(config, curriculum_updates=0))  # the whole run plays train_env_params
+    assert float(without.training_env_params(jnp.int32(10)).oracle_start_prob) == 1.0
+    result = train(config)  # the switch compiles inside the update
+    assert result.steps == config.total_steps and np.isfinite(result.success).all()
 
 
 def test_minibatches_partition_the_sequences_and_keep_carries_aligned(tmp_path):

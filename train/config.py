@@ -168,6 +168,9 @@ class TrainConfig(RunConfig):
     train_env_params: dict[str, int | float | bool | str] = dataclasses.field(default_factory=dict)
     """overrides on top of `env_params` while training only (a curriculum, e.g. active T-Maze's
     `oracle_start_prob`); the final greedy evaluation and the video play the task `env_params` define"""
+    curriculum_updates: int = option(0, ge=0)
+    """with `train_env_params`: the updates that play them, after which training plays the task itself
+    (a two-stage curriculum); 0 plays them for the whole run"""
     agent: str = DEFAULT_AGENT
     """`actor_critic` (encoder -> memory -> heads) or `context_editor` (a transformer over the slots of a
     context-editing task, `mnemax/ContextEdit-*`; its memory is the context, so `memory` is ignored)"""
@@ -248,6 +251,8 @@ class TrainConfig(RunConfig):
             raise ValueError(f"agent must be one of {', '.join(agents.names())}, got {self.agent!r}")
         if self.bptt_length < 0 or self.num_steps % self.sequence_length:
             raise ValueError(f"bptt_length ({self.bptt_length}) must divide num_steps ({self.num_steps})")
+        if self.curriculum_updates and not self.train_env_params:
+            raise ValueError("curriculum_updates needs train_env_params: the task its first updates play")
         if self.num_envs % (self.num_minibatches * num_devices):
             raise ValueError(
                 f"num_envs ({self.num_envs}) must be divisible by num_minibatches ({self.num_minibatches}) "

@@ -134,7 +134,8 @@ class DCPO(OnPolicy):
         c = self.config
         key, reset_key = jax.random.split(runner.key)
         keys = group_keys(reset_key, c.num_envs, c.group_size)
-        obs, env_state = jax.vmap(self.episode_env.reset, in_axes=(0, None))(keys, self.env_params)
+        env_params = self.training_env_params(runner.update)
+        obs, env_state = jax.vmap(self.episode_env.reset, in_axes=(0, None))(keys, env_params)
         carry = self.network.initialize_carry(c.num_envs)
         reset = jnp.ones(c.num_envs, bool)
         return self.rollout(runner.replace(env_state=env_state, obs=obs, carry=carry, reset=reset, key=key))

@@ -95,6 +95,8 @@ class OnPolicy:
         if config.train_env_params:
             _, self.env_params = envs.make(config.env, **{**config.env_params, **config.train_env_params})
             _check_same_spaces(env, self.env_params, self.eval_env_params)
+            if config.curriculum_updates:
+                _check_switchable(self.env_params, self.eval_env_params)
         if config.prev_action_reward:
             env = wrappers.PreviousActionReward(env)
         self.env = env
@@ -143,6 +145,17 @@ class OnPolicy:
         train_state = TrainState.create(apply_fn=self.network.apply, params=params, tx=self.optimizer)
         return RunnerState(train_state, env_state, obs, carry, reset, key, jnp.int32(0))
 
+    def training_env_params(self, update: jax.Array):
+        """The task that update ``update`` plays: ``train_env_params`` for the first ``curriculum_updates``
+        updates (all of them when it is 0), the task itself after them."""
+        c = self.config
+        if not c.curriculum_updates:
+            return self.env_params
+        first_stage = update < c.curriculum_updates
+        return jax.tree_util.tree_map(
+            lambda a, b: jnp.where(first_stage, a, b), self.env_params, self.eval_env_params
+        )
+
     def env_action(self, action: jax.Array) -> jax.Array:
         """Agent actions ``[..., K]`` in the environment's format."""
         return action[..., 0] if self._discrete else action
@@ -152,15 +165,15 @@ class OnPolicy:
         """The reward a transition stores for learning: the environment's (PPO folds in a value)."""
         return reward
 
-    def _env_step(self, params, state, key):
-        """One acting step of all environment copies."""
+    def _env_step(self, params, env_params, state, key):
+        """One acting step of all environment copies in the task ``env_params``."""
         env_state, obs, carry, reset = state
         act_key, step_key = jax.random.split(key)
         next_carry, logits, value = self.network.apply(params, carry, time_major(obs), reset[None])
         logits, value = logits[0], value[0]
         action = distributions.sample(act_key, logits)
         next_obs, env_state, reward, terminated, truncated, info = self.vec_env.step(
-            step_key, env_state, self.env_action(action), self.env_params
+            step_key, env_state, self.env_action(action), env_params
         )
         done = terminated | truncated
         transition = Transition(
@@ -183,10 +196,11 @@ class OnPolicy:
         """``num_steps`` steps: transitions ``[C, L, N, ...]`` and the carries at window starts ``[C, N, ...]``."""
         c = self.config
         params = runner.train_state.params
+        env_params = self.training_env_params(runner.update)
 
         def window(state, key):
             carry_at_start = state[2]
-            step = lambda s, k: self._env_step(params, s, k)  # noqa: E731
+            step = lambda s, k: self._env_step(params, env_params, s, k)  # noqa: E731
             keys = jax.random.split(key, c.sequence_length)
             state, transitions = jax.lax.scan(step, state, keys, unroll=time_unroll(c.rollout_unroll or None))
             return state, (carry_at_start, transitions)
@@ -268,6 +282,16 @@ def clipped_objective(log_prob, old_log_prob, adv, clip_eps: float) -> tuple[jax
     ratio = jnp.exp(log_prob - old_log_prob)
     clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
     return jnp.minimum(ratio * adv, clipped * adv), ratio
+
+
+def _check_switchable(train_params, eval_params) -> None:
+    """A curriculum that switches tasks inside the compiled update may change traced parameters only:
+    a static one (a size, a shape) would need another program."""
+    if jax.tree_util.tree_structure(train_params) != jax.tree_util.tree_structure(eval_params):
+        raise ValueError(
+            "curriculum_updates: train_env_params change a static parameter of the task (a size or shape), "
+            "which cannot switch during a run; only the task's traced parameters can"
+        )
 
 
 def _check_same_spaces(env, train_params, eval_params) -> None:

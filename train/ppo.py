@@ -80,7 +80,8 @@ class PPO(OnPolicy):
         # Fold the value of a truncated episode's last observation into its last reward (see
         # stored_reward). `truncated` is traced, so the extra network call would run at every step: skip
         # it for tasks whose time limit is out of reach (they end their episodes themselves).
-        self.bootstrap_truncated = config.bootstrap_truncated and can_truncate(self.env_params)
+        trained = (self.env_params, self.eval_env_params) if config.curriculum_updates else (self.env_params,)
+        self.bootstrap_truncated = config.bootstrap_truncated and any(map(can_truncate, trained))
 
     def gradient_clipping(self) -> optax.GradientTransformation:
         """With a separate critic, the policy's and the value branch's gradients are clipped apart (as if
