@@ -25,6 +25,14 @@ def pixel_centers(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     return ys, xs
 
 
+def pixel_axes(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(ys, xs)``: pixel centres as a column ``[height, 1]`` and a row ``[1, width]``. Shapes built from
+    them by broadcasting compute per row and per column what :func:`pixel_centers` would have them compute
+    per pixel, with the same values."""
+    ys, xs = pixel_centers(height, width)
+    return ys[:, :1], xs[:1, :]
+
+
 def paint(image: jax.Array, mask: jax.Array, color, alpha=1.0) -> jax.Array:
     """Blend ``color`` into ``image`` where ``mask`` ([H, W] bool or float coverage) holds."""
     weight = (jnp.asarray(mask, jnp.float32) * alpha)[..., None]
@@ -71,9 +79,10 @@ def ring_mask(height: int, width: int, cy, cx, radius, thickness) -> jax.Array:
 def segment_mask(height: int, width: int, p0, p1, thickness) -> jax.Array:
     """Pixels whose centres lie within ``thickness / 2`` of the segment ``p0 -> p1`` (each ``(y, x)``).
 
-    A thick line with round caps; a zero-length segment is a disc.
+    A thick line with round caps; a zero-length segment is a disc. The projection's row and column terms
+    are computed per row and per column (:func:`pixel_axes`).
     """
-    ys, xs = pixel_centers(height, width)
+    ys, xs = pixel_axes(height, width)
     p0 = jnp.asarray(p0, jnp.float32)
     d = jnp.asarray(p1, jnp.float32) - p0
     length2 = jnp.maximum(d[0] ** 2 + d[1] ** 2, 1e-12)

@@ -216,17 +216,9 @@ def block_around(blocked: jax.Array, position: jax.Array, radius) -> jax.Array:
 
 
 # -------------------------------------------------------------------------------------- rendering
-def pixel_axes(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(ys, xs)``: pixel centres as a column [height, 1] and a row [1, width]. Shapes built from
-    them by broadcasting compute per row and per column what :func:`rendering.pixel_centers` would
-    have them compute per pixel, with the same values."""
-    ys, xs = rendering.pixel_centers(height, width)
-    return ys[:, :1], xs[:1, :]
-
-
 def disc_mask(height: int, width: int, cy, cx, radius) -> jax.Array:
     """:func:`rendering.circle_mask`, from per-row and per-column squared distances."""
-    ys, xs = pixel_axes(height, width)
+    ys, xs = rendering.pixel_axes(height, width)
     return (ys - cy) ** 2 + (xs - cx) ** 2 <= radius**2
 
 
@@ -269,21 +261,9 @@ def cross_mask(height: int, width: int, x, y, size, thickness) -> jax.Array:
     """An X of two thick diagonals in the ``size``-pixel square centred at ``(x, y)``."""
     half = 0.5 * (size - 1)
     cx, cy = jnp.floor(x) + 0.5, jnp.floor(y) + 0.5
-    a = segment_mask(height, width, (cy - half, cx - half), (cy + half, cx + half), thickness)
-    b = segment_mask(height, width, (cy - half, cx + half), (cy + half, cx - half), thickness)
+    a = rendering.segment_mask(height, width, (cy - half, cx - half), (cy + half, cx + half), thickness)
+    b = rendering.segment_mask(height, width, (cy - half, cx + half), (cy + half, cx - half), thickness)
     return a | b
-
-
-def segment_mask(height: int, width: int, p0, p1, thickness) -> jax.Array:
-    """:func:`rendering.segment_mask` (``p0``, ``p1`` as ``(y, x)``), with the projection's row and
-    column terms computed per row and per column."""
-    ys, xs = pixel_axes(height, width)
-    p0 = jnp.asarray(p0, jnp.float32)
-    d = jnp.asarray(p1, jnp.float32) - p0
-    length2 = jnp.maximum(d[0] ** 2 + d[1] ** 2, 1e-12)
-    u = jnp.clip(((ys - p0[0]) * d[0] + (xs - p0[1]) * d[1]) / length2, 0.0, 1.0)
-    dy, dx = ys - (p0[0] + u * d[0]), xs - (p0[1] + u * d[1])
-    return dy**2 + dx**2 <= (0.5 * thickness) ** 2
 
 
 @functools.lru_cache(maxsize=None)

@@ -459,7 +459,7 @@ class SearingSpotlights(Environment[SearingSpotlightsState, SearingSpotlightsPar
         # (or, on a spotlight's rim, brightened), an entity above the darkness, or a colour of the
         # top bar. The frame is a palette of them, blended once per colour as the layers would be
         # painted in turn, and an index per pixel: shapes are masks, the blends never touch pixels.
-        ys, xs = common.pixel_axes(N, N)
+        ys, xs = rendering.pixel_axes(N, N)
         # Shapes are OR-ed one at a time (the slots are few): no [slots, H, W] intermediate, which
         # would cost gigabytes at large batch sizes.
         coin_mask = jnp.zeros((N, N), bool)
@@ -523,7 +523,7 @@ class SearingSpotlights(Environment[SearingSpotlightsState, SearingSpotlightsPar
         """float32 [N, 3]: the colour of each column of the top bar (its rows are alike): health
         (green, burnt red from the left), the last action's two components and a yellow mark when
         the last step paid a reward."""
-        xs = common.pixel_axes(N, N)[1][0]
+        xs = rendering.pixel_axes(N, N)[1][0]
         half = (N // 4) * 2
         burnt = jnp.floor(half * (1.0 - state.health / params.agent_health))
         color = jnp.where((xs < burnt)[..., None], jnp.array([1.0, 0.0, 0.0]), jnp.array([0.0, 1.0, 0.0]))
@@ -550,7 +550,7 @@ def _chessboard() -> np.ndarray:
 def _exit_masks(position, radius):
     """The exit: a square of side ``2 * radius`` centred at ``position`` with rounded top corners (a
     door), and its one-pixel outline."""
-    ys, xs = common.pixel_axes(N, N)
+    ys, xs = rendering.pixel_axes(N, N)
     x0, y0 = jnp.floor(position[0] - radius), jnp.floor(position[1] - radius)
     side = 2.0 * radius
 
