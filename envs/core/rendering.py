@@ -52,8 +52,9 @@ def rect_mask(height: int, width: int, top, left, bottom, right) -> jax.Array:
 
 
 def circle_mask(height: int, width: int, cy, cx, radius) -> jax.Array:
-    """Pixels whose centres lie within ``radius`` of ``(cy, cx)``."""
-    ys, xs = pixel_centers(height, width)
+    """Pixels whose centres lie within ``radius`` of ``(cy, cx)`` (squared distances per row and per
+    column, :func:`pixel_axes`)."""
+    ys, xs = pixel_axes(height, width)
     return (ys - cy) ** 2 + (xs - cx) ** 2 <= radius**2
 
 

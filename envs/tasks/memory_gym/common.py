@@ -216,18 +216,12 @@ def block_around(blocked: jax.Array, position: jax.Array, radius) -> jax.Array:
 
 
 # -------------------------------------------------------------------------------------- rendering
-def disc_mask(height: int, width: int, cy, cx, radius) -> jax.Array:
-    """:func:`rendering.circle_mask`, from per-row and per-column squared distances."""
-    ys, xs = rendering.pixel_axes(height, width)
-    return (ys - cy) ** 2 + (xs - cx) ** 2 <= radius**2
-
-
 def agent_masks(height: int, width: int, x, y, heading, radius) -> tuple[jax.Array, jax.Array]:
     """Masks ``(body, hands)`` of the Memory Gym character centred at pixel ``(x, y)``: a round body
     and two hands that show the heading (ahead of the body's centre, to its left and right)."""
     # Pixel (i, j) covers [i, i+1): the sprite's integer centre is the middle of that pixel.
     cx, cy = jnp.floor(x) + 0.5, jnp.floor(y) + 0.5
-    body = disc_mask(height, width, cy, cx, radius)
+    body = rendering.circle_mask(height, width, cy, cx, radius)
     fx, fy = jnp.asarray(HEADING_VECTORS)[heading]
     side_x, side_y = -fy, fx  # perpendicular to the facing direction
     reach = 4.0 * radius / 6.0  # Memory Gym: hands 4 px ahead and 4 px aside of a 6 px body
@@ -236,7 +230,7 @@ def agent_masks(height: int, width: int, x, y, heading, radius) -> tuple[jax.Arr
     for sign in (-1.0, 1.0):
         hx = cx + reach * (fx + sign * side_x)
         hy = cy + reach * (fy + sign * side_y)
-        hands = hands | disc_mask(height, width, hy, hx, hand_radius)
+        hands = hands | rendering.circle_mask(height, width, hy, hx, hand_radius)
     return body, hands
 
 
@@ -246,15 +240,21 @@ def fill_agent(image: jax.Array, x, y, heading, radius) -> jax.Array:
     return rendering.fill(rendering.fill(image, body, AGENT_BODY_U8), hands, AGENT_HANDS_U8)
 
 
+def topmost_layer(layers) -> jax.Array:
+    """int32 [H, W]: 1 + the index of the last of ``layers`` ([H, W] bool masks, bottom first) that
+    covers each pixel, 0 where none does: the palette index of opaque layers filled in turn."""
+    top = jnp.zeros(layers[0].shape, jnp.int32)
+    for i, layer in enumerate(layers):
+        top = jnp.where(layer, i + 1, top)
+    return top
+
+
 def layered_image(layers, colors) -> jax.Array:
     """A ``uint8`` [H, W, 3] image of opaque layers (``layers``: [H, W] bool masks, bottom first;
     ``colors``: their uint8 RGB) on black: what filling them in turn with :func:`rendering.fill`
     gives, with one palette lookup per pixel instead of a select per layer and channel."""
-    top = jnp.zeros(layers[0].shape, jnp.int32)
-    for i, layer in enumerate(layers):
-        top = jnp.where(layer, i + 1, top)
     palette = np.array([(0, 0, 0), *colors], np.uint8)
-    return jnp.asarray(palette)[top]
+    return jnp.asarray(palette)[topmost_layer(layers)]
 
 
 def cross_mask(height: int, width: int, x, y, size, thickness) -> jax.Array:

@@ -465,7 +465,7 @@ class SearingSpotlights(Environment[SearingSpotlightsState, SearingSpotlightsPar
         coin_mask = jnp.zeros((N, N), bool)
         for i in range(state.coins.shape[0]):
             cy, cx = jnp.floor(state.coins[i, 1]) + 0.5, jnp.floor(state.coins[i, 0]) + 0.5
-            coin_mask = coin_mask | (common.disc_mask(N, N, cy, cx, self.coin_radius(params)) & state.coin_active[i])
+            coin_mask = coin_mask | (rendering.circle_mask(N, N, cy, cx, self.coin_radius(params)) & state.coin_active[i])
         coins_above = self.coins_above_darkness(state, params)
         exit_mask, exit_edge = _exit_masks(state.exit, self.exit_radius(params))
         exit_color = jnp.where(~state.coin_active.any(), _EXIT_OPEN, _EXIT_CLOSED)
@@ -481,10 +481,7 @@ class SearingSpotlights(Environment[SearingSpotlightsState, SearingSpotlightsPar
             shown = use_exit & (exit_above == above)
             agent_shown = agent_above == above
             layers = (coin_mask & (coins_above == above), exit_mask & shown, exit_edge & shown, body & agent_shown, hands & agent_shown)
-            top = jnp.zeros((N, N), jnp.int32)
-            for i, layer in enumerate(layers):
-                top = jnp.where(layer, i + 1, top)
-            return top
+            return common.topmost_layer(layers)
 
         # Scene colours under the darkness: 0 a white tile, 1 a coloured one (blue, or red while a
         # spotlight burns the agent), 2 .. 6 the entities.
