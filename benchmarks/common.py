@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import datetime
 import json
 import platform
@@ -27,6 +28,22 @@ def default_label() -> str:
 def is_out_of_memory(error: BaseException) -> bool:
     text = str(error)
     return "RESOURCE_EXHAUSTED" in text or "out of memory" in text.lower() or isinstance(error, MemoryError)
+
+
+def parse_assignments(pairs, what: str) -> dict:
+    """``["slot_cost=0", "num_envs=128"]`` -> ``{"slot_cost": 0, "num_envs": 128}``; values are Python
+    literals (numbers, booleans, tuples), anything else stays a string. A pair that is not ``NAME=VALUE``
+    ends the script with a message naming ``what`` (the option it came from)."""
+    parsed = {}
+    for pair in pairs or ():
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"{what} takes NAME=VALUE pairs, got {pair!r}")
+        try:
+            parsed[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            parsed[name] = text
+    return parsed
 
 
 def metadata(**extra) -> dict:

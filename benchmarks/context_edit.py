@@ -28,7 +28,6 @@ occupied slots, one panel per stream length).
 from __future__ import annotations
 
 import argparse
-import ast
 import dataclasses
 import tempfile
 import time
@@ -38,7 +37,8 @@ import jax
 import numpy as np
 
 from common import (
-    RESULTS, default_label, finish_fraction_panel, markdown_table, metadata, panels, save_figure, write_report,
+    RESULTS, default_label, finish_fraction_panel, markdown_table, metadata, panels, parse_assignments, save_figure,
+    write_report,
 )  # fmt: skip
 from mnemax import envs
 from mnemax.agents import greedy_curator
@@ -103,21 +103,6 @@ def task_params(scale: dict, budget: int, stream: int) -> dict:
     queries at most ``L / 2`` steps after their fact unless the scale's task sets ``max_query_delay``."""
     delay = max(stream // 2, scale["task"]["min_query_delay"])
     return dict(dict(max_query_delay=delay), **scale["task"], context_size=budget, stream_length=stream)
-
-
-def parse_assignments(pairs: list[str] | None, option: str) -> dict:
-    """``["slot_cost=0", "num_envs=128"]`` -> ``{"slot_cost": 0, "num_envs": 128}``; values are Python
-    literals (numbers, booleans), anything else stays a string."""
-    parsed = {}
-    for pair in pairs or ():
-        name, sep, text = pair.partition("=")
-        if not sep or not name:
-            raise SystemExit(f"{option} takes NAME=VALUE pairs, got {pair!r}")
-        try:
-            parsed[name] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            parsed[name] = text
-    return parsed
 
 
 def summary(metrics: dict) -> dict:

@@ -23,7 +23,6 @@ Writes ``benchmarks/results/memory_modules_<device>.json`` and ``.md``.
 from __future__ import annotations
 
 import argparse
-import ast
 import datetime
 import json
 import os
@@ -50,17 +49,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def split_variant(name: str) -> tuple[str, dict]:
     """``"hcam:read_block=1024,dense_read=False"`` -> ``("hcam", {"read_block": 1024, "dense_read": False})``."""
+    from common import parse_assignments  # here, not at the top: it imports JAX, after --quick picked the CPU
+
     module, _, settings = name.partition(":")
-    overrides = {}
-    for item in filter(None, settings.split(",")):
-        key, equals, value = item.partition("=")
-        if not equals:
-            raise ValueError(f"module variant {name!r}: expected KEY=VALUE, got {item!r}")
-        try:
-            overrides[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            overrides[key] = value  # a bare word, e.g. a name
-    return module, overrides
+    return module, parse_assignments(filter(None, settings.split(",")), f"module variant {name!r}")
 
 
 def module_config(name: str, length: int, args) -> dict:
