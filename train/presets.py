@@ -84,7 +84,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # mmg-memory_gym_preset_barrier; memorax 1.0.1 at its own settings: 0.128 at 42 M steps). Over 1.64e8
     # steps it solves symbolic Mortar Mayhem Grid: greedy success 1.00 / 1.00 / 1.00 (3 seeds; training
     # success 0.51 / 0.48 / 0.19 at 66 M, 0.96 / 0.96 / 0.95 at 132 M; learning_memory_gym_symbolic_h200), and
-    # on pixels, with bf16 compute, seed 0 ends at 0.996 (training success 0.90 at 125 M;
+    # on pixels, with bf16 compute, 0.996 / 1.00 / 0.996 (training success 0.90 / 0.80 / 0.84 at 125 M;
     # learning_memory_gym_h200).
     "memory_gym": dict(
         num_envs=128, num_steps=256, num_minibatches=8, update_epochs=3, learning_rate=2.5e-4,
