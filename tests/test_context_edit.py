@@ -267,6 +267,22 @@ def test_stream_depends_only_on_the_reset_key(env_id):
     assert len({items.tobytes() for items in perfect["item"]}) == NUM_EPISODES
 
 
+def test_context_answer_reads_the_latest_value_and_knows_when_it_does_not():
+    env, params, _ = _kv_env()
+    slots, stamps = context((F12, 3), (U17, 9), (LINK_AB, 4), (LINK_BV, 5))
+    ages = 20 - stamps
+
+    def ask(kind, k):
+        obs = jnp.concatenate([jnp.concatenate([slots, ages[:, None]], 1), jnp.array([[kind, key(k), 0, 0, 0]])])
+        known, answer = curators.context_answer(obs, params)
+        return bool(known), int(answer)
+
+    assert ask(QUERY, 1) == (True, 7)  # the update is newer than the fact
+    assert ask(CHAIN_QUERY, 1) == (False, 0)  # k1 -> v7 now, not k1 -> k9: no chain to follow
+    assert ask(QUERY, 9) == (True, 3)
+    assert ask(QUERY, 4) == (False, 0)  # nothing about k4: a guess
+
+
 @pytest.mark.parametrize("env_id", IDS)
 def test_perfect_curator_reaches_the_best_return(env_id):
     _, steps, summary = _rollout(env_id, "perfect")

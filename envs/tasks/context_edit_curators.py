@@ -52,15 +52,21 @@ def value_of(slots: jax.Array, ages: jax.Array, key: jax.Array) -> jax.Array:
     return jnp.where(found & (key > 0), value, 0)
 
 
-def answer_from_context(obs: jax.Array, params: ContextEditParams) -> jax.Array:
-    """The answer (value index) the context gives to the current item if it is a (chain-)query; 0 when
-    the context does not know (a guess)."""
+def context_answer(obs: jax.Array, params: ContextEditParams) -> tuple[jax.Array, jax.Array]:
+    """``(known, answer)``: whether the context holds an answer to the current item if it is a
+    (chain-)query, and that answer (a value index; 0, a guess, when the context does not know)."""
     size = params.context_size
     slots, ages, item = obs[:size, :4], obs[:size, 4], obs[size]
     value = value_of(slots, ages, item[1])
     value = jnp.where(item[0] == CHAIN_QUERY, value_of(slots, ages, value), value)
     known = is_value_token(value, params.num_keys)
-    return jnp.where(known, value - params.num_keys - 1, 0).astype(jnp.int32)
+    return known, jnp.where(known, value - params.num_keys - 1, 0).astype(jnp.int32)
+
+
+def answer_from_context(obs: jax.Array, params: ContextEditParams) -> jax.Array:
+    """The answer (value index) the context gives to the current item if it is a (chain-)query; 0 when
+    the context does not know (a guess)."""
+    return context_answer(obs, params)[1]
 
 
 def _action(op, slot, source, answer) -> jax.Array:
