@@ -302,10 +302,11 @@ case $part in
         ;;
     34)  # pixel Mortar Mayhem Grid, GRU, the `memory_gym` preset, 1.64e8 steps, in pieces as part 30, one seed
          # at a time (40 MB of checkpoint per seed; FIRST_SEED picks it); a log interval takes ~60-110 s
-         # here, so a piece stops earlier. RUNS=MortarMayhem-Grid-gru_bf16: the same in bfloat16 (mixed precision)
-        # Once the run has trained all its steps: a GIF of a greedy episode (~121 steps) for docs/gallery.
+         # here, so a piece stops earlier. RUNS picks another run of the preset, e.g. MortarMayhem-Grid-gru_bf16
+         # (bfloat16 compute) or MysteryPath-Grid-trxl_bf16. Once the run has trained all its steps: a GIF of
+         # a greedy episode for docs/gallery, named after the run without its _bf16.
         piece memory_gym "${RUNS:-MortarMayhem-Grid-gru}" 1 400
-        gallery_gif "${RUNS:-MortarMayhem-Grid-gru}" MortarMayhem-Grid-gru 125
+        gallery_gif "${RUNS:-MortarMayhem-Grid-gru}" "$(basename "${RUNS:-MortarMayhem-Grid-gru}" _bf16)" 160
         ;;
     35)  # the cost of mamba2 (Mamba-2's chunked algorithm) against FFM and mamba, then the state-space
          # memories on the diagnostics with targets (the runs write into one report; part 36 alongside)
