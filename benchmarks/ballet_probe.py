@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import optax
 
 import mnemax.envs
-from common import markdown_table, metadata, write_report
+from common import default_label, markdown_table, write_rows_report
 from mnemax.envs.tasks.ballet import NUM_DANCES, SPOTS
 from mnemax.memory_modules import make as make_memory
 
@@ -171,7 +171,6 @@ def memory_label(row: dict) -> str:
 
 def write(args, rows: list[dict]) -> dict:
     """Writes (unless ``--quick``) and returns the report of ``rows``."""
-    meta = metadata(width=args.width, batch=args.batch, updates=args.updates)
     table = markdown_table(
         ["env", "question", "memory", "seed", "held-out accuracy", "chance", "episodes to 0.95", "episodes seen", "seconds"],
         [
@@ -181,16 +180,16 @@ def write(args, rows: list[dict]) -> dict:
             for r in rows
         ],
     )  # fmt: skip
-    markdown = (
-        f"# Ballet probe: {meta['device']}\n\njax {meta['jax']}, {meta['date']}.\n\n`{meta['command']}` (from "
-        f"`benchmarks/`)\n\nSupervised: the memory's last output at the instruction step names the answer (the "
-        f"spot of the dancer that did the asked dance, or the first dancer's dance; cross-entropy, Adam 1e-3, {args.batch} fresh episodes per update, width {args.width}); accuracy over "
-        f"1024 held-out episodes.\n\n{table}"
+    about = (
+        f"Supervised: the memory's last output at the instruction step names the answer (the spot of the dancer "
+        f"that did the asked dance, or the first dancer's dance; cross-entropy, Adam 1e-3, {args.batch} fresh "
+        f"episodes per update, width {args.width}); accuracy over 1024 held-out episodes."
     )
-    report = {"meta": meta, "rows": rows}
-    if not args.quick:
-        write_report("ballet_probe", args.device_label or meta["platform"], report, markdown)
-    return report
+    settings = dict(width=args.width, batch=args.batch, updates=args.updates)
+    label = args.device_label or default_label()
+    return write_rows_report("ballet_probe", label, "Ballet probe", rows, f"{about}\n\n{table}", settings,
+                             save=not args.quick)  # fmt: skip
+
 
 if __name__ == "__main__":
     main()

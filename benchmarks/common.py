@@ -98,12 +98,17 @@ def time_updates(config, calls: int) -> tuple[float, float]:
     return first, calls * config.steps_per_update * config.num_seeds / (time.perf_counter() - start)
 
 
-def write_rows_report(name: str, label: str, title: str, rows: list[dict], table: str) -> dict:
-    """Writes ``results/<name>_<label>.{json,md}``: ``rows`` with this run's metadata, and a page of
-    ``title`` (the device appended), the command and the markdown ``table``. Returns the report."""
-    report = {"meta": metadata(label=label), "rows": rows}
-    heading = f"# {title} ({report['meta']['device']})"
-    write_report(name, label, report, f"{heading}\n\n`{report['meta']['command']}`\n\n{table}\n")
+def write_rows_report(
+    name: str, label: str, title: str, rows: list[dict], table: str, settings: dict | None = None, save: bool = True
+) -> dict:
+    """Writes ``results/<name>_<label>.{json,md}``: ``rows`` with this run's metadata (and ``settings``),
+    and a page of ``title`` (the device appended), the command and the markdown ``table`` (which may start
+    with prose). Returns the report; ``save=False`` (a smoke test) only builds it."""
+    report = {"meta": metadata(label=label, **(settings or {})), "rows": rows}
+    meta = report["meta"]
+    heading = f"# {title} ({meta['device']})\n\njax {meta['jax']}, {meta['date']}."
+    if save:
+        write_report(name, label, report, f"{heading}\n\n`{meta['command']}` (from `benchmarks/`)\n\n{table}\n")
     return report
 
 

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from common import markdown_table, metadata, parse_assignments, write_report
+from common import default_label, markdown_table, parse_assignments, write_rows_report
 from mnemax import envs
 from mnemax.agents.context_editor import make_context_editor
 from mnemax.envs.tasks import context_edit_curators as curators
@@ -187,8 +187,6 @@ def main(argv=None) -> dict:
 
 def write(args, rows: list[dict]) -> dict:
     """Writes (unless ``--quick``) and returns the report of ``rows``."""
-    meta = metadata(env_params=args.env_params, curator=args.curator, width=args.width, layers=args.layers,
-                    batch=args.batch, updates=args.updates, learning_rate=args.learning_rate, ent_coef=args.ent_coef)  # fmt: skip
     table = markdown_table(
         ["mode", "seed", "held-out accuracy", "curator's context knows", "chance", "queries to 0.9", "queries seen",
          "episodes seen", "seconds"],
@@ -199,19 +197,19 @@ def write(args, rows: list[dict]) -> dict:
             for r in rows
         ],
     )  # fmt: skip
-    settings = ", ".join(f"{k}={v}" for k, v in args.env_params.items()) or "as registered"
-    markdown = (
-        f"# Context-edit reading probe: {meta['device']}\n\njax {meta['jax']}, {meta['date']}.\n\n`{meta['command']}` "
-        f"(from `benchmarks/`)\n\n`{ENV}` ({settings}); the `{args.curator}` curator edits the context and the "
-        f"context editor (width {args.width}, {args.layers} layers) learns only to answer, at the query steps, "
-        f"{args.batch} fresh episodes per update, Adam {args.learning_rate}. `supervised`: cross-entropy on the "
-        f"right answer; `bandit`: REINFORCE on a sampled answer (reward 1 if right, batch-mean baseline, entropy "
-        f"{args.ent_coef}). Greedy accuracy over the queries of 256 held-out episodes.\n\n{table}"
+    task = ", ".join(f"{k}={v}" for k, v in args.env_params.items()) or "as registered"
+    about = (
+        f"`{ENV}` ({task}); the `{args.curator}` curator edits the context and the context editor (width "
+        f"{args.width}, {args.layers} layers) learns only to answer, at the query steps, {args.batch} fresh episodes "
+        f"per update, Adam {args.learning_rate}. `supervised`: cross-entropy on the right answer; `bandit`: "
+        f"REINFORCE on a sampled answer (reward 1 if right, batch-mean baseline, entropy {args.ent_coef}). Greedy "
+        f"accuracy over the queries of 256 held-out episodes."
     )
-    report = {"meta": meta, "rows": rows}
-    if not args.quick:
-        write_report("context_edit_probe", args.device_label or meta["platform"], report, markdown)
-    return report
+    settings = dict(env_params=args.env_params, curator=args.curator, width=args.width, layers=args.layers,
+                    batch=args.batch, updates=args.updates, learning_rate=args.learning_rate, ent_coef=args.ent_coef)  # fmt: skip
+    label = args.device_label or default_label()
+    return write_rows_report("context_edit_probe", label, "Context-edit reading probe", rows, f"{about}\n\n{table}",
+                             settings, save=not args.quick)  # fmt: skip
 
 
 if __name__ == "__main__":
