@@ -9,8 +9,10 @@ episodes, and only the editor's answer head is trained, at the query steps, on f
 * ``supervised``: cross-entropy against the right answer (the floor on what any learner needs);
 * ``bandit``: the policy gradient an RL trainer gives the answer head with perfect credit assignment:
   sample an answer, reward 1 if right, advantage = reward minus the batch mean (REINFORCE), plus an
-  entropy bonus. DCPO and PPO see the same signal, only noisier (a trajectory-level advantage, or a
-  learned value) and shared with the edits.
+  entropy bonus. PPO's per-step advantages come close to this (its value function plays the baseline);
+* ``trajectory``: DCPO's credit: every answer of an episode gets the episode's return normalised within
+  its group of ``--group-size`` rollouts of the same stream (one answer's own reward is one of ~10 in
+  that return). Without DCPO's per-segment weighting, which changes how steps are averaged, not their sign.
 
 ``--curator random`` edits at random, as an untrained editor does: its ceiling (the share of queries
 whose answer the context holds) is how often answering can pay at the start of RL training.
@@ -18,7 +20,7 @@ whose answer the context holds) is how often answering can pay at the start of R
 Held-out accuracy (greedy answers over 256 episodes) against the queries seen says whether the editor
 can read its context at all, and how many queries RL needs for it before the edits can start to pay.
 
-    python benchmarks/context_edit_probe.py --modes supervised bandit
+    python benchmarks/context_edit_probe.py --modes supervised bandit trajectory
     python benchmarks/context_edit_probe.py --quick     # tiny sizes, a CPU check
 
 Writes ``benchmarks/results/context_edit_probe_<device-label>.{json,md}``.
@@ -39,7 +41,7 @@ from mnemax.agents.context_editor import make_context_editor
 from mnemax.envs.tasks import context_edit_curators as curators
 
 ENV = "mnemax/ContextEdit-KVUpdate-v0"
-MODES = ("supervised", "bandit")
+MODES = ("supervised", "bandit", "trajectory")
 
 
 def random_editor(obs: jax.Array, params, key: jax.Array) -> jax.Array:
@@ -60,13 +62,14 @@ CURATORS = {
 ANSWER = 3  # the answer's index among the action components [op, slot, source, answer]
 
 
-def episodes(env, params, curator, key: jax.Array, count: int) -> dict[str, jax.Array]:
+def episodes(env, params, curator, key: jax.Array, count: int, group: int = 1) -> dict[str, jax.Array]:
     """``count`` episodes played by ``curator``: per step (``[count, L]``) the observation acted on
     (``obs [count, L, C + 1, 5]``), the right answer ``target`` (-1 unless a query), ``is_query`` and
-    ``answerable`` (a query whose right answer the context holds)."""
+    ``answerable`` (a query whose right answer the context holds). ``group`` consecutive episodes share
+    their stream (reset key) and differ in their step keys, as DCPO's groups do."""
 
-    def one(key):
-        obs, state = env.reset_env(key, params)
+    def one(reset_key, key):
+        obs, state = env.reset_env(reset_key, params)
 
         def body(carry, step_key):
             obs, state = carry
@@ -80,7 +83,8 @@ def episodes(env, params, curator, key: jax.Array, count: int) -> dict[str, jax.
         keys = jax.random.split(jax.random.fold_in(key, 1), int(params.stream_length))
         return jax.lax.scan(body, (obs, state), keys)[1]
 
-    return jax.vmap(one)(jax.random.split(key, count))
+    streams = jnp.repeat(jax.random.split(key, count // group), group, axis=0)
+    return jax.vmap(one)(streams, jax.random.split(jax.random.fold_in(key, 2), count))
 
 
 def probe(args, mode: str, seed: int) -> dict:
@@ -105,7 +109,7 @@ def probe(args, mode: str, seed: int) -> dict:
     @jax.jit
     def update(state, key):
         variables, opt_state = state
-        batch = episodes(env, params, curator, key, args.batch)
+        batch = episodes(env, params, curator, key, args.batch, args.group_size if mode == "trajectory" else 1)
         mask = batch["is_query"].astype(jnp.float32)
         target = jnp.maximum(batch["target"], 0)
 
@@ -116,7 +120,12 @@ def probe(args, mode: str, seed: int) -> dict:
             else:
                 answer = jax.random.categorical(jax.random.fold_in(key, 7), jax.lax.stop_gradient(logits))
                 reward = (answer == target).astype(jnp.float32)
-                advantage = reward - jnp.sum(reward * mask) / jnp.maximum(mask.sum(), 1.0)
+                if mode == "bandit":
+                    advantage = reward - jnp.sum(reward * mask) / jnp.maximum(mask.sum(), 1.0)
+                else:  # DCPO's: the episode's return, normalised within its group, for every answer in it
+                    returns = jnp.sum(reward * mask, -1).reshape(-1, args.group_size)
+                    normalised = (returns - returns.mean(-1, keepdims=True)) / (returns.std(-1, keepdims=True) + 1e-8)
+                    advantage = normalised.reshape(-1, 1)
                 log_probs = jax.nn.log_softmax(logits)
                 chosen = jnp.take_along_axis(log_probs, answer[..., None], -1)[..., 0]
                 entropy = -jnp.sum(jnp.exp(log_probs) * log_probs, -1)
@@ -163,7 +172,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--batch", type=int, default=64, help="fresh episodes per update")
     parser.add_argument("--updates", type=int, default=2000)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--ent-coef", type=float, default=0.01, help="bandit mode's entropy bonus")
+    parser.add_argument("--ent-coef", type=float, default=0.01, help="the entropy bonus of the RL modes")
+    parser.add_argument("--group-size", type=int, default=8, help="trajectory mode: rollouts per stream")
     parser.add_argument("--evals", type=int, default=20, help="held-out evaluations over the run")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--device-label", default=None)
@@ -173,7 +183,9 @@ def main(argv=None) -> dict:
     if args.quick:
         args.env_params = dict(args.env_params, stream_length=8, context_size=2, max_open=1, num_keys=2,
                                num_values=2, min_query_delay=2, max_query_delay=4)  # fmt: skip
-        args.width, args.batch, args.updates, args.evals = 16, 4, 3, 1
+        args.width, args.batch, args.updates, args.evals, args.group_size = 16, 4, 3, 1, 2
+    if "trajectory" in args.modes and args.batch % args.group_size:
+        parser.error(f"--batch ({args.batch}) must be a multiple of --group-size ({args.group_size})")
     rows, report = [], {}
     for mode in args.modes:
         for seed in range(args.seeds):
@@ -202,11 +214,14 @@ def write(args, rows: list[dict]) -> dict:
         f"`{ENV}` ({task}); the `{args.curator}` curator edits the context and the context editor (width "
         f"{args.width}, {args.layers} layers) learns only to answer, at the query steps, {args.batch} fresh episodes "
         f"per update, Adam {args.learning_rate}. `supervised`: cross-entropy on the right answer; `bandit`: "
-        f"REINFORCE on a sampled answer (reward 1 if right, batch-mean baseline, entropy {args.ent_coef}). Greedy "
+        f"REINFORCE on a sampled answer (reward 1 if right, batch-mean baseline, entropy {args.ent_coef}); "
+        f"`trajectory`: the same with DCPO's credit (the episode's return normalised in its group of "
+        f"{args.group_size} rollouts of one stream, for every answer of the episode). Greedy "
         f"accuracy over the queries of 256 held-out episodes."
     )
     settings = dict(env_params=args.env_params, curator=args.curator, width=args.width, layers=args.layers,
-                    batch=args.batch, updates=args.updates, learning_rate=args.learning_rate, ent_coef=args.ent_coef)  # fmt: skip
+                    batch=args.batch, updates=args.updates, learning_rate=args.learning_rate, ent_coef=args.ent_coef,
+                    group_size=args.group_size)  # fmt: skip
     label = args.device_label or default_label()
     return write_rows_report("context_edit_probe", label, "Context-edit reading probe", rows, f"{about}\n\n{table}",
                              settings, save=not args.quick)  # fmt: skip
