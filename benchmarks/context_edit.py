@@ -6,12 +6,16 @@
     python benchmarks/context_edit.py --quick                            # tiny sizes, a smoke test
     python benchmarks/context_edit.py --scale full --budgets 4 --streams 64 --algos dcpo \
         --env-params slot_cost=0 --train-params num_envs=128 --device-label cpu-diagnosis-cost0  # one variant
+    python benchmarks/context_edit.py --scale full --budgets 4 --streams 64 --algos ppo-dcpo --handoff 0.5
 
 On ``ContextEdit-KVUpdate-v0``, for every stream length ``L`` and context budget ``C`` of the scale:
 
 * **DCPO** and **PPO** train the same agent, the context editor (:mod:`mnemax.agents.context_editor`),
   with the same network, steps, learning rate and seeds (``num_seeds`` vmapped runs each), through
-  :func:`mnemax.train.train`. Their greedy policies are then scored like curators.
+  :func:`mnemax.train.train`. Their greedy policies are then scored like curators. **ppo-dcpo** (only
+  when asked for) splits the same updates: PPO first, whose per-step credit teaches the editor to read its
+  context, then DCPO started from PPO's network (``init_from``), as DCPO in the paper starts from a
+  language model that already answers from its context.
 * **keep-latest-k**: the FIFO curator over the ``C`` slots (the last ``C`` items);
   **keep-all**: every item, with unlimited slots (``C = L``); **perfect**: keeps exactly the facts
   still needed (an oracle: the least context that answers everything).
@@ -95,6 +99,9 @@ SCALES = {
 SHARED_TRAIN = dict(ent_coef=0.01, anneal_lr=False)
 ALGO_TRAIN = {"dcpo": dict(group_size=8), "ppo": dict(gamma=0.99, gae_lambda=0.95)}
 ALGOS = ("dcpo", "ppo")
+# Learners made of two: PPO (per-step credit, which teaches the editor to read its context) for the first
+# `handoff` of the updates, then DCPO started from PPO's network (`init_from`) for the rest.
+METHODS = ALGOS + ("ppo-dcpo",)
 HEURISTICS = ("keep-latest-k", "keep-all", "perfect")
 
 
@@ -122,22 +129,39 @@ def heuristic_rows(env_params: dict, key: jax.Array) -> list[dict]:
     return [{"method": name, "slots": int(p.context_size), **score(p, curator)} for name, (p, curator) in cases.items()]
 
 
-def train_one(scale: dict, algo: str, env_params: dict, run_dir: str, key: jax.Array) -> dict:
+def train_config(scale: dict, algo: str, env_params: dict, run_dir: str, updates: int, **extra):
+    """The configuration of one learner of ``algo`` on the task ``env_params``, ``updates`` updates long."""
     stream = env_params["stream_length"]
     spec = {**scale["train"], **SHARED_TRAIN, **ALGO_TRAIN[algo]}
     config_class = algorithms.config_class(algo)
     fields = {f.name for f in dataclasses.fields(config_class)}
     # Overrides of an algorithm's own fields (`group_size`, `gae_lambda`) reach only that algorithm.
     spec |= {k: v for k, v in scale.get("train_overrides", {}).items() if k in fields}
-    config = config_class(
+    settings = dict(
         env=ENV, env_params=env_params, train_env_params=scale.get("train_task", {}), agent="context_editor",
-        num_steps=stream,
-        total_steps=scale["updates"] * spec["num_envs"] * stream, num_seeds=scale["seeds"], num_logs=5,
+        num_steps=stream, total_steps=updates * spec["num_envs"] * stream, num_seeds=scale["seeds"], num_logs=5,
         run_name=f"{algo}-L{stream}-C{env_params['context_size']}", run_dir=run_dir, video=False, progress=False,
-        eval_episodes=16, **spec,
+        eval_episodes=16,
     )  # fmt: skip
+    return config_class(**{**settings, **spec, **extra})
+
+
+def train_one(scale: dict, method: str, env_params: dict, run_dir: str, key: jax.Array) -> dict:
     start = time.perf_counter()
-    result = train(config)
+    if method == "ppo-dcpo":
+        first = round(scale["updates"] * scale.get("handoff", 0.5))
+        name = f"{method}-L{env_params['stream_length']}-C{env_params['context_size']}"
+        reader_config = train_config(scale, "ppo", env_params, run_dir, first, run_name=f"{name}-reader")
+        reader = train(reader_config)
+        stages = {"handoff": scale.get("handoff", 0.5), "reader_config": dataclasses.asdict(reader_config)}
+        config = train_config(scale, "dcpo", env_params, run_dir, scale["updates"] - first, run_name=f"{name}-curator",
+                              init_from=str(reader.run_dir), curriculum_updates=0, train_env_params={})  # fmt: skip
+        result = train(config)
+        steps = reader.steps + result.steps
+    else:
+        config = train_config(scale, method, env_params, run_dir, scale["updates"])
+        result = train(config)
+        steps, stages = result.steps, {}
     seconds = time.perf_counter() - start
     algorithm = algorithms.make(config)
     score = lambda params: curators.run_curator(  # noqa: E731
@@ -147,23 +171,24 @@ def train_one(scale: dict, algo: str, env_params: dict, run_dir: str, key: jax.A
     per_seed = [summary(jax.tree_util.tree_map(lambda x: x[s], scores)) for s in range(config.num_seeds)]
     mean = {k: float(np.mean([m[k] for m in per_seed])) for k in per_seed[0]}
     return {
-        "method": algo,
+        "method": method,
         "slots": env_params["context_size"],
         **mean,
         "accuracy_per_seed": [m["accuracy"] for m in per_seed],
         "occupied_per_seed": [m["mean_occupied"] for m in per_seed],
         "status": "ok",
-        "steps": result.steps,
+        "steps": steps,
         "seconds": seconds,
-        "train_steps_per_second": result.steps_per_second,
+        "train_steps_per_second": result.steps_per_second if method in ALGOS else steps / seconds,
         "config": dataclasses.asdict(config),
+        **stages,
     }
 
 
 def plot(report: dict, path: Path) -> None:
     streams = report["meta"]["streams"]
-    styles = {"dcpo": ("tab:red", "o"), "ppo": ("tab:blue", "s"), "keep-latest-k": ("tab:gray", "v"),
-              "keep-all": ("black", "x"), "perfect": ("tab:green", "*")}  # fmt: skip
+    styles = {"dcpo": ("tab:red", "o"), "ppo": ("tab:blue", "s"), "ppo-dcpo": ("tab:purple", "D"),
+              "keep-latest-k": ("tab:gray", "v"), "keep-all": ("black", "x"), "perfect": ("tab:green", "*")}  # fmt: skip
     fig, axes = panels(len(streams), 5, 3.8)
     for ax, stream in zip(axes, streams):
         rows = [r for r in report["rows"] if r["stream"] == stream and r.get("status", "ok") == "ok"]
@@ -174,7 +199,7 @@ def plot(report: dict, path: Path) -> None:
             if not mine:
                 continue
             xs, ys = [r["mean_occupied"] for r in mine], [r["accuracy"] for r in mine]
-            ax.plot(xs, ys, color=color, marker=marker, linestyle="-" if method in ALGOS else ":", label=method)
+            ax.plot(xs, ys, color=color, marker=marker, linestyle="-" if method in METHODS else ":", label=method)
             for r in mine if method not in ("keep-all", "perfect") else ():
                 ax.annotate(f"C={r['budget']}", (r["mean_occupied"], r["accuracy"]), fontsize=7,
                             xytext=(3, 3), textcoords="offset points")  # fmt: skip
@@ -247,7 +272,12 @@ def main(argv=None) -> dict:
         help="training settings that replace the scale's and the shared ones, e.g. num_envs=128 "
         "num_minibatches=2; a field of one algorithm's configuration (group_size) reaches only that one",
     )  # fmt: skip
-    parser.add_argument("--algos", nargs="*", choices=ALGOS, help="learners to train (default: all)")
+    parser.add_argument(
+        "--algos", nargs="*", choices=METHODS,
+        help="learners to train (default: dcpo and ppo); ppo-dcpo: PPO for the first --handoff of the updates "
+        "(with --train-env-params, if given, as its curriculum), then DCPO from PPO's network on the task",
+    )  # fmt: skip
+    parser.add_argument("--handoff", type=float, default=0.5, help="ppo-dcpo: PPO's share of the updates")
     parser.add_argument("--max-seconds", type=float, default=600)
     parser.add_argument("--device-label", default=None)
     args = parser.parse_args(argv)
@@ -265,6 +295,7 @@ def main(argv=None) -> dict:
     if args.train_env_params:
         scale["train_task"] = parse_assignments(args.train_env_params, "--train-env-params")
     algos = tuple(args.algos) if args.algos else ALGOS
+    scale["handoff"] = args.handoff
     label = (args.device_label or default_label()) + ("-quick" if args.quick else "")
     key = jax.random.PRNGKey(EVAL_KEY)
     deadline = time.perf_counter() + args.max_seconds

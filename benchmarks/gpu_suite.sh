@@ -420,6 +420,11 @@ case $part in
             --train-env-params slot_cost=0 min_query_delay=2 max_query_delay=8 \
             --train-params curriculum_updates=400 --max-seconds 520 ${label:+--device-label $label-curriculum}
         ;;
+    54)  # context editing at full size (L = 64, C = 4): PPO for 500 updates (its per-step credit teaches the
+         # editor to read its context), then DCPO from PPO's network for 500 (init_from); 3 seeds
+        run 560 context_edit.py --scale full --budgets 4 --streams 64 --updates 1000 --algos ppo-dcpo --handoff 0.5 \
+            --max-seconds 520 ${label:+--device-label $label-ppo-dcpo}
+        ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
 if [ -n "${OUT:-}" ]; then tar czf "$OUT/results.tgz" results -C .. docs/gallery; fi  # one file: few may come back

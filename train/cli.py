@@ -139,8 +139,7 @@ def _evaluate(args: EvalArgs) -> None:
     import numpy as np
 
     from mnemax.envs.tools.video import write_video
-    from mnemax.train.checkpoint import Checkpointer
-    from mnemax.train.loop import build_trainer, saved_config
+    from mnemax.train.loop import restore_run, saved_config
 
     for name in ("episodes", "video_steps"):
         if getattr(args, name) < 1:
@@ -151,12 +150,7 @@ def _evaluate(args: EvalArgs) -> None:
         raise UserError(f"--video-format must be one of {', '.join(VIDEO_FORMATS)}, got {args.video_format!r}")
     run_dir = Path(args.run)
     config = dataclasses.replace(saved_config(run_dir), eval_episodes=args.episodes, video_steps=args.video_steps)
-    trainer = build_trainer(config)
-    checkpointer = Checkpointer(run_dir / "checkpoints")
-    try:
-        _, runner = checkpointer.restore_latest(trainer.init(), set_aside=False)
-    finally:
-        checkpointer.close()
+    trainer, runner = restore_run(run_dir, config)
     params = runner.train_state.params
     keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(trainer.keys)
     success, episode_return = jax.device_get(trainer.evaluate(params, keys))

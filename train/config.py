@@ -138,6 +138,10 @@ class RunConfig:
     """continue the run in `run_dir/run_name` from its last intact checkpoint"""
     overwrite: bool = option(False, resumable=True)
     """replace an earlier run in `run_dir/run_name` (a new run refuses to start over one otherwise)"""
+    init_from: str = option("", resumable=True)
+    """a run directory whose latest checkpoint's network parameters start this run (fine-tuning: the
+    optimizer, environments and counters start fresh); its network must have the same structure and
+    shapes, seeds included (its seed `i` starts this run's seed `i`). Ignored when resuming"""
     video: bool = option(True, resumable=True)
     """write a greedy-policy rollout video to `video_dir/<run_name>.mp4` at the end"""
     video_dir: str = option("videos", resumable=True)

@@ -127,6 +127,8 @@ def train(config: TrainConfig) -> TrainResult:
             start = 0
             if config.resume:
                 start, runner = checkpointer.restore_latest(runner)
+            elif config.init_from:
+                runner = _start_from(runner, Path(config.init_from))
             runner, steps_per_second, received = _train_intervals(
                 config, trainer, runner, start, run.path, checkpointer, main
             )
@@ -167,6 +169,41 @@ def build_trainer(config: TrainConfig) -> Trainer:
         return Trainer(config)
     except (ValueError, TypeError) as error:
         raise UserError(str(error)) from error
+
+
+def restore_run(run_dir: str | Path, config: TrainConfig | None = None) -> tuple[Trainer, RunnerState]:
+    """The trainer of the run saved in ``run_dir`` (built from ``config``, by default the run's own) and
+    the training state of its latest intact checkpoint (nothing is set aside).
+
+    Raises:
+        UserError: when ``run_dir`` is not a run directory or holds no intact checkpoint.
+    """
+    trainer = build_trainer(config or saved_config(run_dir))
+    checkpointer = Checkpointer(Path(run_dir) / "checkpoints")
+    try:
+        _, runner = checkpointer.restore_latest(trainer.init(), set_aside=False)
+    finally:
+        checkpointer.close()
+    return trainer, runner
+
+
+def _start_from(runner: RunnerState, run_dir: Path) -> RunnerState:
+    """``runner`` with the network parameters of the run in ``run_dir`` (``init_from``), placed as
+    ``runner``'s own; everything else (optimizer moments, environments, counters) stays fresh.
+
+    Raises:
+        UserError: when the saved network differs in structure or shapes (seeds included).
+    """
+    _, source = restore_run(run_dir)
+    params, own = source.train_state.params, runner.train_state.params
+    paths = lambda tree: {jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_leaves_with_path(tree)}  # noqa: E731
+    theirs, ours = paths(params), paths(own)
+    if theirs != ours:
+        differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        detail = ", ".join(f"{k}: {theirs.get(k, 'missing')} there, {ours.get(k, 'missing')} here" for k in differ[:3])
+        raise UserError(f"--init-from {run_dir}: its network differs from this run's ({detail})")
+    params = jax.tree_util.tree_map(lambda p, o: jax.device_put(p.astype(o.dtype), o.sharding), params, own)
+    return runner.replace(train_state=runner.train_state.replace(params=params))
 
 
 def saved_config(run_dir: str | Path) -> TrainConfig:
