@@ -58,7 +58,7 @@ from common import (
     RESULTS, default_label, finish_fraction_panel, markdown_table, merge_runs, metadata, panels, save_figure,
     write_report,
 )  # fmt: skip
-from mnemax.train import PPOConfig, train
+from mnemax.train import PPOConfig, algorithms, train
 from mnemax.train.loop import TrainingDiverged, TrainingInterrupted
 
 # Hyperparameters shared by a preset's runs; each run overrides env, memory and its budget.
@@ -572,16 +572,6 @@ def merged(preset: str, earlier: list[dict], runs: list[dict]) -> list[dict]:
 SEED_SETTINGS = ("seed", "num_seeds", "run_name", "run_dir", "resume")
 
 
-def config_defaults() -> dict:
-    """The default of every :class:`PPOConfig` field that has one."""
-    fields = dataclasses.fields(PPOConfig)
-    return {
-        f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        for f in fields
-        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
-    }
-
-
 def seed_range(record: dict) -> range:
     config = record["config"]
     return range(config.get("seed", 0), config.get("seed", 0) + config["num_seeds"])
@@ -600,9 +590,9 @@ def joined_seeds(earlier: dict, run: dict) -> dict:
     over their summed training time; ``sittings`` keeps each part's seeds, command, date and seconds."""
 
     def settings(record):  # compared as JSON, as the earlier record was read back from it (tuples: lists)
-        # A field that an earlier version of the config did not have counts as its default (the behaviour
-        # before the field existed), so adding an option does not split a run's seeds into two records.
-        config = {**config_defaults(), **record["config"]}
+        # Read as the trainer reads an earlier version's config file: a field added since takes its default
+        # (the behaviour before it existed), so adding an option does not split a run's seeds in two.
+        config = dataclasses.asdict(algorithms.config_from_json(json.dumps(record["config"])))
         return json.dumps({k: v for k, v in config.items() if k not in SEED_SETTINGS}, sort_keys=True)
 
     if earlier["status"] != "ok" or run["status"] != "ok" or settings(earlier) != settings(run):
