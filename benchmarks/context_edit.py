@@ -149,19 +149,21 @@ def train_config(scale: dict, algo: str, env_params: dict, run_dir: str, updates
 def train_one(scale: dict, method: str, env_params: dict, run_dir: str, key: jax.Array) -> dict:
     start = time.perf_counter()
     if method == "ppo-dcpo":
-        first = round(scale["updates"] * scale.get("handoff", 0.5))
+        first = round(scale["updates"] * scale["handoff"])
         name = f"{method}-L{env_params['stream_length']}-C{env_params['context_size']}"
         reader_config = train_config(scale, "ppo", env_params, run_dir, first, run_name=f"{name}-reader")
         reader = train(reader_config)
-        stages = {"handoff": scale.get("handoff", 0.5), "reader_config": dataclasses.asdict(reader_config)}
+        stages = {"handoff": scale["handoff"], "reader_config": dataclasses.asdict(reader_config)}
         config = train_config(scale, "dcpo", env_params, run_dir, scale["updates"] - first, run_name=f"{name}-curator",
                               init_from=str(reader.run_dir), curriculum_updates=0, train_env_params={})  # fmt: skip
         result = train(config)
-        steps = reader.steps + result.steps
+        parts = (reader, result)
     else:
         config = train_config(scale, method, env_params, run_dir, scale["updates"])
         result = train(config)
-        steps, stages = result.steps, {}
+        parts, stages = (result,), {}
+    steps = sum(part.steps for part in parts)  # per seed; steps_per_second counts all seeds, compilation left out
+    train_seconds = sum(part.steps * config.num_seeds / part.steps_per_second for part in parts)
     seconds = time.perf_counter() - start
     algorithm = algorithms.make(config)
     score = lambda params: curators.run_curator(  # noqa: E731
@@ -179,7 +181,7 @@ def train_one(scale: dict, method: str, env_params: dict, run_dir: str, key: jax
         "status": "ok",
         "steps": steps,
         "seconds": seconds,
-        "train_steps_per_second": result.steps_per_second if method in ALGOS else steps / seconds,
+        "train_steps_per_second": steps * config.num_seeds / train_seconds,
         "config": dataclasses.asdict(config),
         **stages,
     }

@@ -55,6 +55,7 @@
 #     bash benchmarks/gpu_suite.sh 51  # symbolic Mortar Mayhem Grid with FFM, minGRU and S5 (parallel scans)
 #     bash benchmarks/gpu_suite.sh 52  # Memory Gym throughput after the Mystery Path and Searing Spotlights speed-ups
 #     bash benchmarks/gpu_suite.sh 53  # context editing at full size with a two-stage curriculum (DCPO, PPO)
+#     bash benchmarks/gpu_suite.sh 54  # context editing at full size, PPO then DCPO from PPO's network
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
