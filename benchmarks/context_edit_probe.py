@@ -39,6 +39,7 @@ from common import default_label, markdown_table, parse_assignments, write_rows_
 from mnemax import envs
 from mnemax.agents.context_editor import make_context_editor
 from mnemax.envs.tasks import context_edit_curators as curators
+from mnemax.train.dcpo import group_advantages, group_keys
 
 ENV = "mnemax/ContextEdit-KVUpdate-v0"
 MODES = ("supervised", "bandit", "trajectory")
@@ -83,8 +84,7 @@ def episodes(env, params, curator, key: jax.Array, count: int, group: int = 1) -
         keys = jax.random.split(jax.random.fold_in(key, 1), int(params.stream_length))
         return jax.lax.scan(body, (obs, state), keys)[1]
 
-    streams = jnp.repeat(jax.random.split(key, count // group), group, axis=0)
-    return jax.vmap(one)(streams, jax.random.split(jax.random.fold_in(key, 2), count))
+    return jax.vmap(one)(group_keys(key, count, group), jax.random.split(jax.random.fold_in(key, 2), count))
 
 
 def probe(args, mode: str, seed: int) -> dict:
@@ -123,9 +123,9 @@ def probe(args, mode: str, seed: int) -> dict:
                 if mode == "bandit":
                     advantage = reward - jnp.sum(reward * mask) / jnp.maximum(mask.sum(), 1.0)
                 else:  # DCPO's: the episode's return, normalised within its group, for every answer in it
-                    returns = jnp.sum(reward * mask, -1).reshape(-1, args.group_size)
-                    normalised = (returns - returns.mean(-1, keepdims=True)) / (returns.std(-1, keepdims=True) + 1e-8)
-                    advantage = normalised.reshape(-1, 1)
+                    # (eps 1e-8, as the recorded probes ran; returns are counts, so it matters only at std 0)
+                    returns = jnp.sum(reward * mask, -1)
+                    advantage = group_advantages(returns, args.group_size, eps=1e-8)[:, None]
                 log_probs = jax.nn.log_softmax(logits)
                 chosen = jnp.take_along_axis(log_probs, answer[..., None], -1)[..., 0]
                 entropy = -jnp.sum(jnp.exp(log_probs) * log_probs, -1)
