@@ -56,6 +56,7 @@
 #     bash benchmarks/gpu_suite.sh 52  # Memory Gym throughput after the Mystery Path and Searing Spotlights speed-ups
 #     bash benchmarks/gpu_suite.sh 53  # context editing at full size with a two-stage curriculum (DCPO, PPO)
 #     bash benchmarks/gpu_suite.sh 54  # context editing at full size, PPO then DCPO from PPO's network
+#     bash benchmarks/gpu_suite.sh 55  # the same with part 53's curriculum in PPO's stage
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -425,6 +426,12 @@ case $part in
          # editor to read its context), then DCPO from PPO's network for 500 (init_from); 3 seeds
         run 560 context_edit.py --scale full --budgets 4 --streams 64 --updates 1000 --algos ppo-dcpo --handoff 0.5 \
             --max-seconds 520 ${label:+--device-label $label-ppo-dcpo}
+        ;;
+    55)  # context editing at full size (L = 64, C = 4): PPO for 1000 updates with part 53's curriculum (it reached
+         # 0.87 there), then DCPO from PPO's network for 500 updates on the task itself; 3 seeds
+        run 560 context_edit.py --scale full --budgets 4 --streams 64 --updates 1500 --algos ppo-dcpo --handoff 0.667 \
+            --train-env-params slot_cost=0 min_query_delay=2 max_query_delay=8 --train-params curriculum_updates=400 \
+            --max-seconds 520 ${label:+--device-label $label-curriculum-ppo-dcpo}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
