@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
+from typing import NamedTuple
 
 import jax
 from common import add_measurement_arguments, default_label, markdown_table, median_seconds, write_rows_report
@@ -27,25 +28,36 @@ CELLS = [
     ("memory_gym", "mnemax/MortarMayhem-Grid-v0", "gru"),
     ("memory_gym", "mnemax/MortarMayhem-Grid-Symbolic-v0", "gru"),
     ("memory_gym", "mnemax/MortarMayhem-Grid-v0", "trxl"),
+    ("memory_gym", "mnemax/MysteryPath-Grid-v0", "gru"),
 ]
-PIXELS = ("mnemax/MortarMayhem-Grid-v0",)
-# Ways of computing the same update: (agent_config, memory_config) on top of the preset's, and the cells it
-# concerns (None: all; else (pixels only, memories)). "patches" is the trainer as it ships; "xla" computes
-# the CNN's convolutions with lax.conv; "bf16" runs the encoder and memory in bfloat16 (mixed precision),
-# "bf16-xla" with lax.conv;
-# "gru-autodiff" differentiates the GRU's scan with JAX instead of its hand-written backward pass.
+PIXELS = ("mnemax/MortarMayhem-Grid-v0", "mnemax/MysteryPath-Grid-v0")
+class Variant(NamedTuple):
+    """A way of computing the same update: ``agent_config`` and ``memory_config`` on top of the preset's,
+    other config ``fields``, and the cells it concerns (``scope`` None: all; else (pixels only, memories))."""
+
+    agent_config: dict
+    memory_config: dict
+    scope: tuple | None
+    fields: dict = {}
+
+
+# "patches" is the trainer as it ships; "xla" computes the CNN's convolutions with lax.conv; "bf16" runs the
+# encoder and memory in bfloat16 (mixed precision), "bf16-xla" with lax.conv; "gru-autodiff" differentiates
+# the GRU's scan with JAX instead of its hand-written backward pass; "bf16-no-pool" is "bf16" with a fresh
+# initial state computed at every step (no `reset_pool`), as the preset did before it drew them ahead.
 VARIANTS = {
-    "patches": ({}, {}, None),
-    "xla": ({"conv": "xla"}, {}, (True, None)),
-    "bf16": ({"dtype": "bfloat16"}, {}, None),
-    "bf16-xla": ({"dtype": "bfloat16", "conv": "xla"}, {}, (True, None)),
-    "gru-autodiff": ({}, {"backward": "autodiff"}, (False, ("gru", "lstm"))),
+    "patches": Variant({}, {}, None),
+    "xla": Variant({"conv": "xla"}, {}, (True, None)),
+    "bf16": Variant({"dtype": "bfloat16"}, {}, None),
+    "bf16-xla": Variant({"dtype": "bfloat16", "conv": "xla"}, {}, (True, None)),
+    "gru-autodiff": Variant({}, {"backward": "autodiff"}, (False, ("gru", "lstm"))),
+    "bf16-no-pool": Variant({"dtype": "bfloat16"}, {}, None, {"reset_pool": 0}),
 }
 
 
 def concerns(variant: str, env: str, memory: str) -> bool:
     """Whether ``variant`` changes anything in the cell of ``env`` and ``memory``."""
-    scope = VARIANTS[variant][2]
+    scope = VARIANTS[variant].scope
     if scope is None:
         return True
     pixels_only, memories = scope
@@ -56,10 +68,11 @@ def profile(preset: str, env: str, memory: str, seeds: int, variant: str, repeat
     config = PPOConfig.from_preset(preset, env=env, memory=memory, num_seeds=seeds, progress=False, video=False)
     if quick:
         config = dataclasses.replace(config, num_envs=8, num_steps=16, hidden_size=32)
-    agent_config, memory_config, _ = VARIANTS[variant]
+    agent_config, memory_config, _, fields = VARIANTS[variant]
     config = dataclasses.replace(
-        config, agent_config={**config.agent_config, **agent_config}, memory_config={**config.memory_config, **memory_config}
-    )
+        config, agent_config={**config.agent_config, **agent_config},
+        memory_config={**config.memory_config, **memory_config}, **fields,
+    )  # fmt: skip
     algorithm = algorithms.make(config)
     keys = jax.random.split(jax.random.key(0), seeds)
     runners = jax.jit(jax.vmap(algorithm.init))(keys)

@@ -176,6 +176,7 @@ def test_context_editor_treats_slots_as_a_set(rollout):
         (dict(env="mnemax/TMaze-Passive-v0", env_params={}), "needs a context-editing task"),
         (dict(agent_config={"depth": 2}), "unknown context editor field"),
         (dict(agent="actor_critic", agent_config={"num_layers": 2}), "unknown actor critic field"),
+        (dict(reset_pool=4), "reset_pool must be 0 for dcpo"),
     ],
 )
 def test_bad_configs_fail_before_compiling(tmp_path, overrides, message):

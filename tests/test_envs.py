@@ -213,3 +213,45 @@ def test_module_paths_from_before_the_grouping_by_role_name_the_same_modules():
     for tool in ("play", "render_rollouts"):  # `python -m mnemax.envs.<tool>` still runs the tool
         out = subprocess.run([sys.executable, "-m", f"mnemax.envs.{tool}", "--help"], capture_output=True, text=True)
         assert out.returncode == 0 and "usage:" in out.stdout and not out.stderr, out.stderr
+
+
+def test_vmap_reset_pool_starts_episodes_from_spares_and_draws_them_again():
+    """Every copy truncates at steps 3 and 6: each starts its next episode from its next spare, and once a
+    copy has used its last spare (step 6) all are drawn again. The same key gives the same steps."""
+    env, params = mnemax.envs.make("mnemax/MysteryPath-Grid-Symbolic-v0", max_steps_in_episode=3)
+    num_envs, pool = 4, 2
+    venv = wrappers.Vmap(env, num_envs, reset_pool=pool)
+    obs, state = venv.reset(jax.random.key(0), params)
+    first_spares = state.spares
+    assert first_spares.on_path.shape == (num_envs, pool, 7, 7)
+    step = jax.jit(venv.step)
+    actions = jnp.zeros(num_envs, jnp.int32)
+    outputs = []
+    for t in range(1, 7):
+        before = state
+        obs, state, _, terminated, truncated, _ = step(jax.random.key(t), state, actions, params)
+        outputs.append(obs)
+        done = np.asarray(terminated | truncated)
+        assert done.all() == (t % 3 == 0) and (done.any() == done.all())
+        if t % 3 == 0:
+            spare = jax.tree_util.tree_map(lambda s: s[jnp.arange(num_envs), before.used], before.spares)
+            jax.tree_util.tree_map(np.testing.assert_array_equal, state.envs, spare)
+            np.testing.assert_array_equal(obs, jax.vmap(env.observe, in_axes=(0, None))(spare, params))
+        np.testing.assert_array_equal(state.used, np.full(num_envs, (t // 3) % pool))
+    assert not np.array_equal(state.spares.on_path, first_spares.on_path)  # drawn again at step 6
+    # Reproducible: the same keys give the same observations.
+    _, again = venv.reset(jax.random.key(0), params)
+    for t in range(1, 7):
+        obs, again, *_ = step(jax.random.key(t), again, actions, params)
+        np.testing.assert_array_equal(obs, outputs[t - 1])
+
+
+def test_vmap_without_a_pool_steps_as_vmap_of_step():
+    env, params = mnemax.envs.make("mnemax/TMaze-Passive-v0")
+    venv = wrappers.Vmap(env, 3)
+    keys = jax.random.split(jax.random.key(1), 3)
+    _, state = venv.reset(jax.random.key(1), params)
+    _, expected = jax.vmap(env.reset, in_axes=(0, None))(keys, params)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, state, expected)
+    with pytest.raises(ValueError, match="reset_pool"):
+        wrappers.Vmap(env, 3, reset_pool=-1)

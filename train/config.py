@@ -197,6 +197,12 @@ class TrainConfig(RunConfig):
     """rollout length per update"""
     bptt_length: int = 0
     """truncated-BPTT window: sequences of this many steps with stored initial carries (0: whole rollout)"""
+    reset_pool: int = option(0, ge=0)
+    """draw the initial states of each environment's next episodes ahead, this many at a time (0: a fresh
+    one at every step, kept where an episode ends); a speed-up where resets are costly (Mystery Path's
+    path search). Changes which random numbers start episodes, not what they are; with
+    `curriculum_updates`, up to this many episodes per environment after the switch start from the first
+    stage's task"""
     rollout_unroll: int = option(0, ge=0, resumable=True)
     """environment steps per iteration of the rollout loop (0: 1 on the CPU, 8 on accelerators); speed only"""
     update_epochs: int = option(4, ge=1)

@@ -73,6 +73,11 @@ class DCPOConfig(TrainConfig):
         super().validate(num_devices)
         if self.num_envs % self.group_size:
             raise ValueError(f"num_envs ({self.num_envs}) must be a multiple of group_size ({self.group_size})")
+        if self.reset_pool:
+            raise ValueError(
+                "reset_pool must be 0 for dcpo: every update starts each group's episodes from one shared "
+                "reset key, and only those first episodes are trained on"
+            )
 
 
 class Segments(NamedTuple):

@@ -100,7 +100,7 @@ class OnPolicy:
         if config.prev_action_reward:
             env = wrappers.PreviousActionReward(env)
         self.env = env
-        self.vec_env = wrappers.Vmap(wrappers.EpisodeStatistics(env), config.num_envs)
+        self.vec_env = wrappers.Vmap(wrappers.EpisodeStatistics(env), config.num_envs, reset_pool=config.reset_pool)
         self.observation_space = env.observation_space(self.env_params)
         self.action_space = env.action_space(self.env_params)
         self.network = agents.make(

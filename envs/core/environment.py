@@ -13,7 +13,10 @@ is checked at run time, so a jitted step costs no more; wrap an environment in
 :class:`mnemax.envs.core.wrappers.CheckedActions` to have actions outside the space refused instead.
 
 ``step`` auto-resets: when an episode ends, the returned ``obs``/``state`` already belong to the next
-episode and ``info["final_obs"]`` holds the last observation of the finished one. Under ``jit`` the
+episode and ``info["final_obs"]`` holds the last observation of the finished one. Under ``vmap`` every
+copy computes a fresh initial state at every step (``jnp.where`` keeps it only where an episode ended);
+for tasks whose reset is costly (Mystery Path searches for a path) ``wrappers.Vmap(..., reset_pool=K)``
+draws initial states ahead, K per copy at a time, and passes them in as ``reset_state``. Under ``jit`` the
 final observation costs nothing unless it is used (XLA drops unused outputs). ``reset_env`` and
 ``step_env`` are the same functions without auto-reset (the gymnasium single-env adapter uses them).
 
@@ -159,17 +162,22 @@ class Environment(Generic[StateT, ParamsT]):
         """Start an episode: ``(obs, state)``. Same as :meth:`reset_env`."""
         return self.reset_env(key, params)
 
-    def step(self, key: jax.Array, state: StateT, action: Any, params: ParamsT | None = None):
+    def step(
+        self, key: jax.Array, state: StateT, action: Any, params: ParamsT | None = None, reset_state: StateT | None = None
+    ):
         """One step with auto-reset: ``(obs, state, reward, terminated, truncated, info)``.
 
         When ``terminated | truncated``, ``obs`` and ``state`` start the next episode and
-        ``info["final_obs"]`` is the last observation of the episode that ended.
+        ``info["final_obs"]`` is the last observation of the episode that ended. The next episode starts
+        from ``reset_state`` when one is given (an initial state drawn ahead of time, as
+        :class:`mnemax.envs.core.wrappers.Vmap` does with ``reset_pool``), otherwise from a fresh
+        ``initial_state`` drawn from ``key``.
         """
         params = self.default_params if params is None else params
         key_step, key_reset = jax.random.split(key)
         next_state, reward, terminated, truncated, info = self._advance(key_step, state, action, params)
         done = terminated | truncated
-        fresh = self.initial_state(key_reset, params)
+        fresh = self.initial_state(key_reset, params) if reset_state is None else reset_state
         state = jax.tree_util.tree_map(lambda a, b: jnp.where(done, a, b), fresh, next_state)
         info = dict(info, final_obs=self.observe(next_state, params))
         return self.observe(state, params), state, reward, terminated, truncated, info
