@@ -57,7 +57,7 @@
 #     bash benchmarks/gpu_suite.sh 53  # context editing at full size with a two-stage curriculum (DCPO, PPO)
 #     bash benchmarks/gpu_suite.sh 54  # context editing at full size, PPO then DCPO from PPO's network
 #     bash benchmarks/gpu_suite.sh 55  # the same with part 53's curriculum in PPO's stage
-#     bash benchmarks/gpu_suite.sh 56  # pixel Mystery Path Grid PPO update time with and without the reset pool
+#     bash benchmarks/gpu_suite.sh 56  # pixel Mystery Path and Mortar Mayhem Grid update time with and without the reset pool
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -434,10 +434,11 @@ case $part in
             --train-env-params slot_cost=0 min_query_delay=2 max_query_delay=8 --train-params curriculum_updates=400 \
             --max-seconds 520 ${label:+--device-label $label-curriculum-ppo-dcpo}
         ;;
-    56)  # where the time of a pixel Mystery Path Grid PPO update goes (the `memory_gym` preset, GRU, bf16), with
-         # the initial states drawn ahead (`reset_pool`, as the preset ships) and with one drawn at every step
-        run 300 ppo_profile.py --envs mnemax/MysteryPath-Grid-v0 --variants bf16 bf16-no-pool --seeds 1 \
-            --max-seconds 240 ${label:+--device-label $label-mystery-path}
+    56)  # where the time of a pixel Mystery Path Grid and Mortar Mayhem Grid PPO update goes (the `memory_gym`
+         # preset, GRU, bf16), with the initial states drawn ahead (`reset_pool`, as the preset ships) and with
+         # one drawn at every step
+        run 480 ppo_profile.py --envs mnemax/MysteryPath-Grid-v0 mnemax/MortarMayhem-Grid-v0 --memories gru \
+            --variants bf16 bf16-no-pool --seeds 1 --max-seconds 400 ${label:+--device-label $label-reset-pool}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
