@@ -53,7 +53,7 @@
 #     bash benchmarks/gpu_suite.sh 49  # HCAM's cost in parts beside dense TrXL; Mamba-2's chunk size
 #     bash benchmarks/gpu_suite.sh 50  # PPO update time with XLA's command buffers (CUDA graphs) over while loops
 #     bash benchmarks/gpu_suite.sh 51  # symbolic Mortar Mayhem Grid with FFM, minGRU and S5 (parallel scans)
-#     bash benchmarks/gpu_suite.sh 52  # Memory Gym throughput after the Mystery Path and Searing Spotlights speed-ups
+#     bash benchmarks/gpu_suite.sh 52  # Memory Gym throughput after the speed-ups, without and with the reset pool
 #     bash benchmarks/gpu_suite.sh 53  # context editing at full size with a two-stage curriculum (DCPO, PPO)
 #     bash benchmarks/gpu_suite.sh 54  # context editing at full size, PPO then DCPO from PPO's network
 #     bash benchmarks/gpu_suite.sh 55  # the same with part 53's curriculum in PPO's stage
@@ -414,8 +414,11 @@ case $part in
             --runs MortarMayhem-Grid-Symbolic-{s5,min_gru,ffm} --run-dir ../runs/gpu --resume --update $flag
         ;;
     52)  # Memory Gym throughput after the Mystery Path and Searing Spotlights speed-ups (cheaper path search,
-         # renders as palette indices), every task, against the H100 figures of part 4
-        run 330 memory_gym_throughput.py --max-seconds 300 --no-reference $flag
+         # renders as palette indices), every task, against the H100 figures of part 4; then with the initial
+         # states drawn ahead as the memory_gym preset does (reset pool of 16)
+        run 270 memory_gym_throughput.py --max-seconds 230 --no-reference $flag
+        run 270 memory_gym_throughput.py --max-seconds 230 --no-reference --reset-pool 16 \
+            ${label:+--device-label $label-reset-pool}
         ;;
     53)  # context editing at full size (L = 64, C = 4) with a two-stage curriculum: 400 updates without the slot
          # cost and with queries 2-8 steps after their fact, then the task itself; DCPO and PPO, 3 seeds
