@@ -31,6 +31,7 @@ def main(run_dir: str) -> None:
         progress=False, video=False, eval_episodes=8, run_dir=run_dir,
     )  # fmt: skip
     assert_only_gradient_traffic(dataclasses.replace(config, num_devices=4))
+    assert_only_gradient_traffic(dataclasses.replace(config, num_devices=4, reset_pool=2))  # spares stay local
     one = train(dataclasses.replace(config, num_devices=1, run_name="one"))
     four = train(dataclasses.replace(config, num_devices=4, run_name="four"))
     assert len(four.runner.obs.sharding.device_set) == 4

@@ -148,8 +148,9 @@ task's 512 copies step 2x slower with a pool of 16). Episodes are independent ei
             return jax.vmap(self._env.step, in_axes=(0, 0, 0, None))(keys, state, action, params)
         key, pool_key = jax.random.split(key)
         keys = jax.random.split(key, self.num_envs)
-        copies = jnp.arange(self.num_envs)
-        spare = jax.tree_util.tree_map(lambda s: s[copies, state.used], state.spares)  # each copy's next one
+        # Each copy's next spare, indexed copy by copy (a gather over both axes would make a sharded batch
+        # collect every device's spares).
+        spare = jax.vmap(lambda spares, used: jax.tree_util.tree_map(lambda s: s[used], spares))(state.spares, state.used)
         obs, envs, reward, terminated, truncated, info = jax.vmap(self._env.step, in_axes=(0, 0, 0, None, 0))(
             keys, state.envs, action, params, spare
         )
