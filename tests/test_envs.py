@@ -169,8 +169,9 @@ def test_gymnasium_module_prefix_form_needs_no_import():
     assert "[1. 0. 0.]" in out.stdout or "[0. 1. 0.]" in out.stdout
 
 
-def test_make_vec_uses_the_vectorized_core():
-    venv = gymnasium.make_vec("mnemax/TMaze-Passive-v0", num_envs=8, corridor_length=3)
+@pytest.mark.parametrize("reset_pool", [0, 2])
+def test_make_vec_uses_the_vectorized_core(reset_pool):
+    venv = gymnasium.make_vec("mnemax/TMaze-Passive-v0", num_envs=8, corridor_length=3, reset_pool=reset_pool)
     assert type(venv).__name__ == "GymnasiumVectorEnv"
     obs, _ = venv.reset(seed=0)
     assert obs.shape == (8, 3)

@@ -18,6 +18,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from mnemax.envs.core import wrappers
 from mnemax.envs.core.registration import make
 
 
@@ -121,11 +122,14 @@ class GymnasiumVectorEnv(VectorEnv):
     """``num_envs`` copies of a mnemax environment stepped by one jitted, vmapped call.
 
     Observations, rewards and flags come back as NumPy arrays with a leading ``num_envs`` axis.
+    ``reset_pool=K`` draws the initial states of each copy's next episodes ahead, K at a time
+    (:class:`mnemax.envs.core.wrappers.Vmap`): faster where resets are costly, e.g.
+    ``gymnasium.make_vec("mnemax/MysteryPath-Grid-v0", num_envs=64, reset_pool=16)``.
     """
 
     metadata = {"render_modes": ["rgb_array"], "autoreset_mode": AutoresetMode.SAME_STEP}
 
-    def __init__(self, env_id: str, num_envs: int = 1, render_mode: str | None = None, **params):
+    def __init__(self, env_id: str, num_envs: int = 1, render_mode: str | None = None, reset_pool: int = 0, **params):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.env, self.params = make(env_id, **params)
@@ -135,16 +139,15 @@ class GymnasiumVectorEnv(VectorEnv):
         self.single_action_space = self.env.action_space(self.params).to_gymnasium()
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self._reset = jax.jit(jax.vmap(self.env.reset, in_axes=(0, None)))
-        self._step = jax.jit(jax.vmap(self.env.step, in_axes=(0, 0, 0, None)))
-        self._render = jax.jit(jax.vmap(self.env.render, in_axes=(0, None)))
+        vec_env = wrappers.Vmap(self.env, self.num_envs, reset_pool=reset_pool)
+        self._reset, self._step, self._render = jax.jit(vec_env.reset), jax.jit(vec_env.step), jax.jit(vec_env.render)
         self._key = None
         self._state = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)
         self._key, key = jax.random.split(_seed_key(self.np_random))
-        obs, self._state = self._reset(jax.random.split(key, self.num_envs), self.params)
+        obs, self._state = self._reset(key, self.params)
         return _to_numpy(obs), {}
 
     def step(self, actions):
@@ -153,7 +156,7 @@ class GymnasiumVectorEnv(VectorEnv):
         _check_action(self.action_space, np.asarray(actions))
         self._key, key = jax.random.split(self._key)
         obs, self._state, reward, terminated, truncated, info = self._step(
-            jax.random.split(key, self.num_envs), self._state, jnp.asarray(actions), self.params
+            key, self._state, jnp.asarray(actions), self.params
         )
         obs, reward, terminated, truncated, info = _to_numpy((obs, reward, terminated, truncated, info))
         done = terminated | truncated
