@@ -200,9 +200,9 @@ class TrainConfig(RunConfig):
     reset_pool: int = option(0, ge=0)
     """draw the initial states of each environment's next episodes ahead, this many at a time (0: a fresh
     one at every step, kept where an episode ends); a speed-up where resets are costly (Mystery Path's
-    path search), a slow-down where they are cheap and the state is large (a context-editing stream). Changes which random numbers start episodes, not what they are; with
-    `curriculum_updates`, up to this many episodes per environment after the switch start from the first
-    stage's task"""
+    path search), a slow-down where they are cheap and the state is large (a context-editing stream).
+    Changes which random numbers start episodes, not what they are; with `curriculum_updates`, up to this
+    many episodes per environment after the switch start from the first stage's task"""
     rollout_unroll: int = option(0, ge=0, resumable=True)
     """environment steps per iteration of the rollout loop (0: 1 on the CPU, 8 on accelerators); speed only"""
     update_epochs: int = option(4, ge=1)

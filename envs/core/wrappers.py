@@ -115,8 +115,8 @@ class Vmap(Wrapper):
     copy has used up its K. Without it every copy computes a fresh initial state at every step and keeps
     it only where an episode ended, which is the larger part of a step where the reset is costly
     (Mystery Path's path search: a loop of 45 dependent iterations). Where the reset is cheap and the state
-large it costs more than it saves: each step gathers every copy's spare (on a 2-core CPU a context-editing
-task's 512 copies step 2x slower with a pool of 16). Episodes are independent either
+    large it costs more than it saves: each step gathers every copy's spare (on a 2-core CPU a
+    context-editing task's 512 copies step 2x slower with a pool of 16). Episodes are independent either
     way; only which random numbers start them differs. Spares are drawn with the ``params`` of the step
     that draws them, so a change of ``params`` reaches the next K episodes of a copy late at most.
     """
@@ -136,10 +136,11 @@ task's 512 copies step 2x slower with a pool of 16). Episodes are independent ei
         return jax.vmap(jax.vmap(self.unwrapped.initial_state, in_axes=(0, None)), in_axes=(0, None))(keys, params)
 
     def reset(self, key, params=None):
-        if not self.reset_pool:
-            return jax.vmap(self._env.reset, in_axes=(0, None))(jax.random.split(key, self.num_envs), params)
-        key, pool_key = jax.random.split(key)
+        if self.reset_pool:
+            key, pool_key = jax.random.split(key)
         obs, state = jax.vmap(self._env.reset, in_axes=(0, None))(jax.random.split(key, self.num_envs), params)
+        if not self.reset_pool:
+            return obs, state
         return obs, PooledState(state, self._draw_spares(pool_key, params), jnp.zeros(self.num_envs, jnp.int32))
 
     def step(self, key, state, action, params=None):
