@@ -29,6 +29,7 @@ CELLS = [
     ("memory_gym", "mnemax/MortarMayhem-Grid-Symbolic-v0", "gru"),
     ("memory_gym", "mnemax/MortarMayhem-Grid-v0", "trxl"),
     ("memory_gym", "mnemax/MysteryPath-Grid-v0", "gru"),
+    ("memory_gym", "mnemax/MysteryPath-Grid-Symbolic-v0", "gru"),
 ]
 PIXELS = ("mnemax/MortarMayhem-Grid-v0", "mnemax/MysteryPath-Grid-v0")
 class Variant(NamedTuple):
@@ -43,8 +44,8 @@ class Variant(NamedTuple):
 
 # "patches" is the trainer as it ships; "xla" computes the CNN's convolutions with lax.conv; "bf16" runs the
 # encoder and memory in bfloat16 (mixed precision), "bf16-xla" with lax.conv; "gru-autodiff" differentiates
-# the GRU's scan with JAX instead of its hand-written backward pass; "bf16-no-pool" is "bf16" with a fresh
-# initial state computed at every step (no `reset_pool`), as the preset did before it drew them ahead.
+# the GRU's scan with JAX instead of its hand-written backward pass; "no-pool" and "bf16-no-pool" compute a
+# fresh initial state at every step (no `reset_pool`), as the preset did before it drew them ahead.
 VARIANTS = {
     "patches": Variant({}, {}, None),
     "xla": Variant({"conv": "xla"}, {}, (True, None)),
@@ -52,6 +53,7 @@ VARIANTS = {
     "bf16-xla": Variant({"dtype": "bfloat16", "conv": "xla"}, {}, (True, None)),
     "gru-autodiff": Variant({}, {"backward": "autodiff"}, (False, ("gru", "lstm"))),
     "bf16-no-pool": Variant({"dtype": "bfloat16"}, {}, None, {"reset_pool": 0}),
+    "no-pool": Variant({}, {}, None, {"reset_pool": 0}),
 }
 
 

@@ -247,6 +247,36 @@ def test_vmap_reset_pool_starts_episodes_from_spares_and_draws_them_again():
         np.testing.assert_array_equal(obs, outputs[t - 1])
 
 
+def test_vmap_reset_pool_under_an_outer_vmap_redraws_by_cond_and_keeps_each_seeds_episodes():
+    """A trainer vmaps the pooled batch over seeds. The redraw must stay a `cond` there (a batched predicate
+    would turn it into a `select` that draws every spare at every step), and each seed must step exactly
+    as it does alone: seeds whose spares last longer are not redrawn when another seed's run out."""
+    env, params = mnemax.envs.make("mnemax/MysteryPath-Grid-Symbolic-v0", max_steps_in_episode=3)
+    venv = wrappers.Vmap(env, 2, reset_pool=2)
+    actions = jnp.zeros(2, jnp.int32)
+
+    def rollout(key, length):  # seed 1 plays episodes of 3 steps, seed 0 of 4 (truncation ends them)
+        _, state = venv.reset(key, params)
+        p = params.replace(max_steps_in_episode=length)
+
+        def body(state, k):
+            obs, state, *_ = venv.step(k, state, actions, p)
+            return state, (obs, state.used)
+
+        return jax.lax.scan(body, state, jax.random.split(key, 13))[1]
+
+    keys, lengths = jax.random.split(jax.random.key(3), 2), jnp.array([4, 3])
+    batched = jax.jit(jax.vmap(rollout))(keys, lengths)
+    for seed in range(2):
+        alone = jax.jit(rollout)(keys[seed], lengths[seed])
+        jax.tree_util.tree_map(lambda a, b: np.testing.assert_array_equal(a[seed], b), batched, alone)
+    used = np.asarray(batched[1])[:, :, 0]
+    assert not np.array_equal(used[0], used[1])  # the seeds' pools were redrawn at different steps
+    jaxpr = str(jax.make_jaxpr(jax.vmap(venv.step, in_axes=(0, 0, None, None)))(
+        jax.random.split(jax.random.key(0), 3), jax.vmap(venv.reset, in_axes=(0, None))(jax.random.split(jax.random.key(0), 3), params)[1], actions, params))  # fmt: skip
+    assert "cond[" in jaxpr
+
+
 def test_vmap_without_a_pool_steps_as_vmap_of_step():
     env, params = mnemax.envs.make("mnemax/TMaze-Passive-v0")
     venv = wrappers.Vmap(env, 3)

@@ -157,12 +157,48 @@ class Vmap(Wrapper):
         )
         used = state.used + (terminated | truncated)
         # Every copy keeps a spare for its next step: all are drawn again once one copy has used its last.
-        spares, used = jax.lax.cond(
-            jnp.any(used == self.reset_pool),
-            lambda: (self._draw_spares(pool_key, params), jnp.zeros_like(used)),
-            lambda: (state.spares, used),
-        )
+        # The pool gets a leading axis of one so that `_refill` can fold any batch axes around this call
+        # into it (see there).
+        lead = lambda tree: jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], tree)
+        params = self.unwrapped.default_params if params is None else params
+        spares, used = self._refill(lead(pool_key), lead(params), lead(state.spares), lead(used))
+        spares, used = jax.tree_util.tree_map(lambda x: x[0], (spares, used))
         return obs, PooledState(envs, spares, used), reward, terminated, truncated, info
+
+    def _refill(self, keys, params, spares, used):
+        """Draws again the spares of every pool (leading axis) that a copy has used up; keeps the rest.
+
+        Under ``vmap`` (a trainer's seeds) a ``lax.cond`` whose predicate is batched becomes a ``select``
+        that computes both branches: every step would draw every spare, many times the cost of no pool.
+        The custom batching rule folds the new axis into the pools' axis instead, so the redraw stays a
+        ``cond`` taken when any pool is due; each pool still takes fresh spares only when it is due itself,
+        so a seed's episodes are the same whether it trains alone or beside others.
+        """
+        limit = self.reset_pool
+
+        @jax.custom_batching.custom_vmap
+        def refill(keys, params, spares, used):
+            due = jnp.any(used == limit, axis=1)  # [pools]
+
+            def redraw():
+                fresh = jax.vmap(self._draw_spares)(keys, params)
+                keep = lambda new, old: jnp.where(due.reshape(due.shape + (1,) * (old.ndim - 1)), new, old)
+                return jax.tree_util.tree_map(keep, fresh, spares), jnp.where(due[:, None], 0, used)
+
+            return jax.lax.cond(jnp.any(due), redraw, lambda: (spares, used))
+
+        @refill.def_vmap
+        def refill_batched(axis_size, in_batched, *args):
+            def fold(x, batched):  # [axis_size, pools, ...] -> [axis_size * pools, ...]
+                x = x if batched else jnp.broadcast_to(x, (axis_size,) + jnp.shape(x))
+                return x.reshape((-1,) + x.shape[2:])
+
+            folded = jax.tree_util.tree_map(fold, args, tuple(in_batched))
+            out = refill(*folded)
+            unfold = lambda x: x.reshape((axis_size, -1) + x.shape[1:])
+            return jax.tree_util.tree_map(unfold, out), jax.tree_util.tree_map(lambda _: True, out)
+
+        return refill(keys, params, spares, used)
 
     def render(self, state, params):
         envs = state.envs if isinstance(state, PooledState) else state
