@@ -8,7 +8,8 @@
         --env-params slot_cost=0 --train-params num_envs=128 --device-label cpu-diagnosis-cost0  # one variant
     python benchmarks/context_edit.py --scale full --budgets 4 --streams 64 --algos ppo-dcpo --handoff 0.5
 
-On ``ContextEdit-KVUpdate-v0``, for every stream length ``L`` and context budget ``C`` of the scale:
+On ``ContextEdit-<task>-v0`` (``--task``: KVUpdate, the default, MultiHop or Distractor), for every stream
+length ``L`` and context budget ``C`` of the scale:
 
 * **DCPO** and **PPO** train the same agent, the context editor (:mod:`mnemax.agents.context_editor`),
   with the same network, steps, learning rate and seeds (``num_seeds`` vmapped runs each), through
@@ -49,7 +50,7 @@ from mnemax.agents import greedy_curator
 from mnemax.envs.tasks import context_edit_curators as curators
 from mnemax.train import algorithms, train
 
-ENV = "mnemax/ContextEdit-KVUpdate-v0"
+TASKS = ("KVUpdate", "MultiHop", "Distractor")  # mnemax/ContextEdit-<task>-v0
 EVAL_EPISODES = 512
 EVAL_KEY = 20251014
 
@@ -117,8 +118,8 @@ def summary(metrics: dict) -> dict:
     return {k: float(np.mean(metrics[k])) for k in ("accuracy", "mean_occupied", "return", "queries")}
 
 
-def heuristic_rows(env_params: dict, key: jax.Array) -> list[dict]:
-    env, params = envs.make(ENV, **env_params)
+def heuristic_rows(env_id: str, env_params: dict, key: jax.Array) -> list[dict]:
+    env, params = envs.make(env_id, **env_params)
     unlimited = curators.unlimited_context(params)
     cases = {
         "keep-latest-k": (params, curators.keep_latest()),
@@ -138,7 +139,7 @@ def train_config(scale: dict, algo: str, env_params: dict, run_dir: str, updates
     # Overrides of an algorithm's own fields (`group_size`, `gae_lambda`) reach only that algorithm.
     spec |= {k: v for k, v in scale.get("train_overrides", {}).items() if k in fields}
     settings = dict(
-        env=ENV, env_params=env_params, train_env_params=scale.get("train_task", {}), agent="context_editor",
+        env=scale["env"], env_params=env_params, train_env_params=scale.get("train_task", {}), agent="context_editor",
         num_steps=stream, total_steps=updates * spec["num_envs"] * stream, num_seeds=scale["seeds"], num_logs=5,
         run_name=f"{algo}-L{stream}-C{env_params['context_size']}", run_dir=run_dir, video=False, progress=False,
         eval_episodes=16,
@@ -240,7 +241,7 @@ def markdown(report: dict) -> str:
         f"{list(full['budgets'])}, streams {list(full['streams'])}, {full['task']} and {full['updates']} updates "
         f"of {full['train']['num_envs']} episodes.\n\n"
         f"Command: `{meta['command']}`\n\n"
-        f"Task: `{ENV}` with {scale['task']}{delay}; budgets {list(scale['budgets'])}, streams "
+        f"Task: `{scale['env']}` with {scale['task']}{delay}; budgets {list(scale['budgets'])}, streams "
         f"{list(scale['streams'])}.\n\nTraining (DCPO and PPO alike): the context editor, {scale['updates']} updates "
         f"of {train['num_envs']} episodes each, {scale['seeds']} seeds, {scale['train']} and "
         f"{SHARED_TRAIN}, and {ALGO_TRAIN['dcpo']} for DCPO, {ALGO_TRAIN['ppo']} for PPO{overrides}.\n\n"
@@ -280,11 +281,15 @@ def main(argv=None) -> dict:
         "(with --train-env-params, if given, as its curriculum), then DCPO from PPO's network on the task",
     )  # fmt: skip
     parser.add_argument("--handoff", type=float, default=0.5, help="ppo-dcpo: PPO's share of the updates")
+    parser.add_argument(
+        "--task", choices=TASKS, default="KVUpdate",
+        help="the registered variant mnemax/ContextEdit-<task>-v0; the scale's task parameters replace its own",
+    )  # fmt: skip
     parser.add_argument("--max-seconds", type=float, default=600)
     parser.add_argument("--device-label", default=None)
     args = parser.parse_args(argv)
     name = "quick" if args.quick else args.scale
-    scale = dict(SCALES[name])
+    scale = dict(SCALES[name], env=f"mnemax/ContextEdit-{args.task}-v0")
     for field in ("budgets", "streams", "updates", "seeds"):
         if getattr(args, field):
             scale[field] = tuple(getattr(args, field)) if field in ("budgets", "streams") else getattr(args, field)
@@ -308,7 +313,7 @@ def main(argv=None) -> dict:
             for budget in scale["budgets"]:
                 env_params = task_params(scale, budget, stream)
                 setting = {"stream": stream, "budget": budget}
-                rows += [dict(setting, **r) for r in heuristic_rows(env_params, key)]
+                rows += [dict(setting, **r) for r in heuristic_rows(scale["env"], env_params, key)]
                 for algo in algos:
                     if time.perf_counter() > deadline:
                         rows.append(dict(setting, method=algo, status="skipped (time budget)"))

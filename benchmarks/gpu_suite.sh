@@ -58,6 +58,7 @@
 #     bash benchmarks/gpu_suite.sh 54  # context editing at full size, PPO then DCPO from PPO's network
 #     bash benchmarks/gpu_suite.sh 55  # the same with part 53's curriculum in PPO's stage
 #     bash benchmarks/gpu_suite.sh 56  # pixel Mystery Path and Mortar Mayhem Grid update time with and without the reset pool
+#     bash benchmarks/gpu_suite.sh 57  # part 55's recipe at other sizes and tasks (TASK, BUDGET, STREAM)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -442,6 +443,14 @@ case $part in
          # one drawn at every step
         run 480 ppo_profile.py --envs mnemax/MysteryPath-Grid-v0 mnemax/MortarMayhem-Grid-v0 --memories gru \
             --variants bf16 bf16-no-pool --seeds 1 --max-seconds 400 ${label:+--device-label $label-reset-pool}
+        ;;
+    57)  # context editing, part 55's recipe (the cost-free short-delay curriculum in PPO's 1000 updates, then
+         # DCPO for 500) at another size or task: TASK (KVUpdate, MultiHop, Distractor), BUDGET and STREAM
+         # (default C = 8, L = 64); 3 seeds, ~280 s at L = 64 and about twice that at L = 128 (one call each)
+        run 590 context_edit.py --task "${TASK:-KVUpdate}" --scale full --budgets "${BUDGET:-8}" \
+            --streams "${STREAM:-64}" --updates 1500 --algos ppo-dcpo --handoff 0.667 --train-env-params slot_cost=0 \
+            min_query_delay=2 max_query_delay=8 --train-params curriculum_updates=400 --max-seconds 60 \
+            ${label:+--device-label $label-curriculum-ppo-dcpo-${TASK:-KVUpdate}-L${STREAM:-64}-C${BUDGET:-8}}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
