@@ -59,6 +59,7 @@
 #     bash benchmarks/gpu_suite.sh 55  # the same with part 53's curriculum in PPO's stage
 #     bash benchmarks/gpu_suite.sh 56  # pixel Mystery Path and Mortar Mayhem Grid update time with and without the reset pool
 #     bash benchmarks/gpu_suite.sh 57  # part 55's recipe at other sizes and tasks (TASK, BUDGET, STREAM)
+#     bash benchmarks/gpu_suite.sh 58  # Mamba-2's cost against FFM by chunk length
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -446,11 +447,18 @@ case $part in
         ;;
     57)  # context editing, part 55's recipe (the cost-free short-delay curriculum in PPO's 1000 updates, then
          # DCPO for 500) at another size or task: TASK (KVUpdate, MultiHop, Distractor), BUDGET and STREAM
-         # (default C = 8, L = 64); 3 seeds, ~280 s at L = 64 and about twice that at L = 128 (one call each)
+         # (default C = 8, L = 64); 3 seeds, ~280 s at L = 64 and about twice that at L = 128 (one call each).
+         # ALGO=ppo trains PPO alone with the same curriculum for the same 1500 updates (the control)
         run 590 context_edit.py --task "${TASK:-KVUpdate}" --scale full --budgets "${BUDGET:-8}" \
-            --streams "${STREAM:-64}" --updates 1500 --algos ppo-dcpo --handoff 0.667 --train-env-params slot_cost=0 \
-            min_query_delay=2 max_query_delay=8 --train-params curriculum_updates=400 --max-seconds 60 \
-            ${label:+--device-label $label-curriculum-ppo-dcpo-${TASK:-KVUpdate}-L${STREAM:-64}-C${BUDGET:-8}}
+            --streams "${STREAM:-64}" --updates 1500 --algos "${ALGO:-ppo-dcpo}" --handoff 0.667 \
+            --train-env-params slot_cost=0 min_query_delay=2 max_query_delay=8 --train-params curriculum_updates=400 \
+            --max-seconds 60 ${label:+--device-label \
+            $label-curriculum-${ALGO:-ppo-dcpo}-${TASK:-KVUpdate}-L${STREAM:-64}-C${BUDGET:-8}}
+        ;;
+    58)  # Mamba-2's cost against FFM's by chunk length (the module's default is 64; on a 2-core CPU 32 was 9%
+         # faster at T = 4096 and 128 16% slower), forward + backward, width 256, batch 16
+        run 300 memory_modules.py --modules ffm mamba2 mamba2:chunk_size=32 mamba2:chunk_size=128 \
+            mamba2:chunk_size=256 --lengths 4096 16384 --timeout 60 ${label:+--device-label $label-mamba2-chunks}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
