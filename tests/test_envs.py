@@ -13,6 +13,7 @@ from gymnasium.utils.env_checker import check_env
 
 import mnemax.envs
 from mnemax.envs.core import wrappers
+from mnemax.envs.core.rarely import rarely
 
 IDS = mnemax.envs.registered_ids()
 NUM_ENVS, NUM_STEPS = 16, 96
@@ -272,9 +273,48 @@ def test_vmap_reset_pool_under_an_outer_vmap_redraws_by_cond_and_keeps_each_seed
         jax.tree_util.tree_map(lambda a, b: np.testing.assert_array_equal(a[seed], b), batched, alone)
     used = np.asarray(batched[1])[:, :, 0]
     assert not np.array_equal(used[0], used[1])  # the seeds' pools were redrawn at different steps
-    jaxpr = str(jax.make_jaxpr(jax.vmap(venv.step, in_axes=(0, 0, None, None)))(
-        jax.random.split(jax.random.key(0), 3), jax.vmap(venv.reset, in_axes=(0, None))(jax.random.split(jax.random.key(0), 3), params)[1], actions, params))  # fmt: skip
+    seed_keys = jax.random.split(jax.random.key(0), 3)
+    states = jax.vmap(venv.reset, in_axes=(0, None))(seed_keys, params)[1]
+    jaxpr = str(jax.make_jaxpr(jax.vmap(venv.step, in_axes=(0, 0, None, None)))(seed_keys, states, actions, params))
     assert "cond[" in jaxpr
+
+
+@pytest.mark.parametrize("taken", [0, 1, 2, 3, 16])
+def test_rarely_equals_where_for_any_number_of_copies_taking_the_branch(taken):
+    """16 copies: none, up to the share (2), just over it and all of them take the branch; the results are
+    `where(pred, fn(x), otherwise)` copy by copy, under one vmap, under two nested ones, and unbatched."""
+    fn = lambda x, scale: (jnp.sin(x) * scale, (x > 0).astype(jnp.int32))  # noqa: E731
+    xs = jax.random.normal(jax.random.key(taken), (16, 3))
+    otherwise = (jnp.zeros((16, 3)), jnp.full((16, 3), 7, jnp.int32))
+    pred = jnp.zeros(16, bool).at[jnp.arange(taken) * 5 % 16].set(True)
+    where = lambda t, o: jnp.where(pred.reshape((16,) + (1,) * (t.ndim - 1)), t, o)  # noqa: E731
+    expected = jax.tree_util.tree_map(where, jax.vmap(fn, (0, None))(xs, 2.0), otherwise)
+    call = lambda p, o, x: rarely(p, fn, o, x, 2.0)  # noqa: E731
+    jax.tree_util.tree_map(np.testing.assert_allclose, jax.jit(jax.vmap(call))(pred, otherwise, xs), expected)
+    four_by_four = jax.tree_util.tree_map(lambda a: a.reshape((4, 4) + a.shape[1:]), (pred, otherwise, xs))
+    nested = jax.jit(jax.vmap(jax.vmap(call)))(*four_by_four)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a.reshape(b.shape), b), nested, expected)
+    one = call(pred[0], jax.tree_util.tree_map(lambda a: a[0], otherwise), xs[0])
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b[0]), one, expected)
+
+
+def test_endless_mystery_path_draws_a_new_path_only_at_a_goal_and_as_before():
+    """The new path of Endless Mystery Path (computed by `rarely`) is the one the path search gives from the
+    goal just reached, whether the env runs alone or in a vmapped batch."""
+    env, params = mnemax.envs.make("mnemax/EndlessMysteryPath-Symbolic-v0")
+    _, state = env.reset(jax.random.key(0), params)
+    at_goal = state.replace(position=env.place_on(state.goal, params), off_path=jnp.bool_(False))
+    key = jax.random.key(5)
+    _, alone, *_ = env.step(key, at_goal, jnp.zeros(2, jnp.int32), params)  # no move
+    key_step = jax.random.split(key)[0]
+    expected = env._next_path(key_step, at_goal, params)  # where the agent reached the goal: a new path
+    np.testing.assert_array_equal(alone.on_path, expected.on_path)
+    np.testing.assert_array_equal(alone.origin, at_goal.goal)
+    batch = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b]), at_goal, state)  # copy 1: not at its goal
+    step = jax.vmap(env.step, in_axes=(0, 0, None, None))
+    _, stepped, *_ = step(jnp.stack([key, key]), batch, jnp.zeros(2, jnp.int32), params)
+    np.testing.assert_array_equal(stepped.on_path[0], expected.on_path)
+    np.testing.assert_array_equal(stepped.on_path[1], state.on_path)
 
 
 def test_vmap_without_a_pool_steps_as_vmap_of_step():

@@ -1,3 +1,4 @@
 """The environment core: the functional :class:`~mnemax.envs.core.environment.Environment` base, spaces,
-declared parameters, the id registry, wrappers and JAX rasterization. Tasks build on it; nothing here
+declared parameters, the id registry, wrappers, JAX rasterization and :func:`~mnemax.envs.core.rarely.rarely`
+(a costly branch computed only for the vmapped copies that take it). Tasks build on it; nothing here
 knows a task."""

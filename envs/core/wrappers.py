@@ -16,6 +16,7 @@ from flax import struct
 
 from mnemax.envs.core import spaces
 from mnemax.envs.core.environment import Environment
+from mnemax.envs.core.rarely import rarely
 
 
 class Wrapper:
@@ -151,54 +152,21 @@ class Vmap(Wrapper):
         keys = jax.random.split(key, self.num_envs)
         # Each copy's next spare, indexed copy by copy (a gather over both axes would make a sharded batch
         # collect every device's spares).
-        spare = jax.vmap(lambda spares, used: jax.tree_util.tree_map(lambda s: s[used], spares))(state.spares, state.used)
+        next_spare = lambda spares, used: jax.tree_util.tree_map(lambda s: s[used], spares)  # noqa: E731
+        spare = jax.vmap(next_spare)(state.spares, state.used)
         obs, envs, reward, terminated, truncated, info = jax.vmap(self._env.step, in_axes=(0, 0, 0, None, 0))(
             keys, state.envs, action, params, spare
         )
         used = state.used + (terminated | truncated)
         # Every copy keeps a spare for its next step: all are drawn again once one copy has used its last.
-        # The pool gets a leading axis of one so that `_refill` can fold any batch axes around this call
-        # into it (see there).
-        lead = lambda tree: jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], tree)
+        # `rarely`, not `lax.cond`: under a trainer's vmap over seeds a cond would become a select that
+        # draws every spare at every step; this way only the seeds whose spares are used up draw again.
         params = self.unwrapped.default_params if params is None else params
-        spares, used = self._refill(lead(pool_key), lead(params), lead(state.spares), lead(used))
-        spares, used = jax.tree_util.tree_map(lambda x: x[0], (spares, used))
+        spares, used = rarely(jnp.any(used == self.reset_pool), self._redraw, (state.spares, used), pool_key, params)
         return obs, PooledState(envs, spares, used), reward, terminated, truncated, info
 
-    def _refill(self, keys, params, spares, used):
-        """Draws again the spares of every pool (leading axis) that a copy has used up; keeps the rest.
-
-        Under ``vmap`` (a trainer's seeds) a ``lax.cond`` whose predicate is batched becomes a ``select``
-        that computes both branches: every step would draw every spare, many times the cost of no pool.
-        The custom batching rule folds the new axis into the pools' axis instead, so the redraw stays a
-        ``cond`` taken when any pool is due; each pool still takes fresh spares only when it is due itself,
-        so a seed's episodes are the same whether it trains alone or beside others.
-        """
-        limit = self.reset_pool
-
-        @jax.custom_batching.custom_vmap
-        def refill(keys, params, spares, used):
-            due = jnp.any(used == limit, axis=1)  # [pools]
-
-            def redraw():
-                fresh = jax.vmap(self._draw_spares)(keys, params)
-                keep = lambda new, old: jnp.where(due.reshape(due.shape + (1,) * (old.ndim - 1)), new, old)
-                return jax.tree_util.tree_map(keep, fresh, spares), jnp.where(due[:, None], 0, used)
-
-            return jax.lax.cond(jnp.any(due), redraw, lambda: (spares, used))
-
-        @refill.def_vmap
-        def refill_batched(axis_size, in_batched, *args):
-            def fold(x, batched):  # [axis_size, pools, ...] -> [axis_size * pools, ...]
-                x = x if batched else jnp.broadcast_to(x, (axis_size,) + jnp.shape(x))
-                return x.reshape((-1,) + x.shape[2:])
-
-            folded = jax.tree_util.tree_map(fold, args, tuple(in_batched))
-            out = refill(*folded)
-            unfold = lambda x: x.reshape((axis_size, -1) + x.shape[1:])
-            return jax.tree_util.tree_map(unfold, out), jax.tree_util.tree_map(lambda _: True, out)
-
-        return refill(keys, params, spares, used)
+    def _redraw(self, key, params):
+        return self._draw_spares(key, params), jnp.zeros(self.num_envs, jnp.int32)
 
     def render(self, state, params):
         envs = state.envs if isinstance(state, PooledState) else state

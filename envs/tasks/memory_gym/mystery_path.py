@@ -36,6 +36,7 @@ from flax import struct
 
 from mnemax.envs.core import spaces
 from mnemax.envs.core.environment import NO_TIME_LIMIT, EnvParams, EnvState
+from mnemax.envs.core.rarely import rarely
 from mnemax.envs.tasks.memory_gym import common
 from mnemax.envs.core.params import param
 from mnemax.envs.core.registration import register
@@ -337,9 +338,8 @@ class MysteryPath(common.MovementTask):
             goals_reached=state.goals_reached + at_goal,
         )
         if self.endless:
-            next_state = jax.tree_util.tree_map(
-                lambda new, old: jnp.where(at_goal, new, old), self._next_path(key, next_state, params), next_state
-            )
+            # The path search runs only for the copies of a vmapped batch that reached their goal.
+            next_state = rarely(at_goal, self._next_path, next_state, key, next_state, params)
             terminated = repeated & jnp.asarray(params.end_on_repeated_fall)
             success = jnp.bool_(False)  # endless episodes end only by a failure or the step limit
         else:
