@@ -34,6 +34,9 @@ TASKS = {  # our id -> memory-gym's environment class
     "MysteryPath-Grid-v0": "memory_gym.mystery_path_grid:GridMysteryPathEnv",
     "MysteryPath-v0": "memory_gym.mystery_path:MysteryPathEnv",
     "SearingSpotlights-v0": "memory_gym.searing_spotlights:SearingSpotlightsEnv",
+    "EndlessMortarMayhem-v0": "memory_gym.endless_mortar_mayhem:EndlessMortarMayhemEnv",
+    "EndlessMysteryPath-v0": "memory_gym.endless_mystery_path:EndlessMysteryPathEnv",
+    "EndlessSearingSpotlights-v0": "memory_gym.endless_searing_spotlights:EndlessSearingSpotlightsEnv",
 }
 QUICK_TASKS = ("MortarMayhem-Grid-v0", "SearingSpotlights-v0")
 RESULTS = Path(__file__).resolve().parent / "results"
