@@ -60,6 +60,7 @@
 #     bash benchmarks/gpu_suite.sh 56  # pixel Mystery Path and Mortar Mayhem Grid update time with and without the reset pool
 #     bash benchmarks/gpu_suite.sh 57  # part 55's recipe at other sizes and tasks (TASK, BUDGET, STREAM)
 #     bash benchmarks/gpu_suite.sh 58  # Mamba-2's cost against FFM by chunk length
+#     bash benchmarks/gpu_suite.sh 59  # the endless Memory Gym tasks' throughput, without and with the reset pool
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -418,8 +419,9 @@ case $part in
     52)  # Memory Gym throughput after the Mystery Path and Searing Spotlights speed-ups (cheaper path search,
          # renders as palette indices), every task, against the H100 figures of part 4; then with the initial
          # states drawn ahead as the memory_gym preset does (reset pool of 16)
-        run 270 memory_gym_throughput.py --max-seconds 230 --no-reference $flag
-        run 270 memory_gym_throughput.py --max-seconds 230 --no-reference --reset-pool 16 \
+        finite="MortarMayhem-Grid-v0 MortarMayhem-v0 MysteryPath-Grid-v0 MysteryPath-v0 SearingSpotlights-v0"
+        run 270 memory_gym_throughput.py --tasks $finite --max-seconds 230 --no-reference $flag
+        run 270 memory_gym_throughput.py --tasks $finite --max-seconds 230 --no-reference --reset-pool 16 \
             ${label:+--device-label $label-reset-pool}
         ;;
     53)  # context editing at full size (L = 64, C = 4) with a two-stage curriculum: 400 updates without the slot
@@ -459,6 +461,14 @@ case $part in
          # faster at T = 4096 and 128 16% slower), forward + backward, width 256, batch 16
         run 300 memory_modules.py --modules ffm mamba2 mamba2:chunk_size=32 mamba2:chunk_size=128 \
             mamba2:chunk_size=256 --lengths 4096 16384 --timeout 60 ${label:+--device-label $label-mamba2-chunks}
+        ;;
+    59)  # the endless Memory Gym tasks' throughput (Endless Mystery Path's next path computed only where a goal
+         # is reached), without and with the reset pool of 16
+        endless="EndlessMortarMayhem-v0 EndlessMysteryPath-v0 EndlessSearingSpotlights-v0"
+        run 270 memory_gym_throughput.py --tasks $endless --max-seconds 230 --no-reference \
+            ${label:+--device-label $label-endless-no-pool}
+        run 270 memory_gym_throughput.py --tasks $endless --max-seconds 230 --no-reference --reset-pool 16 \
+            ${label:+--device-label $label-endless}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
