@@ -283,13 +283,21 @@ def main(argv=None) -> dict:
     parser.add_argument("--handoff", type=float, default=0.5, help="ppo-dcpo: PPO's share of the updates")
     parser.add_argument(
         "--task", choices=TASKS, default="KVUpdate",
-        help="the registered variant mnemax/ContextEdit-<task>-v0; the scale's task parameters replace its own",
+        help="the registered variant mnemax/ContextEdit-<task>-v0; at full size the parameters it registers "
+        "replace the scale's",
     )  # fmt: skip
     parser.add_argument("--max-seconds", type=float, default=600)
     parser.add_argument("--device-label", default=None)
     args = parser.parse_args(argv)
     name = "quick" if args.quick else args.scale
     scale = dict(SCALES[name], env=f"mnemax/ContextEdit-{args.task}-v0")
+    # At full size another variant keeps what it registers over the scale's task (MultiHop's 24 keys,
+    # Distractor's delays) and its registered stream length unless --streams sets one; the reduced scales
+    # keep their own sizes.
+    own = dict(envs.spec(scale["env"]).params) if name == "full" else {}
+    if "stream_length" in own:
+        scale["streams"] = (own.pop("stream_length"),)
+    scale["task"] = {**scale["task"], **own}
     for field in ("budgets", "streams", "updates", "seeds"):
         if getattr(args, field):
             scale[field] = tuple(getattr(args, field)) if field in ("budgets", "streams") else getattr(args, field)

@@ -450,8 +450,10 @@ case $part in
     57)  # context editing, part 55's recipe (the cost-free short-delay curriculum in PPO's 1000 updates, then
          # DCPO for 500) at another size or task: TASK (KVUpdate, MultiHop, Distractor), BUDGET and STREAM
          # (default C = 8, L = 64); 3 seeds, ~280 s at L = 64 and about twice that at L = 128 (one call each).
-         # ALGO=ppo trains PPO alone with the same curriculum for the same 1500 updates (the control)
-        run 590 context_edit.py --task "${TASK:-KVUpdate}" --scale full --budgets "${BUDGET:-8}" \
+         # ALGO=ppo trains PPO alone with the same curriculum for the same 1500 updates (the control). MultiHop
+         # and Distractor keep their registered parameters (24 keys; queries 32-128 steps after the fact);
+         # give Distractor its registered STREAM=256. EXTRA adds arguments, e.g. "--env-params slot_cost=0.05"
+        run 590 context_edit.py --task "${TASK:-KVUpdate}" --scale full --budgets "${BUDGET:-8}" ${EXTRA:-} \
             --streams "${STREAM:-64}" --updates 1500 --algos "${ALGO:-ppo-dcpo}" --handoff 0.667 \
             --train-env-params slot_cost=0 min_query_delay=2 max_query_delay=8 --train-params curriculum_updates=400 \
             --max-seconds 60 ${label:+--device-label \
