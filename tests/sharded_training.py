@@ -32,6 +32,9 @@ def main(run_dir: str) -> None:
     )  # fmt: skip
     assert_only_gradient_traffic(dataclasses.replace(config, num_devices=4))
     assert_only_gradient_traffic(dataclasses.replace(config, num_devices=4, reset_pool=2))  # spares stay local
+    # `rarely` compacts copies in groups of 64 contiguous ones: with 64 envs per device none moves between them
+    endless = dataclasses.replace(config, env="mnemax/EndlessMysteryPath-Symbolic-v0", num_envs=256, num_devices=4)
+    assert_only_gradient_traffic(endless)
     one = train(dataclasses.replace(config, num_devices=1, run_name="one"))
     four = train(dataclasses.replace(config, num_devices=4, run_name="four"))
     assert len(four.runner.obs.sharding.device_set) == 4

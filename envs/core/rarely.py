@@ -2,22 +2,28 @@
 
 Under ``vmap`` a ``lax.cond`` whose predicate differs between copies becomes a ``select`` that computes
 both branches for every copy. Where one branch is costly and rarely taken (a new path once a goal is
-reached), that makes every step pay for it. :func:`rarely` has its own batching rule instead: it gathers
-the copies whose predicate holds, up to a fixed share of the batch, computes the branch for those only
-and scatters the results back (nothing when no copy takes it); when more copies take it in one step
-than the share holds, it computes the branch for all of them, as ``select`` would. Either way the results
+reached), that makes every step pay for it. :func:`rarely` has its own batching rule instead: in each
+group of contiguous copies it gathers those whose predicate holds, up to a fixed share of the group,
+computes the branch for those only and scatters the results back (nothing when no copy takes it); when
+more copies of a group take it in one step than the share holds, it computes the branch for all copies,
+as ``select`` would. Either way the results
 are the same as ``jnp.where(pred, fn(*operands), otherwise)`` copy by copy.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 
-# The branch is computed for at most this share of a batch's copies without falling back to all of them.
+# The branch is computed for at most this share of a group's copies without falling back to all of them.
 SHARE = 8
+# Copies are compacted in groups of contiguous copies of at most this many (the largest power of two that
+# divides the batch), so that where a batch is sharded over devices in blocks that hold a multiple of it, no
+# copy moves between devices.
+GROUP = 64
 
 
 def rarely(pred: jax.Array, fn: Callable[..., Any], otherwise: Any, *operands: Any) -> Any:
@@ -33,44 +39,55 @@ def rarely(pred: jax.Array, fn: Callable[..., Any], otherwise: Any, *operands: A
     Returns:
         A pytree shaped as ``otherwise``.
     """
-    # A leading axis of one, so that the batching rule can fold every batch axis around this call into it.
+    # A group axis of one copy, which the batching rule widens (the innermost vmap) or batches (the others).
     lead = lambda tree: jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], tree)  # noqa: E731
-    out = _over_copies(fn)(lead(pred), lead(otherwise), *lead(operands))
+    out = _in_groups(fn)(lead(pred), lead(otherwise), *lead(operands))
     return jax.tree_util.tree_map(lambda x: x[0], out)
 
 
-def _over_copies(fn):
-    """``apply(pred [n], otherwise [n, ...], *operands [n, ...])``: :func:`rarely` over ``n`` copies."""
+def _in_groups(fn):
+    """``apply(pred [*B, g], otherwise [*B, g, ...], *operands [*B, g, ...])``: :func:`rarely` over groups of
+    ``g`` copies, the groups laid out over the batch axes ``B``."""
 
     @jax.custom_batching.custom_vmap
     def apply(pred, otherwise, *operands):
-        copies = pred.shape[0]
-        capacity = -(-copies // SHARE)
+        batch_axes, size = pred.ndim - 1, pred.shape[-1]
+        capacity = -(-size // SHARE)
 
-        def some():  # every copy that takes the branch (at most `capacity` of them), gathered
-            (index,) = jnp.nonzero(pred, size=capacity, fill_value=copies)  # unused places: `copies`, dropped
-            gathered = jax.tree_util.tree_map(lambda x: x[jnp.minimum(index, copies - 1)], operands)
+        def each_group(f):
+            for _ in range(batch_axes):
+                f = jax.vmap(f)
+            return f
+
+        def some(pred, otherwise, *operands):  # one group: every copy that takes the branch (<= capacity)
+            (index,) = jnp.nonzero(pred, size=capacity, fill_value=size)  # unused places: `size`, dropped
+            gathered = jax.tree_util.tree_map(lambda x: x[jnp.minimum(index, size - 1)], operands)
             taken = jax.vmap(fn)(*gathered)
             put = lambda o, t: o.at[index].set(t.astype(o.dtype), mode="drop")  # noqa: E731
             return jax.tree_util.tree_map(put, otherwise, taken)
 
-        def every():
+        def every(pred, otherwise, *operands):  # one group: the branch for all its copies, as select would
             taken = jax.vmap(fn)(*operands)
             where = lambda o: pred.reshape(pred.shape + (1,) * (o.ndim - 1))  # noqa: E731
             return jax.tree_util.tree_map(lambda o, t: jnp.where(where(o), t.astype(o.dtype), o), otherwise, taken)
 
-        count = jnp.sum(pred)
-        branch = jnp.where(count == 0, 0, jnp.where(count <= capacity, 1, 2))
-        return jax.lax.switch(branch, (lambda: otherwise, some, every))
+        most = jnp.max(jnp.sum(pred, axis=-1))  # the most copies one group asks for
+        branch = jnp.where(most == 0, 0, jnp.where(most <= capacity, 1, 2))
+        args = (pred, otherwise, *operands)
+        return jax.lax.switch(branch, (lambda: otherwise, lambda: each_group(some)(*args), lambda: each_group(every)(*args)))
 
     @apply.def_vmap
     def apply_batched(axis_size, in_batched, *args):
-        def fold(x, batched):  # [axis_size, n, ...] -> [axis_size * n, ...]
-            x = x if batched else jnp.broadcast_to(x, (axis_size,) + jnp.shape(x))
-            return x.reshape((-1,) + x.shape[2:])
-
-        out = apply(*jax.tree_util.tree_map(fold, args, tuple(in_batched)))
-        unfold = lambda x: x.reshape((axis_size, -1) + x.shape[1:])  # noqa: E731
-        return jax.tree_util.tree_map(unfold, out), jax.tree_util.tree_map(lambda _: True, out)
+        args = jax.tree_util.tree_map(
+            lambda x, batched: x if batched else jnp.broadcast_to(x, (axis_size,) + jnp.shape(x)), args, tuple(in_batched)
+        )  # fmt: skip
+        if args[0].shape[1:] != (1,):  # grouped already: the new axis lays out more groups
+            out = apply(*args)
+        else:  # the innermost vmap (the copies): groups of contiguous copies
+            size = axis_size if axis_size <= SHARE else math.gcd(axis_size, GROUP)
+            regroup = lambda x: x.reshape((axis_size // size, size) + x.shape[2:])  # noqa: E731
+            out = apply(*jax.tree_util.tree_map(regroup, args))
+            out = jax.tree_util.tree_map(lambda x: x.reshape((axis_size, 1) + x.shape[2:]), out)
+        return out, jax.tree_util.tree_map(lambda _: True, out)
 
     return apply
