@@ -74,13 +74,13 @@ def _in_groups(fn):
         most = jnp.max(jnp.sum(pred, axis=-1))  # the most copies one group asks for
         branch = jnp.where(most == 0, 0, jnp.where(most <= capacity, 1, 2))
         args = (pred, otherwise, *operands)
-        return jax.lax.switch(branch, (lambda: otherwise, lambda: each_group(some)(*args), lambda: each_group(every)(*args)))
+        branches = (lambda: otherwise, lambda: each_group(some)(*args), lambda: each_group(every)(*args))
+        return jax.lax.switch(branch, branches)
 
     @apply.def_vmap
     def apply_batched(axis_size, in_batched, *args):
-        args = jax.tree_util.tree_map(
-            lambda x, batched: x if batched else jnp.broadcast_to(x, (axis_size,) + jnp.shape(x)), args, tuple(in_batched)
-        )  # fmt: skip
+        widen = lambda x, batched: x if batched else jnp.broadcast_to(x, (axis_size,) + jnp.shape(x))  # noqa: E731
+        args = jax.tree_util.tree_map(widen, args, tuple(in_batched))
         if args[0].shape[1:] != (1,):  # grouped already: the new axis lays out more groups
             out = apply(*args)
         else:  # the innermost vmap (the copies): groups of contiguous copies
