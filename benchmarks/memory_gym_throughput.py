@@ -6,8 +6,9 @@ Ours: ``B`` environments stepped by one jitted ``lax.scan`` over ``jax.vmap(env.
 included) with uniformly random actions, for pixel (84x84x3 uint8) and symbolic observations, at
 batch sizes 1, 4, 16, ... (powers of 4). ``--reset-pool K`` steps them as the trainers' presets do, with
 the initial states of the next episodes drawn ahead, K per environment at a time
-(``wrappers.Vmap(env, B, reset_pool=K)``) instead of one at every step. The observation rides in the scan's carry, so every frame is
-rendered in full and written to device memory, as a rollout buffer would need it.
+(``wrappers.Vmap(env, B, reset_pool=K)``) instead of one at every step. The observation rides in the
+scan's carry, so every frame is rendered in full and written to device memory, as a rollout buffer would
+need it.
 
 Reference: memory-gym (pygame, default reset parameters) on one CPU core, stepping one environment
 with random actions and resetting at episode ends; skipped with a message when the package is not

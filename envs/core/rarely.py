@@ -6,8 +6,8 @@ reached), that makes every step pay for it. :func:`rarely` has its own batching 
 group of contiguous copies it gathers those whose predicate holds, up to a fixed share of the group,
 computes the branch for those only and scatters the results back (nothing when no copy takes it); when
 more copies of a group take it in one step than the share holds, it computes the branch for all copies,
-as ``select`` would. Either way the results
-are the same as ``jnp.where(pred, fn(*operands), otherwise)`` copy by copy.
+as ``select`` would. Either way the results are the same as ``jnp.where(pred, fn(*operands), otherwise)``
+copy by copy.
 """
 
 from __future__ import annotations

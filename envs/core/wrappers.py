@@ -161,7 +161,6 @@ class Vmap(Wrapper):
         # Every copy keeps a spare for its next step: all are drawn again once one copy has used its last.
         # `rarely`, not `lax.cond`: under a trainer's vmap over seeds a cond would become a select that
         # draws every spare at every step; this way only the seeds whose spares are used up draw again.
-        params = self.unwrapped.default_params if params is None else params
         spares, used = rarely(jnp.any(used == self.reset_pool), self._redraw, (state.spares, used), pool_key, params)
         return obs, PooledState(envs, spares, used), reward, terminated, truncated, info
 
