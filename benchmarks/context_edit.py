@@ -19,7 +19,8 @@ length ``L`` and context budget ``C`` of the scale:
   language model that already answers from its context.
 * **keep-latest-k**: the FIFO curator over the ``C`` slots (the last ``C`` items);
   **keep-all**: every item, with unlimited slots (``C = L``); **perfect**: keeps exactly the facts
-  still needed (an oracle: the least context that answers everything).
+  still needed (an oracle: the least context that answers everything); **perfect-no-merge**: the
+  oracle's rules with writes in place of merges (MultiHop needs merges to fit its chains into few slots).
 
 Every method plays the same evaluation streams (one reset key; the stream depends on it alone). The
 task keeps at most ``max_open`` facts open, no more than the smallest budget, so every budget can hold
@@ -103,7 +104,7 @@ ALGOS = ("dcpo", "ppo")
 # Learners made of two: PPO (per-step credit, which teaches the editor to read its context) for the first
 # `handoff` of the updates, then DCPO started from PPO's network (`init_from`) for the rest.
 METHODS = ALGOS + ("ppo-dcpo",)
-HEURISTICS = ("keep-latest-k", "keep-all", "perfect")
+HEURISTICS = ("keep-latest-k", "keep-all", "perfect", "perfect-no-merge")
 
 
 def task_params(scale: dict, budget: int, stream: int) -> dict:
@@ -115,7 +116,7 @@ def task_params(scale: dict, budget: int, stream: int) -> dict:
 
 def summary(metrics: dict) -> dict:
     """Means over evaluation episodes of ``run_curator``'s per-episode metrics."""
-    return {k: float(np.mean(metrics[k])) for k in ("accuracy", "mean_occupied", "return", "queries")}
+    return {k: float(np.mean(metrics[k])) for k in ("accuracy", "mean_occupied", "merges", "return", "queries")}
 
 
 def heuristic_rows(env_id: str, env_params: dict, key: jax.Array) -> list[dict]:
@@ -125,6 +126,7 @@ def heuristic_rows(env_id: str, env_params: dict, key: jax.Array) -> list[dict]:
         "keep-latest-k": (params, curators.keep_latest()),
         "keep-all": (unlimited, curators.keep_everything),
         "perfect": (params, curators.perfect_curator),
+        "perfect-no-merge": (params, curators.perfect_without_merges),
     }
     score = lambda p, curator: summary(curators.run_curator(env, p, curator, key, EVAL_EPISODES))  # noqa: E731
     return [{"method": name, "slots": int(p.context_size), **score(p, curator)} for name, (p, curator) in cases.items()]
@@ -191,7 +193,8 @@ def train_one(scale: dict, method: str, env_params: dict, run_dir: str, key: jax
 def plot(report: dict, path: Path) -> None:
     streams = report["meta"]["streams"]
     styles = {"dcpo": ("tab:red", "o"), "ppo": ("tab:blue", "s"), "ppo-dcpo": ("tab:purple", "D"),
-              "keep-latest-k": ("tab:gray", "v"), "keep-all": ("black", "x"), "perfect": ("tab:green", "*")}  # fmt: skip
+              "keep-latest-k": ("tab:gray", "v"), "keep-all": ("black", "x"), "perfect": ("tab:green", "*"),
+              "perfect-no-merge": ("tab:olive", "P")}  # fmt: skip
     fig, axes = panels(len(streams), 5, 3.8)
     for ax, stream in zip(axes, streams):
         rows = [r for r in report["rows"] if r["stream"] == stream and r.get("status", "ok") == "ok"]
@@ -216,16 +219,18 @@ def markdown(report: dict) -> str:
     table_rows = []
     for r in report["rows"]:
         if r.get("status", "ok") != "ok":
-            table_rows.append([r["stream"], r["budget"], r["method"], r["status"], "", "", ""])
+            table_rows.append([r["stream"], r["budget"], r["method"], r["status"], "", "", "", ""])
             continue
         accuracy = f"{r['accuracy']:.3f}"
         if "accuracy_per_seed" in r:
             accuracy += f" ({min(r['accuracy_per_seed']):.2f} .. {max(r['accuracy_per_seed']):.2f})"
         wall = f"{r['seconds']:.0f}" if "seconds" in r else ""
         occupied, episode_return = f"{r['mean_occupied']:.2f}", f"{r['return']:.2f}"
-        table_rows.append([r["stream"], r["budget"], r["method"], accuracy, occupied, episode_return, wall])
+        merges = f"{r['merges']:.2f}" if "merges" in r else ""  # reports before merges were counted lack them
+        table_rows.append([r["stream"], r["budget"], r["method"], accuracy, occupied, merges, episode_return, wall])
     table = markdown_table(
-        ["stream L", "budget C", "method", "accuracy (seed range)", "mean occupied slots", "return", "train wall s"],
+        ["stream L", "budget C", "method", "accuracy (seed range)", "mean occupied slots", "merges / episode", "return",
+         "train wall s"],  # fmt: skip
         table_rows,
     )
     scale, full = meta["scale_settings"], SCALES["full"]
@@ -248,7 +253,8 @@ def markdown(report: dict) -> str:
         f"Scoring: {EVAL_EPISODES} greedy episodes per seed on the same streams for every method; accuracy is "
         "right answers / queries, chance is 1 / num_values; mean occupied slots per step; return = right answers "
         "- slot cost x occupied slots. keep-latest-k keeps the last C items; keep-all keeps every item in L "
-        "slots; perfect keeps exactly the facts still needed (an oracle). Train wall time includes "
+        "slots; perfect keeps exactly the facts still needed (an oracle); perfect-no-merge follows its rules "
+        "with writes in place of merges (what the task asks of an editor that never merges). Train wall time includes "
         f"compilation.\n\n{table}\n![accuracy against context used](context_edit_{meta['label']}.png)\n"
     )
 

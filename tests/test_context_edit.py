@@ -199,6 +199,7 @@ def test_multi_hop_needs_room_for_both_links():
 # ----------------------------------------------------------------------------------- rollouts
 CURATORS = {
     "perfect": (curators.perfect_curator, False),
+    "perfect_without_merges": (curators.perfect_without_merges, False),
     "keep_latest": (curators.keep_latest_curator, False),
     "keep_everything": (curators.keep_everything, True),
 }
@@ -290,6 +291,22 @@ def test_perfect_curator_reaches_the_best_return(env_id):
     np.testing.assert_array_equal(steps["occupied"], steps["needed"])  # exactly the facts still needed
     np.testing.assert_allclose(summary["return"], summary["best_return"], rtol=1e-5, atol=1e-4)
     assert steps["edited"].any(axis=1).all() and not steps["edited"].all()
+
+
+@pytest.mark.parametrize("env_id", IDS)
+def test_perfect_without_merges_falls_short_only_where_chains_need_merging(env_id):
+    """Writing an update over its key's slot does what merging it does; a chain's two links written apart
+    take two slots, so on MultiHop the write-only oracle runs out of room and misses answers."""
+    params, steps, summary = _rollout(env_id, "perfect_without_merges")
+    _, perfect_steps, perfect = _rollout(env_id, "perfect")
+    assert not (steps["action"][..., 0] == MERGE).any() and (summary["merges"] == 0).all()
+    assert (perfect["merges"] > 0).any()  # the oracle merges updates, and on MultiHop the links of chains
+    if params.hops == 1:
+        assert (summary["accuracy"] == 1.0).all()
+        np.testing.assert_array_equal(steps["occupied"], perfect_steps["occupied"])
+    else:
+        assert 0.3 < summary["accuracy"].mean() < 0.95
+        assert steps["occupied"].mean() > perfect_steps["occupied"].mean()
 
 
 @pytest.mark.parametrize("env_id", IDS)

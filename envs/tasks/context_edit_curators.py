@@ -5,6 +5,8 @@
   merges updates (and the second link of a chain) into the slot they concern, deletes a fact once it
   has been asked about, ignores distractors, and answers from its context. It answers every query with
   ``needed`` slots occupied, the least any agent that answers every query can hold.
+  :func:`perfect_without_merges` follows the same rules with writes in place of merges (how much of a
+  task needs the merge op).
 * :func:`keep_latest` (FIFO) writes every item into a free slot or over the oldest one: the last ``k``
   items, a truncated transcript. It loses facts queried long after they appeared.
 * :func:`keep_everything` writes every item into a free slot: the whole transcript. It needs
@@ -98,6 +100,20 @@ def perfect_curator(obs: jax.Array, params: ContextEditParams) -> jax.Array:
     return _action(op, slot, size, answer)
 
 
+def perfect_without_merges(obs: jax.Array, params: ContextEditParams) -> jax.Array:
+    """:func:`perfect_curator` with writes in place of merges: an update overwrites the slot of its key
+    (which a merge of the two does too), and a chain's other link goes into a free slot, or over the
+    oldest one when none is free. What an editor that never learned the merge op can do at best by these
+    rules: on KVUpdate all of it; on MultiHop, where a merged chain ``a -> b -> v`` takes one slot and its
+    two links two, it runs out of slots once more chains are open than half the context holds."""
+    action = perfect_curator(obs, params)
+    size = params.context_size
+    tag, ages, kind = obs[:size, 0], obs[:size, 4], obs[size, 0]
+    spare = jnp.where(jnp.any(tag == EMPTY), jnp.argmax(tag == EMPTY), jnp.argmax(ages))
+    slot = jnp.where(kind == UPDATE, action[1], spare)
+    return jnp.where(action[0] == MERGE, _action(WRITE, slot, size, action[3]), action)
+
+
 def keep_latest(k: int | None = None) -> Callable[[jax.Array, ContextEditParams], jax.Array]:
     """The FIFO curator over the first ``k`` slots (all of them when ``k`` is None): every item goes into
     a free slot, or over the oldest one when all ``k`` are taken."""
@@ -155,8 +171,9 @@ def rollout(env, params: ContextEditParams, curator, key: jax.Array, num_episode
 
 def summarize(steps: dict[str, jax.Array], params: ContextEditParams) -> dict[str, jax.Array]:
     """Per-episode ``return``, ``accuracy`` (correct / queries; 1 without queries), ``queries``,
-    ``mean_occupied``, ``mean_needed`` and ``best_return`` (``queries - slot_cost * sum(needed)``, the
-    most an agent that answers every query can score) from :func:`rollout`'s steps."""
+    ``mean_occupied``, ``mean_needed``, ``merges`` (merge ops that changed the context) and
+    ``best_return`` (``queries - slot_cost * sum(needed)``, the most an agent that answers every query
+    can score) from :func:`rollout`'s steps."""
     queries = jnp.sum(steps["is_query"], axis=-1)
     return {
         "return": jnp.sum(steps["reward"], axis=-1),
@@ -164,6 +181,7 @@ def summarize(steps: dict[str, jax.Array], params: ContextEditParams) -> dict[st
         "queries": queries,
         "mean_occupied": jnp.mean(steps["occupied"], axis=-1),
         "mean_needed": jnp.mean(steps["needed"], axis=-1),
+        "merges": jnp.sum((steps["action"][..., 0] == MERGE) & steps["edited"], axis=-1),
         "best_return": queries - params.slot_cost * jnp.sum(steps["needed"], axis=-1),
     }
 
