@@ -8,7 +8,11 @@ row embeddings:
 
 * ``op`` (keep / write / delete / merge) from the current item's row;
 * ``slot`` and ``source`` by pointing: an additive score per row (``v . tanh(W_r row + W_i item)``),
-  over the ``C`` slots for ``slot`` and over the slots and the current item for ``source``;
+  over the ``C`` slots for ``slot`` and over the slots and the current item for ``source``. With
+  ``edit_head="joint"`` the op and the slot are one choice instead, among keep and each edit op at each
+  slot (``1 + 3 C``), every op pointing with a head of its own: drawn apart, a merge pays only when
+  ``merge`` and the right slot come up together, while writing into a free slot pays alone, so a
+  policy that has learned to write rarely tries merging (MultiHop needs merges to fit its chains);
 * ``answer`` by comparing a query vector from the current item with the embeddings of the value tokens
   (tied weights: the answer is a value token the agent can copy from a slot). The task grades the answer
   only at queries; at every other step the editor answers 0 with probability one, so those steps give
@@ -49,7 +53,9 @@ class ContextEditor(nn.Module):
     ``apply(params, carry, obs, resets) -> ((), logits, value)`` with ``obs int32[T, B, C + 1, 5]``
     (rows ``[tag, tok1, tok2, tok3, age]``), ``logits [T, B, 4, N]`` for the action components
     ``[op(4), slot(C), source(C + 1), answer(V)]`` (padded to ``N``; see
-    :mod:`mnemax.agents.distributions`) and ``value [T, B]``. ``resets`` is accepted and unused.
+    :mod:`mnemax.agents.distributions`) and ``value [T, B]``. ``resets`` is accepted and unused. With
+    ``edit_head="joint"`` the logits are ``[T, B, 3, N]`` for ``[edit(1 + 3 C), source, answer]``, and
+    :meth:`env_action` turns such actions into the task's ``[op, slot, source, answer]``.
 
     Attributes:
         num_keys, num_values: the task's vocabulary: tokens ``1 .. num_keys`` are keys and
@@ -58,6 +64,7 @@ class ContextEditor(nn.Module):
         num_tags: item tags ``0 .. num_tags - 1``; query_tags: those of the items that ask for an answer.
         features: width of the row embeddings and of every layer.
         num_layers, num_heads: the self-attention stack.
+        edit_head: ``"factored"`` (op and slot drawn apart) or ``"joint"`` (one choice of both).
     """
 
     num_keys: int
@@ -68,10 +75,24 @@ class ContextEditor(nn.Module):
     features: int = 64
     num_layers: int = 2
     num_heads: int = 4
+    edit_head: str = "factored"
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int):
         return ()
+
+    @nn.nowrap
+    def env_action(self, action: jax.Array) -> jax.Array:
+        """Actions ``[..., K]`` drawn from this network's logits in the task's format ``[..., 4]``.
+
+        The joint edit index is ``0`` for keep and ``1 + 3 slot + (op - 1)`` for write (op 1), delete
+        (2) and merge (3) at ``slot``."""
+        if self.edit_head == "factored":
+            return action
+        edit, rest = action[..., 0], action[..., 1:]
+        op = jnp.where(edit == 0, 0, 1 + (edit - 1) % 3)
+        slot = jnp.where(edit == 0, 0, (edit - 1) // 3)
+        return jnp.concatenate([op[..., None], slot[..., None], rest], axis=-1)
 
     @nn.compact
     def __call__(self, carry, obs, resets):
@@ -98,7 +119,12 @@ class ContextEditor(nn.Module):
         item = x[..., size, :]
         summary = jnp.concatenate([item, x.mean(axis=-2)], axis=-1)
         op = dense(4, scale=0.01)(nn.relu(dense(d)(summary)))
-        slot = _pointer(x[..., :size, :], item, d, "slot")
+        if self.edit_head == "joint":  # keep, then [slot, op] for write, delete and merge
+            per_op = [_pointer(x[..., :size, :], item, d, f"{name}_slot") for name in ("write", "delete", "merge")]
+            at_slot = jnp.stack(per_op, axis=-1) + op[..., None, 1:]  # [..., C, 3]
+            edits = (jnp.concatenate([op[..., :1], at_slot.reshape(at_slot.shape[:-2] + (-1,))], axis=-1),)
+        else:
+            edits = (op, _pointer(x[..., :size, :], item, d, "slot"))
         source = _pointer(x, item, d, "source")
         query = dense(d, scale=0.01)(item)
         values = tokens.embedding[self.num_keys + 1 : self.num_keys + 1 + self.num_values]
@@ -107,9 +133,9 @@ class ContextEditor(nn.Module):
         # neither gradient noise nor entropy to a component that has no effect.
         asked = jnp.isin(rows[..., size, 0], jnp.asarray(self.query_tags))[..., None]
         answer = jnp.where(asked, answer, jnp.where(jnp.arange(self.num_values) == 0, 0.0, PAD_LOGIT))
-        logits = jnp.concatenate([op, slot, source, answer], axis=-1)
+        logits = jnp.concatenate([*edits, source, answer], axis=-1)
         value = dense(1, scale=1.0)(nn.relu(dense(d)(summary)))[..., 0]
-        sizes = (4, size, size + 1, self.num_values)
+        sizes = tuple(e.shape[-1] for e in edits) + (size + 1, self.num_values)
         return (), _pad_components(logits, sizes), value
 
 
@@ -129,6 +155,7 @@ def make_context_editor(
     memory_config: Mapping[str, Any] | None = None,
     num_layers: int = 2,
     num_heads: int = 4,
+    edit_head: str = "factored",
 ) -> ContextEditor:
     """A :class:`ContextEditor` of width ``hidden_size`` for a context-editing task's spaces. ``memory`` and
     ``memory_config`` are ignored: the context is the editor's memory. Raises ``ValueError`` for the spaces
@@ -147,8 +174,10 @@ def make_context_editor(
     num_tags = int(high[..., 0].max()) + 1
     editor = ContextEditor(
         num_keys=num_keys, num_values=num_values, max_age=max_age, num_tags=num_tags, query_tags=QUERY_TAGS,
-        features=hidden_size, num_layers=num_layers, num_heads=num_heads,
+        features=hidden_size, num_layers=num_layers, num_heads=num_heads, edit_head=edit_head,
     )  # fmt: skip
+    if edit_head not in ("factored", "joint"):
+        raise ValueError(f"edit_head must be 'factored' or 'joint', got {edit_head!r}")
     if editor.features % editor.num_heads:
         raise ValueError(f"hidden_size ({hidden_size}) must be divisible by num_heads ({editor.num_heads})")
     return editor
@@ -160,6 +189,6 @@ def greedy_curator(network: ContextEditor, params):
 
     def curator(obs: jax.Array, env_params) -> jax.Array:
         _, logits, _ = network.apply(params, (), obs[None, None], jnp.zeros((1, 1), bool))
-        return distributions.mode(logits[0, 0])
+        return network.env_action(distributions.mode(logits[0, 0]))
 
     return curator

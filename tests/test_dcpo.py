@@ -167,6 +167,41 @@ def test_context_editor_treats_slots_as_a_set(rollout):
     assert (np.asarray(distributions.entropy(logits[0, ~is_query, 3:4])) < 1e-6).all()
 
 
+def test_joint_edit_head_is_one_choice_of_op_and_slot(tmp_path):
+    """With ``edit_head="joint"`` the editor's first component chooses keep or one (op, slot) pair of the
+    ``1 + 3 C`` and :meth:`env_action` gives the task every pair exactly once; a DCPO update runs with it
+    (its actions reach the task as ``[op, slot, source, answer]``) and permuting the slots permutes the
+    pairs' logits."""
+    dcpo = DCPO(config(tmp_path, agent_config={"edit_head": "joint"}))
+    size = SMALL["context_size"]
+    edits = jnp.stack([jnp.arange(1 + 3 * size), jnp.zeros(1 + 3 * size, int), jnp.ones(1 + 3 * size, int)], -1)
+    task = np.asarray(dcpo.env_action(edits))
+    assert task.shape == (1 + 3 * size, 4) and tuple(task[0, :2]) == (0, 0)
+    assert sorted(map(tuple, task[1:, :2])) == [(op, slot) for op in (1, 2, 3) for slot in range(size)]
+    assert (task[:, 2] == 0).all() and (task[:, 3] == 1).all()  # source and answer pass through
+
+    runner, _, transitions = jax.jit(dcpo.group_rollout)(dcpo.init(jax.random.PRNGKey(0)))
+    assert transitions.action.shape[-1] == 3 and int(transitions.action[..., 0].max()) <= 3 * size
+    obs = transitions.obs.reshape((-1,) + transitions.obs.shape[3:])[:8]
+    params, resets = runner.train_state.params, jnp.zeros((1, 8), bool)
+    _, logits, _ = dcpo.network.apply(params, (), obs[None], resets)
+    assert logits.shape[-2] == 3 and (np.asarray(logits[..., 0, : 1 + 3 * size]) > distributions.PAD_LOGIT / 2).all()
+    perm = np.array([2, 0, 3, 1])
+    permuted = jnp.concatenate([obs[:, perm], obs[:, size:]], axis=1)
+    _, logits_p, _ = dcpo.network.apply(params, (), permuted[None], resets)
+    pairs = lambda logits: logits[..., 0, 1 : 1 + 3 * size].reshape(logits.shape[:-2] + (size, 3))  # noqa: E731
+    np.testing.assert_allclose(pairs(logits_p), pairs(logits)[..., perm, :], atol=1e-5)  # [..., slot, op]
+    cfg = config(tmp_path, agent_config={"edit_head": "joint"}, run_name="joint", video=True, video_steps=8)
+    result = train(cfg)
+    rows = list(csv.DictReader((result.run_dir / "metrics.csv").open()))
+    assert rows and all(math.isfinite(float(v)) for row in rows for v in row.values())
+    assert result.video is not None and result.video.stat().st_size > 0
+    algo = algorithms.make(cfg)
+    params = jax.tree_util.tree_map(lambda x: x[0], result.runner.train_state.params)
+    steps = curators.rollout(algo.env, algo.env_params, greedy_curator(algo.network, params), jax.random.key(1), 4)
+    assert steps["action"].shape[-1] == 4 and int(steps["action"][..., 1].max()) < size
+
+
 @pytest.mark.parametrize(
     "overrides,message",
     [
@@ -175,6 +210,7 @@ def test_context_editor_treats_slots_as_a_set(rollout):
         (dict(agent="editor"), "agent must be one of"),
         (dict(env="mnemax/TMaze-Passive-v0", env_params={}), "needs a context-editing task"),
         (dict(agent_config={"depth": 2}), "unknown context editor field"),
+        (dict(agent_config={"edit_head": "pairs"}), "edit_head must be"),
         (dict(agent="actor_critic", agent_config={"num_layers": 2}), "unknown actor critic field"),
         (dict(reset_pool=4), "reset_pool must be 0 for dcpo"),
     ],

@@ -157,7 +157,10 @@ class OnPolicy:
         )
 
     def env_action(self, action: jax.Array) -> jax.Array:
-        """Agent actions ``[..., K]`` in the environment's format."""
+        """Agent actions ``[..., K]`` in the environment's format (a network with actions of its own
+        defines ``env_action``, as the context editor's joint edit head does)."""
+        if hasattr(self.network, "env_action"):
+            return self.network.env_action(action)
         return action[..., 0] if self._discrete else action
 
     # ------------------------------------------------------------------ rollout
