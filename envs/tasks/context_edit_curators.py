@@ -54,6 +54,11 @@ def value_of(slots: jax.Array, ages: jax.Array, key: jax.Array) -> jax.Array:
     return jnp.where(found & (key > 0), value, 0)
 
 
+def free_or_oldest(tag: jax.Array, ages: jax.Array) -> jax.Array:
+    """The first empty slot, or the oldest one when none is empty (where a write loses least)."""
+    return jnp.where(jnp.any(tag == EMPTY), jnp.argmax(tag == EMPTY), jnp.argmax(ages))
+
+
 def context_answer(obs: jax.Array, params: ContextEditParams) -> tuple[jax.Array, jax.Array]:
     """``(known, answer)``: whether the context holds an answer to the current item if it is a
     (chain-)query, and that answer (a value index; 0, a guess, when the context does not know)."""
@@ -109,8 +114,7 @@ def perfect_without_merges(obs: jax.Array, params: ContextEditParams) -> jax.Arr
     action = perfect_curator(obs, params)
     size = params.context_size
     tag, ages, kind = obs[:size, 0], obs[:size, 4], obs[size, 0]
-    spare = jnp.where(jnp.any(tag == EMPTY), jnp.argmax(tag == EMPTY), jnp.argmax(ages))
-    slot = jnp.where(kind == UPDATE, action[1], spare)
+    slot = jnp.where(kind == UPDATE, action[1], free_or_oldest(tag, ages))
     return jnp.where(action[0] == MERGE, _action(WRITE, slot, size, action[3]), action)
 
 
@@ -121,7 +125,7 @@ def keep_latest(k: int | None = None) -> Callable[[jax.Array, ContextEditParams]
     def curator(obs: jax.Array, params: ContextEditParams) -> jax.Array:
         window = params.context_size if k is None else min(int(k), params.context_size)
         tag, ages = obs[:window, 0], obs[:window, 4]
-        slot = jnp.where(jnp.any(tag == EMPTY), jnp.argmax(tag == EMPTY), jnp.argmax(ages))
+        slot = free_or_oldest(tag, ages)
         return _action(WRITE, slot, params.context_size, answer_from_context(obs, params))
 
     return curator
