@@ -131,6 +131,25 @@ def merge_runs(earlier: list[dict], runs: list[dict], key) -> dict:
     return by_key
 
 
+class SittingClock:
+    """Wall-clock seconds of a run trained over several sittings (``--resume``), kept in ``path`` (a text
+    file): ``seconds()`` is what the earlier sittings recorded plus this sitting's time so far, and
+    ``save()`` records that for the next sitting."""
+
+    def __init__(self, path: Path, resume: bool):
+        self.path = path
+        self.earlier = float(path.read_text()) if resume and path.exists() else 0.0
+        self.start = time.perf_counter()
+
+    def seconds(self) -> float:
+        return self.earlier + time.perf_counter() - self.start
+
+    def save(self) -> float:
+        seconds = self.seconds()
+        self.path.write_text(str(seconds))
+        return seconds
+
+
 def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]

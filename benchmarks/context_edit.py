@@ -7,6 +7,7 @@
     python benchmarks/context_edit.py --scale full --budgets 4 --streams 64 --algos dcpo \
         --env-params slot_cost=0 --train-params num_envs=128 --device-label cpu-diagnosis-cost0  # one variant
     python benchmarks/context_edit.py --scale full --budgets 4 --streams 64 --algos ppo-dcpo --handoff 0.5
+    python benchmarks/context_edit.py --scale full --streams 128 --run-dir runs/ce --resume  # over sittings
 
 On ``ContextEdit-<task>-v0`` (``--task``: KVUpdate, the default, MultiHop or Distractor), for every stream
 length ``L`` and context budget ``C`` of the scale:
@@ -27,6 +28,9 @@ task keeps at most ``max_open`` facts open, no more than the smallest budget, so
 what is needed and larger budgets only give the FIFO more room. Reported per method: accuracy (right
 answers / queries), mean occupied slots per step, and episode return (answers minus the slot cost).
 Learned runs are started in order until ``--max-seconds`` is spent; the rest are recorded as skipped.
+With ``--run-dir`` the runs keep their checkpoints there: a run stopped by SIGTERM or SIGINT (an outer time
+limit) is recorded as interrupted, and the same command with ``--resume`` continues it where it stopped (a
+finished run is only scored again); wall time adds up over the sittings.
 Writes ``benchmarks/results/context_edit_<label>.json``, ``.md`` and ``.png`` (accuracy against mean
 occupied slots, one panel per stream length).
 """
@@ -34,6 +38,7 @@ occupied slots, one panel per stream length).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import tempfile
 import time
@@ -43,13 +48,14 @@ import jax
 import numpy as np
 
 from common import (
-    RESULTS, default_label, finish_fraction_panel, markdown_table, metadata, panels, parse_assignments, save_figure,
-    write_report,
+    RESULTS, SittingClock, default_label, finish_fraction_panel, markdown_table, metadata, panels, parse_assignments,
+    save_figure, write_report,
 )  # fmt: skip
 from mnemax import envs
 from mnemax.agents import greedy_curator
 from mnemax.envs.tasks import context_edit_curators as curators
 from mnemax.train import algorithms, train
+from mnemax.train.loop import TrainingInterrupted
 
 TASKS = ("KVUpdate", "MultiHop", "Distractor")  # mnemax/ContextEdit-<task>-v0
 EVAL_EPISODES = 512
@@ -132,8 +138,9 @@ def heuristic_rows(env_id: str, env_params: dict, key: jax.Array) -> list[dict]:
     return [{"method": name, "slots": int(p.context_size), **score(p, curator)} for name, (p, curator) in cases.items()]
 
 
-def train_config(scale: dict, algo: str, env_params: dict, run_dir: str, updates: int, **extra):
-    """The configuration of one learner of ``algo`` on the task ``env_params``, ``updates`` updates long."""
+def train_config(scale: dict, algo: str, env_params: dict, run_dir: str, updates: int, resume: bool = False, **extra):
+    """The configuration of one learner of ``algo`` on the task ``env_params``, ``updates`` updates long;
+    ``resume`` continues its run in ``run_dir`` if that has a checkpoint."""
     stream = env_params["stream_length"]
     spec = {**scale["train"], **SHARED_TRAIN, **ALGO_TRAIN[algo]}
     config_class = algorithms.config_class(algo)
@@ -142,32 +149,45 @@ def train_config(scale: dict, algo: str, env_params: dict, run_dir: str, updates
     spec |= {k: v for k, v in scale.get("train_overrides", {}).items() if k in fields}
     settings = dict(
         env=scale["env"], env_params=env_params, train_env_params=scale.get("train_task", {}), agent="context_editor",
-        num_steps=stream, total_steps=updates * spec["num_envs"] * stream, num_seeds=scale["seeds"], num_logs=5,
+        num_steps=stream, total_steps=updates * spec["num_envs"] * stream, num_seeds=scale["seeds"], num_logs=20,
         run_name=f"{algo}-L{stream}-C{env_params['context_size']}", run_dir=run_dir, video=False, progress=False,
         eval_episodes=16,
     )  # fmt: skip
-    return config_class(**{**settings, **spec, **extra})
+    config = config_class(**{**settings, **spec, **extra})
+    checkpoints = Path(run_dir) / config.name / "checkpoints"
+    return dataclasses.replace(config, resume=resume and checkpoints.exists())
 
 
-def train_one(scale: dict, method: str, env_params: dict, run_dir: str, key: jax.Array) -> dict:
-    start = time.perf_counter()
-    if method == "ppo-dcpo":
-        first = round(scale["updates"] * scale["handoff"])
-        name = f"{method}-L{env_params['stream_length']}-C{env_params['context_size']}"
-        reader_config = train_config(scale, "ppo", env_params, run_dir, first, run_name=f"{name}-reader")
-        reader = train(reader_config)
-        stages = {"handoff": scale["handoff"], "reader_config": dataclasses.asdict(reader_config)}
-        config = train_config(scale, "dcpo", env_params, run_dir, scale["updates"] - first, run_name=f"{name}-curator",
-                              init_from=str(reader.run_dir), curriculum_updates=0, train_env_params={})  # fmt: skip
-        result = train(config)
-        parts = (reader, result)
-    else:
-        config = train_config(scale, method, env_params, run_dir, scale["updates"])
-        result = train(config)
-        parts, stages = (result,), {}
-    steps = sum(part.steps for part in parts)  # per seed; steps_per_second counts all seeds, compilation left out
-    train_seconds = sum(part.steps * config.num_seeds / part.steps_per_second for part in parts)
-    seconds = time.perf_counter() - start
+def train_one(scale: dict, method: str, env_params: dict, run_dir: str, key: jax.Array, resume: bool = False) -> dict:
+    """Train and score one learner; ``resume`` continues its runs from their checkpoints in ``run_dir``.
+
+    Raises :class:`TrainingInterrupted` (after recording the wall time so far) when a signal stopped it."""
+    name = f"{method}-L{env_params['stream_length']}-C{env_params['context_size']}"
+    clock = SittingClock(Path(run_dir) / f"{name}-wall_seconds.txt", resume)
+    try:
+        if method == "ppo-dcpo":
+            first = round(scale["updates"] * scale["handoff"])
+            reader_config = train_config(scale, "ppo", env_params, run_dir, first, resume, run_name=f"{name}-reader")
+            reader = train(reader_config)
+            stages = {"handoff": scale["handoff"], "reader_config": dataclasses.asdict(reader_config)}
+            config = train_config(scale, "dcpo", env_params, run_dir, scale["updates"] - first, resume,
+                                  run_name=f"{name}-curator", init_from=str(reader.run_dir), curriculum_updates=0,
+                                  train_env_params={})  # fmt: skip
+            result = train(config)
+            parts = (reader, result)
+        else:
+            config = train_config(scale, method, env_params, run_dir, scale["updates"], resume)
+            result = train(config)
+            parts, stages = (result,), {}
+    except TrainingInterrupted:
+        clock.save()
+        raise
+    seconds = clock.save()
+    steps = sum(part.steps for part in parts)  # per seed
+    # Throughput over the parts trained in this sitting (steps_per_second counts all seeds, compilation left
+    # out; a part resumed at its last checkpoint trained nothing now and has none).
+    trained = [part for part in parts if np.isfinite(part.steps_per_second)]
+    train_seconds = sum(part.steps * config.num_seeds / part.steps_per_second for part in trained)
     algorithm = algorithms.make(config)
     score = lambda params: curators.run_curator(  # noqa: E731
         algorithm.env, algorithm.eval_env_params, greedy_curator(algorithm.network, params), key, EVAL_EPISODES
@@ -184,7 +204,9 @@ def train_one(scale: dict, method: str, env_params: dict, run_dir: str, key: jax
         "status": "ok",
         "steps": steps,
         "seconds": seconds,
-        "train_steps_per_second": steps * config.num_seeds / train_seconds,
+        "train_steps_per_second": (
+            sum(part.steps for part in trained) * config.num_seeds / train_seconds if trained else None
+        ),
         "config": dataclasses.asdict(config),
         **stages,
     }
@@ -293,8 +315,12 @@ def main(argv=None) -> dict:
         "replace the scale's",
     )  # fmt: skip
     parser.add_argument("--max-seconds", type=float, default=600)
+    parser.add_argument("--run-dir", help="keep the learned runs' checkpoints here (default: a temporary folder)")
+    parser.add_argument("--resume", action="store_true", help="continue runs from their checkpoints in --run-dir")
     parser.add_argument("--device-label", default=None)
     args = parser.parse_args(argv)
+    if args.resume and not args.run_dir:
+        parser.error("--resume needs --run-dir: it names where the runs' checkpoints are")
     name = "quick" if args.quick else args.scale
     scale = dict(SCALES[name], env=f"mnemax/ContextEdit-{args.task}-v0")
     # At full size another variant keeps what it registers over the scale's task (MultiHop's 24 keys,
@@ -322,7 +348,8 @@ def main(argv=None) -> dict:
     deadline = time.perf_counter() + args.max_seconds
     meta = metadata(scale=name, label=label, streams=list(scale["streams"]), scale_settings=scale)
     rows = []
-    with tempfile.TemporaryDirectory() as run_dir:
+    with contextlib.nullcontext(args.run_dir) if args.run_dir else tempfile.TemporaryDirectory() as run_dir:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
         for stream in scale["streams"]:
             for budget in scale["budgets"]:
                 env_params = task_params(scale, budget, stream)
@@ -333,7 +360,13 @@ def main(argv=None) -> dict:
                         rows.append(dict(setting, method=algo, status="skipped (time budget)"))
                         continue
                     print(f"L={stream} C={budget} {algo} ...", flush=True)
-                    rows.append(dict(setting, **train_one(scale, algo, env_params, run_dir, key)))
+                    try:
+                        rows.append(dict(setting, **train_one(scale, algo, env_params, run_dir, key, args.resume)))
+                    except TrainingInterrupted as error:  # recorded with how to go on, then out
+                        how = f" (--run-dir {args.run_dir} --resume continues it)" if args.run_dir else ""
+                        rows.append(dict(setting, method=algo, status=f"interrupted: {str(error).split(';')[0]}{how}"))
+                        write(meta, rows)
+                        raise SystemExit(error.exit_code) from error
                     print(f"  accuracy {rows[-1]['accuracy_per_seed']} in {rows[-1]['seconds']:.0f}s", flush=True)
                     # Written after every learned run, so a run cut short by an outer time limit keeps them.
                     write(meta, rows)

@@ -455,13 +455,16 @@ case $part in
          # give Distractor its registered STREAM=256. EXTRA adds arguments, e.g. "--env-params slot_cost=0.05";
          # STAGE replaces the first stage's task changes (e.g. STAGE=slot_cost=0 keeps the task's delays, so a
          # MultiHop context at C = 4 fills up and merging links pays), and names the report after itself;
-         # EDIT_HEAD=joint trains the editor with op and slot as one choice (the report says -joint)
+         # EDIT_HEAD=joint trains the editor with op and slot as one choice (the report says -joint). Runs keep
+        # their checkpoints in ../runs/gpu/context_edit/<name>: a run longer than one sitting (L = 128 at C = 8)
+        # stops at TRAIN_SECONDS (default 590) and the same command continues it
         stage=${STAGE:-slot_cost=0 min_query_delay=2 max_query_delay=8}
-        run 590 context_edit.py --task "${TASK:-KVUpdate}" --scale full --budgets "${BUDGET:-8}" ${EXTRA:-} \
-            --streams "${STREAM:-64}" --updates 1500 --algos "${ALGO:-ppo-dcpo}" --handoff 0.667 \
+        name=curriculum${STAGE:+-$(echo "$STAGE" | tr ' =' '-_')}-${ALGO:-ppo-dcpo}-${TASK:-KVUpdate}-L${STREAM:-64}-C${BUDGET:-8}${EDIT_HEAD:+-$EDIT_HEAD}
+        run "${TRAIN_SECONDS:-590}" context_edit.py --task "${TASK:-KVUpdate}" --scale full --budgets "${BUDGET:-8}" \
+            ${EXTRA:-} --streams "${STREAM:-64}" --updates 1500 --algos "${ALGO:-ppo-dcpo}" --handoff 0.667 \
             --train-env-params $stage --train-params curriculum_updates=400 \
-            ${EDIT_HEAD:+"agent_config={'edit_head':'$EDIT_HEAD'}"} --max-seconds 60 ${label:+--device-label \
-            $label-curriculum${STAGE:+-$(echo "$STAGE" | tr ' =' '-_')}-${ALGO:-ppo-dcpo}-${TASK:-KVUpdate}-L${STREAM:-64}-C${BUDGET:-8}${EDIT_HEAD:+-$EDIT_HEAD}}
+            ${EDIT_HEAD:+"agent_config={'edit_head':'$EDIT_HEAD'}"} --max-seconds 60 \
+            --run-dir "../runs/gpu/context_edit/$name" --resume ${label:+--device-label $label-$name}
         ;;
     58)  # Mamba-2's cost against FFM's by chunk length (the module's default is 64; on a 2-core CPU 32 was 9%
          # faster at T = 4096 and 128 16% slower), forward + backward, width 256, batch 16

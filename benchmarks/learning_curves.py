@@ -55,8 +55,8 @@ import time
 from pathlib import Path
 
 from common import (
-    RESULTS, default_label, finish_fraction_panel, markdown_table, merge_runs, metadata, panels, save_figure,
-    write_report,
+    RESULTS, SittingClock, default_label, finish_fraction_panel, markdown_table, merge_runs, metadata, panels,
+    save_figure, write_report,
 )  # fmt: skip
 from mnemax.train import PPOConfig, algorithms, train
 from mnemax.train.loop import TrainingDiverged, TrainingInterrupted
@@ -398,30 +398,26 @@ def run_one(
         spec.update(num_envs=16, num_steps=16, bptt_length=8, num_minibatches=2, total_steps=16 * 16 * 4, hidden_size=32)
     directory = f"{name}-from-seed-{first_seed}" if first_seed else name
     path = Path(run_dir) / directory  # the trainer's directory for the run
-    wall_file = path / "wall_seconds.txt"
     resume = resume and (path / "checkpoints").exists()
-    earlier_seconds = float(wall_file.read_text()) if resume and wall_file.exists() else 0.0
     settings = dict(seed=first_seed, num_seeds=seeds, num_logs=25, run_name=directory, run_dir=run_dir, video=False,
                     progress=False, eval_episodes=256, resume=resume)  # fmt: skip
     preset = spec.pop("preset", "")
     config = PPOConfig.from_preset(preset, **spec, **settings) if preset else PPOConfig(**spec, **settings)
-    start = time.perf_counter()
+    clock = SittingClock(path / "wall_seconds.txt", resume)
     try:
         result = train(config)
     except TrainingDiverged as error:  # recorded, so that the grid goes on and the table says what happened
         status = str(error).split(";")[0]
-        return {"name": name, "status": status, "config": dataclasses.asdict(config), "seconds": time.perf_counter() - start}
+        return {"name": name, "status": status, "config": dataclasses.asdict(config), "seconds": clock.seconds()}
     except TrainingInterrupted as error:
-        seconds = earlier_seconds + time.perf_counter() - start
-        wall_file.write_text(str(seconds))
+        seconds = clock.save()
         curve = read_curve(path / "metrics.csv")
         status = f"interrupted: {str(error).split(';')[0]} (--run-dir {run_dir} --resume continues it)"
         record = {"name": name, "status": status, "config": dataclasses.asdict(config), "seconds": seconds}
         if curve:  # the report shows how far it got
             record.update(steps=max(point["step"] for point in curve), curve=curve)
         raise RunInterrupted(record) from error
-    seconds = earlier_seconds + time.perf_counter() - start
-    wall_file.write_text(str(seconds))
+    seconds = clock.save()
     curve = read_curve(path / "metrics.csv")
     steps_per_second = result.steps_per_second
     if math.isnan(steps_per_second) and curve:  # resumed at its last checkpoint: nothing trained in this sitting
