@@ -131,6 +131,15 @@ def merge_runs(earlier: list[dict], runs: list[dict], key) -> dict:
     return by_key
 
 
+def resume_settings(run_path: Path, resume: bool) -> dict:
+    """The trainer's ``resume`` and ``overwrite`` for a run in ``run_path`` of a benchmark asked to
+    ``resume``: continue from the run's checkpoint if it has one; a run stopped before its first checkpoint
+    (while it compiled) starts again over what it left. Without ``resume`` an existing run is refused."""
+    checkpoints = run_path / "checkpoints"
+    saved = checkpoints.is_dir() and any(step.name.isdigit() for step in checkpoints.iterdir())
+    return dict(resume=resume and saved, overwrite=resume and not saved)
+
+
 class SittingClock:
     """Wall-clock seconds of a run trained over several sittings (``--resume``), kept in ``path`` (a text
     file): ``seconds()`` is what the earlier sittings recorded plus this sitting's time so far, and

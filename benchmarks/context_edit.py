@@ -40,6 +40,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import signal
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -49,7 +51,7 @@ import numpy as np
 
 from common import (
     RESULTS, SittingClock, default_label, finish_fraction_panel, markdown_table, metadata, panels, parse_assignments,
-    save_figure, write_report,
+    resume_settings, save_figure, write_report,
 )  # fmt: skip
 from mnemax import envs
 from mnemax.agents import greedy_curator
@@ -154,8 +156,7 @@ def train_config(scale: dict, algo: str, env_params: dict, run_dir: str, updates
         eval_episodes=16,
     )  # fmt: skip
     config = config_class(**{**settings, **spec, **extra})
-    checkpoints = Path(run_dir) / config.name / "checkpoints"
-    return dataclasses.replace(config, resume=resume and checkpoints.exists())
+    return dataclasses.replace(config, **resume_settings(Path(run_dir) / config.name, resume))
 
 
 def train_one(scale: dict, method: str, env_params: dict, run_dir: str, key: jax.Array, resume: bool = False) -> dict:
@@ -179,7 +180,7 @@ def train_one(scale: dict, method: str, env_params: dict, run_dir: str, key: jax
             config = train_config(scale, method, env_params, run_dir, scale["updates"], resume)
             result = train(config)
             parts, stages = (result,), {}
-    except TrainingInterrupted:
+    except BaseException:  # a signal (TrainingInterrupted, or SystemExit outside the training loop)
         clock.save()
         raise
     seconds = clock.save()
@@ -321,6 +322,9 @@ def main(argv=None) -> dict:
     args = parser.parse_args(argv)
     if args.resume and not args.run_dir:
         parser.error("--resume needs --run-dir: it names where the runs' checkpoints are")
+    # SIGTERM between training loops (compiling, scoring) exits through Python, so that the wall time of
+    # the sitting is recorded; inside a loop the trainer's own handler checkpoints first.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     name = "quick" if args.quick else args.scale
     scale = dict(SCALES[name], env=f"mnemax/ContextEdit-{args.task}-v0")
     # At full size another variant keeps what it registers over the scale's task (MultiHop's 24 keys,
@@ -362,11 +366,13 @@ def main(argv=None) -> dict:
                     print(f"L={stream} C={budget} {algo} ...", flush=True)
                     try:
                         rows.append(dict(setting, **train_one(scale, algo, env_params, run_dir, key, args.resume)))
-                    except TrainingInterrupted as error:  # recorded with how to go on, then out
+                    except (TrainingInterrupted, SystemExit) as error:  # recorded with how to go on, then out
+                        trainer_stop = isinstance(error, TrainingInterrupted)
+                        stop = str(error).split(";")[0] if trainer_stop else "stopped by a signal"
                         how = f" (--run-dir {args.run_dir} --resume continues it)" if args.run_dir else ""
-                        rows.append(dict(setting, method=algo, status=f"interrupted: {str(error).split(';')[0]}{how}"))
+                        rows.append(dict(setting, method=algo, status=f"interrupted: {stop}{how}"))
                         write(meta, rows)
-                        raise SystemExit(error.exit_code) from error
+                        raise SystemExit(error.exit_code if trainer_stop else error.code) from error
                     print(f"  accuracy {rows[-1]['accuracy_per_seed']} in {rows[-1]['seconds']:.0f}s", flush=True)
                     # Written after every learned run, so a run cut short by an outer time limit keeps them.
                     write(meta, rows)

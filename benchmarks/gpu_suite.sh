@@ -449,7 +449,7 @@ case $part in
         ;;
     57)  # context editing, part 55's recipe (the cost-free short-delay curriculum in PPO's 1000 updates, then
          # DCPO for 500) at another size or task: TASK (KVUpdate, MultiHop, Distractor), BUDGET and STREAM
-         # (default C = 8, L = 64); 3 seeds, ~280 s at L = 64 and about twice that at L = 128 (one call each).
+         # (default C = 8, L = 64); 3 seeds, ~280-400 s at L = 64; at L = 128 more than one sitting (resumed).
          # ALGO=ppo trains PPO alone with the same curriculum for the same 1500 updates (the control). MultiHop
          # and Distractor keep their registered parameters (24 keys; queries 32-128 steps after the fact);
          # give Distractor its registered STREAM=256. EXTRA adds arguments, e.g. "--env-params slot_cost=0.05";

@@ -56,7 +56,7 @@ from pathlib import Path
 
 from common import (
     RESULTS, SittingClock, default_label, finish_fraction_panel, markdown_table, merge_runs, metadata, panels,
-    save_figure, write_report,
+    resume_settings, save_figure, write_report,
 )  # fmt: skip
 from mnemax.train import PPOConfig, algorithms, train
 from mnemax.train.loop import TrainingDiverged, TrainingInterrupted
@@ -398,12 +398,11 @@ def run_one(
         spec.update(num_envs=16, num_steps=16, bptt_length=8, num_minibatches=2, total_steps=16 * 16 * 4, hidden_size=32)
     directory = f"{name}-from-seed-{first_seed}" if first_seed else name
     path = Path(run_dir) / directory  # the trainer's directory for the run
-    resume = resume and (path / "checkpoints").exists()
     settings = dict(seed=first_seed, num_seeds=seeds, num_logs=25, run_name=directory, run_dir=run_dir, video=False,
-                    progress=False, eval_episodes=256, resume=resume)  # fmt: skip
+                    progress=False, eval_episodes=256, **resume_settings(path, resume))  # fmt: skip
     preset = spec.pop("preset", "")
     config = PPOConfig.from_preset(preset, **spec, **settings) if preset else PPOConfig(**spec, **settings)
-    clock = SittingClock(path / "wall_seconds.txt", resume)
+    clock = SittingClock(path / "wall_seconds.txt", config.resume)
     try:
         result = train(config)
     except TrainingDiverged as error:  # recorded, so that the grid goes on and the table says what happened
