@@ -19,6 +19,12 @@ row embeddings:
   the answer head neither gradient noise nor entropy;
 * the value estimate (used by PPO, ignored by DCPO) from the current item and the mean over rows.
 
+With ``relations=True`` every row also gets the 3 x 3 table of which of its tokens equal which of the
+current item's (padding excluded, :func:`token_matches`): whether a slot holds the same key (an update
+overwrites it), the link before the item (``a -> b`` when the item is ``b -> v``: a merge makes the
+compound) or the answer to a query. Attention over learned embeddings can find such matches too, but has
+to learn equality for every token first.
+
 Slots carry no position embedding, so the policy treats them as a set: permuting the slots permutes the
 ``slot``/``source`` logits alike and changes nothing else, and the same parameters serve any
 ``context_size``. The network has the call signature of
@@ -65,6 +71,7 @@ class ContextEditor(nn.Module):
         features: width of the row embeddings and of every layer.
         num_layers, num_heads: the self-attention stack.
         edit_head: ``"factored"`` (op and slot drawn apart) or ``"joint"`` (one choice of both).
+        relations: add each row's token matches with the current item to its input.
     """
 
     num_keys: int
@@ -76,6 +83,7 @@ class ContextEditor(nn.Module):
     num_layers: int = 2
     num_heads: int = 4
     edit_head: str = "factored"
+    relations: bool = False
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int):
@@ -105,6 +113,8 @@ class ContextEditor(nn.Module):
         age = rows[..., -1].astype(jnp.float32)
         age_features = jnp.stack([jnp.log1p(age) / np.log1p(self.max_age), age / self.max_age], axis=-1)
         x = jnp.concatenate([tags, toks.reshape(toks.shape[:-2] + (-1,)), age_features], axis=-1)
+        if self.relations:
+            x = jnp.concatenate([x, token_matches(rows).astype(jnp.float32)], axis=-1)
         x = dense(d)(x)
         is_item = (jnp.arange(size + 1) == size).astype(jnp.float32)[:, None]
         x = x + is_item * self.param("item_row", nn.initializers.normal(0.02), (d,))
@@ -139,6 +149,15 @@ class ContextEditor(nn.Module):
         return (), _pad_components(logits, sizes), value
 
 
+def token_matches(rows: jax.Array) -> jax.Array:
+    """``[..., R, 9]`` bool: entry ``3 i + j`` of a row says its token ``i`` equals token ``j`` of the current
+    item (the last row), padding never matching; ``rows`` is ``[..., R, 5]`` (``[tag, tok1, tok2, tok3,
+    age]``)."""
+    own, current = rows[..., 1:-1], rows[..., -1:, 1:-1]
+    match = (own[..., :, None] == current[..., None, :]) & (own[..., :, None] > 0)
+    return match.reshape(match.shape[:-2] + (9,))
+
+
 def _pointer(rows: jax.Array, item: jax.Array, features: int, name: str) -> jax.Array:
     """Additive pointer scores ``[..., R]``: ``v . tanh(W_r row + W_i item)`` for every row."""
     per_row = nn.Dense(features, name=f"{name}_rows")(rows)
@@ -156,6 +175,7 @@ def make_context_editor(
     num_layers: int = 2,
     num_heads: int = 4,
     edit_head: str = "factored",
+    relations: bool = False,
 ) -> ContextEditor:
     """A :class:`ContextEditor` of width ``hidden_size`` for a context-editing task's spaces. ``memory`` and
     ``memory_config`` are ignored: the context is the editor's memory. Raises ``ValueError`` for the spaces
@@ -174,7 +194,7 @@ def make_context_editor(
     num_tags = int(high[..., 0].max()) + 1
     editor = ContextEditor(
         num_keys=num_keys, num_values=num_values, max_age=max_age, num_tags=num_tags, query_tags=QUERY_TAGS,
-        features=hidden_size, num_layers=num_layers, num_heads=num_heads, edit_head=edit_head,
+        features=hidden_size, num_layers=num_layers, num_heads=num_heads, edit_head=edit_head, relations=relations,
     )  # fmt: skip
     if edit_head not in ("factored", "joint"):
         raise ValueError(f"edit_head must be 'factored' or 'joint', got {edit_head!r}")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from mnemax.agents import distributions, greedy_curator
+from mnemax.agents.context_editor import token_matches
 from mnemax.envs.tasks import context_edit_curators as curators
 from mnemax.train import DCPOConfig, PPOConfig, TrainConfig, algorithms, train
 from mnemax.train.cli import parse_train_args
@@ -147,15 +148,19 @@ def test_gradients_reach_every_head(rollout):
 
 
 # ------------------------------------------------------------------------------- the agent and the config
-def test_context_editor_treats_slots_as_a_set(rollout):
+@pytest.mark.parametrize("relations", [False, True])
+def test_context_editor_treats_slots_as_a_set(rollout, relations):
     dcpo, runner, _, _, flat = rollout
     obs = flat.obs[5]  # [N, C + 1, 5]
     size = obs.shape[1] - 1
     perm = np.array([2, 0, 3, 1])
     permuted = jnp.concatenate([obs[:, perm], obs[:, size:]], axis=1)
     params, resets = runner.train_state.params, jnp.zeros((1, obs.shape[0]), bool)
-    _, logits, value = dcpo.network.apply(params, (), obs[None], resets)
-    _, logits_p, value_p = dcpo.network.apply(params, (), permuted[None], resets)
+    network = dcpo.network.clone(relations=relations)
+    if relations:  # another input width: parameters of its own
+        params = network.init(jax.random.PRNGKey(1), (), obs[None], resets)
+    _, logits, value = network.apply(params, (), obs[None], resets)
+    _, logits_p, value_p = network.apply(params, (), permuted[None], resets)
     np.testing.assert_allclose(value_p, value, atol=1e-5)
     for k in (0, 3):  # op and answer
         np.testing.assert_allclose(logits_p[..., k, :], logits[..., k, :], atol=1e-5)
@@ -165,6 +170,20 @@ def test_context_editor_treats_slots_as_a_set(rollout):
     # the answer is only read at queries: elsewhere it is answer 0 for sure
     is_query = np.isin(np.asarray(obs[:, size, 0]), (3, 4))
     assert (np.asarray(distributions.entropy(logits[0, ~is_query, 3:4])) < 1e-6).all()
+
+
+def test_token_matches_find_the_slot_a_merge_or_an_update_needs():
+    """Row features of ``relations=True``: which of a row's tokens equal which of the current item's."""
+    fact, compound = 1, 6
+    rows = jnp.array([[fact, 1, 2, 0, 3],  # a -> b: its value is the item's key (a merge makes a -> b -> v)
+                      [fact, 2, 9, 0, 1],  # b -> w: the item's key (a newer b -> v replaces it)
+                      [compound, 3, 4, 9, 2],  # shares no token with the item
+                      [0, 0, 0, 0, 0],  # empty: padding matches nothing
+                      [fact, 2, 7, 0, 0]])  # fmt: skip  # the item b -> v
+    matches = np.asarray(token_matches(rows)).reshape(5, 3, 3)  # [row, own token, item token]
+    assert matches[0].nonzero() == ((1,), (0,)) and matches[1].nonzero() == ((0,), (0,))
+    assert not matches[2].any() and not matches[3].any()
+    assert matches[4][0, 0] and matches[4][1, 1] and not matches[4][2].any()
 
 
 def test_joint_edit_head_is_one_choice_of_op_and_slot(tmp_path):
