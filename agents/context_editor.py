@@ -196,6 +196,8 @@ def make_context_editor(
         num_keys=num_keys, num_values=num_values, max_age=max_age, num_tags=num_tags, query_tags=QUERY_TAGS,
         features=hidden_size, num_layers=num_layers, num_heads=num_heads, edit_head=edit_head, relations=relations,
     )  # fmt: skip
+    if not isinstance(relations, bool):  # from the command line "true" arrives as a string
+        raise ValueError(f"relations must be True or False, got {relations!r}")
     if edit_head not in ("factored", "joint"):
         raise ValueError(f"edit_head must be 'factored' or 'joint', got {edit_head!r}")
     if editor.features % editor.num_heads:

@@ -17,11 +17,16 @@ episodes, and only the editor's answer head is trained, at the query steps, on f
 ``--curator random`` edits at random, as an untrained editor does: its ceiling (the share of queries
 whose answer the context holds) is how often answering can pay at the start of RL training.
 
+``--task MultiHop`` asks the same of chains: with the perfect curator the context holds merged compounds
+``a -> b -> v`` (one slot per chain), with ``perfect-no-merge`` the links apart, as an editor that never
+merges keeps them.
+
 Held-out accuracy (greedy answers over 256 episodes) against the queries seen says whether the editor
 can read its context at all, and how many queries RL needs for it before the edits can start to pay.
 
     python benchmarks/context_edit_probe.py --modes supervised bandit trajectory
     python benchmarks/context_edit_probe.py --quick     # tiny sizes, a CPU check
+    python benchmarks/context_edit_probe.py --task MultiHop --modes bandit --env-params context_size=2
 
 Writes ``benchmarks/results/context_edit_probe_<device-label>.{json,md}``.
 """
@@ -41,7 +46,7 @@ from mnemax.agents.context_editor import make_context_editor
 from mnemax.envs.tasks import context_edit_curators as curators
 from mnemax.train.dcpo import group_advantages, group_keys
 
-ENV = "mnemax/ContextEdit-KVUpdate-v0"
+TASKS = ("KVUpdate", "MultiHop", "Distractor")  # mnemax/ContextEdit-<task>-v0
 MODES = ("supervised", "bandit", "trajectory")
 
 
@@ -57,6 +62,7 @@ def random_editor(obs: jax.Array, params, key: jax.Array) -> jax.Array:
 # Who edits the context: ``(obs, params, key) -> action``.
 CURATORS = {
     "perfect": lambda obs, params, key: curators.perfect_curator(obs, params),
+    "perfect-no-merge": lambda obs, params, key: curators.perfect_without_merges(obs, params),
     "keep-latest": lambda obs, params, key: curators.keep_latest_curator(obs, params),
     "random": random_editor,
 }
@@ -87,10 +93,14 @@ def episodes(env, params, curator, key: jax.Array, count: int, group: int = 1) -
     return jax.vmap(one)(group_keys(key, count, group), jax.random.split(jax.random.fold_in(key, 2), count))
 
 
+def env_id(args) -> str:
+    return f"mnemax/ContextEdit-{args.task}-v0"
+
+
 def probe(args, mode: str, seed: int) -> dict:
     """Train one answer head; returns its held-out accuracy curve and the queries seen when it first
     reached 0.9."""
-    env, params = envs.make(ENV, **args.env_params)
+    env, params = envs.make(env_id(args), **args.env_params)
     curator = CURATORS[args.curator]
     network = make_context_editor(
         env.observation_space(params), env.action_space(params), hidden_size=args.width, num_layers=args.layers
@@ -163,6 +173,7 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--curator", choices=sorted(CURATORS), default="perfect", help="who edits the context")
+    parser.add_argument("--task", choices=TASKS, default="KVUpdate", help="the variant mnemax/ContextEdit-<task>-v0")
     parser.add_argument(
         "--env-params", nargs="*", default=[], metavar="NAME=VALUE",
         help="ContextEdit parameters (default: the registered task, 8 slots, stream 64)",
@@ -211,7 +222,7 @@ def write(args, rows: list[dict]) -> dict:
     )  # fmt: skip
     task = ", ".join(f"{k}={v}" for k, v in args.env_params.items()) or "as registered"
     about = (
-        f"`{ENV}` ({task}); the `{args.curator}` curator edits the context and the context editor (width "
+        f"`{env_id(args)}` ({task}); the `{args.curator}` curator edits the context and the context editor (width "
         f"{args.width}, {args.layers} layers) learns only to answer, at the query steps, {args.batch} fresh episodes "
         f"per update, Adam {args.learning_rate}. `supervised`: cross-entropy on the right answer; `bandit`: "
         f"REINFORCE on a sampled answer (reward 1 if right, batch-mean baseline, entropy {args.ent_coef}); "
@@ -219,7 +230,7 @@ def write(args, rows: list[dict]) -> dict:
         f"{args.group_size} rollouts of one stream, for every answer of the episode). Greedy "
         f"accuracy over the queries of 256 held-out episodes."
     )
-    settings = dict(env_params=args.env_params, curator=args.curator, width=args.width, layers=args.layers,
+    settings = dict(env=env_id(args), env_params=args.env_params, curator=args.curator, width=args.width, layers=args.layers,
                     batch=args.batch, updates=args.updates, learning_rate=args.learning_rate, ent_coef=args.ent_coef,
                     group_size=args.group_size)  # fmt: skip
     label = args.device_label or default_label()

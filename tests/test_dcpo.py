@@ -230,6 +230,7 @@ def test_joint_edit_head_is_one_choice_of_op_and_slot(tmp_path):
         (dict(env="mnemax/TMaze-Passive-v0", env_params={}), "needs a context-editing task"),
         (dict(agent_config={"depth": 2}), "unknown context editor field"),
         (dict(agent_config={"edit_head": "pairs"}), "edit_head must be"),
+        (dict(agent_config={"relations": "true"}), "relations must be True or False"),
         (dict(agent="actor_critic", agent_config={"num_layers": 2}), "unknown actor critic field"),
         (dict(reset_pool=4), "reset_pool must be 0 for dcpo"),
     ],
