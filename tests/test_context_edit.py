@@ -259,6 +259,31 @@ def test_stream_follows_its_rules(env_id):
     assert np.mean(delays) > int(params.min_query_delay)
 
 
+def test_compound_prob_merges_a_chains_second_link_into_its_first():
+    """With ``compound_prob = 1`` every chain's second link arrives as the compound ``a -> b -> v`` whose
+    value is what the chain's query then asks for (unless an update comes between); with 0 no compound
+    arrives; every other item of the stream stays as it was."""
+    streams = {}
+    for prob in (0.0, 1.0):
+        env, params = mnemax.envs.make("ContextEdit-MultiHop-v0", compound_prob=prob)
+        steps = curators.rollout(env, params, curators.keep_latest_curator, jax.random.key(3), 8)
+        streams[prob] = (np.asarray(steps["item"]), np.asarray(steps["target"]))
+    (plain, targets), (merged, merged_targets) = streams[0.0], streams[1.0]
+    np.testing.assert_array_equal(merged_targets, targets)
+    assert not (plain[..., 0] == COMPOUND).any()
+    arrived = merged[..., 0] == COMPOUND
+    assert arrived.sum() == (plain[..., 0] == CHAIN_QUERY).sum() > 0  # one per chain
+    np.testing.assert_array_equal(merged[~arrived], plain[~arrived])
+    num_keys = int(params.num_keys)
+    for items, old, answers in zip(merged, plain, targets):
+        for t in np.flatnonzero(items[:, 0] == COMPOUND):
+            a, b, v = items[t, 1:].tolist()
+            assert old[t, 0] == FACT and old[t, 1:3].tolist() in ([a, b], [b, v])  # the link it stands for
+            query = next(u for u in range(t + 1, len(items)) if items[u, 0] == CHAIN_QUERY and items[u, 1] == a)
+            updated = any(items[u, 0] == UPDATE and items[u, 1] == b for u in range(t + 1, query))
+            assert updated or v == 1 + num_keys + answers[query]
+
+
 @pytest.mark.parametrize("env_id", IDS)
 def test_stream_depends_only_on_the_reset_key(env_id):
     _, perfect, _ = _rollout(env_id, "perfect")

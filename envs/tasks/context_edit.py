@@ -31,7 +31,7 @@ item. Each row is ``[tag, tok1, tok2, tok3, age]``::
     3    query        key   0      0      answer: the current value of key
     4    chain-query  a     0      0      answer: the current value of the value of a (via a -> b -> v)
     5    distractor   key   value  0      fact-shaped noise; never asked about
-    6    compound     a     b      v      a merged chain a -> b -> v (only merges make one)
+    6    compound     a     b      v      a merged chain a -> b -> v (made by merges; see compound_prob)
 
 ``age`` is the number of steps since the row's value (its last token) arrived: 0 for the current item
 and for empty slots, ``t - s`` for a slot whose value arrived at step ``s``.
@@ -134,6 +134,10 @@ class ContextEditParams(EnvParams):
     min_query_delay: int = param(8, ge=1, le=MAX_STREAM, why=_STREAM_WHY)
     max_query_delay: int = param(32, ge=1, le=MAX_STREAM, why=_STREAM_WHY)
     slot_cost: float = param(0.005, ge=0.0)
+    # A curriculum for two hops (training only): the chance that a chain's second link arrives already
+    # merged with its first, as the compound a -> b -> v, so that an editor meets compounds, and learns to
+    # answer from them, before merging pays it anything.
+    compound_prob: float = param(0.0, ge=0.0, le=1.0)
     # Episodes end with the stream; this generic limit is set out of its way.
     max_steps_in_episode: int = NO_TIME_LIMIT
 

@@ -21,7 +21,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-# Item tags. COMPOUND never arrives in the stream; only a merge of two slots makes one.
+# Item tags. COMPOUND arrives in the stream only with ``compound_prob > 0`` (a curriculum); otherwise only a
+# merge makes one.
 EMPTY, FACT, UPDATE, QUERY, CHAIN_QUERY, DISTRACTOR, COMPOUND = range(7)
 NUM_TAGS = 7
 TAG_NAMES = ("empty", "fact", "update", "query", "chain-query", "distractor", "compound")
@@ -165,7 +166,13 @@ def _advance(threads: Threads, t, draws: Draws, params):
     thread = threads.entry(j)
     needs_link = thread.stage == WAITS_FOR_LINK
     query = make_item(CHAIN_QUERY if params.hops == 2 else QUERY, key_token(thread.head))
-    item = jnp.where(needs_link, _link_item(thread, thread.pending_link, params), query)
+    link = _link_item(thread, thread.pending_link, params)
+    if params.hops == 2:  # the chain's second link may come merged with its first (`compound_prob`)
+        compound = make_item(COMPOUND, key_token(thread.head), key_token(thread.bridge),
+                             value_token(thread.value, params.num_keys))  # fmt: skip
+        # _NOISE_KIND is a distractor's number, free on a step that advances a thread
+        link = jnp.where(draws.scalars[_NOISE_KIND] < params.compound_prob, compound, link)
+    item = jnp.where(needs_link, link, query)
     target = jnp.where(needs_link, -1, thread.value)
     return j, thread.replace(stage=jnp.where(needs_link, WAITS_FOR_QUERY, IDLE), due=thread.query_at), item, target
 
