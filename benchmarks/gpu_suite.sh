@@ -454,12 +454,14 @@ case $part in
          # and Distractor keep their registered parameters (24 keys; queries 32-128 steps after the fact);
          # give Distractor its registered STREAM=256. EXTRA adds arguments, e.g. "--env-params slot_cost=0.05";
          # STAGE replaces the first stage's task changes (e.g. STAGE=slot_cost=0 keeps the task's delays, so a
-         # MultiHop context at C = 4 fills up and merging links pays), and names the report after itself;
+         # MultiHop context at C = 4 fills up and merging links pays; items may be separated by commas), and
+         # names the report after itself;
          # EDIT_HEAD=joint trains the editor with op and slot as one choice (the report says -joint). Runs keep
         # their checkpoints in ../runs/gpu/context_edit/<name>: a run longer than one sitting (L = 128 at C = 8)
         # stops at TRAIN_SECONDS (default 590) and the same command continues it
         stage=${STAGE:-slot_cost=0 min_query_delay=2 max_query_delay=8}
-        name=curriculum${STAGE:+-$(echo "$STAGE" | tr ' =' '-_')}-${ALGO:-ppo-dcpo}-${TASK:-KVUpdate}-L${STREAM:-64}-C${BUDGET:-8}${EDIT_HEAD:+-$EDIT_HEAD}
+        stage=${stage//,/ }  # commas for spaces, where a caller cannot pass spaces
+        name=curriculum${STAGE:+-$(echo "$STAGE" | sed 's/[ ,]/-/g; s/=/_/g; s/[.]/p/g')}-${ALGO:-ppo-dcpo}-${TASK:-KVUpdate}-L${STREAM:-64}-C${BUDGET:-8}${EDIT_HEAD:+-$EDIT_HEAD}
         run "${TRAIN_SECONDS:-590}" context_edit.py --task "${TASK:-KVUpdate}" --scale full --budgets "${BUDGET:-8}" \
             ${EXTRA:-} --streams "${STREAM:-64}" --updates 1500 --algos "${ALGO:-ppo-dcpo}" --handoff 0.667 \
             --train-env-params $stage --train-params curriculum_updates=400 \
