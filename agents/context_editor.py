@@ -187,6 +187,10 @@ def make_context_editor(
             "the context editor needs a context-editing task (observation [C + 1, 5], action "
             f"MultiDiscrete [4, C, C + 1, V]); got observation {shape} and action sizes {sizes}"
         )
+    if not isinstance(relations, bool):  # from the command line "true" arrives as a string
+        raise ValueError(f"relations must be True or False, got {relations!r}")
+    if edit_head not in ("factored", "joint"):
+        raise ValueError(f"edit_head must be 'factored' or 'joint', got {edit_head!r}")
     high = np.asarray(observation_space.high)  # rows [tag, tok1, tok2, tok3, age]
     num_values = sizes[3]
     num_keys = int(high[..., 1:-1].max()) - num_values
@@ -196,10 +200,6 @@ def make_context_editor(
         num_keys=num_keys, num_values=num_values, max_age=max_age, num_tags=num_tags, query_tags=QUERY_TAGS,
         features=hidden_size, num_layers=num_layers, num_heads=num_heads, edit_head=edit_head, relations=relations,
     )  # fmt: skip
-    if not isinstance(relations, bool):  # from the command line "true" arrives as a string
-        raise ValueError(f"relations must be True or False, got {relations!r}")
-    if edit_head not in ("factored", "joint"):
-        raise ValueError(f"edit_head must be 'factored' or 'joint', got {edit_head!r}")
     if editor.features % editor.num_heads:
         raise ValueError(f"hidden_size ({hidden_size}) must be divisible by num_heads ({editor.num_heads})")
     return editor
