@@ -14,6 +14,8 @@ from pathlib import Path
 
 import jax
 
+from mnemax.train.run_dir import RunDirectory
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -135,8 +137,7 @@ def resume_settings(run_path: Path, resume: bool) -> dict:
     """The trainer's ``resume`` and ``overwrite`` for a run in ``run_path`` of a benchmark asked to
     ``resume``: continue from the run's checkpoint if it has one; a run stopped before its first checkpoint
     (while it compiled) starts again over what it left. Without ``resume`` an existing run is refused."""
-    checkpoints = run_path / "checkpoints"
-    saved = checkpoints.is_dir() and any(step.name.isdigit() for step in checkpoints.iterdir())
+    saved = RunDirectory(run_path).has_checkpoint
     return dict(resume=resume and saved, overwrite=resume and not saved)
 
 

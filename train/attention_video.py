@@ -28,6 +28,7 @@ from mnemax.envs.core import wrappers
 from mnemax.envs.tools.command_line import UserError, parse_dataclass, reported_errors
 from mnemax.envs.tools.video import write_video
 from mnemax.train.checkpoint import Checkpointer
+from mnemax.train.run_dir import RunDirectory
 from mnemax.train import algorithms
 from mnemax.train.config import TrainConfig
 from mnemax.train.loop import saved_config
@@ -90,7 +91,7 @@ def load_run(run_dir: str | Path) -> tuple[TrainConfig, OnPolicy, Any]:
     device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     shapes = jax.eval_shape(lambda: jax.lax.map(algorithm.init, keys))
     target = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), shapes)
-    checkpointer = Checkpointer(run_dir / "checkpoints")
+    checkpointer = Checkpointer(RunDirectory(run_dir).checkpoints)
     try:
         _, runner = checkpointer.restore_latest(target, set_aside=False)
     finally:

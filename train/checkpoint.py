@@ -24,6 +24,15 @@ from mnemax.envs.tools.command_line import UserError
 CORRUPT_DIR = "corrupt-checkpoints"
 
 
+def saved_steps(directory: str | Path) -> list[int]:
+    """The steps of the checkpoints under ``directory``, oldest first (orbax names a finished checkpoint's
+    folder after its step), read without opening a manager, which would create the directory."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    return sorted(int(path.name) for path in directory.iterdir() if path.name.isdigit())
+
+
 class Checkpointer:
     """Keeps the last ``max_to_keep`` checkpoints of a run under ``directory``, indexed by log interval."""
 

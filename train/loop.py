@@ -179,7 +179,7 @@ def restore_run(run_dir: str | Path, config: TrainConfig | None = None) -> tuple
         UserError: when ``run_dir`` is not a run directory or holds no intact checkpoint.
     """
     trainer = build_trainer(config or saved_config(run_dir))
-    checkpointer = Checkpointer(Path(run_dir) / "checkpoints")
+    checkpointer = Checkpointer(RunDirectory(run_dir).checkpoints)
     try:
         _, runner = checkpointer.restore_latest(trainer.init(), set_aside=False)
     finally:

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from mnemax.envs.tools.command_line import UserError
+from mnemax.train.checkpoint import saved_steps
 from mnemax.train.logger import METRICS_FILE
 
 LOCK_FILE = ".lock"
@@ -35,6 +36,11 @@ class RunDirectory:
     @property
     def checkpoints(self) -> Path:
         return self.path / CHECKPOINT_DIR
+
+    @property
+    def has_checkpoint(self) -> bool:
+        """Whether the run saved a checkpoint (one stopped while it compiled has none)."""
+        return bool(saved_steps(self.checkpoints))
 
     def lock(self) -> None:
         """Take the run's lock, or raise :class:`UserError` naming the process that holds it."""
