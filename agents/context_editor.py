@@ -102,6 +102,19 @@ class ContextEditor(nn.Module):
         slot = jnp.where(edit == 0, 0, (edit - 1) // 3)
         return jnp.concatenate([op[..., None], slot[..., None], rest], axis=-1)
 
+    @nn.nowrap
+    def agent_action(self, action: jax.Array, relevant: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """The inverse of :meth:`env_action`, for a teacher's action ``[..., 4]`` and the mask of its
+        components that matter (``[..., 4]``, as :func:`~mnemax.envs.tasks.context_edit_curators.demonstration`
+        gives them): both in this network's format. The joint edit matters where the op or the slot does."""
+        if self.edit_head == "factored":
+            return action, relevant
+        op, slot = action[..., 0], action[..., 1]
+        edit = jnp.where(op == 0, 0, 1 + 3 * slot + (op - 1))
+        action = jnp.concatenate([edit[..., None], action[..., 2:]], axis=-1)
+        relevant = jnp.concatenate([relevant[..., :1] | relevant[..., 1:2], relevant[..., 2:]], axis=-1)
+        return action, relevant
+
     @nn.compact
     def __call__(self, carry, obs, resets):
         d = self.features

@@ -173,7 +173,7 @@ def train_one(scale: dict, method: str, env_params: dict, run_dir: str, key: jax
             stages = {"handoff": scale["handoff"], "reader_config": dataclasses.asdict(reader_config)}
             config = train_config(scale, "dcpo", env_params, run_dir, scale["updates"] - first, resume,
                                   run_name=f"{name}-curator", init_from=str(reader.run_dir), curriculum_updates=0,
-                                  train_env_params={})  # fmt: skip
+                                  train_env_params={}, kickstart_coef=0.0, kickstart_updates=0)  # fmt: skip
             result = train(config)
             parts = (reader, result)
         else:

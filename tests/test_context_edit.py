@@ -384,3 +384,25 @@ def test_memory_is_needed(env_id):
     accuracy = np.mean(table[keys] == targets)
     chance = 1.0 / params.num_values
     assert abs(accuracy - chance) < 4 * np.sqrt(chance * (1 - chance) / len(targets)), accuracy
+
+
+def test_demonstration_is_the_oracle_and_marks_what_its_action_depends_on():
+    """The teacher's action (for kickstarting a learner) is the oracle curator's; the mask says which of
+    ``[op, slot, source, answer]`` it depends on: a merge all but the answer, a write its slot, a keep
+    only the op, a query's delete its slot and its answer."""
+    env, params = mnemax.envs.make("ContextEdit-MultiHop-v0", context_size=2, max_open=2)
+    k, v = (lambda i: 1 + i), (lambda i: 1 + params.num_keys + i)
+    link = [FACT, k(0), k(1), 0, 3]  # k0 -> k1, 3 steps old
+    compound = [COMPOUND, k(0), k(1), v(5), 1]
+    cases = [  # (slots, current item, expected action, relevant)
+        ([link, [0] * 5], [FACT, k(1), v(5), 0, 0], (MERGE, 0, 2), (1, 1, 1, 0)),
+        ([link, [0] * 5], [DISTRACTOR, k(4), v(2), 0, 0], (NOOP,), (1, 0, 0, 0)),
+        ([link, [0] * 5], [FACT, k(6), k(7), 0, 0], (WRITE, 1), (1, 1, 0, 0)),
+        ([[0] * 5, compound], [CHAIN_QUERY, k(0), 0, 0, 0], (DELETE, 1, 2, 5), (1, 1, 0, 1)),
+    ]
+    for slots, item, expected, relevant in cases:
+        obs = jnp.array(slots + [item], jnp.int32)
+        action, mask = env.demonstration(obs, params)
+        np.testing.assert_array_equal(action, curators.perfect_curator(obs, params))
+        assert tuple(np.asarray(action)[: len(expected)]) == expected, (item, action)
+        assert tuple(np.asarray(mask).astype(int)) == relevant, (item, mask)

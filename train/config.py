@@ -213,6 +213,13 @@ class TrainConfig(RunConfig):
     ent_coef: float = option(0.05, ge=0.0)
     """entropy bonus; memory tasks with one late decision (T-Maze) need more exploration than 0.01 gives"""
     max_grad_norm: float = option(0.5, gt=0.0)
+    kickstart_coef: float = option(0.0, ge=0.0)
+    """weight of a teacher's cross-entropy on the states the agent visits (kickstarting, Schmitt et al.
+    2018): the task's scripted demonstration (an environment's `demonstration`, e.g. the context-editing
+    oracle) is added to the loss as `-kickstart_coef * log pi(teacher's action)`, over the action
+    components the teacher says matter; its weight falls linearly to 0 over `kickstart_updates`"""
+    kickstart_updates: int = option(0, ge=0)
+    """updates over which the teacher's weight falls from `kickstart_coef` to 0 (0: constant for the run)"""
 
     @property
     def name(self) -> str:
@@ -263,6 +270,8 @@ class TrainConfig(RunConfig):
             raise ValueError(f"bptt_length ({self.bptt_length}) must divide num_steps ({self.num_steps})")
         if self.curriculum_updates and not self.train_env_params:
             raise ValueError("curriculum_updates needs train_env_params: the task its first updates play")
+        if self.kickstart_updates and not self.kickstart_coef:
+            raise ValueError("kickstart_updates needs kickstart_coef: the teacher's weight to anneal")
         if self.num_envs % (self.num_minibatches * num_devices):
             raise ValueError(
                 f"num_envs ({self.num_envs}) must be divisible by num_minibatches ({self.num_minibatches}) "

@@ -162,7 +162,10 @@ class DCPO(OnPolicy):
             "approx_kl": mean(approx_kl(log_prob, t.log_prob)),
             "clip_fraction": mean(jnp.abs(ratio - 1.0) > self.config.clip_eps),
         }
-        return policy_loss - self.config.ent_coef * entropy, stats
+        kickstart = self.kickstart_loss(logits, t)
+        if self.config.kickstart_coef:
+            stats["kickstart_loss"] = kickstart
+        return policy_loss - self.config.ent_coef * entropy + kickstart, stats
 
     def prepare(self, transitions: Transition) -> tuple[Segments, jax.Array, jax.Array]:
         """Segments, per-trajectory returns ``[N]`` and per-step advantages ``[T, N]`` of a flat rollout."""

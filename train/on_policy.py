@@ -97,6 +97,8 @@ class OnPolicy:
             _check_same_spaces(env, self.env_params, self.eval_env_params)
             if config.curriculum_updates:
                 _check_switchable(self.env_params, self.eval_env_params)
+        if config.kickstart_coef:
+            _check_teacher(env, config)
         if config.prev_action_reward:
             env = wrappers.PreviousActionReward(env)
         self.env = env
@@ -108,6 +110,11 @@ class OnPolicy:
             memory=config.memory, memory_config=config.memory_config, **config.agent_fields(),
         )  # fmt: skip
         self._discrete = isinstance(self.action_space, spaces.Discrete)
+        if config.kickstart_coef and hasattr(self.network, "env_action") and not hasattr(self.network, "agent_action"):
+            raise ValueError(
+                "kickstart_coef: the teacher acts in the task's action format, and this agent's actions are its "
+                "own without a way back (`agent_action`)"
+            )
         self.optimizer = self.make_optimizer()  # one instance: it is part of the state's tree structure
 
     # ------------------------------------------------------------------ to implement
@@ -213,8 +220,39 @@ class OnPolicy:
         state = (runner.env_state, runner.obs, runner.carry, runner.reset)
         state, (carries, transitions) = jax.lax.scan(window, state, jax.random.split(rollout_key, num_windows))
         env_state, obs, carry, reset = state
+        if c.kickstart_coef:
+            transitions = self.demonstrate(transitions, env_params, runner.update)
         runner = runner.replace(env_state=env_state, obs=obs, carry=carry, reset=reset, key=key)
         return runner, carries, transitions
+
+    def demonstrate(self, transitions: Transition, env_params, update: jax.Array) -> Transition:
+        """Label every visited state with the teacher's action (the task's ``demonstration``), in
+        ``extras["demo_action"]`` ``[..., K]``, and ``extras["demo_weight"]`` ``[..., K]``: the teacher's
+        weight at this update on the components that matter, 0 on the rest."""
+        c = self.config
+        weight = jnp.float32(c.kickstart_coef)
+        if c.kickstart_updates:
+            weight = weight * jnp.maximum(0.0, 1.0 - update / c.kickstart_updates)
+        demo = lambda obs: self.env.demonstration(obs, env_params)  # noqa: E731
+        batch_shape = transitions.action.shape[:-1]
+        obs = transitions.obs.reshape((-1,) + transitions.obs.shape[len(batch_shape):])
+        action, relevant = jax.vmap(demo)(obs)
+        if hasattr(self.network, "agent_action"):  # an agent whose actions are not the task's
+            action, relevant = self.network.agent_action(action, relevant)
+        extras = {
+            "demo_action": action.reshape(transitions.action.shape),
+            "demo_weight": weight * relevant.reshape(transitions.action.shape).astype(jnp.float32),
+        }
+        return transitions._replace(extras={**transitions.extras, **extras})
+
+    def kickstart_loss(self, logits: jax.Array, t: Transition) -> jax.Array:
+        """The teacher's term (0 without one): the mean over steps of ``-sum_k w_k log pi_k(teacher's
+        action_k)``, ``w`` the weights :meth:`demonstrate` stored (``[..., K]``, with ``logits [..., K, N]``)."""
+        if not self.config.kickstart_coef:
+            return jnp.float32(0.0)
+        logp = jax.nn.log_softmax(logits, axis=-1)
+        chosen = jnp.take_along_axis(logp, t.extras["demo_action"][..., None], axis=-1)[..., 0]
+        return -(chosen * t.extras["demo_weight"]).sum(-1).mean()
 
     def flat(self, windowed):
         """Leaves ``[C, L, N, ...] -> [T, N, ...]``: the rollout in time order."""
@@ -285,6 +323,14 @@ def clipped_objective(log_prob, old_log_prob, adv, clip_eps: float) -> tuple[jax
     ratio = jnp.exp(log_prob - old_log_prob)
     clipped = jnp.clip(ratio, 1.0 - clip_eps, 1.0 + clip_eps)
     return jnp.minimum(ratio * adv, clipped * adv), ratio
+
+
+def _check_teacher(env, config: TrainConfig) -> None:
+    """Kickstarting needs a task with a ``demonstration`` that sees what the agent sees."""
+    if not hasattr(env, "demonstration"):
+        raise ValueError(f"kickstart_coef: {config.env} has no scripted demonstration to learn from")
+    if config.prev_action_reward:
+        raise ValueError("kickstart_coef: the teacher reads the task's own observations, not prev_action_reward's")
 
 
 def _check_switchable(train_params, eval_params) -> None:

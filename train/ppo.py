@@ -134,7 +134,8 @@ class PPO(OnPolicy):
         # The barrier is budgeted per episode: in a task where one wrong step loses the episode, the
         # exploration it buys must shrink with the episode's length (as epsilon = 1 / T in Ni et al. 2023).
         barrier = distributions.mean_log_prob(logits).mean() / mean_episode_length(t)
-        total = policy_loss + c.vf_coef * value_loss - c.ent_coef * entropy - c.barrier_coef * barrier
+        kickstart = self.kickstart_loss(logits, t)
+        total = policy_loss + c.vf_coef * value_loss - c.ent_coef * entropy - c.barrier_coef * barrier + kickstart
         stats = {
             "policy_loss": policy_loss,
             "value_loss": value_loss,
@@ -143,6 +144,8 @@ class PPO(OnPolicy):
             "approx_kl": approx_kl(log_prob, t.log_prob).mean(),
             "clip_fraction": (jnp.abs(ratio - 1.0) > c.clip_eps).mean(),
         }
+        if c.kickstart_coef:
+            stats["kickstart_loss"] = kickstart
         if c.aux_reconstruction > 0:
             total = total + c.aux_reconstruction * reconstruction
             stats["reconstruction_loss"] = reconstruction

@@ -256,6 +256,13 @@ class ContextEdit(Environment[ContextEditState, ContextEditParams]):
             if not holds:
                 raise ValueError(f"{field} must be {rule}, got {getattr(p, field)!r}")
 
+    def demonstration(self, obs: jax.Array, params: ContextEditParams) -> tuple[jax.Array, jax.Array]:
+        """A teacher's action for one observation and the components of it that matter:
+        :func:`mnemax.envs.tasks.context_edit_curators.demonstration` (the oracle curator)."""
+        from mnemax.envs.tasks import context_edit_curators  # it imports this module
+
+        return context_edit_curators.demonstration(obs, params)
+
     # ----------------------------------------------------------------- dynamics
     def _arrive(self, threads, seed, t, params):
         """Stream item ``t`` (an empty row once the stream is over)."""

@@ -6,7 +6,8 @@
   has been asked about, ignores distractors, and answers from its context. It answers every query with
   ``needed`` slots occupied, the least any agent that answers every query can hold.
   :func:`perfect_without_merges` follows the same rules with writes in place of merges (how much of a
-  task needs the merge op).
+  task needs the merge op). :func:`demonstration` gives its action to a learner as a teacher's, with the
+  components of it that matter.
 * :func:`keep_latest` (FIFO) writes every item into a free slot or over the oldest one: the last ``k``
   items, a truncated transcript. It loses facts queried long after they appeared.
 * :func:`keep_everything` writes every item into a free slot: the whole transcript. It needs
@@ -103,6 +104,16 @@ def perfect_curator(obs: jax.Array, params: ContextEditParams) -> jax.Array:
     )
     slot = jnp.where(op == WRITE, free, partner)
     return _action(op, slot, size, answer)
+
+
+def demonstration(obs: jax.Array, params: ContextEditParams) -> tuple[jax.Array, jax.Array]:
+    """The oracle's action as a teacher's (see ``kickstart_coef`` in :mod:`mnemax.train.config`):
+    ``(action int32[4], relevant bool[4])``, where ``relevant`` marks the components the action depends on:
+    the op always, the slot unless the op is keep, the source of a merge only, the answer at queries only."""
+    action = perfect_curator(obs, params)
+    op, kind = action[0], obs[params.context_size, 0]
+    relevant = jnp.stack([True, op != NOOP, op == MERGE, (kind == QUERY) | (kind == CHAIN_QUERY)])
+    return action, relevant
 
 
 def perfect_without_merges(obs: jax.Array, params: ContextEditParams) -> jax.Array:
