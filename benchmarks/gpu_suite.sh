@@ -456,15 +456,18 @@ case $part in
          # STAGE replaces the first stage's task changes (e.g. STAGE=slot_cost=0 keeps the task's delays, so a
          # MultiHop context at C = 4 fills up and merging links pays; items may be separated by commas), and
          # names the report after itself;
-         # EDIT_HEAD=joint trains the editor with op and slot as one choice (the report says -joint). Runs keep
-        # their checkpoints in ../runs/gpu/context_edit/<name>: a run longer than one sitting (L = 128 at C = 8)
-        # stops at TRAIN_SECONDS (default 590) and the same command continues it
+         # EDIT_HEAD=joint trains the editor with op and slot as one choice (the report says -joint);
+         # KICKSTART=COEF adds the oracle as a teacher over the first stage's updates (kickstart_coef, annealed
+         # to 0 by the end of the stage; the report says -kickstart). Runs keep
+         # their checkpoints in ../runs/gpu/context_edit/<name>: a run longer than one sitting (L = 128 at C = 8)
+         # stops at TRAIN_SECONDS (default 590) and the same command continues it
         stage=${STAGE:-slot_cost=0 min_query_delay=2 max_query_delay=8}
         stage=${stage//,/ }  # commas for spaces, where a caller cannot pass spaces
-        name=curriculum${STAGE:+-$(echo "$STAGE" | sed 's/[ ,]/-/g; s/=/_/g; s/[.]/p/g')}-${ALGO:-ppo-dcpo}-${TASK:-KVUpdate}-L${STREAM:-64}-C${BUDGET:-8}${EDIT_HEAD:+-$EDIT_HEAD}
+        name=curriculum${STAGE:+-$(echo "$STAGE" | sed 's/[ ,]/-/g; s/=/_/g; s/[.]/p/g')}-${ALGO:-ppo-dcpo}-${TASK:-KVUpdate}-L${STREAM:-64}-C${BUDGET:-8}${EDIT_HEAD:+-$EDIT_HEAD}${KICKSTART:+-kickstart}
         run "${TRAIN_SECONDS:-590}" context_edit.py --task "${TASK:-KVUpdate}" --scale full --budgets "${BUDGET:-8}" \
             ${EXTRA:-} --streams "${STREAM:-64}" --updates 1500 --algos "${ALGO:-ppo-dcpo}" --handoff 0.667 \
             --train-env-params $stage --train-params curriculum_updates=400 \
+            ${KICKSTART:+kickstart_coef=$KICKSTART kickstart_updates=400} \
             ${EDIT_HEAD:+"agent_config={'edit_head':'$EDIT_HEAD'}"} --max-seconds 60 \
             --run-dir "../runs/gpu/context_edit/$name" --resume ${label:+--device-label $label-$name}
         ;;
