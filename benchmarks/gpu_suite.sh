@@ -307,8 +307,9 @@ case $part in
         run 500 ppo_profile.py --max-seconds 420 $flag
         ;;
     34)  # pixel Mortar Mayhem Grid, GRU, the `memory_gym` preset, 1.64e8 steps, in pieces as part 30, one seed
-         # at a time (40 MB of checkpoint per seed; FIRST_SEED picks it); a log interval takes ~60-110 s
-         # here, so a piece stops earlier. RUNS picks another run of the preset, e.g. MortarMayhem-Grid-gru_bf16
+         # at a time (40 MB of checkpoint per seed; FIRST_SEED picks it); a log interval takes ~50-110 s
+         # here, and a piece stopped by TRAIN_SECONDS ends its interval before it saves, so TRAIN_SECONDS must
+         # leave one interval and the start-up below an outer limit (480 s fit a 600 s call; 545 did not). RUNS picks another run of the preset, e.g. MortarMayhem-Grid-gru_bf16
          # (bfloat16 compute) or MysteryPath-Grid-trxl_bf16. Once the run has trained all its steps: a GIF of
          # a greedy episode for docs/gallery, named after the run without its _bf16.
         piece memory_gym "${RUNS:-MortarMayhem-Grid-gru}" 1 400

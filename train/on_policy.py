@@ -235,7 +235,7 @@ class OnPolicy:
             weight = weight * jnp.maximum(0.0, 1.0 - update / c.kickstart_updates)
         demo = lambda obs: self.env.demonstration(obs, env_params)  # noqa: E731
         batch_shape = transitions.action.shape[:-1]
-        obs = transitions.obs.reshape((-1,) + transitions.obs.shape[len(batch_shape):])
+        obs = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[len(batch_shape) :]), transitions.obs)
         action, relevant = jax.vmap(demo)(obs)
         if hasattr(self.network, "agent_action"):  # an agent whose actions are not the task's
             action, relevant = self.network.agent_action(action, relevant)
