@@ -402,7 +402,9 @@ def run_one(
                     progress=False, eval_episodes=256, **resume_settings(path, resume))  # fmt: skip
     preset = spec.pop("preset", "")
     config = PPOConfig.from_preset(preset, **spec, **settings) if preset else PPOConfig(**spec, **settings)
-    clock = SittingClock(path / "wall_seconds.txt", config.resume)
+    # the requested resume, not config.resume: a sitting stopped before the first checkpoint (compiling) took
+    # time too, although its run starts again (as context_edit.py counts it)
+    clock = SittingClock(path / "wall_seconds.txt", resume)
     try:
         result = train(config)
     except TrainingDiverged as error:  # recorded, so that the grid goes on and the table says what happened
