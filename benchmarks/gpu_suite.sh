@@ -87,9 +87,13 @@ run() {  # one benchmark; a failure is reported and the next one still runs
     fi
 }
 
-piece() {  # PRESET RUN SEEDS SECONDS: one piece of a long learning run (part 30 says how pieces work)
-    run "${TRAIN_SECONDS:-$4}" learning_curves.py --preset "$1" --runs "$2" --seeds "${SEEDS:-$3}" \
-        --first-seed "${FIRST_SEED:-0}" --max-seconds 10 --run-dir ../runs/gpu --resume --update $flag
+piece() {  # PRESET RUN SEEDS SECONDS: one piece of a long learning run (part 30 says how pieces work); the
+    # trainer stops itself before a log interval would overrun SECONDS - 60 (start-up and the end's evaluation
+    # take the rest), and the outer timeout stays as a backstop
+    local seconds=${TRAIN_SECONDS:-$4}
+    run "$seconds" learning_curves.py --preset "$1" --runs "$2" --seeds "${SEEDS:-$3}" \
+        --first-seed "${FIRST_SEED:-0}" --max-seconds 10 --time-limit $((seconds - 60)) --run-dir ../runs/gpu \
+        --resume --update $flag
 }
 
 gallery_gif() {  # RUN NAME STEPS: when run RUN of --run-dir ../runs/gpu has trained all its steps, a GIF of
@@ -308,9 +312,10 @@ case $part in
         ;;
     34)  # pixel Mortar Mayhem Grid, GRU, the `memory_gym` preset, 1.64e8 steps, in pieces as part 30, one seed
          # at a time (40 MB of checkpoint per seed; FIRST_SEED picks it); a log interval takes ~50-110 s
-         # here, and a piece stopped by TRAIN_SECONDS ends its interval before it saves, so TRAIN_SECONDS must
-         # leave one interval and the start-up below an outer limit (480 s fit a 600 s call; 545 did not). RUNS picks another run of the preset, e.g. MortarMayhem-Grid-gru_bf16
-         # (bfloat16 compute) or MysteryPath-Grid-trxl_bf16. Once the run has trained all its steps: a GIF of
+         # here. A piece stops itself at the last log interval that ends within TRAIN_SECONDS - 60 s (`piece`);
+         # give TRAIN_SECONDS about 30 s under an outer limit (before --time-limit, a SIGTERM at 545 s let
+         # the interval run on past a 600 s limit and the piece was lost). RUNS picks another run of the
+         # preset, e.g. MortarMayhem-Grid-gru_bf16 (bfloat16 compute) or MysteryPath-Grid-trxl_bf16. Once the run has trained all its steps: a GIF of
          # a greedy episode for docs/gallery, named after the run without its _bf16.
         piece memory_gym "${RUNS:-MortarMayhem-Grid-gru}" 1 400
         gallery_gif "${RUNS:-MortarMayhem-Grid-gru}" "$(basename "${RUNS:-MortarMayhem-Grid-gru}" _bf16)" 160

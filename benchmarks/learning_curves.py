@@ -50,6 +50,7 @@ import dataclasses
 import fcntl
 import json
 import math
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -385,10 +386,11 @@ PRESETS: dict[str, list[dict]] = {
 
 
 def run_one(
-    spec: dict, seeds: int, steps_scale: float, run_dir: str, quick: bool, resume: bool = False, first_seed: int = 0
-) -> dict:
+    spec: dict, seeds: int, steps_scale: float, run_dir: str, quick: bool, resume: bool = False, first_seed: int = 0,
+    time_limit: float = 0.0,
+) -> dict:  # fmt: skip
     """Train one run of a preset, seeds ``first_seed .. first_seed + seeds - 1``; ``resume`` continues it from
-    a checkpoint in ``run_dir`` if it has one.
+    a checkpoint in ``run_dir`` if it has one; ``time_limit`` is the trainer's (seconds of training, 0: none).
 
     Raises :class:`RunInterrupted` (after writing ``wall_seconds.txt``) when a signal stopped it."""
     spec = dict(spec)
@@ -399,7 +401,7 @@ def run_one(
     directory = f"{name}-from-seed-{first_seed}" if first_seed else name
     path = Path(run_dir) / directory  # the trainer's directory for the run
     settings = dict(seed=first_seed, num_seeds=seeds, num_logs=25, run_name=directory, run_dir=run_dir, video=False,
-                    progress=False, eval_episodes=256, **resume_settings(path, resume))  # fmt: skip
+                    progress=False, eval_episodes=256, time_limit=time_limit, **resume_settings(path, resume))  # fmt: skip
     preset = spec.pop("preset", "")
     config = PPOConfig.from_preset(preset, **spec, **settings) if preset else PPOConfig(**spec, **settings)
     # the requested resume, not config.resume: a sitting stopped before the first checkpoint (compiling) took
@@ -417,7 +419,7 @@ def run_one(
         record = {"name": name, "status": status, "config": dataclasses.asdict(config), "seconds": seconds}
         if curve:  # the report shows how far it got
             record.update(steps=max(point["step"] for point in curve), curve=curve)
-        raise RunInterrupted(record) from error
+        raise RunInterrupted(record, error.exit_code) from error
     seconds = clock.save()
     curve = read_curve(path / "metrics.csv")
     steps_per_second = result.steps_per_second
@@ -440,11 +442,13 @@ def run_one(
 
 
 class RunInterrupted(Exception):
-    """A signal stopped a run; ``record`` is its entry for the report (status, config, the curve so far)."""
+    """A signal or the time limit stopped a run; ``record`` is its entry for the report (status, config, the
+    curve so far), ``exit_code`` the trainer's (124 for the time limit, 128 + the signal otherwise)."""
 
-    def __init__(self, record: dict):
+    def __init__(self, record: dict, exit_code: int):
         super().__init__(record["status"])
         self.record = record
+        self.exit_code = exit_code
 
 
 def read_curve(path: Path) -> list[dict]:
@@ -640,6 +644,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--update", action="store_true", help="merge into the existing report of --device-label")
     parser.add_argument("--run-dir", help="keep the runs' checkpoints here (default: a temporary directory)")
     parser.add_argument("--resume", action="store_true", help="continue runs from their checkpoints in --run-dir")
+    parser.add_argument(
+        "--time-limit", type=float, default=0.0,
+        help="seconds each run may train in this sitting: it stops with a checkpoint before a log interval would "
+        "overrun them (the trainer's time_limit; 0: none)",
+    )  # fmt: skip
     parser.add_argument("--pending", action="store_true", help="leave out runs the report already holds measured")
     parser.add_argument("--shard", nargs=2, type=int, metavar=("K", "N"), help="keep every N-th run, from the K-th")
     args = parser.parse_args(argv)
@@ -674,7 +683,9 @@ def main(argv=None) -> dict:
                 continue
             print(f"{spec['name']} ...", flush=True)
             try:
-                run = run_one(spec, args.seeds, args.steps_scale, run_dir, args.quick, args.resume, args.first_seed)
+                run = run_one(
+                    spec, args.seeds, args.steps_scale, run_dir, args.quick, args.resume, args.first_seed, args.time_limit
+                )
                 stopped_by = run.pop("stopped_by", None)
                 runs.append({**run, **provenance})
             except RunInterrupted as stop:  # recorded (an earlier measured run of the name is kept), then out
@@ -696,4 +707,5 @@ if __name__ == "__main__":
     try:
         main()
     except RunInterrupted as error:  # the report already says which run stopped and how to go on
-        raise SystemExit(f"learning_curves.py: {error}") from None
+        print(f"learning_curves.py: {error}", file=sys.stderr)
+        sys.exit(error.exit_code)

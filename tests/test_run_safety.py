@@ -413,6 +413,21 @@ def test_signals_save_a_checkpoint_and_resume_continues(tmp_path):
     assert len(_steps(run)) == 2 and _steps(run)[0] == step // STEPS_PER_INTERVAL and _steps(run)[1] > _steps(run)[0]
 
 
+def test_a_time_limit_stops_with_a_checkpoint_before_an_interval_would_overrun_it(tmp_path):
+    """``time_limit``: the run stops at the last log after which another interval would end past the limit
+    (here the first: any interval overruns a millisecond), with a checkpoint and exit code 124; ``--resume``
+    without the limit trains the rest to the same result as an uninterrupted run."""
+    config = tiny(tmp_path, run_name="limited", time_limit=1e-3)
+    with pytest.raises(loop.TrainingInterrupted, match=r"stopped at step 128: another log interval .* time limit") as stop:
+        train(config)
+    assert stop.value.exit_code == loop.TIME_LIMIT_EXIT_CODE == 124
+    assert _steps(tmp_path / "runs" / "limited") == [1]
+    resumed = train(dataclasses.replace(config, time_limit=0.0, resume=True))
+    whole = train(tiny(tmp_path, run_name="whole", time_limit=1e6))  # a limit never reached changes nothing
+    assert resumed.steps == whole.steps == config.total_steps
+    jax.tree_util.tree_map(np.testing.assert_array_equal, resumed.runner.train_state.params, whole.runner.train_state.params)
+
+
 def test_a_signal_as_a_run_ends_lets_its_evaluation_finish(finished, tmp_path, monkeypatch):
     """SIGTERM after the last checkpoint (here while the curve is plotted) does not lose the run's result: the
     evaluation finishes, and the result names the signal, so that a caller with more runs starts none."""

@@ -134,6 +134,10 @@ class RunConfig:
     checkpoint_minutes: float = option(10.0, ge=0.0, resumable=True)
     """also save one at the first log this many minutes after the last (0: by log count only); Ctrl-C and
     SIGTERM save one too"""
+    time_limit: float = option(0.0, ge=0.0, resumable=True)
+    """seconds this process may train (0: no limit): at the last log after which one more log interval would
+    end past it, the run saves a checkpoint and stops (exit code 124, as `timeout`'s); `--resume` continues.
+    For jobs with a wall-clock limit: leave room for start-up before training and for the final evaluation"""
     resume: bool = option(False, resumable=True)
     """continue the run in `run_dir/run_name` from its last intact checkpoint"""
     overwrite: bool = option(False, resumable=True)

@@ -95,11 +95,16 @@ class TrainingDiverged(ReportedError):
 
 
 class TrainingInterrupted(ReportedError):
-    """SIGINT or SIGTERM stopped the run after it saved a checkpoint; ``resume=True`` continues it."""
+    """SIGINT, SIGTERM or ``time_limit`` stopped the run after it saved a checkpoint; ``resume=True``
+    continues it. ``exit_code``: ``128 + signal`` (the shell's convention for a process ended by a signal),
+    or ``TIME_LIMIT_EXIT_CODE``."""
 
-    def __init__(self, message: str, signum: int):
+    def __init__(self, message: str, exit_code: int):
         super().__init__(message)
-        self.exit_code = 128 + signum  # the shell's convention for a process ended by a signal
+        self.exit_code = exit_code
+
+
+TIME_LIMIT_EXIT_CODE = 124  # as `timeout`'s: the run ran out of its time and may continue
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -110,6 +115,7 @@ def train(config: TrainConfig) -> TrainResult:
         TrainingDiverged: when the losses, returns or parameters of an update are not finite.
         TrainingInterrupted: after SIGINT or SIGTERM, once a checkpoint is saved.
     """
+    started = time.monotonic()  # what time_limit counts from
     trainer = build_trainer(config)  # validates the config and builds env and agent before any compilation
     run = RunDirectory(Path(config.run_dir) / config.name)
     main = jax.process_index() == 0
@@ -130,7 +136,7 @@ def train(config: TrainConfig) -> TrainResult:
             elif config.init_from:
                 runner = _start_from(runner, Path(config.init_from))
             runner, steps_per_second, received = _train_intervals(
-                config, trainer, runner, start, run.path, checkpointer, main
+                config, trainer, runner, start, run.path, checkpointer, main, started
             )
         finally:
             checkpointer.close()
@@ -218,11 +224,12 @@ def saved_config(run_dir: str | Path) -> TrainConfig:
 
 
 def _train_intervals(
-    config, trainer, runner, start, run_dir, checkpointer, main
+    config, trainer, runner, start, run_dir, checkpointer, main, started
 ) -> tuple[RunnerState, float, int | None]:
     """Log intervals ``start ..``: train, log, stop if anything became non-finite, save a checkpoint when
-    due (by count, by clock, at the end, on a signal). Returns the final state, the throughput
-    (compilation excluded) and the signal that arrived during the last interval, if one did."""
+    due (by count, by clock, at the end, on a signal or when the next interval would overrun ``time_limit``
+    seconds from ``started``). Returns the final state, the throughput (compilation excluded) and the signal
+    that arrived during the last interval, if one did."""
     steps_per_interval = config.updates_per_log * config.steps_per_update
     total = config.num_log_intervals * steps_per_interval
     logger = RunLogger(run_dir, total, start * steps_per_interval, config.progress, enabled=main)
@@ -245,16 +252,23 @@ def _train_intervals(
                 done = interval + 1 == config.num_log_intervals
                 due = done or (interval + 1) % config.checkpoint_every == 0
                 late = config.checkpoint_minutes > 0 and time.monotonic() - last_save >= 60 * config.checkpoint_minutes
-                save, stop = _agree(due or late, signals.received is not None)
+                # The next interval should take as long as this one (the first, compiling, overestimates it).
+                overrun = config.time_limit > 0 and time.monotonic() - started + seconds > config.time_limit
+                save, stop, out_of_time = _agree(due or late, signals.received is not None or overrun, overrun)
                 if save or stop:
                     checkpointer.save(interval + 1, runner)
                     last_save, saved = time.monotonic(), interval + 1
                 if stop and not done:
+                    saved_in = f"checkpoint saved in {checkpointer.directory}, continue with --resume"
+                    if out_of_time and not signals.received:
+                        raise TrainingInterrupted(
+                            f"stopped at step {step:,}: another log interval (~{seconds:.0f} s) would end past the "
+                            f"time limit ({config.time_limit:g} s); {saved_in}",
+                            TIME_LIMIT_EXIT_CODE,
+                        )
                     signum = signals.received or signal.SIGTERM  # another process of a multi-host run got it
                     raise TrainingInterrupted(
-                        f"stopped by {signal.Signals(signum).name} at step {step:,}; checkpoint saved in "
-                        f"{checkpointer.directory}, continue with --resume",
-                        signum,
+                        f"stopped by {signal.Signals(signum).name} at step {step:,}; {saved_in}", 128 + signum
                     )
     finally:
         logger.close()
