@@ -173,7 +173,7 @@ def test_resumable_fields_are_declared_and_earlier_config_files_load():
     resumable = {field.name for field in dataclasses.fields(PPOConfig) if option_spec(field).resumable}
     assert resumable == {
         "resume", "overwrite", "debug", "distributed", "progress", "video", "video_dir", "video_steps",
-        "eval_episodes", "checkpoint_every", "checkpoint_minutes", "run_dir", "rollout_unroll", "init_from",
+        "eval_episodes", "checkpoint_every", "checkpoint_minutes", "run_dir", "rollout_unroll", "init_from", "time_limit",
     }  # fmt: skip
     saved = PPOConfig(memory="lstm")
     assert config_differences(saved, dataclasses.replace(saved, video_dir="v", run_dir="r", resume=True)) == {}
