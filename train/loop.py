@@ -113,7 +113,7 @@ def train(config: TrainConfig) -> TrainResult:
     Raises:
         UserError: for a configuration or run directory that cannot be used, before anything compiles.
         TrainingDiverged: when the losses, returns or parameters of an update are not finite.
-        TrainingInterrupted: after SIGINT or SIGTERM, once a checkpoint is saved.
+        TrainingInterrupted: after SIGINT or SIGTERM, or at ``time_limit``, once a checkpoint is saved.
     """
     started = time.monotonic()  # what time_limit counts from
     trainer = build_trainer(config)  # validates the config and builds env and agent before any compilation
