@@ -201,7 +201,8 @@ def test_every_float_option_is_checked_for_finiteness_and_range():
     floats = [f.name for f in dataclasses.fields(PPOConfig) if f.type in (float, "float")]
     assert sorted(floats) == sorted(float_options(PPOConfig))
     out_of_range = {"learning_rate": [0.0, 2.0], "gamma": [1.5, -0.1], "gae_lambda": [1.01], "clip_eps": [0.0],
-                    "ent_coef": [-0.1], "barrier_coef": [-0.1], "vf_coef": [-1.0], "aux_reconstruction": [-0.5], "max_grad_norm": [0.0], "checkpoint_minutes": [-1.0]}  # fmt: skip
+                    "ent_coef": [-0.1], "barrier_coef": [-0.1], "vf_coef": [-1.0], "aux_reconstruction": [-0.5], "max_grad_norm": [0.0], "checkpoint_minutes": [-1.0],
+                    "kickstart_coef": [-0.1], "time_limit": [-1.0]}  # fmt: skip
     for name in floats:
         for value in [math.nan, math.inf, -math.inf] + out_of_range[name]:
             with pytest.raises(ValueError, match=rf"^{name} must be a finite number"):
