@@ -24,10 +24,15 @@ def mode(logits: jax.Array) -> jax.Array:
     return jnp.argmax(logits, axis=-1).astype(jnp.int32)
 
 
+def component_log_probs(logits: jax.Array, actions: jax.Array) -> jax.Array:
+    """``log pi_k(actions_k)`` ``[..., K]``, one per component."""
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    return jnp.take_along_axis(logp, actions[..., None], axis=-1)[..., 0]
+
+
 def log_prob(logits: jax.Array, actions: jax.Array) -> jax.Array:
     """``log pi(actions)`` ``[...]``, summed over components."""
-    logp = jax.nn.log_softmax(logits, axis=-1)
-    return jnp.take_along_axis(logp, actions[..., None], axis=-1)[..., 0].sum(-1)
+    return component_log_probs(logits, actions).sum(-1)
 
 
 def entropy(logits: jax.Array) -> jax.Array:

@@ -250,8 +250,7 @@ class OnPolicy:
         action_k)``, ``w`` the weights :meth:`demonstrate` stored (``[..., K]``, with ``logits [..., K, N]``)."""
         if not self.config.kickstart_coef:
             return jnp.float32(0.0)
-        logp = jax.nn.log_softmax(logits, axis=-1)
-        chosen = jnp.take_along_axis(logp, t.extras["demo_action"][..., None], axis=-1)[..., 0]
+        chosen = distributions.component_log_probs(logits, t.extras["demo_action"])
         return -(chosen * t.extras["demo_weight"]).sum(-1).mean()
 
     def flat(self, windowed):
