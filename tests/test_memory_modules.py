@@ -775,7 +775,7 @@ def _rate_reference(module, params, x, resets):
     @jax.jit
     def run(tokens):  # one causal pass
         causal = jnp.tril(jnp.ones((1, tokens.shape[1], tokens.shape[1]), bool))
-        return transformer.apply({"params": p["blocks"]["transformer"]}, tokens, causal)
+        return transformer.apply({"params": p["blocks"]["transformer"]}, tokens, causal)[0]
 
     norm = jax.jit(lambda name, a: nn.LayerNorm().apply({"params": name}, a))
     embedded = np.asarray(x @ p["input"]["kernel"] + p["input"]["bias"])
