@@ -810,6 +810,30 @@ def test_rate_matches_its_segment_by_segment_definition(segment_length):
     np.testing.assert_allclose(y, _rate_reference(module, params, x, resets), rtol=2e-4, atol=2e-5)
 
 
+def test_rate_steps_and_calls_leave_the_same_cache():
+    """Single steps read cached keys and values; a multi-step call recomputes them at its end. Both give
+    the same carry, and steps after a multi-step call continue it exactly."""
+    module = mm.make("rate", features=F, num_layers=2, segment_length=3, memory_tokens=2)
+    x, resets = _inputs(seed=15, t=17)
+    resets = resets.at[7, 0].set(True)
+    params = module.init(jax.random.key(16), module.initialize_carry(B), x, resets)
+    apply = jax.jit(module.apply)
+    carry_all, y_all = apply(params, module.initialize_carry(B), x, resets)
+    carry = module.initialize_carry(B)
+    for t in range(x.shape[0]):
+        carry, _ = apply(params, carry, x[t : t + 1], resets[t : t + 1])
+    for stepped, called in zip(carry, carry_all):
+        np.testing.assert_allclose(stepped, called, rtol=1e-4, atol=1e-5)
+    assert np.abs(carry.keys).max() > 0  # a segment is under way: the cache is not empty
+
+    carry, y_first = apply(params, module.initialize_carry(B), x[:8], resets[:8])  # ends inside a segment
+    ys = [y_first]
+    for t in range(8, x.shape[0]):
+        carry, y = apply(params, carry, x[t : t + 1], resets[t : t + 1])
+        ys.append(y)
+    np.testing.assert_allclose(np.concatenate(ys), y_all, rtol=2e-4, atol=2e-5)
+
+
 def test_rate_memory_tokens_carry_the_past_across_segments():
     """Segments of 4 steps: outputs depend on every earlier step of the episode, including steps of earlier
     segments, which reach them only through the memory tokens; the tokens change only when a segment
