@@ -7,7 +7,7 @@
     python benchmarks/context_edit.py --scale full --budgets 4 --streams 64 --algos dcpo \
         --env-params slot_cost=0 --train-params num_envs=128 --device-label cpu-diagnosis-cost0  # one variant
     python benchmarks/context_edit.py --scale full --budgets 4 --streams 64 --algos ppo-dcpo --handoff 0.5
-    python benchmarks/context_edit.py --scale full --streams 128 --run-dir runs/ce --resume  # over sittings
+    python benchmarks/context_edit.py --scale full --streams 128 --run-dir runs/ce --resume --time-limit 500  # sittings
 
 On ``ContextEdit-<task>-v0`` (``--task``: KVUpdate, the default, MultiHop or Distractor), for every stream
 length ``L`` and context budget ``C`` of the scale:
@@ -29,8 +29,9 @@ what is needed and larger budgets only give the FIFO more room. Reported per met
 answers / queries), mean occupied slots per step, and episode return (answers minus the slot cost).
 Learned runs are started in order until ``--max-seconds`` is spent; the rest are recorded as skipped.
 With ``--run-dir`` the runs keep their checkpoints there: a run stopped by SIGTERM or SIGINT (an outer time
-limit) is recorded as interrupted, and the same command with ``--resume`` continues it where it stopped (a
-finished run is only scored again); wall time adds up over the sittings.
+limit, or ``--time-limit``, which stops training with a checkpoint before a log interval would overrun it) is
+recorded as interrupted, and the same command with ``--resume`` continues it where it stopped (a finished run
+is only scored again); wall time adds up over the sittings.
 Writes ``benchmarks/results/context_edit_<label>.json``, ``.md`` and ``.png`` (accuracy against mean
 occupied slots, one panel per stream length).
 """
@@ -159,25 +160,37 @@ def train_config(scale: dict, algo: str, env_params: dict, run_dir: str, updates
     return dataclasses.replace(config, **resume_settings(Path(run_dir) / config.name, resume))
 
 
-def train_one(scale: dict, method: str, env_params: dict, run_dir: str, key: jax.Array, resume: bool = False) -> dict:
-    """Train and score one learner; ``resume`` continues its runs from their checkpoints in ``run_dir``.
+def train_one(
+    scale: dict, method: str, env_params: dict, run_dir: str, key: jax.Array, resume: bool = False,
+    stop_at: float | None = None,
+) -> dict:  # fmt: skip
+    """Train and score one learner; ``resume`` continues its runs from their checkpoints in ``run_dir``;
+    training stops with a checkpoint before a log interval would end past ``stop_at`` (``time.monotonic()``
+    seconds; None: no limit).
 
-    Raises :class:`TrainingInterrupted` (after recording the wall time so far) when a signal stopped it."""
+    Raises :class:`TrainingInterrupted` (after recording the wall time so far) when a signal or ``stop_at``
+    stopped it."""
     name = f"{method}-L{env_params['stream_length']}-C{env_params['context_size']}"
     clock = SittingClock(Path(run_dir) / f"{name}-wall_seconds.txt", resume)
+
+    def limit() -> dict:  # the trainer's time_limit counts from its own start: the time left now
+        return {} if stop_at is None else {"time_limit": round(max(stop_at - time.monotonic(), 1.0), 1)}
+
     try:
         if method == "ppo-dcpo":
             first = round(scale["updates"] * scale["handoff"])
-            reader_config = train_config(scale, "ppo", env_params, run_dir, first, resume, run_name=f"{name}-reader")
+            reader_config = train_config(
+                scale, "ppo", env_params, run_dir, first, resume, run_name=f"{name}-reader", **limit()
+            )
             reader = train(reader_config)
             stages = {"handoff": scale["handoff"], "reader_config": dataclasses.asdict(reader_config)}
             config = train_config(scale, "dcpo", env_params, run_dir, scale["updates"] - first, resume,
                                   run_name=f"{name}-curator", init_from=str(reader.run_dir), curriculum_updates=0,
-                                  train_env_params={}, kickstart_coef=0.0, kickstart_updates=0)  # fmt: skip
+                                  train_env_params={}, kickstart_coef=0.0, kickstart_updates=0, **limit())  # fmt: skip
             result = train(config)
             parts = (reader, result)
         else:
-            config = train_config(scale, method, env_params, run_dir, scale["updates"], resume)
+            config = train_config(scale, method, env_params, run_dir, scale["updates"], resume, **limit())
             result = train(config)
             parts, stages = (result,), {}
     except BaseException:  # a signal (TrainingInterrupted, or SystemExit outside the training loop)
@@ -317,6 +330,11 @@ def main(argv=None) -> dict:
     )  # fmt: skip
     parser.add_argument("--max-seconds", type=float, default=600)
     parser.add_argument("--run-dir", help="keep the learned runs' checkpoints here (default: a temporary folder)")
+    parser.add_argument(
+        "--time-limit", type=float, default=0.0,
+        help="seconds this sitting may train, counted from its start: a learned run stops with a checkpoint "
+        "before a log interval would overrun them (the trainer's time_limit; 0: none)",
+    )  # fmt: skip
     parser.add_argument("--resume", action="store_true", help="continue runs from their checkpoints in --run-dir")
     parser.add_argument("--device-label", default=None)
     args = parser.parse_args(argv)
@@ -350,6 +368,7 @@ def main(argv=None) -> dict:
     label = (args.device_label or default_label()) + ("-quick" if args.quick else "")
     key = jax.random.PRNGKey(EVAL_KEY)
     deadline = time.perf_counter() + args.max_seconds
+    stop_at = time.monotonic() + args.time_limit if args.time_limit > 0 else None
     meta = metadata(scale=name, label=label, streams=list(scale["streams"]), scale_settings=scale)
     rows = []
     with contextlib.nullcontext(args.run_dir) if args.run_dir else tempfile.TemporaryDirectory() as run_dir:
@@ -365,7 +384,8 @@ def main(argv=None) -> dict:
                         continue
                     print(f"L={stream} C={budget} {algo} ...", flush=True)
                     try:
-                        rows.append(dict(setting, **train_one(scale, algo, env_params, run_dir, key, args.resume)))
+                        row = train_one(scale, algo, env_params, run_dir, key, args.resume, stop_at)
+                        rows.append(dict(setting, **row))
                     except (TrainingInterrupted, SystemExit) as error:  # recorded with how to go on, then out
                         trainer_stop = isinstance(error, TrainingInterrupted)
                         stop = str(error).split(";")[0] if trainer_stop else "stopped by a signal"

@@ -466,7 +466,9 @@ case $part in
          # KICKSTART=COEF adds the oracle as a teacher over the first stage's updates (kickstart_coef, annealed
          # to 0 by the end of the stage; the report says -kickstart). Runs keep
          # their checkpoints in ../runs/gpu/context_edit/<name>: a run longer than one sitting (L = 128 at C = 8)
-         # stops at TRAIN_SECONDS (default 590) and the same command continues it
+         # stops with a checkpoint before a log interval would end past TRAIN_SECONDS - 60 (default 590; the rest
+         # is for start-up and scoring; the outer timeout at TRAIN_SECONDS is a backstop, and a run it stops
+         # mid-interval loses that interval), and the same command continues it
         stage=${STAGE:-slot_cost=0 min_query_delay=2 max_query_delay=8}
         stage=${stage//,/ }  # commas for spaces, where a caller cannot pass spaces
         name=curriculum${STAGE:+-$(echo "$STAGE" | sed 's/[ ,]/-/g; s/=/_/g; s/[.]/p/g')}-${ALGO:-ppo-dcpo}-${TASK:-KVUpdate}-L${STREAM:-64}-C${BUDGET:-8}${EDIT_HEAD:+-$EDIT_HEAD}${KICKSTART:+-kickstart}
@@ -475,7 +477,8 @@ case $part in
             --train-env-params $stage --train-params curriculum_updates=400 \
             ${KICKSTART:+kickstart_coef=$KICKSTART kickstart_updates=400} \
             ${EDIT_HEAD:+"agent_config={'edit_head':'$EDIT_HEAD'}"} --max-seconds 60 \
-            --run-dir "../runs/gpu/context_edit/$name" --resume ${label:+--device-label $label-$name}
+            --time-limit $((${TRAIN_SECONDS:-590} - 60)) --run-dir "../runs/gpu/context_edit/$name" --resume \
+            ${label:+--device-label $label-$name}
         ;;
     58)  # Mamba-2's cost against FFM's by chunk length (the module's default is 64; on a 2-core CPU 32 was 9%
          # faster at T = 4096 and 128 16% slower), forward + backward, width 256, batch 16
