@@ -341,8 +341,7 @@ class RATEBlock(nn.Module):
         slots = jnp.arange(size)
         steps = jnp.take_along_axis(inputs, ((slots[None] + size - fill[:, None]) % size)[..., None], 1) + position
         valid = slots[None] < fill[:, None]  # [B, K]: left-aligned, step i at offset i
-        causal = jnp.tril(jnp.ones((m + size, m + size), bool))
-        mask = causal & jnp.concatenate([jnp.ones((fill.shape[0], m), bool), valid], 1)[:, None, :]
+        mask = segment_mask(jnp.where(valid, 0, -1), jnp.where(valid, 0, READ_NONE), 1, m)
         _, cache = self.transformer(jnp.concatenate([memory + self.read_embed, steps], 1), mask)
         return clear_cache(cache, fill, m)
 
