@@ -39,7 +39,7 @@
 #     bash benchmarks/gpu_suite.sh 35  # mamba2 against FFM and mamba; min_gru and s5 on two diagnostics (two GPUs:
 #     bash benchmarks/gpu_suite.sh 36  # with 36) mamba and mamba2 on the same diagnostics
 #     bash benchmarks/gpu_suite.sh 37  # Ballet, supervised: can each memory learn which dancer did the asked dance
-#     bash benchmarks/gpu_suite.sh 38  # Mamba-2 and RATE on passive T-Maze L = 100 (RATE resumable in pieces)
+#     bash benchmarks/gpu_suite.sh 38  # RATE on passive T-Maze L = 100 (resumable in pieces)
 #     bash benchmarks/gpu_suite.sh 39  # passive T-Maze L = 1000 on two GPUs (two GPUs)
 #     bash benchmarks/gpu_suite.sh 40  # Ballet, 2 dancers, 1e8 steps: S5 and TrXL (resumable in pieces)
 #     bash benchmarks/gpu_suite.sh 41  # PPO update time with bf16 compute and with the GRU's own backward pass
@@ -337,10 +337,10 @@ case $part in
         run 230 ballet_probe.py --question first-dance --memories gru none --updates 10000 --evals 40 \
             ${label:+--device-label $label-first-dance}
         ;;
-    38)  # the T-Maze recipe's rows of Mamba-2 and RATE (the RATE run in pieces as part 30 when one call is
-         # too short for it: its small checkpoint in ../runs/gpu; RUNS picks the runs)
-        run "${TRAIN_SECONDS:-520}" learning_curves.py --preset tmaze_recipe --seeds 3 --max-seconds 500 \
-            --run-dir ../runs/gpu --resume --update $flag --runs ${RUNS:-passive100-mamba2 passive100-rate}
+    38)  # the T-Maze recipe's row of RATE (Mamba-2's is in), in pieces as part 30: each stops with a checkpoint
+         # in ../runs/gpu before a log interval would overrun TRAIN_SECONDS - 60, and the same command continues
+         # it (RUNS picks one run of the preset)
+        piece tmaze_recipe "${RUNS:-passive100-rate}" 3 520
         ;;
     39)  # passive T-Maze L = 1000 (FFM, near starts) on two GPUs, beside the one-GPU run of the same (two GPUs)
         run 300 learning_curves.py --preset tmaze_recipe --seeds 3 --max-seconds 60 --update $flag \
