@@ -252,7 +252,7 @@ def test_vmap_reset_pool_under_an_outer_vmap_redraws_by_cond_and_keeps_each_seed
     """A trainer vmaps the pooled batch over seeds. The redraw must stay a `cond` there (a batched predicate
     would turn it into a `select` that draws every spare at every step), and each seed must step exactly
     as it does alone: seeds whose spares last longer are not redrawn when another seed's run out."""
-    env, params = mnemax.envs.make("mnemax/MysteryPath-Grid-Symbolic-v0", max_steps_in_episode=3)
+    env, params = mnemax.envs.make("mnemax/TMaze-Passive-v0", corridor_length=10, max_steps_in_episode=3)
     venv = wrappers.Vmap(env, 2, reset_pool=2)
     actions = jnp.zeros(2, jnp.int32)
 

@@ -126,8 +126,11 @@ def test_rollout_unroll_changes_the_speed_not_the_transitions(tmp_path):
 def test_reset_pool_trains_and_resumes_exactly(tmp_path):
     """With initial states drawn ahead (the pool is part of the environment state), a run trains, logs
     finite losses, and resumes bit-identically from a checkpoint."""
-    config = tiny(tmp_path, env="mnemax/MysteryPath-Grid-Symbolic-v0", env_params={"max_steps_in_episode": 6},
-                  reset_pool=2, checkpoint_every=1, run_name="pool")  # fmt: skip
+    # A corridor too long to reach the junction in 6 steps: every episode is truncated, so every one
+    # starts from a spare of the pool.
+    corridor = {"corridor_length": 10, "max_steps_in_episode": 6}
+    config = tiny(tmp_path, env="mnemax/TMaze-Passive-v0", env_params=corridor, reset_pool=2, checkpoint_every=1,
+                  run_name="pool")  # fmt: skip
     full = train(config)
     rows = list(csv.DictReader((full.run_dir / "metrics.csv").open()))
     assert all(np.isfinite(float(row[name])) for row in rows for name in ("policy_loss", "value_loss", "entropy"))
