@@ -58,7 +58,8 @@ class Trainer:
 
     ``init()`` builds the training state of all seeds; ``train_interval(state)`` runs
     ``config.updates_per_log`` updates of the configuration's algorithm and returns the new state and
-    per-update metrics ``[num_seeds, updates_per_log]``.
+    per-update metrics ``[num_seeds, updates_per_log]``; ``abstract_state()`` is the state's structure,
+    shapes, dtypes and shardings, what a checkpoint restores into without compiling ``init``.
     """
 
     def __init__(self, config: TrainConfig):
@@ -70,7 +71,8 @@ class Trainer:
         # Seeds are initialised one after the other (lax.map, not vmap): batched QR decompositions of
         # the orthogonal initialisers have been seen to hang XLA's CPU runtime.
         init_all = lambda: jax.lax.map(self.algorithm.init, self.keys)  # noqa: E731
-        self.shardings = sharding.shardings_for(jax.eval_shape(init_all), self.mesh, PER_ENV_FIELDS, batch_axis=1)
+        self._shapes = jax.eval_shape(init_all)
+        self.shardings = sharding.shardings_for(self._shapes, self.mesh, PER_ENV_FIELDS, batch_axis=1)
         replicated = sharding.replicated(self.mesh)
         self.init = jax.jit(init_all, out_shardings=self.shardings)
 
@@ -86,6 +88,15 @@ class Trainer:
         )
         self.frames = jax.jit(lambda params, key: greedy_frames(self.algorithm, params, key, config.video_steps))
         self.params_finite = jax.jit(jax.vmap(all_finite))  # per seed, checked after every log interval
+
+
+    def abstract_state(self) -> RunnerState:
+        """``init()``'s result as ``jax.ShapeDtypeStruct`` leaves with their shardings: a restore target
+        that costs no compilation (building the state for real compiles the environment's reset and the
+        network's initialisation, seconds for pixel tasks)."""
+        return jax.tree_util.tree_map(
+            lambda leaf, place: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=place), self._shapes, self.shardings
+        )
 
 
 class TrainingDiverged(ReportedError):
@@ -129,12 +140,13 @@ def train(config: TrainConfig) -> TrainResult:
             _check_resume(config, run.path, checkpointer)
             if main:
                 _write_atomically(run.path / CONFIG_FILE, config.to_json())
-            runner = trainer.init()
             start = 0
-            if config.resume:
-                start, runner = checkpointer.restore_latest(runner)
-            elif config.init_from:
-                runner = _start_from(runner, Path(config.init_from))
+            if config.resume:  # _check_resume made sure there is a checkpoint to continue
+                start, runner = checkpointer.restore_latest(trainer.abstract_state())
+            else:
+                runner = trainer.init()
+                if config.init_from:
+                    runner = _start_from(runner, Path(config.init_from))
             runner, steps_per_second, received = _train_intervals(
                 config, trainer, runner, start, run.path, checkpointer, main, started
             )
@@ -187,7 +199,7 @@ def restore_run(run_dir: str | Path, config: TrainConfig | None = None) -> tuple
     trainer = build_trainer(config or saved_config(run_dir))
     checkpointer = Checkpointer(RunDirectory(run_dir).checkpoints)
     try:
-        _, runner = checkpointer.restore_latest(trainer.init(), set_aside=False)
+        _, runner = checkpointer.restore_latest(trainer.abstract_state(), set_aside=False)
     finally:
         checkpointer.close()
     return trainer, runner
