@@ -468,7 +468,9 @@ case $part in
          # their checkpoints in ../runs/gpu/context_edit/<name>: a run longer than one sitting (L = 128 at C = 8)
          # stops with a checkpoint before a log interval would end past TRAIN_SECONDS - 60 (default 590; the rest
          # is for start-up and scoring; the outer timeout at TRAIN_SECONDS is a backstop, and a run it stops
-         # mid-interval loses that interval), and the same command continues it
+         # mid-interval loses that interval), and the same command continues it. Run these one at a time: two
+         # side by side on one H200 each went at half speed (L = 128, C = 8: 0.45 s per update alone, 0.93 s
+         # beside another run)
         stage=${STAGE:-slot_cost=0 min_query_delay=2 max_query_delay=8}
         stage=${stage//,/ }  # commas for spaces, where a caller cannot pass spaces
         name=curriculum${STAGE:+-$(echo "$STAGE" | sed 's/[ ,]/-/g; s/=/_/g; s/[.]/p/g')}-${ALGO:-ppo-dcpo}-${TASK:-KVUpdate}-L${STREAM:-64}-C${BUDGET:-8}${EDIT_HEAD:+-$EDIT_HEAD}${KICKSTART:+-kickstart}
