@@ -89,7 +89,6 @@ class Trainer:
         self.frames = jax.jit(lambda params, key: greedy_frames(self.algorithm, params, key, config.video_steps))
         self.params_finite = jax.jit(jax.vmap(all_finite))  # per seed, checked after every log interval
 
-
     def abstract_state(self) -> RunnerState:
         """``init()``'s result as ``jax.ShapeDtypeStruct`` leaves with their shardings: a restore target
         that costs no compilation (building the state for real compiles the environment's reset and the
