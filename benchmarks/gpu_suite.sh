@@ -61,6 +61,8 @@
 #     bash benchmarks/gpu_suite.sh 57  # part 55's recipe at other sizes and tasks (TASK, BUDGET, STREAM)
 #     bash benchmarks/gpu_suite.sh 58  # Mamba-2's cost against FFM by chunk length
 #     bash benchmarks/gpu_suite.sh 59  # the endless Memory Gym tasks' throughput, without and with the reset pool
+#     bash benchmarks/gpu_suite.sh 60  # Mamba-2's chunk states by one matrix product against the scan, beside FFM
+#     bash benchmarks/gpu_suite.sh 61  # RATE on the two diagnostics with targets (resumable in pieces)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -494,6 +496,24 @@ case $part in
             ${label:+--device-label $label-endless-no-pool}
         run 270 memory_gym_throughput.py --tasks $endless --max-seconds 230 --no-reference --reset-pool 16 \
             ${label:+--device-label $label-endless}
+        ;;
+    60)  # Mamba-2 with the states between chunks from one matrix product over every pair of chunks
+         # (dense_chunks=512, Mamba-2's own state passing) against the associative scan (the default, 0),
+         # FFM beside them; run it alone on the GPU (2-core CPU, T = 4096: scan 2.9-3.0 s, product 3.1-3.3 s)
+        run 200 memory_modules.py --modules ffm mamba2 mamba2:dense_chunks=512 --lengths 4096 16384 --timeout 60 \
+            ${label:+--device-label $label-mamba2-dense}
+        ;;
+    61)  # RATE's diagnostics cells with targets, the two side by side (a cell's 32 copies leave the GPU idle
+         # between kernels, so sharing it costs each little), resumable in pieces: each stops with a checkpoint
+         # in ../runs/gpu before TRAIN_SECONDS - 60, and the same command continues it
+        seconds=${TRAIN_SECONDS:-560}
+        for cell in RepeatFirst-Medium-rate CountRecall-Easy-rate; do
+            XLA_PYTHON_CLIENT_PREALLOCATE=false run "$seconds" learning_curves.py --preset diagnostics --runs $cell \
+                --max-seconds 10 --time-limit $((seconds - 60)) --run-dir ../runs/gpu --resume --update $flag \
+                > "/tmp/rate-$cell.log" 2>&1 &
+        done
+        wait
+        cat /tmp/rate-*.log
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

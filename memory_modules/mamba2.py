@@ -51,6 +51,41 @@ def segment_sum(log_decay: jax.Array) -> jax.Array:
     return jnp.where(causal, running[:, :, None] - running[:, None, :], 0.0)
 
 
+def chunk_states(
+    log_decay: jax.Array, writes: jax.Array, state: jax.Array, resets: jax.Array, dense_chunks: int = 0
+) -> jax.Array:
+    """The state at the end of every chunk: ``h_n = exp(log_decay_n) h_{n-1} + writes_n``, ``h_{-1} = state``,
+    where a chunk that holds a reset drops ``h_{n-1}``.
+
+    Up to ``dense_chunks`` chunks this is Mamba-2's own state passing, one matrix product: ``h_n = sum_{m <= n}
+    D[n, m] writes_m + D[n, -1] state`` with ``D[n, m]`` the decay from the end of chunk ``m`` to the end of
+    chunk ``n`` (:func:`segment_sum` over the chunks), zero across a reset. That is ``n^2 B H P N``
+    multiply-adds (quadratic in the chunks) in a few kernels; more chunks take
+    :func:`~mnemax.memory_modules.scan.linear_recurrence`, ``n log n`` work in ``~2 log2(n)`` levels of small
+    kernels. Both give the same states.
+
+    Args:
+        log_decay: ``[n, B, H]``, ``<= 0``: each chunk's decay from its start to its end.
+        writes: ``[n, B, H, P, N]``, what each chunk adds to the state by its end.
+        state: ``[B, H, P, N]``, the state before chunk 0.
+        resets: ``[n, B]`` bool, the chunks that hold a reset.
+        dense_chunks: the most chunks for the matrix product.
+
+    Returns:
+        ``[n, B, H, P, N]``.
+    """
+    chunks = log_decay.shape[0]
+    if chunks > dense_chunks:
+        return linear_recurrence(jnp.exp(log_decay)[..., None, None], writes, state, resets)
+    # Chunk m's write reaches the end of chunk n >= m unless a chunk in (m, n] holds a reset.
+    episode = jnp.cumsum(resets, axis=0)  # [n, B]
+    causal = jnp.tril(jnp.ones((chunks, chunks), bool))[..., None]
+    live = causal & (episode[:, None] == episode[None, :])  # [n, n, B]
+    decay = jnp.where(live[..., None], jnp.exp(segment_sum(log_decay[None])[0]), 0.0)  # [n, n, B, H]
+    carried = jnp.where((episode == 0)[..., None], jnp.exp(jnp.cumsum(log_decay, axis=0)), 0.0)  # [n, B, H]
+    return jnp.einsum("nmbh,mbhps->nbhps", decay, writes) + carried[..., None, None] * state
+
+
 def ssd(
     x: jax.Array,
     log_decay: jax.Array,
@@ -60,6 +95,7 @@ def ssd(
     state: jax.Array,
     chunk_size: int,
     dtype: Any = jnp.float32,
+    dense_chunks: int = 0,
 ) -> tuple[jax.Array, jax.Array]:
     """Outputs of ``h_t = exp(log_decay_t) h_{t-1} + x_t b_t^T``, ``y_t = h_t c_t`` for every head, by SSD.
 
@@ -70,9 +106,9 @@ def ssd(
     that neither decay nor write). Inside a chunk the outputs are a masked matrix product, causal linear
     attention with a decay mask: ``y = (L o c b^T) x`` with ``L[i, j]`` the decay from ``j`` to ``i``
     (:func:`segment_sum`), zero across a reset. Between chunks, the ``[H, P, N]`` state at each chunk's end
-    comes from :func:`~mnemax.memory_modules.scan.linear_recurrence` over chunks, and each step adds what
-    its chunk's starting state contributes. Resets enter as boolean masks, never as infinite log-decays,
-    so no mask creates a NaN; every decay is ``exp`` of a non-positive number.
+    comes from :func:`chunk_states`, and each step adds what its chunk's starting state contributes.
+    Resets enter as boolean masks, never as infinite log-decays, so no mask creates a NaN; every decay is
+    ``exp`` of a non-positive number.
 
     Args:
         x: ``[T, B, H, P]``, the inputs already scaled by their steps (``Delta x``).
@@ -82,6 +118,7 @@ def ssd(
         state: ``[B, H, P, N]``, the state before step 0.
         chunk_size: steps per chunk (``O(T Q)`` memory inside chunks, ``T / Q`` states between them).
         dtype: dtype of the matrix products' operands; they accumulate, and the decays run, in f32.
+        dense_chunks: the most chunks whose states :func:`chunk_states` computes as one matrix product.
 
     Returns:
         ``(outputs [T, B, H, P], final state [B, H, P, N])``, in f32.
@@ -122,7 +159,7 @@ def ssd(
     to_end = jnp.where((episode == episode[:, -1:])[..., None], jnp.exp(segments[:, -1]), 0.0)  # [n, Q, B, H]
     writes = product("njbhp,njbs->nbhps", to_end[..., None] * f32(x), b)  # [n, B, H, P, N]
     from_start = jnp.cumsum(log_decay, axis=1)  # [n, Q, B, H]: decay from the chunk's start through step i
-    ends = linear_recurrence(jnp.exp(from_start[:, -1])[..., None, None], writes, f32(state), episode[:, -1] > 0)
+    ends = chunk_states(from_start[:, -1], writes, f32(state), episode[:, -1] > 0, dense_chunks)
     starts = jnp.concatenate([f32(state)[None], ends[:-1]], axis=0)  # [n, B, H, P, N]
 
     # The chunk's starting state reaches only the steps before the chunk's first reset.
@@ -157,6 +194,7 @@ class Mamba2Layer(nn.Module):
     chunk_size: int
     min_step: float
     max_step: float
+    dense_chunks: int = 0
     dtype: Any = jnp.float32
 
     @nn.compact
@@ -185,7 +223,9 @@ class Mamba2Layer(nn.Module):
         a_log = self.param("a_log", a_init, (heads,))
         log_decay = step * -jnp.exp(a_log)  # [T, B, heads]
 
-        y, ssm_state = ssd(x * step[..., None], log_decay, b, c, resets, ssm_state, self.chunk_size, self.dtype)
+        y, ssm_state = ssd(
+            x * step[..., None], log_decay, b, c, resets, ssm_state, self.chunk_size, self.dtype, self.dense_chunks
+        )
         y = y + self.param("d", nn.initializers.ones_init(), (heads,))[:, None] * x
         y = nn.RMSNorm(name="norm")(y.reshape(steps, batch, channels) * nn.silu(z))
         return dense(features, "out")(y), Mamba2Carry(conv_state, ssm_state)
@@ -222,6 +262,9 @@ class Mamba2(MemoryModule):
         chunk_size: steps per chunk of the training algorithm; speed and memory only (``O(T chunk_size)``
             inside chunks against ``T / chunk_size`` states between them).
         min_step, max_step: range of the initial ``Delta``.
+        dense_chunks: speed only: up to this many chunks, the states between chunks come from one matrix
+            product over every pair of chunks (quadratic in them) instead of an associative scan
+            (:func:`chunk_states`); 0 always scans.
         dtype: dtype of the matrix products; the recurrence, the decays and the carry run in f32.
     """
 
@@ -234,12 +277,15 @@ class Mamba2(MemoryModule):
     chunk_size: int = 64
     min_step: float = 1e-3
     max_step: float = 1e-1
+    dense_chunks: int = 0
     dtype: Any = jnp.float32
 
     def __post_init__(self):
         super().__post_init__()
         check_positive(self, "state_size", "head_dim", "expand", "conv_size", "num_layers", "chunk_size")
         check_range(self, "min_step", "max_step", above=0.0)
+        if self.dense_chunks < 0:
+            raise ValueError(f"Mamba2: dense_chunks must be >= 0 (0 always scans), got {self.dense_chunks}")
         channels = self.expand * self.features
         if channels % self.head_dim:
             raise ValueError(
@@ -262,6 +308,6 @@ class Mamba2(MemoryModule):
 
         def layer(i):
             sizes = (self.state_size, self.head_dim, self.expand, self.conv_size, self.chunk_size)
-            return Mamba2Layer(*sizes, self.min_step, self.max_step, self.dtype, name=f"block_{i}")
+            return Mamba2Layer(*sizes, self.min_step, self.max_step, self.dense_chunks, self.dtype, name=f"block_{i}")
 
         return residual_stack(inputs, carry, resets, layer, self.num_layers, self.features, self.dtype)

@@ -500,6 +500,7 @@ def test_hcam_reads_only_completed_chunks():
         ("mamba", dict(features=16, min_step=0.0), "min_step"),
         ("mamba2", dict(features=16, min_step=0.1, max_step=0.01), "min_step"),
         ("mamba2", dict(features=16, head_dim=12), "divisible by head_dim"),
+        ("mamba2", dict(features=16, dense_chunks=-1), "dense_chunks"),
         ("mamba2", dict(features=10, expand=3, head_dim=4), "divisible by head_dim"),
         ("min_gru", dict(features=16, min_timescale=1.0), "min_timescale"),
     ],
@@ -665,12 +666,13 @@ def _ssd_reference(x, log_decay, b, c, resets, state):
     return jnp.stack(ys), h
 
 
-@pytest.mark.parametrize("chunk_size", [1, 4, 64])
-def test_ssd_matches_the_recurrence(chunk_size):
+@pytest.mark.parametrize("chunk_size, dense_chunks", [(1, 0), (4, 0), (64, 0), (4, 8)])
+def test_ssd_matches_the_recurrence(chunk_size, dense_chunks):
     """Chunked SSD equals the step-by-step recurrence (computed in float64): across chunk boundaries, in a
     last chunk that T = 23 does not fill, in one chunk longer than the sequence, with resets at chunk starts
     (steps 4, 8, 20 for chunks of 4), inside chunks, at step 0 (cutting the carried state) and twice in a
-    row, and with decays that underflow to zero. Gradients agree as well, and are finite."""
+    row, and with decays that underflow to zero; the chunks' states by the scan and (``dense_chunks`` 8)
+    by the matrix product. Gradients agree as well, and are finite."""
     from mnemax.memory_modules.mamba2 import ssd
 
     steps, batch, heads, p, n = 23, 3, 2, 3, 4
@@ -685,7 +687,7 @@ def test_ssd_matches_the_recurrence(chunk_size):
     resets[[6, 7, 18], 1] = True
     resets[0, 2] = True
 
-    y, final = ssd(x, log_decay, b, c, resets, state, chunk_size)
+    y, final = ssd(x, log_decay, b, c, resets, state, chunk_size, dense_chunks=dense_chunks)
     with jax.enable_x64(True):
         y64, final64 = _ssd_reference(*(np.float64(a) for a in (x, log_decay, b, c)), resets, np.float64(state))
         y64, final64 = np.asarray(y64), np.asarray(final64)
@@ -696,12 +698,39 @@ def test_ssd_matches_the_recurrence(chunk_size):
         y, h = fn(*inputs)
         return jnp.sum(jnp.sin(y)) + jnp.sum(h**2)
 
-    chunked = lambda *a: ssd(*a, chunk_size)  # noqa: E731
+    chunked = lambda *a: ssd(*a, chunk_size, dense_chunks=dense_chunks)  # noqa: E731
     grads = jax.jit(jax.grad(lambda *a: loss(chunked, *a[:4], resets, a[4]), argnums=(0, 1, 2, 3, 4)))
     reference = jax.jit(jax.grad(lambda *a: loss(_ssd_reference, *a[:4], resets, a[4]), argnums=(0, 1, 2, 3, 4)))
     for got, expected in zip(grads(x, log_decay, b, c, state), reference(x, log_decay, b, c, state), strict=True):
         assert bool(jnp.all(jnp.isfinite(got)))
         np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-3)
+
+
+def test_chunk_states_dense_equals_scan():
+    """The states at the chunks' ends are the same by the pairwise-decay product and by the associative
+    scan: with resets in the first chunk, mid-sequence and twice in a row, a carried state, and decays that
+    underflow; gradients too."""
+    from mnemax.memory_modules import mamba2
+
+    chunks, batch, heads, p, n = 9, 3, 2, 3, 4
+    rng = np.random.default_rng(3)
+    log_decay = -rng.uniform(0.0, 3.0, size=(chunks, batch, heads)).astype(np.float32)
+    log_decay[4:6, 1] = -90.0
+    writes = rng.normal(size=(chunks, batch, heads, p, n)).astype(np.float32)
+    state = rng.normal(size=(batch, heads, p, n)).astype(np.float32)
+    resets = np.zeros((chunks, batch), bool)
+    resets[[0, 5, 6], 0] = True
+    resets[3, 2] = True
+
+    def states_and_grads(dense_chunks):
+        states = lambda *a: mamba2.chunk_states(*a, resets, dense_chunks)  # noqa: E731
+        grads = jax.grad(lambda *a: jnp.sum(jnp.sin(states(*a))), (0, 1, 2))(log_decay, writes, state)
+        return states(log_decay, writes, state), grads
+
+    dense, scanned = states_and_grads(chunks), states_and_grads(0)
+    for got, expected in zip(jax.tree.leaves(dense), jax.tree.leaves(scanned), strict=True):
+        assert bool(jnp.all(jnp.isfinite(got)))
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
 def test_mamba2_sees_exactly_its_episode():
