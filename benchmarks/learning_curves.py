@@ -525,7 +525,26 @@ def markdown(report: dict, preset: str) -> str:
     return (
         f"# Learning curves ({preset}): {meta['device']}\n\njax {meta['jax']}, written {meta['date']}.\n\n"
         f"Commands (run from `benchmarks/`):\n\n{listed}\n\nGreedy success: 256 greedy episodes per seed after training. "
-        f"Wall time includes compilation.\n\n{markdown_table(header, rows)}\n![curves](learning_{preset}_{meta['label']}.png)\n"
+        f"Wall time includes compilation.\n\n{markdown_table(header, rows)}\n{grid_table(report)}![curves](learning_{preset}_{meta['label']}.png)\n"
+    )
+
+
+def grid_table(report: dict) -> str:
+    """Greedy return as a memory x task table (mean over seeds, the worst seed in brackets), where the
+    measured runs are one per (task, memory); '' where they are not, or where there is no grid (one task
+    or one memory)."""
+    runs = [r for r in report["runs"] if r["status"] == "ok"]
+    cells = {(r["config"]["env"], r["config"]["memory"]): r["final_return"] for r in runs}
+    tasks = list(dict.fromkeys(r["config"]["env"] for r in runs))
+    memories = list(dict.fromkeys(r["config"]["memory"] for r in runs))
+    if len(cells) < len(runs) or len(tasks) < 2 or len(memories) < 2:
+        return ""
+    label = lambda env: env.removeprefix("mnemax/").removesuffix("-v0")  # noqa: E731
+    cell = lambda returns: f"{sum(returns) / len(returns):+.2f} ({min(returns):+.2f})" if returns else ""  # noqa: E731
+    rows = [[memory] + [cell(cells.get((task, memory))) for task in tasks] for memory in memories]
+    return (
+        "Greedy return by memory and task: mean over seeds (worst seed); empty where not run yet.\n\n"
+        f"{markdown_table(['memory'] + [label(t) for t in tasks], rows)}\n"
     )
 
 
