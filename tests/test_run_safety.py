@@ -358,7 +358,8 @@ class _Run:
             [sys.executable, "-m", "mnemax.train", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
         self.lines, self.first = [], threading.Event()
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self):
         for line in self.process.stdout:
@@ -372,9 +373,12 @@ class _Run:
         return int(match.group(1).replace(",", ""))
 
     def stop(self, signum) -> tuple[int, str]:
+        """Send ``signum``; the exit code and stderr once the run has ended. stdout stays with the reader
+        thread to its end (``communicate`` would read it too, and close it under the thread)."""
         self.process.send_signal(signum)
-        _, err = self.process.communicate(timeout=300)
-        return self.process.returncode, err
+        self.process.wait(timeout=300)  # stderr is a few lines, far from filling its pipe
+        self.reader.join(timeout=60)
+        return self.process.returncode, self.process.stderr.read()
 
 
 def test_signals_save_a_checkpoint_and_resume_continues(tmp_path):
