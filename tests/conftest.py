@@ -54,8 +54,10 @@ def _free_compiled_programs():
 @pytest.fixture(autouse=True)
 def _cheap_compiles(request):
     """XLA's backend optimisations off (see the environment above), except for the learning tests (marker
-    ``slow``), which train for minutes: ``test_gru_solves_passive_tmaze`` took 33 s without them, 18 s
-    with. Where the environment asks for them, every test keeps them."""
+    ``slow``), which train for minutes (``test_gru_solves_passive_tmaze`` took 33 s without them, 18 s
+    with), and the tests against digests recorded with them (marker ``exact``). Where the environment
+    asks for them, every test keeps them."""
     cheap = os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] not in ("", "0", "false", "False")
-    jax.config.update("jax_disable_most_optimizations", cheap and request.node.get_closest_marker("slow") is None)
+    keep = any(request.node.get_closest_marker(name) for name in ("slow", "exact"))
+    jax.config.update("jax_disable_most_optimizations", cheap and not keep)
     yield

@@ -535,6 +535,7 @@ def rollout_digest(env_id: str, overrides: tuple, num_envs: int = 4, num_steps: 
     return digest.hexdigest()[:16]
 
 
+@pytest.mark.exact  # Searing Spotlights' digests change with XLA's optimisations off
 @pytest.mark.parametrize("env_id,overrides", list(ROLLOUT_DIGESTS))
 def test_fixed_rollouts_are_unchanged(env_id, overrides):
     here = (jax.default_backend(), ".".join(jax.__version__.split(".")[:2]))
