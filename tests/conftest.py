@@ -34,6 +34,9 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 import jax  # noqa: E402  (after the environment above is set)
 import pytest  # noqa: E402
 
+# JAX's own reading of JAX_DISABLE_MOST_OPTIMIZATIONS (set above unless the environment had it).
+_CHEAP_COMPILES = jax.config.values["jax_disable_most_optimizations"]
+
 
 def pytest_unconfigure(config):
     if _OWN_CACHE is not None:  # the process that made it: pytest itself, or the xdist controller
@@ -57,7 +60,6 @@ def _cheap_compiles(request):
     ``slow``), which train for minutes (``test_gru_solves_passive_tmaze`` took 33 s without them, 18 s
     with), and the tests against digests recorded with them (marker ``exact``). Where the environment
     asks for them, every test keeps them."""
-    cheap = os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] not in ("", "0", "false", "False")
     keep = any(request.node.get_closest_marker(name) for name in ("slow", "exact"))
-    jax.config.update("jax_disable_most_optimizations", cheap and not keep)
+    jax.config.update("jax_disable_most_optimizations", _CHEAP_COMPILES and not keep)
     yield
