@@ -58,8 +58,9 @@ def _free_compiled_programs():
 def _cheap_compiles(request):
     """XLA's backend optimisations off (see the environment above), except for the learning tests (marker
     ``slow``), which train for minutes (``test_gru_solves_passive_tmaze`` took 33 s without them, 18 s
-    with), and the tests against digests recorded with them (marker ``exact``). Where the environment
-    asks for them, every test keeps them."""
-    keep = any(request.node.get_closest_marker(name) for name in ("slow", "exact"))
+    with), the other tests that run longer than they compile (marker ``optimized``; Ballet's memoryless
+    rollouts took 44 s without them, 10 s with, on two busy cores) and the tests against digests recorded
+    with them (marker ``exact``). Where the environment asks for them, every test keeps them."""
+    keep = any(request.node.get_closest_marker(name) for name in ("slow", "optimized", "exact"))
     jax.config.update("jax_disable_most_optimizations", _CHEAP_COMPILES and not keep)
     yield

@@ -304,6 +304,7 @@ def test_answer_phase_does_not_show_who_danced_what():
         answer_phase_is_blind(ENV, params, state, alternatives)
 
 
+@pytest.mark.optimized  # 1,500 episodes played step by step
 def test_memoryless_policy_is_at_chance():
     params = _params(dance_delay=1, observation="symbolic")
     longest = 8 * (16 + 1) + params.answer_steps

@@ -259,6 +259,7 @@ def test_cli_flags_select_the_agent_and_the_algorithm(capsys):
     assert exit.value.code == 2 and "unknown algorithm 'grpo'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_dcpo_learns_a_small_key_value_task_and_writes_the_run(tmp_path):
     """DCPO with the context editor beats keeping the latest items on the reduced task; the run has
     the loop's logs, checkpoints and video."""
@@ -313,6 +314,7 @@ TWO_HOPS = dict(context_size=2, num_keys=8, num_values=8, max_open=2, stream_len
                 max_query_delay=6)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_kickstarting_teaches_the_oracles_merges(tmp_path):
     """With the oracle as teacher (``kickstart_coef``), PPO's editor learns to merge a chain's links on a
     small two-hop task and answers more than any editor that never merges; the teacher's term falls as it

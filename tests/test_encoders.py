@@ -67,12 +67,12 @@ def test_bfloat16_compute_keeps_f32_parameters_and_outputs_close_to_f32():
     full = PPO(PPOConfig(**common))
     half = PPO(PPOConfig(**common, agent_config={"dtype": "bfloat16"}))
     assert half.network.encoder.dtype == jnp.bfloat16 and half.network.memory.dtype == jnp.bfloat16
-    runner = half.init(jax.random.key(0))
+    runner = jax.jit(half.init)(jax.random.key(0))  # jitted: eagerly, op by op, it takes 4x as long
     assert all(p.dtype == jnp.float32 for p in jax.tree_util.tree_leaves(runner.train_state.params))
     obs = jax.random.randint(jax.random.key(1), (3, 2, 84, 84, 3), 0, 256).astype(jnp.uint8)
     resets = jnp.zeros((3, 2), bool).at[0].set(True)
     carry = full.network.initialize_carry(2)
-    outputs = [net.network.apply(runner.train_state.params, carry, obs, resets) for net in (full, half)]
+    outputs = [jax.jit(net.network.apply)(runner.train_state.params, carry, obs, resets) for net in (full, half)]
     for a, b in zip(jax.tree_util.tree_leaves(outputs[0]), jax.tree_util.tree_leaves(outputs[1])):
         assert b.dtype == jnp.float32
         np.testing.assert_allclose(b, a, rtol=0.05, atol=0.02)

@@ -156,6 +156,7 @@ def test_answer_phase_does_not_show_which_box_holds_what():
         answer_phase_is_blind(ENV, params, state, alternatives)
 
 
+@pytest.mark.optimized  # episodes played step by step
 def test_memoryless_policy_is_at_chance():
     params = _params(delay=1, observation="symbolic")
     longest = 8 * (4 + 1) + params.answer_steps
