@@ -27,11 +27,8 @@ from mnemax.agents import distributions
 from mnemax.envs.core import wrappers
 from mnemax.envs.tools.command_line import UserError, parse_dataclass, reported_errors
 from mnemax.envs.tools.video import write_video
-from mnemax.train.checkpoint import Checkpointer
-from mnemax.train.run_dir import RunDirectory
-from mnemax.train import algorithms
 from mnemax.train.config import TrainConfig
-from mnemax.train.loop import saved_config
+from mnemax.train.loop import restore_run, saved_config
 from mnemax.train.on_policy import OnPolicy, time_major
 
 BACKGROUND, GRID, TEXT_RGB, NOW_RGB = (16, 16, 24), (60, 60, 72), (220, 220, 220), (255, 255, 255)
@@ -82,21 +79,11 @@ class AttentionTrace(NamedTuple):
 def load_run(run_dir: str | Path) -> tuple[TrainConfig, OnPolicy, Any]:
     """``(config, algorithm, params)`` of the last checkpoint of a run; params carry the seed axis first.
 
-    The checkpoint is restored onto one device against the shapes of a fresh training state, which is
-    never computed (no training function is compiled)."""
-    run_dir = Path(run_dir)
-    config = saved_config(run_dir)
-    algorithm = algorithms.make(config)
-    keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(config.seed, config.seed + config.num_seeds))
-    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-    shapes = jax.eval_shape(lambda: jax.lax.map(algorithm.init, keys))
-    target = jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=device), shapes)
-    checkpointer = Checkpointer(RunDirectory(run_dir).checkpoints)
-    try:
-        _, runner = checkpointer.restore_latest(target, set_aside=False)
-    finally:
-        checkpointer.close()
-    return config, algorithm, runner.train_state.params
+    The checkpoint is restored onto one device, whatever the run trained on, against the shapes of a fresh
+    training state, which is never computed (no training function is compiled)."""
+    config = dataclasses.replace(saved_config(run_dir), num_devices=1)
+    trainer, runner = restore_run(run_dir, config)
+    return config, trainer.algorithm, runner.train_state.params
 
 
 def hcam_layers(algorithm: OnPolicy) -> int:
