@@ -246,13 +246,13 @@ def _train_intervals(
     logger = RunLogger(run_dir, total, start * steps_per_interval, config.progress, enabled=main)
     train_seconds, train_steps = 0.0, 0
     last_save, saved = time.monotonic(), start
-    train_interval = trainer.train_interval
-    if config.time_limit > 0 and start < config.num_log_intervals:
-        # Compiled before the first interval, so that the first interval's time, the estimate of the next
-        # one's, leaves compilation out (minutes for pixel tasks: enough to end a piece of a run early).
-        train_interval = trainer.train_interval.lower(runner).compile()
     try:
-        with StopSignals() as signals:
+        with StopSignals() as signals:  # a signal while compiling stops the run after its first interval
+            train_interval = trainer.train_interval
+            if config.time_limit > 0 and start < config.num_log_intervals:
+                # Compiled before the first interval, so that the first interval's time, the estimate of the
+                # next one's, leaves compilation out (minutes for pixel tasks: enough to end a piece early).
+                train_interval = trainer.train_interval.lower(runner).compile()
             for interval in range(start, config.num_log_intervals):
                 t0 = time.perf_counter()
                 runner, metrics = train_interval(runner)
