@@ -83,6 +83,10 @@ def episode_segments(resets: jax.Array, valid: jax.Array) -> tuple[jax.Array, ja
 # B = 16, 4 heads of 64 and a dense window of T = 4096, XLA's memory analysis (CPU) of forward + backward:
 # 43.2 GB of temporaries with the block whole, 11.3 GB in chunks of 1024, 5.9 GB in chunks of 512.
 QUERY_CHUNK = 512
+# Sequences of at least this many queries recompute a short window's attention in the backward pass
+# instead of keeping its per-block keys and weights (see window_attention); shorter ones, as PPO trains
+# on, keep them.
+REMAT_BAND_STEPS = 2048
 
 
 @functools.partial(jax.jit, static_argnames=("window", "query_chunk"))
@@ -126,14 +130,24 @@ def window_attention(
         k_segments = jnp.pad(k_segments, ((0, 0), (0, pad)), constant_values=-2)
     q = q.reshape(batch, num_blocks, block, heads, head_dim)
     q_segments = q_segments.reshape(batch, num_blocks, block)
-    if num_blocks == 1:
-        k, v, k_segments = k[:, None], v[:, None], k_segments[:, None]
-    else:
+
+    def blocked_keys(k, v, k_segments):  # [B, window + T, ...] -> [B, n, window + block, ...]
+        if num_blocks == 1:
+            return k[:, None], v[:, None], k_segments[:, None]
         index = jnp.arange(num_blocks)[:, None] * block + jnp.arange(window + block)[None, :]
-        k, v, k_segments = k[:, index], v[:, index], k_segments[:, index]
+        return k[:, index], v[:, index], k_segments[:, index]
+
     if block <= query_chunk:
-        out = _band_attention(q, k, v, q_segments, k_segments, jnp.arange(block), window)
+
+        def band(q, k, v, q_segments, k_segments):
+            k, v, k_segments = blocked_keys(k, v, k_segments)
+            return _band_attention(q, k, v, q_segments, k_segments, jnp.arange(block), window)
+
+        # Long sequences recompute the band in the backward pass: its keys copied per block (twice the keys)
+        # and its [block, window + block] weights per block would otherwise stay alive until then.
+        out = (jax.checkpoint(band) if steps >= REMAT_BAND_STEPS else band)(q, k, v, q_segments, k_segments)
     else:
+        k, v, k_segments = blocked_keys(k, v, k_segments)
         # Long blocks (a window of thousands of steps): the queries in chunks, each recomputed in the
         # backward pass, so that only one chunk's [chunk, keys] logits exist at a time.
         chunks = -(-block // query_chunk)
@@ -234,8 +248,17 @@ class FeedForward(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         features = x.shape[-1]
-        h = nn.gelu(nn.Dense(self.ratio * features, dtype=self.dtype, name="hidden")(x))
-        return nn.Dense(features, dtype=self.dtype, name="out")(h)
+        h = nn.Dense(self.ratio * features, dtype=self.dtype, name="hidden")(x)
+        # GELU recomputed in the backward pass: of the [..., ratio * D] activations only the GELU's input
+        # is kept for it (not also its output and its tanh); the parameters are those of a plain Dense.
+        return nn.remat(GeluDense)(features, dtype=self.dtype, name="out")(h)
+
+
+class GeluDense(nn.Dense):
+    """``Dense(gelu(x))``."""
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return super().__call__(nn.gelu(x))
 
 
 def check_heads(module: nn.Module, rotary_heads: bool = True) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import mnemax.memory_modules as mm
+from mnemax.memory_modules import attention
 from mnemax.memory_modules.attention import Residual, episode_segments, window_attention
 from mnemax.memory_modules.hcam import chunk_layout, hierarchical_read, write_chunks
 from mnemax.memory_modules.linear_attention import chunked_linear_attention
@@ -921,6 +922,40 @@ def test_gated_cells_backward_pass_matches_autodiff(name, dtype, tolerance):
         assert float(jnp.abs(a - b).max()) <= tolerance * float(jnp.abs(b).max()), (a.shape, a, b)
     with pytest.raises(ValueError, match="backward must be one of"):
         _make(name, backward="cudnn")
+
+
+def test_short_window_over_a_long_sequence_is_recomputed_and_the_same_attention():
+    """From ``REMAT_BAND_STEPS`` queries on, a short window's attention is recomputed in the backward pass
+    (a rematerialisation in the trace, none below); outputs and gradients equal one dense masked attention
+    over the whole sequence, across an episode reset."""
+    batch, heads, head_dim, window = 1, 1, 4, 16
+    steps = attention.REMAT_BAND_STEPS
+
+    def inputs(steps):
+        keys = jax.random.split(jax.random.key(0), 3)
+        q = jax.random.normal(keys[0], (batch, steps, heads, head_dim))
+        k, v = (jax.random.normal(key, (batch, window + steps, heads, head_dim)) for key in keys[1:])
+        resets = jnp.zeros((batch, steps), bool).at[:, 0].set(True).at[:, steps // 3].set(True)
+        return (q, k, v), episode_segments(resets, jnp.ones((batch, window), bool))
+
+    (q, k, v), (q_segments, k_segments) = inputs(steps)
+    t, j = jnp.arange(steps)[:, None], jnp.arange(window + steps)[None, :]
+    mask = (j >= t) & (j <= t + window) & (q_segments[:, :, None] == k_segments[:, None, :])
+
+    def ours(q, k, v):
+        return jnp.sum(jnp.sin(window_attention(q, k, v, q_segments, k_segments, window)))
+
+    def dense(q, k, v):
+        return jnp.sum(jnp.sin(attention.masked_attention(q, k, v, mask[:, None])))
+
+    np.testing.assert_allclose(ours(q, k, v), dense(q, k, v), rtol=1e-5)
+    for a, b in zip(jax.grad(ours, (0, 1, 2))(q, k, v), jax.grad(dense, (0, 1, 2))(q, k, v)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    recomputes = lambda loss, *args: any(f"{p}[" in str(jax.make_jaxpr(jax.grad(loss))(*args)) for p in ("remat2", "checkpoint"))  # noqa: E731
+    assert recomputes(ours, q, k, v)
+    short, short_segments = inputs(steps // 2)
+    short_loss = lambda q, k, v: jnp.sum(window_attention(q, k, v, *short_segments, window))  # noqa: E731
+    assert not recomputes(short_loss, *short)
 
 
 def test_window_attention_in_query_chunks_is_the_same_attention():
