@@ -251,7 +251,7 @@ class FeedForward(nn.Module):
         h = nn.Dense(self.ratio * features, dtype=self.dtype, name="hidden")(x)
         # GELU recomputed in the backward pass: of the [..., ratio * D] activations only the GELU's input
         # is kept for it (not also its output and its tanh); the parameters are those of a plain Dense.
-        return nn.remat(GeluDense)(features, dtype=self.dtype, name="out")(h)
+        return RecomputedGeluDense(features, dtype=self.dtype, name="out")(h)
 
 
 class GeluDense(nn.Dense):
@@ -259,6 +259,9 @@ class GeluDense(nn.Dense):
 
     def __call__(self, x: jax.Array) -> jax.Array:
         return super().__call__(nn.gelu(x))
+
+
+RecomputedGeluDense = nn.remat(GeluDense)
 
 
 def check_heads(module: nn.Module, rotary_heads: bool = True) -> None:

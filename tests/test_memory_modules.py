@@ -1,6 +1,8 @@
 """Tests of the memory modules: the interface every registered module must pass, then module-specific checks."""
 
+import flax.linen as nn
 import jax
+import jax.ad_checkpoint
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -794,8 +796,6 @@ def _rate_reference(module, params, x, resets):
     pass over [memory + read embedding | its steps + position embeddings | memory + write embedding], and a
     complete segment's layer-normalised write outputs are the next segment's memory; episodes start from
     zero memory."""
-    import flax.linen as nn
-
     from mnemax.memory_modules.rate import SegmentTransformer
 
     p = params["params"]
@@ -922,6 +922,22 @@ def test_gated_cells_backward_pass_matches_autodiff(name, dtype, tolerance):
         assert float(jnp.abs(a - b).max()) <= tolerance * float(jnp.abs(b).max()), (a.shape, a, b)
     with pytest.raises(ValueError, match="backward must be one of"):
         _make(name, backward="cudnn")
+
+
+def test_mlp_keeps_only_the_gelus_input_for_its_backward_pass(capsys):
+    """Of the MLP's ``[..., 4 D]`` activations the backward pass keeps only the GELU's input (its output and
+    tanh are recomputed), with the parameters and gradients of ``Dense(gelu(Dense(x)))``."""
+    mlp = attention.FeedForward()
+    x = jax.random.normal(jax.random.key(1), (3, 5, 8))
+    params = mlp.init(jax.random.key(0), x)
+    w = params["params"]
+    plain = lambda p, x: nn.gelu(x @ p["hidden"]["kernel"] + p["hidden"]["bias"]) @ p["out"]["kernel"] + p["out"]["bias"]  # noqa: E731
+    np.testing.assert_allclose(mlp.apply(params, x), plain(w, x), rtol=1e-6)
+    ours = jax.grad(lambda p: jnp.sum(jnp.sin(mlp.apply(p, x))))(params)["params"]
+    reference = jax.grad(lambda p: jnp.sum(jnp.sin(plain(p, x))))(w)
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), ours, reference)
+    jax.ad_checkpoint.print_saved_residuals(lambda p: jnp.sum(mlp.apply(p, x)), params)
+    assert capsys.readouterr().out.count("f32[3,5,32]") == 1
 
 
 def test_short_window_over_a_long_sequence_is_recomputed_and_the_same_attention():
