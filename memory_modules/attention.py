@@ -104,6 +104,8 @@ def window_attention(
     Keys are ``[cache; inputs]``: key ``window + t`` is the step of query ``t``. When ``T <= window`` this
     is one dense ``[T, window + T]`` attention; for longer inputs the queries are cut into blocks of
     ``window`` steps that each see ``2 * window`` keys, so the cost is ``O(T * window)``, not ``O(T^2)``.
+    From :data:`REMAT_BAND_STEPS` queries on, the blocks are recomputed in the backward pass instead of
+    kept for it (each block's copy of its keys, twice the keys in all, and its attention weights).
 
     Args:
         q: ``[B, T, H, Dh]`` queries (positions already encoded).
