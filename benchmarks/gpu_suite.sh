@@ -530,7 +530,8 @@ case $part in
     63)  # HCAM and dense TrXL since the MLP's GELU and, from 2048 steps on, the short-window attention are
          # recomputed in the backward pass: the forward's residuals kept for the backward of HCAM at T = 16384
          # (benchmark sizes, `jax.ad_checkpoint.print_saved_residuals`) went from 72.0 to 39.5 GiB; measured
-         # before, HCAM 1,480 ms in 44.8 GB and TrXL 3,414 ms in 53.6 GB. Merged into the H200 table.
+         # before, HCAM 1,480 ms in 44.8 GB and TrXL 3,414 ms in 53.6 GB; after, 1,488 ms in 32.9 GB and
+         # 3,411 ms in 47.5 GB (H200). Merged into the H200 table.
         run 580 memory_modules.py --modules hcam trxl --lengths 256 1024 4096 16384 --timeout 200 --update $flag
         ;;
     *) echo "unknown part $part"; exit 2 ;;
