@@ -469,8 +469,8 @@ case $part in
          # EDIT_HEAD=joint trains the editor with op and slot as one choice (the report says -joint);
          # KICKSTART=COEF adds the oracle as a teacher over the first stage's updates (kickstart_coef, annealed
          # to 0 by the end of the stage; the report says -kickstart). UPDATES and STAGE_UPDATES shorten the run
-         # and its first stage (one CPU seed of full-size Distractor reached 0.985 with 150 and 75, 128 episodes
-         # per update: UPDATES=150 STAGE_UPDATES=75 TASK=Distractor STREAM=256 KICKSTART=1.0). Runs keep
+         # and its first stage (full-size Distractor reached 0.982 on 3 seeds with 150 and 75, 302 s on an H200:
+         # UPDATES=150 STAGE_UPDATES=75 TASK=Distractor STREAM=256 KICKSTART=1.0). Runs keep
          # their checkpoints in ../runs/gpu/context_edit/<name>: a run longer than one sitting (L = 128 at C = 8)
          # stops with a checkpoint before a log interval would end past TRAIN_SECONDS - 60 (default 590; the rest
          # is for start-up and scoring; the outer timeout at TRAIN_SECONDS is a backstop, and a run it stops
@@ -479,11 +479,12 @@ case $part in
          # beside another run)
         stage=${STAGE:-slot_cost=0 min_query_delay=2 max_query_delay=8}
         stage=${stage//,/ }  # commas for spaces, where a caller cannot pass spaces
+        stage_updates=${STAGE_UPDATES:-400}
         name=curriculum${STAGE:+-$(echo "$STAGE" | sed 's/[ ,]/-/g; s/=/_/g; s/[.]/p/g')}-${ALGO:-ppo-dcpo}-${TASK:-KVUpdate}-L${STREAM:-64}-C${BUDGET:-8}${EDIT_HEAD:+-$EDIT_HEAD}${KICKSTART:+-kickstart}${UPDATES:+-u$UPDATES}
         run "${TRAIN_SECONDS:-590}" context_edit.py --task "${TASK:-KVUpdate}" --scale full --budgets "${BUDGET:-8}" \
             ${EXTRA:-} --streams "${STREAM:-64}" --updates "${UPDATES:-1500}" --algos "${ALGO:-ppo-dcpo}" --handoff 0.667 \
-            --train-env-params $stage --train-params curriculum_updates="${STAGE_UPDATES:-400}" \
-            ${KICKSTART:+kickstart_coef=$KICKSTART kickstart_updates=${STAGE_UPDATES:-400}} \
+            --train-env-params $stage --train-params curriculum_updates="$stage_updates" \
+            ${KICKSTART:+kickstart_coef=$KICKSTART kickstart_updates=$stage_updates} \
             ${EDIT_HEAD:+"agent_config={'edit_head':'$EDIT_HEAD'}"} --max-seconds 60 \
             --time-limit $((${TRAIN_SECONDS:-590} - 60)) --run-dir "../runs/gpu/context_edit/$name" --resume \
             ${label:+--device-label $label-$name}
