@@ -186,7 +186,8 @@ def train_one(
             stages = {"handoff": scale["handoff"], "reader_config": dataclasses.asdict(reader_config)}
             config = train_config(scale, "dcpo", env_params, run_dir, scale["updates"] - first, resume,
                                   run_name=f"{name}-curator", init_from=str(reader.run_dir), curriculum_updates=0,
-                                  train_env_params={}, kickstart_coef=0.0, kickstart_updates=0, **limit())  # fmt: skip
+                                  train_env_params={}, kickstart_coef=0.0, kickstart_updates=0,
+                                  **{**scale.get("stage_overrides", {}), **limit()})  # fmt: skip
             result = train(config)
             parts = (reader, result)
         else:
@@ -206,9 +207,17 @@ def train_one(
     score = lambda params: curators.run_curator(  # noqa: E731
         algorithm.env, algorithm.eval_env_params, greedy_curator(algorithm.network, params), key, EVAL_EPISODES
     )
-    scores = jax.device_get(jax.vmap(score)(result.runner.train_state.params))  # all seeds, one compilation
-    per_seed = [summary(jax.tree_util.tree_map(lambda x: x[s], scores)) for s in range(config.num_seeds)]
+
+    def seed_summaries(params) -> list[dict]:  # all seeds in one compilation
+        scores = jax.device_get(jax.vmap(score)(params))
+        return [summary(jax.tree_util.tree_map(lambda x: x[s], scores)) for s in range(config.num_seeds)]
+
+    per_seed = seed_summaries(result.runner.train_state.params)
     mean = {k: float(np.mean([m[k] for m in per_seed])) for k in per_seed[0]}
+    if method == "ppo-dcpo":  # what PPO's network scored when DCPO took it over: what the DCPO stage added
+        handoff = seed_summaries(parts[0].runner.train_state.params)
+        stages["handoff_accuracy_per_seed"] = [m["accuracy"] for m in handoff]
+        stages["handoff_occupied_per_seed"] = [m["mean_occupied"] for m in handoff]
     return {
         "method": method,
         "slots": env_params["context_size"],
@@ -264,6 +273,11 @@ def markdown(report: dict) -> str:
         occupied, episode_return = f"{r['mean_occupied']:.2f}", f"{r['return']:.2f}"
         merges = f"{r['merges']:.2f}" if "merges" in r else ""  # reports before merges were counted lack them
         table_rows.append([r["stream"], r["budget"], r["method"], accuracy, occupied, merges, episode_return, wall])
+        if "handoff_accuracy_per_seed" in r:  # reports before the handoff was scored lack it
+            seeds = r["handoff_accuracy_per_seed"]
+            accuracy = f"{np.mean(seeds):.3f} ({min(seeds):.2f} .. {max(seeds):.2f})"
+            occupied = f"{np.mean(r['handoff_occupied_per_seed']):.2f}"
+            table_rows.append([r["stream"], r["budget"], "(PPO at the handoff)", accuracy, occupied, "", "", ""])
     table = markdown_table(
         ["stream L", "budget C", "method", "accuracy (seed range)", "mean occupied slots", "merges / episode", "return",
          "train wall s"],  # fmt: skip
@@ -274,6 +288,8 @@ def markdown(report: dict) -> str:
     overrides = f"; overridden for this run: {scale['train_overrides']}" if scale.get("train_overrides") else ""
     if scale.get("train_task"):
         overrides += f"; trained on the task with {scale['train_task']}, scored on the task above"
+    if scale.get("stage_overrides"):
+        overrides += f"; in ppo-dcpo's DCPO stage also {scale['stage_overrides']}"
     delay = "" if "max_query_delay" in scale["task"] else " and queries at most L/2 steps after their fact"
     return (
         f"# Context editing: accuracy against context used ({meta['device']})\n\n"
@@ -324,6 +340,10 @@ def main(argv=None) -> dict:
     )  # fmt: skip
     parser.add_argument("--handoff", type=float, default=0.5, help="ppo-dcpo: PPO's share of the updates")
     parser.add_argument(
+        "--stage-params", nargs="*", metavar="NAME=VALUE",
+        help="ppo-dcpo: training settings of its DCPO stage only, over --train-params, e.g. ent_coef=0",
+    )  # fmt: skip
+    parser.add_argument(
         "--task", choices=TASKS, default="KVUpdate",
         help="the registered variant mnemax/ContextEdit-<task>-v0; at full size the parameters it registers "
         "replace the scale's",
@@ -361,6 +381,11 @@ def main(argv=None) -> dict:
         known = set().union(*({f.name for f in dataclasses.fields(algorithms.config_class(a))} for a in ALGOS))
         if unknown := set(scale["train_overrides"]) - known:
             raise SystemExit(f"--train-params: no training setting named {', '.join(sorted(unknown))}")
+    if args.stage_params:
+        scale["stage_overrides"] = parse_assignments(args.stage_params, "--stage-params")
+        dcpo_fields = {f.name for f in dataclasses.fields(algorithms.config_class("dcpo"))}
+        if unknown := set(scale["stage_overrides"]) - dcpo_fields:
+            raise SystemExit(f"--stage-params: DCPO has no training setting named {', '.join(sorted(unknown))}")
     if args.train_env_params:
         scale["train_task"] = parse_assignments(args.train_env_params, "--train-env-params")
     algos = tuple(args.algos) if args.algos else ALGOS
