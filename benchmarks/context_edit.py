@@ -150,6 +150,8 @@ def train_config(scale: dict, algo: str, env_params: dict, run_dir: str, updates
     fields = {f.name for f in dataclasses.fields(config_class)}
     # Overrides of an algorithm's own fields (`group_size`, `gae_lambda`) reach only that algorithm.
     spec |= {k: v for k, v in scale.get("train_overrides", {}).items() if k in fields}
+    if algo == "dcpo":  # DCPO's own settings (--dcpo-params), in ppo-dcpo for its DCPO stage only
+        spec |= scale.get("dcpo_overrides", {})
     settings = dict(
         env=scale["env"], env_params=env_params, train_env_params=scale.get("train_task", {}), agent="context_editor",
         num_steps=stream, total_steps=updates * spec["num_envs"] * stream, num_seeds=scale["seeds"], num_logs=20,
@@ -186,8 +188,7 @@ def train_one(
             stages = {"handoff": scale["handoff"], "reader_config": dataclasses.asdict(reader_config)}
             config = train_config(scale, "dcpo", env_params, run_dir, scale["updates"] - first, resume,
                                   run_name=f"{name}-curator", init_from=str(reader.run_dir), curriculum_updates=0,
-                                  train_env_params={}, kickstart_coef=0.0, kickstart_updates=0,
-                                  **{**scale.get("stage_overrides", {}), **limit()})  # fmt: skip
+                                  train_env_params={}, kickstart_coef=0.0, kickstart_updates=0, **limit())  # fmt: skip
             result = train(config)
             parts = (reader, result)
         else:
@@ -288,8 +289,8 @@ def markdown(report: dict) -> str:
     overrides = f"; overridden for this run: {scale['train_overrides']}" if scale.get("train_overrides") else ""
     if scale.get("train_task"):
         overrides += f"; trained on the task with {scale['train_task']}, scored on the task above"
-    if scale.get("stage_overrides"):
-        overrides += f"; in ppo-dcpo's DCPO stage also {scale['stage_overrides']}"
+    if scale.get("dcpo_overrides"):
+        overrides += f"; for DCPO (in ppo-dcpo its DCPO stage) also {scale['dcpo_overrides']}"
     delay = "" if "max_query_delay" in scale["task"] else " and queries at most L/2 steps after their fact"
     return (
         f"# Context editing: accuracy against context used ({meta['device']})\n\n"
@@ -340,8 +341,8 @@ def main(argv=None) -> dict:
     )  # fmt: skip
     parser.add_argument("--handoff", type=float, default=0.5, help="ppo-dcpo: PPO's share of the updates")
     parser.add_argument(
-        "--stage-params", nargs="*", metavar="NAME=VALUE",
-        help="ppo-dcpo: training settings of its DCPO stage only, over --train-params, e.g. ent_coef=0",
+        "--dcpo-params", nargs="*", metavar="NAME=VALUE",
+        help="training settings of DCPO only (in ppo-dcpo its DCPO stage), over --train-params, e.g. ent_coef=0",
     )  # fmt: skip
     parser.add_argument(
         "--task", choices=TASKS, default="KVUpdate",
@@ -381,11 +382,11 @@ def main(argv=None) -> dict:
         known = set().union(*({f.name for f in dataclasses.fields(algorithms.config_class(a))} for a in ALGOS))
         if unknown := set(scale["train_overrides"]) - known:
             raise SystemExit(f"--train-params: no training setting named {', '.join(sorted(unknown))}")
-    if args.stage_params:
-        scale["stage_overrides"] = parse_assignments(args.stage_params, "--stage-params")
+    if args.dcpo_params:
+        scale["dcpo_overrides"] = parse_assignments(args.dcpo_params, "--dcpo-params")
         dcpo_fields = {f.name for f in dataclasses.fields(algorithms.config_class("dcpo"))}
-        if unknown := set(scale["stage_overrides"]) - dcpo_fields:
-            raise SystemExit(f"--stage-params: DCPO has no training setting named {', '.join(sorted(unknown))}")
+        if unknown := set(scale["dcpo_overrides"]) - dcpo_fields:
+            raise SystemExit(f"--dcpo-params: DCPO has no training setting named {', '.join(sorted(unknown))}")
     if args.train_env_params:
         scale["train_task"] = parse_assignments(args.train_env_params, "--train-env-params")
     algos = tuple(args.algos) if args.algos else ALGOS

@@ -488,7 +488,7 @@ case $part in
             ${EXTRA:-} --streams "${STREAM:-64}" --updates "${UPDATES:-1500}" --algos "${ALGO:-ppo-dcpo}" --handoff 0.667 \
             --train-env-params $stage --train-params curriculum_updates="$stage_updates" \
             ${KICKSTART:+kickstart_coef=$KICKSTART kickstart_updates=$stage_updates} \
-            ${EDIT_HEAD:+"agent_config={'edit_head':'$EDIT_HEAD'}"} ${DCPO_PARAMS:+--stage-params ${DCPO_PARAMS//,/ }} \
+            ${EDIT_HEAD:+"agent_config={'edit_head':'$EDIT_HEAD'}"} ${DCPO_PARAMS:+--dcpo-params ${DCPO_PARAMS//,/ }} \
             --max-seconds 60 \
             --time-limit $((${TRAIN_SECONDS:-590} - 60)) --run-dir "../runs/gpu/context_edit/$name" --resume \
             ${label:+--device-label $label-$name}
