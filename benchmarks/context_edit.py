@@ -17,7 +17,8 @@ length ``L`` and context budget ``C`` of the scale:
   :func:`mnemax.train.train`. Their greedy policies are then scored like curators. **ppo-dcpo** (only
   when asked for) splits the same updates: PPO first, whose per-step credit teaches the editor to read its
   context, then DCPO started from PPO's network (``init_from``), as DCPO in the paper starts from a
-  language model that already answers from its context.
+  language model that already answers from its context. Its row is followed by the score of PPO's network
+  at the handoff; ``--dcpo-params`` gives DCPO settings of its own (e.g. ``ent_coef=0``).
 * **keep-latest-k**: the FIFO curator over the ``C`` slots (the last ``C`` items);
   **keep-all**: every item, with unlimited slots (``C = L``); **perfect**: keeps exactly the facts
   still needed (an oracle: the least context that answers everything); **perfect-no-merge**: the
