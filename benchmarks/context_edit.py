@@ -261,6 +261,11 @@ def plot(report: dict, path: Path) -> None:
     save_figure(fig, path)
 
 
+def accuracy_cell(mean: float, per_seed: list[float] | None) -> str:
+    """``mean (worst .. best seed)``; the mean alone for scripted curators, which have no seeds."""
+    return f"{mean:.3f}" + (f" ({min(per_seed):.2f} .. {max(per_seed):.2f})" if per_seed else "")
+
+
 def markdown(report: dict) -> str:
     meta = report["meta"]
     table_rows = []
@@ -268,16 +273,14 @@ def markdown(report: dict) -> str:
         if r.get("status", "ok") != "ok":
             table_rows.append([r["stream"], r["budget"], r["method"], r["status"], "", "", "", ""])
             continue
-        accuracy = f"{r['accuracy']:.3f}"
-        if "accuracy_per_seed" in r:
-            accuracy += f" ({min(r['accuracy_per_seed']):.2f} .. {max(r['accuracy_per_seed']):.2f})"
+        accuracy = accuracy_cell(r["accuracy"], r.get("accuracy_per_seed"))
         wall = f"{r['seconds']:.0f}" if "seconds" in r else ""
         occupied, episode_return = f"{r['mean_occupied']:.2f}", f"{r['return']:.2f}"
         merges = f"{r['merges']:.2f}" if "merges" in r else ""  # reports before merges were counted lack them
         table_rows.append([r["stream"], r["budget"], r["method"], accuracy, occupied, merges, episode_return, wall])
         if "handoff_accuracy_per_seed" in r:  # reports before the handoff was scored lack it
             seeds = r["handoff_accuracy_per_seed"]
-            accuracy = f"{np.mean(seeds):.3f} ({min(seeds):.2f} .. {max(seeds):.2f})"
+            accuracy = accuracy_cell(float(np.mean(seeds)), seeds)
             occupied = f"{np.mean(r['handoff_occupied_per_seed']):.2f}"
             table_rows.append([r["stream"], r["budget"], "(PPO at the handoff)", accuracy, occupied, "", "", ""])
     table = markdown_table(
@@ -311,6 +314,13 @@ def markdown(report: dict) -> str:
         "with writes in place of merges (what the task asks of an editor that never merges). Train wall time includes "
         f"compilation.\n\n{table}\n![accuracy against context used](context_edit_{meta['label']}.png)\n"
     )
+
+
+def check_settings(settings: dict, algos: tuple[str, ...], refusal: str) -> None:
+    """Exit with ``refusal`` and the names in ``settings`` that no configuration of ``algos`` has."""
+    known = set().union(*({f.name for f in dataclasses.fields(algorithms.config_class(a))} for a in algos))
+    if unknown := set(settings) - known:
+        raise SystemExit(f"{refusal} {', '.join(sorted(unknown))}")
 
 
 def main(argv=None) -> dict:
@@ -380,14 +390,10 @@ def main(argv=None) -> dict:
     scale["task"] = {**scale["task"], **parse_assignments(args.env_params, "--env-params")}
     if args.train_params:
         scale["train_overrides"] = parse_assignments(args.train_params, "--train-params")
-        known = set().union(*({f.name for f in dataclasses.fields(algorithms.config_class(a))} for a in ALGOS))
-        if unknown := set(scale["train_overrides"]) - known:
-            raise SystemExit(f"--train-params: no training setting named {', '.join(sorted(unknown))}")
+        check_settings(scale["train_overrides"], ALGOS, "--train-params: no training setting named")
     if args.dcpo_params:
         scale["dcpo_overrides"] = parse_assignments(args.dcpo_params, "--dcpo-params")
-        dcpo_fields = {f.name for f in dataclasses.fields(algorithms.config_class("dcpo"))}
-        if unknown := set(scale["dcpo_overrides"]) - dcpo_fields:
-            raise SystemExit(f"--dcpo-params: DCPO has no training setting named {', '.join(sorted(unknown))}")
+        check_settings(scale["dcpo_overrides"], ("dcpo",), "--dcpo-params: DCPO has no training setting named")
     if args.train_env_params:
         scale["train_task"] = parse_assignments(args.train_env_params, "--train-env-params")
     algos = tuple(args.algos) if args.algos else ALGOS
