@@ -7,6 +7,7 @@
     python benchmarks/context_edit.py --scale full --budgets 4 --streams 64 --algos dcpo \
         --env-params slot_cost=0 --train-params num_envs=128 --device-label cpu-diagnosis-cost0  # one variant
     python benchmarks/context_edit.py --scale full --budgets 4 --streams 64 --algos ppo-dcpo --handoff 0.5
+    python benchmarks/context_edit.py --scale full --algos ppo-dcpo ppo-ppo --stage-params ent_coef=0  # + control
     python benchmarks/context_edit.py --scale full --streams 128 --run-dir runs/ce --resume --time-limit 500  # sittings
 
 On ``ContextEdit-<task>-v0`` (``--task``: KVUpdate, the default, MultiHop or Distractor), for every stream
@@ -18,7 +19,9 @@ length ``L`` and context budget ``C`` of the scale:
   when asked for) splits the same updates: PPO first, whose per-step credit teaches the editor to read its
   context, then DCPO started from PPO's network (``init_from``), as DCPO in the paper starts from a
   language model that already answers from its context. Its row is followed by the score of PPO's network
-  at the handoff; ``--dcpo-params`` gives DCPO settings of its own (e.g. ``ent_coef=0``).
+  at the handoff. **ppo-ppo** is its control: the same PPO network at the handoff (trained once, shared by
+  both) trained on by PPO instead, so the two differ only in the second stage's algorithm.
+  ``--stage-params`` gives the second stage of both settings of its own (e.g. ``ent_coef=0``).
 * **keep-latest-k**: the FIFO curator over the ``C`` slots (the last ``C`` items);
   **keep-all**: every item, with unlimited slots (``C = L``); **perfect**: keeps exactly the facts
   still needed (an oracle: the least context that answers everything); **perfect-no-merge**: the
@@ -111,9 +114,11 @@ SCALES = {
 SHARED_TRAIN = dict(ent_coef=0.01, anneal_lr=False)
 ALGO_TRAIN = {"dcpo": dict(group_size=8), "ppo": dict(gamma=0.99, gae_lambda=0.95)}
 ALGOS = ("dcpo", "ppo")
-# Learners made of two: PPO (per-step credit, which teaches the editor to read its context) for the first
-# `handoff` of the updates, then DCPO started from PPO's network (`init_from`) for the rest.
-METHODS = ALGOS + ("ppo-dcpo",)
+# Learners made of two stages: PPO (per-step credit, which teaches the editor to read its context) for the
+# first `handoff` of the updates, then the second stage's algorithm started from PPO's network (`init_from`)
+# for the rest: DCPO, or PPO again as ppo-dcpo's control.
+TWO_STAGE = {"ppo-dcpo": "dcpo", "ppo-ppo": "ppo"}
+METHODS = ALGOS + tuple(TWO_STAGE)
 HEURISTICS = ("keep-latest-k", "keep-all", "perfect", "perfect-no-merge")
 
 
@@ -142,17 +147,21 @@ def heuristic_rows(env_id: str, env_params: dict, key: jax.Array) -> list[dict]:
     return [{"method": name, "slots": int(p.context_size), **score(p, curator)} for name, (p, curator) in cases.items()]
 
 
-def train_config(scale: dict, algo: str, env_params: dict, run_dir: str, updates: int, resume: bool = False, **extra):
+def train_config(
+    scale: dict, algo: str, env_params: dict, run_dir: str, updates: int, resume: bool = False, stage: bool = False,
+    **extra,
+):  # fmt: skip
     """The configuration of one learner of ``algo`` on the task ``env_params``, ``updates`` updates long;
-    ``resume`` continues its run in ``run_dir`` if that has a checkpoint."""
+    ``resume`` continues its run in ``run_dir`` if that has a checkpoint; ``stage``: the second stage of a
+    two-stage learner, which takes ``--stage-params``."""
     stream = env_params["stream_length"]
     spec = {**scale["train"], **SHARED_TRAIN, **ALGO_TRAIN[algo]}
     config_class = algorithms.config_class(algo)
     fields = {f.name for f in dataclasses.fields(config_class)}
     # Overrides of an algorithm's own fields (`group_size`, `gae_lambda`) reach only that algorithm.
     spec |= {k: v for k, v in scale.get("train_overrides", {}).items() if k in fields}
-    if algo == "dcpo":  # DCPO's own settings (--dcpo-params), in ppo-dcpo for its DCPO stage only
-        spec |= scale.get("dcpo_overrides", {})
+    if stage:  # --stage-params, again only the fields of this stage's algorithm
+        spec |= {k: v for k, v in scale.get("stage_overrides", {}).items() if k in fields}
     settings = dict(
         env=scale["env"], env_params=env_params, train_env_params=scale.get("train_task", {}), agent="context_editor",
         num_steps=stream, total_steps=updates * spec["num_envs"] * stream, num_seeds=scale["seeds"], num_logs=20,
@@ -165,41 +174,50 @@ def train_config(scale: dict, algo: str, env_params: dict, run_dir: str, updates
 
 def train_one(
     scale: dict, method: str, env_params: dict, run_dir: str, key: jax.Array, resume: bool = False,
-    stop_at: float | None = None,
+    stop_at: float | None = None, reader_trained: bool = False,
 ) -> dict:  # fmt: skip
     """Train and score one learner; ``resume`` continues its runs from their checkpoints in ``run_dir``;
     training stops with a checkpoint before a log interval would end past ``stop_at`` (``time.monotonic()``
-    seconds; None: no limit).
+    seconds; None: no limit). ``reader_trained``: another two-stage learner of this sitting has trained the
+    first stage (PPO's network at the handoff) in ``run_dir``, which this one takes as it is.
 
     Raises :class:`TrainingInterrupted` (after recording the wall time so far) when a signal or ``stop_at``
     stopped it."""
     name = f"{method}-L{env_params['stream_length']}-C{env_params['context_size']}"
-    clock = SittingClock(Path(run_dir) / f"{name}-wall_seconds.txt", resume)
 
     def limit() -> dict:  # the trainer's time_limit counts from its own start: the time left now
         return {} if stop_at is None else {"time_limit": round(max(stop_at - time.monotonic(), 1.0), 1)}
 
-    try:
-        if method == "ppo-dcpo":
-            first = round(scale["updates"] * scale["handoff"])
-            reader_config = train_config(
-                scale, "ppo", env_params, run_dir, first, resume, run_name=f"{name}-reader", **limit()
-            )
-            reader = train(reader_config)
-            stages = {"handoff": scale["handoff"], "reader_config": dataclasses.asdict(reader_config)}
-            config = train_config(scale, "dcpo", env_params, run_dir, scale["updates"] - first, resume,
-                                  run_name=f"{name}-curator", init_from=str(reader.run_dir), curriculum_updates=0,
-                                  train_env_params={}, kickstart_coef=0.0, kickstart_updates=0, **limit())  # fmt: skip
-            result = train(config)
-            parts = (reader, result)
+    def timed_train(config, clock: SittingClock):  # the wall time is recorded also when a signal stops it
+        try:
+            return train(config)
+        finally:
+            clock.save()
+
+    stages, parts, first_seconds = {}, (), 0.0
+    if method in TWO_STAGE:  # the first stage: shared by both two-stage learners, and timed on its own
+        first = round(scale["updates"] * scale["handoff"])
+        reader_name = f"reader-L{env_params['stream_length']}-C{env_params['context_size']}"
+        reader_config = train_config(
+            scale, "ppo", env_params, run_dir, first, resume or reader_trained, run_name=reader_name, **limit()
+        )
+        reader_clock = SittingClock(Path(run_dir) / f"{reader_name}-wall_seconds.txt", resume or reader_trained)
+        if reader_trained:  # taken over from the other learner: loading it is not training it
+            reader, first_seconds = train(reader_config), reader_clock.earlier
         else:
-            config = train_config(scale, method, env_params, run_dir, scale["updates"], resume, **limit())
-            result = train(config)
-            parts, stages = (result,), {}
-    except BaseException:  # a signal (TrainingInterrupted, or SystemExit outside the training loop)
-        clock.save()
-        raise
-    seconds = clock.save()
+            reader, first_seconds = timed_train(reader_config, reader_clock), reader_clock.seconds()
+        parts = (reader,)
+        stages = {"handoff": scale["handoff"], "reader_config": dataclasses.asdict(reader_config)}
+        config = train_config(scale, TWO_STAGE[method], env_params, run_dir, scale["updates"] - first, resume,
+                              stage=True, run_name=f"{name}-curator", init_from=str(reader.run_dir),
+                              curriculum_updates=0, train_env_params={}, kickstart_coef=0.0, kickstart_updates=0,
+                              **limit())  # fmt: skip
+    else:
+        config = train_config(scale, method, env_params, run_dir, scale["updates"], resume, **limit())
+    clock = SittingClock(Path(run_dir) / f"{name}-wall_seconds.txt", resume)
+    parts += (timed_train(config, clock),)
+    result = parts[-1]
+    seconds = first_seconds + clock.seconds()
     steps = sum(part.steps for part in parts)  # per seed
     # Throughput over the parts trained in this sitting (steps_per_second counts all seeds, compilation left
     # out; a part resumed at its last checkpoint trained nothing now and has none).
@@ -216,7 +234,7 @@ def train_one(
 
     per_seed = seed_summaries(result.runner.train_state.params)
     mean = {k: float(np.mean([m[k] for m in per_seed])) for k in per_seed[0]}
-    if method == "ppo-dcpo":  # what PPO's network scored when DCPO took it over: what the DCPO stage added
+    if method in TWO_STAGE:  # what PPO's network scored at the handoff: what the second stage added
         handoff = seed_summaries(parts[0].runner.train_state.params)
         stages["handoff_accuracy_per_seed"] = [m["accuracy"] for m in handoff]
         stages["handoff_occupied_per_seed"] = [m["mean_occupied"] for m in handoff]
@@ -240,6 +258,7 @@ def train_one(
 def plot(report: dict, path: Path) -> None:
     streams = report["meta"]["streams"]
     styles = {"dcpo": ("tab:red", "o"), "ppo": ("tab:blue", "s"), "ppo-dcpo": ("tab:purple", "D"),
+              "ppo-ppo": ("tab:cyan", "^"),
               "keep-latest-k": ("tab:gray", "v"), "keep-all": ("black", "x"), "perfect": ("tab:green", "*"),
               "perfect-no-merge": ("tab:olive", "P")}  # fmt: skip
     fig, axes = panels(len(streams), 5, 3.8)
@@ -293,8 +312,8 @@ def markdown(report: dict) -> str:
     overrides = f"; overridden for this run: {scale['train_overrides']}" if scale.get("train_overrides") else ""
     if scale.get("train_task"):
         overrides += f"; trained on the task with {scale['train_task']}, scored on the task above"
-    if scale.get("dcpo_overrides"):
-        overrides += f"; for DCPO (in ppo-dcpo its DCPO stage) also {scale['dcpo_overrides']}"
+    if scale.get("stage_overrides"):
+        overrides += f"; for the second stage of ppo-dcpo and ppo-ppo also {scale['stage_overrides']}"
     delay = "" if "max_query_delay" in scale["task"] else " and queries at most L/2 steps after their fact"
     return (
         f"# Context editing: accuracy against context used ({meta['device']})\n\n"
@@ -348,12 +367,13 @@ def main(argv=None) -> dict:
     parser.add_argument(
         "--algos", nargs="*", choices=METHODS,
         help="learners to train (default: dcpo and ppo); ppo-dcpo: PPO for the first --handoff of the updates "
-        "(with --train-env-params, if given, as its curriculum), then DCPO from PPO's network on the task",
+        "(with --train-env-params, if given, as its curriculum), then DCPO from PPO's network on the task; "
+        "ppo-ppo: the same with PPO in the second stage (the control; both share the first stage)",
     )  # fmt: skip
-    parser.add_argument("--handoff", type=float, default=0.5, help="ppo-dcpo: PPO's share of the updates")
+    parser.add_argument("--handoff", type=float, default=0.5, help="ppo-dcpo, ppo-ppo: the first stage's share")
     parser.add_argument(
-        "--dcpo-params", nargs="*", metavar="NAME=VALUE",
-        help="training settings of DCPO only (in ppo-dcpo its DCPO stage), over --train-params, e.g. ent_coef=0",
+        "--stage-params", nargs="*", metavar="NAME=VALUE",
+        help="training settings of the second stage of ppo-dcpo and ppo-ppo, over --train-params, e.g. ent_coef=0",
     )  # fmt: skip
     parser.add_argument(
         "--task", choices=TASKS, default="KVUpdate",
@@ -391,9 +411,12 @@ def main(argv=None) -> dict:
     if args.train_params:
         scale["train_overrides"] = parse_assignments(args.train_params, "--train-params")
         check_settings(scale["train_overrides"], ALGOS, "--train-params: no training setting named")
-    if args.dcpo_params:
-        scale["dcpo_overrides"] = parse_assignments(args.dcpo_params, "--dcpo-params")
-        check_settings(scale["dcpo_overrides"], ("dcpo",), "--dcpo-params: DCPO has no training setting named")
+    if args.stage_params:
+        scale["stage_overrides"] = parse_assignments(args.stage_params, "--stage-params")
+        second = tuple(sorted({TWO_STAGE[m] for m in args.algos or () if m in TWO_STAGE}))
+        if not second:
+            parser.error("--stage-params sets the second stage of ppo-dcpo or ppo-ppo: name one in --algos")
+        check_settings(scale["stage_overrides"], second, "--stage-params: no second-stage training setting named")
     if args.train_env_params:
         scale["train_task"] = parse_assignments(args.train_env_params, "--train-env-params")
     algos = tuple(args.algos) if args.algos else ALGOS
@@ -411,14 +434,16 @@ def main(argv=None) -> dict:
                 env_params = task_params(scale, budget, stream)
                 setting = {"stream": stream, "budget": budget}
                 rows += [dict(setting, **r) for r in heuristic_rows(scale["env"], env_params, key)]
+                reader_trained = False  # the first stage that ppo-dcpo and ppo-ppo share, once trained
                 for algo in algos:
                     if time.perf_counter() > deadline:
                         rows.append(dict(setting, method=algo, status="skipped (time budget)"))
                         continue
                     print(f"L={stream} C={budget} {algo} ...", flush=True)
                     try:
-                        row = train_one(scale, algo, env_params, run_dir, key, args.resume, stop_at)
+                        row = train_one(scale, algo, env_params, run_dir, key, args.resume, stop_at, reader_trained)
                         rows.append(dict(setting, **row))
+                        reader_trained |= algo in TWO_STAGE
                     except (TrainingInterrupted, SystemExit) as error:  # recorded with how to go on, then out
                         trainer_stop = isinstance(error, TrainingInterrupted)
                         stop = str(error).split(";")[0] if trainer_stop else "stopped by a signal"
