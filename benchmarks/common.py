@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import csv
 import datetime
 import json
 import platform
@@ -158,6 +159,22 @@ class SittingClock:
         seconds = self.seconds()
         self.path.write_text(str(seconds))
         return seconds
+
+
+def read_curve(path: Path) -> list[dict]:
+    """The points of a run's ``metrics.csv`` (every log of every seed, over all its resumed pieces)."""
+    if not path.exists():
+        return []
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    return [
+        {
+            "step": int(float(r["step"])), "seed": int(r["seed"]), "return": float(r["return"]),
+            "success": float(r["success"]), "entropy": float(r["entropy"]),
+            **({"seconds": float(r["seconds"])} if r.get("seconds") else {}),
+        }  # fmt: skip
+        for r in rows
+    ]
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:

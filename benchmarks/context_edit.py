@@ -56,7 +56,7 @@ import numpy as np
 
 from common import (
     RESULTS, SittingClock, default_label, finish_fraction_panel, markdown_table, metadata, panels, parse_assignments,
-    resume_settings, save_figure, write_report,
+    read_curve, resume_settings, save_figure, write_report,
 )  # fmt: skip
 from mnemax import envs
 from mnemax.agents import greedy_curator
@@ -207,7 +207,10 @@ def train_one(
         else:
             reader, first_seconds = timed_train(reader_config, reader_clock), reader_clock.seconds()
         parts = (reader,)
-        stages = {"handoff": scale["handoff"], "reader_config": dataclasses.asdict(reader_config)}
+        stages = {
+            "handoff": scale["handoff"], "reader_config": dataclasses.asdict(reader_config),
+            "reader_curve": read_curve(Path(reader.run_dir) / "metrics.csv"),
+        }  # fmt: skip
         config = train_config(scale, TWO_STAGE[method], env_params, run_dir, scale["updates"] - first, resume,
                               stage=True, run_name=f"{name}-curator", init_from=str(reader.run_dir),
                               curriculum_updates=0, train_env_params={}, kickstart_coef=0.0, kickstart_updates=0,
@@ -251,6 +254,7 @@ def train_one(
             sum(part.steps for part in trained) * config.num_seeds / train_seconds if trained else None
         ),
         "config": dataclasses.asdict(config),
+        "curve": read_curve(Path(result.run_dir) / "metrics.csv"),  # training episodes, every log of every seed
         **stages,
     }
 
@@ -277,6 +281,27 @@ def plot(report: dict, path: Path) -> None:
                             xytext=(3, 3), textcoords="offset points")  # fmt: skip
         ax.set_xscale("symlog", linthresh=0.1)
         finish_fraction_panel(ax, f"stream length {stream}", "mean occupied slots per step", "accuracy (greedy)", 7)
+    save_figure(fig, path)
+
+
+def plot_curves(report: dict, path: Path) -> None:
+    """The mean training return over seeds against env steps per seed, one panel per learned row (setting
+    and method); a two-stage learner's first stage is drawn dashed, its second stage after it."""
+    learned = [r for r in report["rows"] if r.get("curve")]
+    fig, axes = panels(len(learned), 4, 3)
+    for ax, r in zip(axes, learned):
+        offset = 0
+        for curve, style in ((r.get("reader_curve"), "--"), (r["curve"], "-")):
+            if not curve:
+                continue
+            steps = sorted({point["step"] for point in curve})
+            mean = [np.mean([q["return"] for q in curve if q["step"] == step]) for step in steps]
+            ax.plot([offset + step for step in steps], mean, style, marker=".", color="tab:purple")
+            offset += steps[-1]
+        ax.set_title(f"L={r['stream']} C={r['budget']} {r['method']}", fontsize=9)
+        ax.set_xlabel("env steps per seed")
+        ax.set_ylabel("training return (mean over seeds)")
+        ax.grid(alpha=0.3)
     save_figure(fig, path)
 
 
@@ -315,6 +340,10 @@ def markdown(report: dict) -> str:
     if scale.get("stage_overrides"):
         overrides += f"; for the second stage of ppo-dcpo and ppo-ppo also {scale['stage_overrides']}"
     delay = "" if "max_query_delay" in scale["task"] else " and queries at most L/2 steps after their fact"
+    curves_link = (
+        "\nTraining curves (the first stage of ppo-dcpo and ppo-ppo dashed):\n\n"
+        f"![training curves](context_edit_{meta['label']}-curves.png)\n"
+    )
     return (
         f"# Context editing: accuracy against context used ({meta['device']})\n\n"
         f"Scale `{meta['scale']}`, jax {meta['jax']}, {meta['date']}. The `cpu` scale is a reduced setting that "
@@ -332,6 +361,7 @@ def markdown(report: dict) -> str:
         "slots; perfect keeps exactly the facts still needed (an oracle); perfect-no-merge follows its rules "
         "with writes in place of merges (what the task asks of an editor that never merges). Train wall time includes "
         f"compilation.\n\n{table}\n![accuracy against context used](context_edit_{meta['label']}.png)\n"
+        + (curves_link if any(r.get("curve") for r in report["rows"]) else "")
     )
 
 
@@ -462,6 +492,8 @@ def write(meta: dict, rows: list[dict]) -> dict:
     report = {"meta": meta, "rows": rows}
     write_report("context_edit", meta["label"], report, markdown(report))
     plot(report, RESULTS / f"context_edit_{meta['label']}.png")
+    if any(r.get("curve") for r in rows):  # reports before curves were kept have none
+        plot_curves(report, RESULTS / f"context_edit_{meta['label']}-curves.png")
     return report
 
 

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import dataclasses
 import fcntl
 import json
@@ -57,7 +56,7 @@ from pathlib import Path
 
 from common import (
     RESULTS, SittingClock, default_label, finish_fraction_panel, markdown_table, merge_runs, metadata, panels,
-    resume_settings, save_figure, write_report,
+    read_curve, resume_settings, save_figure, write_report,
 )  # fmt: skip
 from mnemax.train import PPOConfig, algorithms, train
 from mnemax.train.loop import TrainingDiverged, TrainingInterrupted
@@ -449,22 +448,6 @@ class RunInterrupted(Exception):
         super().__init__(record["status"])
         self.record = record
         self.exit_code = exit_code
-
-
-def read_curve(path: Path) -> list[dict]:
-    """The points of a run's ``metrics.csv`` (every log of every seed, over all its resumed pieces)."""
-    if not path.exists():
-        return []
-    with path.open() as f:
-        rows = list(csv.DictReader(f))
-    return [
-        {
-            "step": int(float(r["step"])), "seed": int(r["seed"]), "return": float(r["return"]),
-            "success": float(r["success"]), "entropy": float(r["entropy"]),
-            **({"seconds": float(r["seconds"])} if r.get("seconds") else {}),
-        }  # fmt: skip
-        for r in rows
-    ]
 
 
 # The curve each grid plots: training success, or the mean episode return where success comes late.
