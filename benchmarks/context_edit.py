@@ -36,8 +36,9 @@ With ``--run-dir`` the runs keep their checkpoints there: a run stopped by SIGTE
 limit, or ``--time-limit``, which stops training with a checkpoint before a log interval would overrun it) is
 recorded as interrupted, and the same command with ``--resume`` continues it where it stopped (a finished run
 is only scored again); wall time adds up over the sittings.
-Writes ``benchmarks/results/context_edit_<label>.json``, ``.md`` and ``.png`` (accuracy against mean
-occupied slots, one panel per stream length).
+Writes ``benchmarks/results/context_edit_<label>.json`` (with every learned run's training curve), ``.md``,
+``.png`` (accuracy against mean occupied slots, one panel per stream length) and ``-curves.png`` (the
+training return of each learned run).
 """
 
 from __future__ import annotations
