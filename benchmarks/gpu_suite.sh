@@ -471,7 +471,8 @@ case $part in
          # to 0 by the end of the stage; the report says -kickstart); STAGE_PARAMS sets the second stage apart (e.g.
          # STAGE_PARAMS=ent_coef=0; the report says -stage-ent_coef_0); ALGO="ppo-dcpo ppo-ppo" adds the control
          # that continues with PPO from the same first stage (trained once; a learner starts while 150 s of the
-         # sitting are left, else the next sitting starts it). UPDATES and STAGE_UPDATES shorten the run
+         # sitting are left, else the next sitting starts it); HANDOFF moves the handoff (default 0.667 of the
+         # updates; the report says -handoff0p75). UPDATES and STAGE_UPDATES shorten the run
          # and its first stage (full-size Distractor reached 0.982 on 3 seeds with 150 and 75, 302 s on an H200:
          # UPDATES=150 STAGE_UPDATES=75 TASK=Distractor STREAM=256 KICKSTART=1.0). Runs keep
          # their checkpoints in ../runs/gpu/context_edit/<name>: a run longer than one sitting (L = 128 at C = 8)
@@ -485,9 +486,9 @@ case $part in
         stage_updates=${STAGE_UPDATES:-400}
         slug() { echo "$1" | sed 's/[ ,]/-/g; s/=/_/g; s/[.]/p/g'; }  # settings as a part of a file name
         name=curriculum${STAGE:+-$(slug "$STAGE")}-$(slug "${ALGO:-ppo-dcpo}")-${TASK:-KVUpdate}-L${STREAM:-64}-C${BUDGET:-8}
-        name+=${EDIT_HEAD:+-$EDIT_HEAD}${KICKSTART:+-kickstart}${UPDATES:+-u$UPDATES}${STAGE_PARAMS:+-stage-$(slug "$STAGE_PARAMS")}
+        name+=${EDIT_HEAD:+-$EDIT_HEAD}${KICKSTART:+-kickstart}${UPDATES:+-u$UPDATES}${STAGE_PARAMS:+-stage-$(slug "$STAGE_PARAMS")}${HANDOFF:+-handoff$(slug "$HANDOFF")}
         run "${TRAIN_SECONDS:-590}" context_edit.py --task "${TASK:-KVUpdate}" --scale full --budgets "${BUDGET:-8}" \
-            ${EXTRA:-} --streams "${STREAM:-64}" --updates "${UPDATES:-1500}" --algos ${ALGO:-ppo-dcpo} --handoff 0.667 \
+            ${EXTRA:-} --streams "${STREAM:-64}" --updates "${UPDATES:-1500}" --algos ${ALGO:-ppo-dcpo} --handoff "${HANDOFF:-0.667}" \
             --train-env-params $stage --train-params curriculum_updates="$stage_updates" \
             ${KICKSTART:+kickstart_coef=$KICKSTART kickstart_updates=$stage_updates} \
             ${EDIT_HEAD:+"agent_config={'edit_head':'$EDIT_HEAD'}"} ${STAGE_PARAMS:+--stage-params ${STAGE_PARAMS//,/ }} \
