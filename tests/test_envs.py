@@ -95,9 +95,17 @@ def test_check_env(env_id):
     assert frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3
 
 
-# Searing Spotlights' pixel rollouts run longer than they compile.
-RUN_BOUND = {"mnemax/SearingSpotlights-v0", "mnemax/EndlessSearingSpotlights-v0"}
-assert RUN_BOUND <= set(IDS)
+def _renders_pixels(env_id):
+    env, params = mnemax.envs.make(env_id)
+    return len(env.observation_space(params).shape) == 3
+
+
+# The pixel ids' rollouts run longer than they compile: with XLA's optimisations the three rollouts of pixel
+# Mortar Mayhem took 0.9 s instead of 5.7 s, for 1.5 s more compiling (Ballet's and Object Permanence's
+# pixel ids alike); the symbolic ids are compile-bound and cheaper without them.
+RUN_BOUND = {i for i in IDS if _renders_pixels(i)}
+assert {"mnemax/SearingSpotlights-v0", "mnemax/Ballet-2-Delay16-v0"} <= RUN_BOUND
+assert "mnemax/SearingSpotlights-Symbolic-v0" not in RUN_BOUND
 
 
 @pytest.mark.parametrize(
