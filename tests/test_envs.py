@@ -238,10 +238,12 @@ def test_vmap_reset_pool_starts_episodes_from_spares_and_draws_them_again():
     env, params = mnemax.envs.make("mnemax/MysteryPath-Grid-Symbolic-v0", max_steps_in_episode=3)
     num_envs, pool = 4, 2
     venv = wrappers.Vmap(env, num_envs, reset_pool=pool)
-    obs, state = venv.reset(jax.random.key(0), params)
+    reset = jax.jit(venv.reset)  # op by op, the path searches of the reset compiled hundreds of small programs
+    obs, state = reset(jax.random.key(0), params)
     first_spares = state.spares
     assert first_spares.on_path.shape == (num_envs, pool, 7, 7)
     step = jax.jit(venv.step)
+    observe = jax.jit(jax.vmap(env.observe, in_axes=(0, None)))
     actions = jnp.zeros(num_envs, jnp.int32)
     outputs = []
     for t in range(1, 7):
@@ -253,11 +255,11 @@ def test_vmap_reset_pool_starts_episodes_from_spares_and_draws_them_again():
         if t % 3 == 0:
             spare = jax.tree_util.tree_map(lambda s: s[jnp.arange(num_envs), before.used], before.spares)
             jax.tree_util.tree_map(np.testing.assert_array_equal, state.envs, spare)
-            np.testing.assert_array_equal(obs, jax.vmap(env.observe, in_axes=(0, None))(spare, params))
+            np.testing.assert_array_equal(obs, observe(spare, params))
         np.testing.assert_array_equal(state.used, np.full(num_envs, (t // 3) % pool))
     assert not np.array_equal(state.spares.on_path, first_spares.on_path)  # drawn again at step 6
     # Reproducible: the same keys give the same observations.
-    _, again = venv.reset(jax.random.key(0), params)
+    _, again = reset(jax.random.key(0), params)
     for t in range(1, 7):
         obs, again, *_ = step(jax.random.key(t), again, actions, params)
         np.testing.assert_array_equal(obs, outputs[t - 1])
@@ -316,17 +318,18 @@ def test_rarely_equals_where_for_any_number_of_copies_taking_the_branch(taken):
 def test_endless_mystery_path_draws_a_new_path_only_at_a_goal_and_as_before():
     """The new path of Endless Mystery Path (computed by `rarely`) is the one the path search gives from the
     goal just reached, whether the env runs alone or in a vmapped batch."""
+    # Jitted: run op by op, the path search compiled hundreds of small programs.
     env, params = mnemax.envs.make("mnemax/EndlessMysteryPath-Symbolic-v0")
-    _, state = env.reset(jax.random.key(0), params)
+    _, state = jax.jit(env.reset)(jax.random.key(0), params)
     at_goal = state.replace(position=env.place_on(state.goal, params), off_path=jnp.bool_(False))
     key = jax.random.key(5)
-    _, alone, *_ = env.step(key, at_goal, jnp.zeros(2, jnp.int32), params)  # no move
+    _, alone, *_ = jax.jit(env.step)(key, at_goal, jnp.zeros(2, jnp.int32), params)  # no move
     key_step = jax.random.split(key)[0]
-    expected = env._next_path(key_step, at_goal, params)  # where the agent reached the goal: a new path
+    expected = jax.jit(env._next_path)(key_step, at_goal, params)  # where the agent reached the goal: a new path
     np.testing.assert_array_equal(alone.on_path, expected.on_path)
     np.testing.assert_array_equal(alone.origin, at_goal.goal)
     batch = jax.tree_util.tree_map(lambda a, b: jnp.stack([a, b]), at_goal, state)  # copy 1: not at its goal
-    step = jax.vmap(env.step, in_axes=(0, 0, None, None))
+    step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, None, None)))
     _, stepped, *_ = step(jnp.stack([key, key]), batch, jnp.zeros(2, jnp.int32), params)
     np.testing.assert_array_equal(stepped.on_path[0], expected.on_path)
     np.testing.assert_array_equal(stepped.on_path[1], state.on_path)
