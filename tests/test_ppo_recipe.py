@@ -100,11 +100,12 @@ def test_separate_critic_keeps_the_value_loss_out_of_the_policy(tmp_path):
 def test_separate_critic_clips_each_branch_on_its_own(tmp_path):
     config = PPOConfig(**TINY, separate_critic=True, max_grad_norm=1.0, learning_rate=1.0, anneal_lr=False, run_dir=str(tmp_path))
     ppo = PPO(config)
-    params = ppo.init(jax.random.key(0)).train_state.params
+    # Jitted, as in training: run op by op, the initialisation and the update compiled hundreds of small programs.
+    params = jax.jit(ppo.init)(jax.random.key(0)).train_state.params
     is_critic = jax.tree_util.tree_map(lambda b: b == "critic", parameter_branches(params))
     # Huge value gradients, small policy gradients: one global clip would scale the policy's to nothing.
     grads = jax.tree_util.tree_map(lambda p, c: jnp.full_like(p, 1e3 if c else 1e-3), params, is_critic)
-    clipped, _ = ppo.optimizer.update(grads, ppo.optimizer.init(params), params)
+    clipped, _ = jax.jit(lambda g, p: ppo.optimizer.update(g, ppo.optimizer.init(p), p))(grads, params)
     actor_leaves = [g for g, c in zip(jax.tree_util.tree_leaves(clipped), jax.tree_util.tree_leaves(is_critic)) if not c]
     # Adam normalises each parameter's step, so a policy gradient that survived the clip moves by ~lr.
     assert all(np.allclose(np.abs(g), 1.0, rtol=1e-2) for g in actor_leaves)
