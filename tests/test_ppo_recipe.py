@@ -81,7 +81,7 @@ def test_mean_episode_length_of_a_minibatch():
 
 def test_separate_critic_keeps_the_value_loss_out_of_the_policy(tmp_path):
     ppo = PPO(PPOConfig(**TINY, separate_critic=True, memory="gru", run_dir=str(tmp_path)))
-    runner = ppo.init(jax.random.key(0))
+    runner = jax.jit(ppo.init)(jax.random.key(0))  # jitted, as in training (op by op: hundreds of small compiles)
     params = runner.train_state.params
     assert set(runner.carry) == {"actor", "critic"}
     obs = jnp.zeros((3, 2, 3))
@@ -90,7 +90,7 @@ def test_separate_critic_keeps_the_value_loss_out_of_the_policy(tmp_path):
     def value_sum(p):
         return ppo.network.apply(p, ppo.network.initialize_carry(2), obs + 1.0, resets)[2].sum()
 
-    moved = jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda g: bool(np.any(g != 0)), jax.grad(value_sum)(params)))
+    moved = jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda g: bool(np.any(g != 0)), jax.jit(jax.grad(value_sum))(params)))
     branches = jax.tree_util.tree_leaves(parameter_branches(params))
     critic = [m for m, b in zip(moved, branches) if b == "critic"]
     actor = [m for m, b in zip(moved, branches) if b == "actor"]
