@@ -426,28 +426,31 @@ def test_mortar_mayhem_commands_are_not_in_the_execution_frames():
     """Two states that differ only in their commands look the same once the clues are over."""
     for env_id in ("MortarMayhem-Grid-v0", "MortarMayhem-Grid-Symbolic-v0"):
         env, params, state = _reset(env_id, seed=0)
+        observe = jax.jit(env.observe)  # op by op, a frame compiles a hundred small programs
         state = state.replace(clue_step=state.clue_len)  # execution phase
         other = state.replace(commands=(state.commands + 1) % 5, target=(state.target + 1) % 5)
-        np.testing.assert_array_equal(env.observe(state, params), env.observe(other, params))
+        np.testing.assert_array_equal(observe(state, params), observe(other, params))
         clue = state.replace(clue_step=jnp.int32(0))
-        assert not np.array_equal(env.observe(clue, params), env.observe(clue.replace(commands=(state.commands + 1) % 5), params))
+        assert not np.array_equal(observe(clue, params), observe(clue.replace(commands=(state.commands + 1) % 5), params))
 
 
 def test_mystery_path_path_is_not_in_the_frames():
     for env_id in ("MysteryPath-Grid-v0", "MysteryPath-Grid-Symbolic-v0"):
         env, params, state = _reset(env_id, seed=0)
+        observe = jax.jit(env.observe)  # op by op, a frame compiles a hundred small programs
         other = state.replace(on_path=~state.on_path)
-        np.testing.assert_array_equal(env.observe(state, params), env.observe(other, params))
+        np.testing.assert_array_equal(observe(state, params), observe(other, params))
 
 
 def test_searing_spotlights_position_is_not_in_dark_frames():
     for env_id in ("SearingSpotlights-v0", "SearingSpotlights-Symbolic-v0"):
         env, params, state = _reset(env_id, seed=0, overrides=QUIET)
+        observe = jax.jit(env.observe)  # op by op, a frame compiles a hundred small programs
         dark = state.replace(time=jnp.int32(20))
         moved = dark.replace(position=dark.position + 9.0, coins=dark.coins + 5.0, exit=dark.exit - 5.0)
-        np.testing.assert_array_equal(env.observe(dark, params), env.observe(moved, params))
+        np.testing.assert_array_equal(observe(dark, params), observe(moved, params))
         lit = state.replace(time=jnp.int32(1))
-        assert not np.array_equal(env.observe(lit, params), env.observe(lit.replace(position=lit.position + 9.0), params))
+        assert not np.array_equal(observe(lit, params), observe(lit.replace(position=lit.position + 9.0), params))
 
 
 def test_mortar_mayhem_memoryless_policies_are_at_chance():
