@@ -42,7 +42,8 @@ def config(tmp_path, **overrides) -> DCPOConfig:
 def rollout(tmp_path_factory):
     """A DCPO object, its runner and a grouped rollout (windows ``[1, T, N]`` and flat ``[T, N]``)."""
     dcpo = DCPO(config(tmp_path_factory.mktemp("dcpo")))
-    runner, carries, transitions = jax.jit(dcpo.group_rollout)(dcpo.init(jax.random.PRNGKey(0)))
+    # Jitted, initialisation included: op by op, it compiled a few hundred small programs.
+    runner, carries, transitions = jax.jit(lambda key: dcpo.group_rollout(dcpo.init(key)))(jax.random.PRNGKey(0))
     flat = jax.tree_util.tree_map(lambda x: x.reshape((-1,) + x.shape[2:]), transitions)
     return dcpo, runner, carries, transitions, flat
 
@@ -199,7 +200,7 @@ def test_joint_edit_head_is_one_choice_of_op_and_slot(tmp_path):
     assert sorted(map(tuple, task[1:, :2])) == [(op, slot) for op in (1, 2, 3) for slot in range(size)]
     assert (task[:, 2] == 0).all() and (task[:, 3] == 1).all()  # source and answer pass through
 
-    runner, _, transitions = jax.jit(dcpo.group_rollout)(dcpo.init(jax.random.PRNGKey(0)))
+    runner, _, transitions = jax.jit(lambda key: dcpo.group_rollout(dcpo.init(key)))(jax.random.PRNGKey(0))
     assert transitions.action.shape[-1] == 3 and int(transitions.action[..., 0].max()) <= 3 * size
     obs = transitions.obs.reshape((-1,) + transitions.obs.shape[3:])[:8]
     params, resets = runner.train_state.params, jnp.zeros((1, 8), bool)

@@ -101,7 +101,7 @@ def test_update_replays_the_rollout_exactly(tmp_path, memory, bptt):
     log-probabilities and values seen while acting (so the first PPO ratio is exactly 1)."""
     config = tiny(tmp_path, memory=memory, bptt_length=bptt, num_steps=16, memory_config=SMALL_MEMORIES.get(memory, {}))
     ppo = PPO(config)
-    runner = ppo.init(jax.random.PRNGKey(0))
+    runner = jax.jit(ppo.init)(jax.random.PRNGKey(0))  # op by op, the initialisation compiled hundreds of programs
     rollout = jax.jit(ppo.rollout)
     runner, _, _ = rollout(runner)  # start the windows mid-episode, with non-initial carries
     runner, carries, t = rollout(runner)
@@ -118,7 +118,7 @@ def test_update_replays_the_rollout_exactly(tmp_path, memory, bptt):
 def test_rollout_unroll_changes_the_speed_not_the_transitions(tmp_path):
     """Three steps per loop iteration over a 16-step rollout (a remainder included): the same transitions."""
     one, three = PPO(tiny(tmp_path)), PPO(tiny(tmp_path, rollout_unroll=3))
-    runner = one.init(jax.random.PRNGKey(0))
+    runner = jax.jit(one.init)(jax.random.PRNGKey(0))
     expected, unrolled = jax.jit(one.rollout)(runner), jax.jit(three.rollout)(runner)
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), unrolled, expected)
 
