@@ -181,16 +181,18 @@ def test_reconstruction_decodes_observations_of_their_shape(obs_shape, dtype):
     high = 255 if dtype == jnp.uint8 else 1.0
     agent = make_actor_critic(spaces.Box(0, high, obs_shape, dtype), spaces.Discrete(4), hidden_size=16, reconstruction=True)
     obs, resets = jnp.zeros((3, 2) + obs_shape, dtype), jnp.zeros((3, 2), bool)
-    params = agent.init(jax.random.key(0), agent.initialize_carry(2), obs, resets)
+    # Jitted: op by op, the convolutions' initialisation and passes compiled a hundred small programs or more.
+    params = jax.jit(agent.init)(jax.random.key(0), agent.initialize_carry(2), obs, resets)
     assert any("decoder" in name for name in params["params"])
-    (_, logits, _), sown = agent.apply(params, agent.initialize_carry(2), obs, resets, mutable=["intermediates"])
+    apply = jax.jit(lambda params, carry, obs, resets: agent.apply(params, carry, obs, resets, mutable=["intermediates"]))
+    (_, logits, _), sown = apply(params, agent.initialize_carry(2), obs, resets)
     assert sown["intermediates"]["reconstruction"][0].shape == (3, 2) + obs_shape and logits.shape[:2] == (3, 2)
 
 
 def test_reconstruction_loss_is_trained_and_off_by_default(tmp_path):
     """The auxiliary loss appears in the update's statistics only when weighted, and training lowers it."""
     ppo = PPO(PPOConfig(**TINY, aux_reconstruction=1.0, learning_rate=3e-3, run_dir=str(tmp_path)))
-    runner = ppo.init(jax.random.key(0))
+    runner = jax.jit(ppo.init)(jax.random.key(0))  # op by op, the initialisation compiles hundreds of programs
     update = jax.jit(ppo.update)
     losses = []
     for _ in range(30):
@@ -198,9 +200,10 @@ def test_reconstruction_loss_is_trained_and_off_by_default(tmp_path):
         losses.append(float(jnp.mean(stats["reconstruction_loss"])))
     assert np.isfinite(losses).all() and np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5]), losses
     plain = PPO(PPOConfig(**TINY, run_dir=str(tmp_path)))
-    _, stats = jax.jit(plain.update)(plain.init(jax.random.key(0)))
+    plain_runner = jax.jit(plain.init)(jax.random.key(0))
+    _, stats = jax.jit(plain.update)(plain_runner)
     assert "reconstruction_loss" not in stats
-    assert not any("decoder" in name for name in plain.init(jax.random.key(0)).train_state.params["params"])
+    assert not any("decoder" in name for name in plain_runner.train_state.params["params"])
 
 
 def test_weight_init_lecun_starts_the_heads_at_lecun_scale():
