@@ -468,8 +468,9 @@ case $part in
          # names the report after itself;
          # EDIT_HEAD=joint trains the editor with op and slot as one choice (the report says -joint);
          # KICKSTART=COEF adds the oracle as a teacher over the first stage's updates (kickstart_coef, annealed
-         # to 0 by the end of the stage; the report says -kickstart); STAGE_PARAMS sets the second stage apart (e.g.
-         # STAGE_PARAMS=ent_coef=0; the report says -stage-ent_coef_0); ALGO="ppo-dcpo ppo-ppo" adds the control
+         # to 0 by the end of the stage, or by update KICKSTART_UPDATES of PPO's first stage; the report says
+         # -kickstart, -teacher<N>); STAGE_PARAMS sets the second stage apart (e.g. STAGE_PARAMS=ent_coef=0; the
+         # report says -stage-ent_coef_0); ALGO="ppo-dcpo ppo-ppo" adds the control
          # that continues with PPO from the same first stage (trained once; a learner starts while 150 s of the
          # sitting are left, else the next sitting starts it); HANDOFF moves the handoff (default 0.667 of the
          # updates; the report says -handoff0p75). UPDATES and STAGE_UPDATES shorten the run
@@ -486,11 +487,11 @@ case $part in
         stage_updates=${STAGE_UPDATES:-400}
         slug() { echo "$1" | sed 's/[ ,]/-/g; s/=/_/g; s/[.]/p/g'; }  # settings as a part of a file name
         name=curriculum${STAGE:+-$(slug "$STAGE")}-$(slug "${ALGO:-ppo-dcpo}")-${TASK:-KVUpdate}-L${STREAM:-64}-C${BUDGET:-8}
-        name+=${EDIT_HEAD:+-$EDIT_HEAD}${KICKSTART:+-kickstart}${UPDATES:+-u$UPDATES}${STAGE_PARAMS:+-stage-$(slug "$STAGE_PARAMS")}${HANDOFF:+-handoff$(slug "$HANDOFF")}
+        name+=${EDIT_HEAD:+-$EDIT_HEAD}${KICKSTART:+-kickstart}${KICKSTART_UPDATES:+-teacher$KICKSTART_UPDATES}${UPDATES:+-u$UPDATES}${STAGE_PARAMS:+-stage-$(slug "$STAGE_PARAMS")}${HANDOFF:+-handoff$(slug "$HANDOFF")}
         run "${TRAIN_SECONDS:-590}" context_edit.py --task "${TASK:-KVUpdate}" --scale full --budgets "${BUDGET:-8}" \
             ${EXTRA:-} --streams "${STREAM:-64}" --updates "${UPDATES:-1500}" --algos ${ALGO:-ppo-dcpo} --handoff "${HANDOFF:-0.667}" \
             --train-env-params $stage --train-params curriculum_updates="$stage_updates" \
-            ${KICKSTART:+kickstart_coef=$KICKSTART kickstart_updates=$stage_updates} \
+            ${KICKSTART:+kickstart_coef=$KICKSTART kickstart_updates=${KICKSTART_UPDATES:-$stage_updates}} \
             ${EDIT_HEAD:+"agent_config={'edit_head':'$EDIT_HEAD'}"} ${STAGE_PARAMS:+--stage-params ${STAGE_PARAMS//,/ }} \
             --max-seconds $((${TRAIN_SECONDS:-590} - 150)) \
             --time-limit $((${TRAIN_SECONDS:-590} - 60)) --run-dir "../runs/gpu/context_edit/$name" --resume \
