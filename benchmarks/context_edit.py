@@ -313,7 +313,7 @@ def accuracy_cell(mean: float, per_seed: list[float] | None) -> str:
 
 def markdown(report: dict) -> str:
     meta = report["meta"]
-    table_rows = []
+    table_rows, handoffs_shown = [], set()
     for r in report["rows"]:
         if r.get("status", "ok") != "ok":
             table_rows.append([r["stream"], r["budget"], r["method"], r["status"], "", "", "", ""])
@@ -323,7 +323,10 @@ def markdown(report: dict) -> str:
         occupied, episode_return = f"{r['mean_occupied']:.2f}", f"{r['return']:.2f}"
         merges = f"{r['merges']:.2f}" if "merges" in r else ""  # reports before merges were counted lack them
         table_rows.append([r["stream"], r["budget"], r["method"], accuracy, occupied, merges, episode_return, wall])
-        if "handoff_accuracy_per_seed" in r:  # reports before the handoff was scored lack it
+        # Reports before the handoff was scored lack it; two-stage learners of one setting share their first
+        # stage, so its row comes once.
+        if "handoff_accuracy_per_seed" in r and (r["stream"], r["budget"]) not in handoffs_shown:
+            handoffs_shown.add((r["stream"], r["budget"]))
             seeds = r["handoff_accuracy_per_seed"]
             accuracy = accuracy_cell(float(np.mean(seeds)), seeds)
             occupied = f"{np.mean(r['handoff_occupied_per_seed']):.2f}"
