@@ -143,9 +143,11 @@ def train(config: TrainConfig) -> TrainResult:
             if config.resume:  # _check_resume made sure there is a checkpoint to continue
                 start, runner = checkpointer.restore_latest(trainer.abstract_state())
             else:
+                # another run's network is read and checked before init compiles anything
+                network = _network_from(Path(config.init_from), trainer) if config.init_from else None
                 runner = trainer.init()
-                if config.init_from:
-                    runner = _start_from(runner, Path(config.init_from))
+                if network is not None:
+                    runner = _start_from(runner, network)
             runner, steps_per_second, received = _train_intervals(
                 config, trainer, runner, start, run.path, checkpointer, main, started
             )
@@ -204,21 +206,28 @@ def restore_run(run_dir: str | Path, config: TrainConfig | None = None) -> tuple
     return trainer, runner
 
 
-def _start_from(runner: RunnerState, run_dir: Path) -> RunnerState:
-    """``runner`` with the network parameters of the run in ``run_dir`` (``init_from``), placed as
-    ``runner``'s own; everything else (optimizer moments, environments, counters) stays fresh.
+def _network_from(run_dir: Path, trainer: Trainer):
+    """The network parameters of the run in ``run_dir`` (``init_from``), checked against the
+    structure and shapes of ``trainer``'s network without compiling its initialisation.
 
     Raises:
         UserError: when the saved network differs in structure or shapes (seeds included).
     """
     _, source = restore_run(run_dir)
-    params, own = source.train_state.params, runner.train_state.params
+    params, own = source.train_state.params, trainer.abstract_state().train_state.params
     paths = lambda tree: {jax.tree_util.keystr(k): v.shape for k, v in jax.tree_util.tree_leaves_with_path(tree)}  # noqa: E731
     theirs, ours = paths(params), paths(own)
     if theirs != ours:
         differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         detail = ", ".join(f"{k}: {theirs.get(k, 'missing')} there, {ours.get(k, 'missing')} here" for k in differ[:3])
         raise UserError(f"--init-from {run_dir}: its network differs from this run's ({detail})")
+    return params
+
+
+def _start_from(runner: RunnerState, params) -> RunnerState:
+    """``runner`` with the network ``params`` (from :func:`_network_from`), placed as ``runner``'s own;
+    everything else (optimizer moments, environments, counters) stays fresh."""
+    own = runner.train_state.params
     params = jax.tree_util.tree_map(lambda p, o: jax.device_put(p.astype(o.dtype), o.sharding), params, own)
     return runner.replace(train_state=runner.train_state.replace(params=params))
 
