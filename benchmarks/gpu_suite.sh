@@ -514,8 +514,9 @@ case $part in
     60)  # Mamba-2 with the states between chunks from one matrix product over every pair of chunks
          # (dense_chunks=512, Mamba-2's own state passing) against the associative scan (the default, 0),
          # FFM beside them; run it alone on the GPU (2-core CPU, T = 4096: scan 2.9-3.0 s, product 3.1-3.3 s;
-         # H200: T = 4096 scan 3.4 ms, product 3.9; T = 16384 10.8 and 10.3). LENGTHS="1024 8192" fills in between.
-        run 200 memory_modules.py --modules ffm mamba2 mamba2:dense_chunks=512 --lengths ${LENGTHS:-4096 16384} --timeout 60 \
+         # H200: T = 4096 scan 3.4 ms, product 3.9; T = 16384 10.8 and 10.3). LENGTHS="1024 8192" fills in between;
+         # MODULES replaces the variants, e.g. MODULES="ffm mamba2:dense_chunks=512 mamba2:chunk_size=32,dense_chunks=512"
+        run 200 memory_modules.py --modules ${MODULES:-ffm mamba2 mamba2:dense_chunks=512} --lengths ${LENGTHS:-4096 16384} --timeout 60 \
             --update ${label:+--device-label $label-mamba2-dense}
         ;;
     61)  # RATE's diagnostics cells with targets, the two side by side (a cell's 32 copies leave the GPU idle
