@@ -177,6 +177,13 @@ def read_curve(path: Path) -> list[dict]:
     ]
 
 
+def mean_over_seeds(curve: list[dict], key: str) -> list[float]:
+    """The mean of ``key`` over the seeds logged at each step of a :func:`read_curve` curve, steps ascending."""
+    steps = sorted({point["step"] for point in curve})
+    at = [[point[key] for point in curve if point["step"] == step] for step in steps]
+    return [sum(values) / len(values) for values in at]
+
+
 def markdown_table(header: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]

@@ -56,8 +56,8 @@ import jax
 import numpy as np
 
 from common import (
-    RESULTS, SittingClock, default_label, finish_fraction_panel, markdown_table, metadata, panels, parse_assignments,
-    read_curve, resume_settings, save_figure, write_report,
+    RESULTS, SittingClock, default_label, finish_fraction_panel, markdown_table, mean_over_seeds, metadata, panels,
+    parse_assignments, read_curve, resume_settings, save_figure, write_report,
 )  # fmt: skip
 from mnemax import envs
 from mnemax.agents import greedy_curator
@@ -295,8 +295,7 @@ def plot_curves(report: dict, path: Path) -> None:
         for curve, style in ((r.get("reader_curve"), "--"), (r["curve"], "-")):
             if not curve:
                 continue
-            steps = sorted({point["step"] for point in curve})
-            mean = [np.mean([q["return"] for q in curve if q["step"] == step]) for step in steps]
+            steps, mean = mean_over_seeds(curve, "step"), mean_over_seeds(curve, "return")
             ax.plot([offset + step for step in steps], mean, style, marker=".", color="tab:purple")
             offset += steps[-1]
         ax.set_title(f"L={r['stream']} C={r['budget']} {r['method']}", fontsize=9)

@@ -55,8 +55,8 @@ import time
 from pathlib import Path
 
 from common import (
-    RESULTS, SittingClock, default_label, finish_fraction_panel, markdown_table, merge_runs, metadata, panels,
-    read_curve, resume_settings, save_figure, write_report,
+    RESULTS, SittingClock, default_label, finish_fraction_panel, markdown_table, mean_over_seeds, merge_runs,
+    metadata, panels, read_curve, resume_settings, save_figure, write_report,
 )  # fmt: skip
 from mnemax.train import PPOConfig, algorithms, train
 from mnemax.train.loop import TrainingDiverged, TrainingInterrupted
@@ -468,10 +468,8 @@ def plot(report: dict, path: Path) -> None:
     fig, axes = panels(len(panels_to_draw), 4.5, 3.5)
     for ax, (group, x) in zip(axes, panels_to_draw):
         for run in (r for r in runs if group_of(r) == group and all(x in p for p in r["curve"])):
-            steps = sorted({p["step"] for p in run["curve"]})
-            at = [[p for p in run["curve"] if p["step"] == s] for s in steps]
-            xs = [sum(p[x] for p in points) / len(points) for points in at]
-            ax.plot(xs, [sum(p[metric] for p in points) / len(points) for points in at], label=run["name"].rsplit("-", 1)[1])
+            xs, ys = mean_over_seeds(run["curve"], x), mean_over_seeds(run["curve"], metric)
+            ax.plot(xs, ys, label=run["name"].rsplit("-", 1)[1])
         xlabel = "environment steps" if x == "step" else "wall-clock seconds (compilation included)"
         finish_fraction_panel(ax, group, xlabel, f"training {metric} (mean over seeds)", 8)
     save_figure(fig, path)
