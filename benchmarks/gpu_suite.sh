@@ -488,7 +488,7 @@ case $part in
         stage_updates=${STAGE_UPDATES:-400}
         slug() { echo "$1" | sed 's/[ ,]/-/g; s/=/_/g; s/[.]/p/g'; }  # settings as a part of a file name
         name=curriculum${STAGE:+-$(slug "$STAGE")}-$(slug "${ALGO:-ppo-dcpo}")-${TASK:-KVUpdate}-L${STREAM:-64}-C${BUDGET:-8}
-        name+=${EDIT_HEAD:+-$EDIT_HEAD}${KICKSTART:+-kickstart}${KICKSTART_UPDATES:+-teacher$KICKSTART_UPDATES}${UPDATES:+-u$UPDATES}${STAGE_PARAMS:+-stage-$(slug "$STAGE_PARAMS")}${HANDOFF:+-handoff$(slug "$HANDOFF")}
+        name+=${EDIT_HEAD:+-$EDIT_HEAD}${KICKSTART:+-kickstart${KICKSTART_UPDATES:+-teacher$KICKSTART_UPDATES}}${UPDATES:+-u$UPDATES}${STAGE_PARAMS:+-stage-$(slug "$STAGE_PARAMS")}${HANDOFF:+-handoff$(slug "$HANDOFF")}
         run "${TRAIN_SECONDS:-590}" context_edit.py --task "${TASK:-KVUpdate}" --scale full --budgets "${BUDGET:-8}" \
             ${EXTRA:-} --streams "${STREAM:-64}" --updates "${UPDATES:-1500}" --algos ${ALGO:-ppo-dcpo} --handoff "${HANDOFF:-0.667}" \
             --train-env-params $stage --train-params curriculum_updates="$stage_updates" \
