@@ -65,6 +65,7 @@
 #     bash benchmarks/gpu_suite.sh 61  # RATE on the two diagnostics with targets (resumable in pieces)
 #     bash benchmarks/gpu_suite.sh 62  # HCAM and dense TrXL at T = 16384, and HCAM's ways of reading its chunks
 #     bash benchmarks/gpu_suite.sh 63  # HCAM and dense TrXL again, with the MLP's GELU and long sequences' short-window attention recomputed
+#     bash benchmarks/gpu_suite.sh 64  # the first PPO update of a linear-attention diagnostics cell under XLA's autotuning settings
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -544,6 +545,18 @@ case $part in
          # before, HCAM 1,480 ms in 44.8 GB and TrXL 3,414 ms in 53.6 GB; after, 1,488 ms in 32.9 GB and
          # 3,411 ms in 47.5 GB (H200). Merged into the H200 table.
         run 580 memory_modules.py --modules hcam trxl --lengths 256 1024 4096 16384 --timeout 200 --update $flag
+        ;;
+    64)  # the start-up of a diagnostics cell, 3 seeds: the grid's linear-attention cells logged first at
+         # 280-420 s and every 4 s after (GRU first at 22-85 s, TrXL 88-139), while on the 2-core CPU its first
+         # update takes 21-25 s against GRU's 10-16: the first update's time under XLA's default autotuning,
+         # without autotuning and without the fusion autotuner (Triton or not), the three side by side
+        cells="diagnostics,mnemax/NParity-Medium-v0,linear_attention diagnostics,mnemax/NParity-Medium-v0,gru"
+        for variant in default:"" autotune0:--xla_gpu_autotune_level=0 \
+            no-fusion-autotuner:--xla_gpu_experimental_enable_fusion_autotuner=false; do
+            XLA_FLAGS="${XLA_FLAGS:-} ${variant#*:}" XLA_PYTHON_CLIENT_PREALLOCATE=false run 560 scan_unroll.py \
+                --cells $cells --unrolls 8,8 --calls 2 ${label:+--device-label $label-startup-${variant%%:*}} &
+        done
+        wait
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

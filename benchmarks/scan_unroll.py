@@ -2,6 +2,7 @@
 
     python benchmarks/scan_unroll.py                 # the cells below on the first device
     python benchmarks/scan_unroll.py --quick         # tiny sizes, a CPU check
+    python benchmarks/scan_unroll.py --cells diagnostics,mnemax/NParity-Medium-v0,linear_attention --unrolls 8,8
 
 Two loops run one small step per iteration: the rollout (environment step and one step of the agent,
 ``rollout_unroll``) and a GRU's or LSTM's pass over each training sequence (``memory_config unroll``). For
@@ -52,15 +53,30 @@ def measure(
     )  # fmt: skip
 
 
+def triple(text: str) -> tuple[str, str, str]:
+    preset, env, memory = text.split(",")
+    return preset, env, memory
+
+
+def pair(text: str) -> tuple[int, int]:
+    memory_unroll, rollout_unroll = map(int, text.split(","))
+    return memory_unroll, rollout_unroll
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--calls", type=int, default=5, help="timed updates per measurement")
+    parser.add_argument("--cells", nargs="+", type=triple, default=None, metavar="PRESET,ENV,MEMORY",
+                        help="these cells instead of the default ones")
+    parser.add_argument("--unrolls", nargs="+", type=pair, default=None, metavar="MEMORY,ROLLOUT",
+                        help="these unroll factors for every cell instead of the default ones")
     add_measurement_arguments(parser)
     args = parser.parse_args(argv)
     deadline = time.perf_counter() + args.max_seconds
+    cells = args.cells or (CELLS[:1] if args.quick else CELLS)
     rows = []
-    for i, (preset, env, memory) in enumerate(CELLS[:1] if args.quick else CELLS):
-        pairs = FIRST_UNROLLS if i == 0 else UNROLLS
+    for i, (preset, env, memory) in enumerate(cells):
+        pairs = args.unrolls or (FIRST_UNROLLS if i == 0 else UNROLLS)
         pairs = pairs if memory in SCANNED else sorted({(1, r) for _, r in pairs})
         for memory_unroll, rollout_unroll in pairs[:2] if args.quick else pairs:
             if time.perf_counter() > deadline:
