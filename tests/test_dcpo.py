@@ -101,6 +101,14 @@ def test_group_advantages_normalise_each_group():
     np.testing.assert_allclose(adv[3:], 0.0)  # a group with one outcome teaches nothing
 
 
+def test_group_advantages_ignore_float_rounding_between_equal_outcomes():
+    # the same outcome summed in another order differs by a few ulps; that must not become an advantage
+    returns = jnp.array([10.0, 10.0 + 1e-6, 10.0 - 1e-6, 10.0, 10.0, 10.005, 10.0, 10.0], jnp.float32)
+    adv = np.asarray(group_advantages(returns, 4))
+    assert np.abs(adv[:4]).max() < 0.02
+    assert adv[5] > 1.0  # one slot-step of cost (0.005) less is still a clear difference
+
+
 # ------------------------------------------------------------------------------- the loss
 def test_surrogate_with_one_segment_is_ppos(rollout, tmp_path):
     dcpo, runner, carries, transitions, _ = rollout

@@ -105,9 +105,15 @@ def segments(edited: jax.Array, valid: jax.Array) -> Segments:
     return Segments(valid, segment, weight)
 
 
-def group_advantages(returns: jax.Array, group_size: int, eps: float = 1e-6) -> jax.Array:
+def group_advantages(returns: jax.Array, group_size: int, eps: float = 1e-4) -> jax.Array:
     """``(R - mean_group R) / (std_group R + eps)`` for returns ``[N]`` in groups of ``group_size``
-    consecutive entries."""
+    consecutive entries.
+
+    ``eps`` keeps float rounding from passing for a difference: returns of the same outcome summed over
+    steps in another order (an occupied slot paid for earlier or later) differ by ~1e-7 (a std of 3e-7
+    for groups of 8 over 160 steps, simulated in float32), which ``eps = 1e-6`` turned into advantages of
+    ~0.25; at ``1e-4`` (as TRL's GRPO) they are ~0.003, while one slot-step of cost (0.005) still counts
+    fully."""
     grouped = returns.reshape(-1, group_size)
     mean = grouped.mean(axis=1, keepdims=True)
     std = grouped.std(axis=1, keepdims=True)
