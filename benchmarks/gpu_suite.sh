@@ -391,10 +391,13 @@ case $part in
     47)  # the diagnostics grid, the cells its report does not hold yet, in PROCS processes on this GPU (they
          # share it; on a host of GPUS GPUs, run this part once per GPU with GPU=0 .. GPUS-1 and each takes its
          # share); a process starts no cell after TRAIN_SECONDS - 330 s, and cells cut by the limit resume;
-         # RUNS="A B" takes only those cells (e.g. the quick FFM ones when little time is left)
+         # RUNS="A B" takes only those cells (e.g. the quick FFM ones when little time is left). Compiled
+         # programs are kept in runs/jax-cache, so a cell resumed on the same machine skips compiling (a
+         # linear-attention cell spends 280-420 s before its first log)
         procs=${PROCS:-4}
         for k in $(seq 0 $((procs - 1))); do
-            XLA_PYTHON_CLIENT_PREALLOCATE=false run "${TRAIN_SECONDS:-560}" learning_curves.py --preset diagnostics \
+            JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-../runs/jax-cache} XLA_PYTHON_CLIENT_PREALLOCATE=false \
+                run "${TRAIN_SECONDS:-560}" learning_curves.py --preset diagnostics \
                 ${RUNS:+--runs $RUNS} --pending --shard $((${GPU:-0} * procs + k)) $((${GPUS:-1} * procs)) \
                 --max-seconds $((${TRAIN_SECONDS:-560} - 330)) --run-dir ../runs/gpu --resume --update $flag \
                 > "/tmp/grid-$k.log" 2>&1 &
