@@ -66,6 +66,7 @@
 #     bash benchmarks/gpu_suite.sh 62  # HCAM and dense TrXL at T = 16384, and HCAM's ways of reading its chunks
 #     bash benchmarks/gpu_suite.sh 63  # HCAM and dense TrXL again, with the MLP's GELU and long sequences' short-window attention recomputed
 #     bash benchmarks/gpu_suite.sh 64  # the first PPO update of a linear-attention diagnostics cell under XLA's autotuning settings
+#     bash benchmarks/gpu_suite.sh 65  # symbolic Mortar Mayhem Grid beside memorax: mnemax with memorax's init and structure
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -393,7 +394,9 @@ case $part in
          # share); a process starts no cell after TRAIN_SECONDS - 330 s, and cells cut by the limit resume;
          # RUNS="A B" takes only those cells (e.g. the quick FFM ones when little time is left). Compiled
          # programs are kept in runs/jax-cache, so a cell resumed on the same machine skips compiling (a
-         # linear-attention cell spends 280-420 s before its first log)
+         # linear-attention cell spends 280-420 s before its first log beside five to seven others, 240-250 s
+         # beside one; resumed on the same machine, two TrXL cells beside three others trained their last
+         # 8.7 M steps within a 256-s sitting)
         procs=${PROCS:-4}
         for k in $(seq 0 $((procs - 1))); do
             JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-../runs/jax-cache} XLA_PYTHON_CLIENT_PREALLOCATE=false \
@@ -552,7 +555,9 @@ case $part in
     64)  # the start-up of a diagnostics cell, 3 seeds: the grid's linear-attention cells logged first at
          # 280-420 s and every 4 s after (GRU first at 22-85 s, TrXL 88-139), while on the 2-core CPU its first
          # update takes 21-25 s against GRU's 10-16: the first update's time under XLA's default autotuning,
-         # without autotuning and without the fusion autotuner (Triton or not), the three side by side
+         # without autotuning and without the fusion autotuner (Triton or not), the three side by side. (Two
+         # DelayedMatch linear-attention cells side by side logged first at 250 s with the defaults and 240 s
+         # with --xla_gpu_autotune_level=0: autotuning is not most of it.)
         cells="diagnostics,mnemax/NParity-Medium-v0,linear_attention diagnostics,mnemax/NParity-Medium-v0,gru"
         for variant in default:"" autotune0:--xla_gpu_autotune_level=0 \
             no-fusion-autotuner:--xla_gpu_experimental_enable_fusion_autotuner=false; do
@@ -560,6 +565,12 @@ case $part in
                 --cells $cells --unrolls 8,8 --calls 2 ${label:+--device-label $label-startup-${variant%%:*}} &
         done
         wait
+        ;;
+    65)  # symbolic Mortar Mayhem Grid beside memorax at its constant learning rate: mnemax with memorax's
+         # initialisation and structure together (`mnemax-lecun-matched`; LeCun alone ended at 0.181 against
+         # memorax's 0.206, the structure alone at 0.140), ~200 s, merged into the report of part 21's rows
+        run 280 learning_vs_memorax.py --tasks mnemax/MortarMayhem-Grid-Symbolic-v0 --num-envs 2048 --seeds 3 \
+            --num-logs 40 --update --constant-lr --device-label ${label:-h200}-mmg-constant-lr --rows mnemax-lecun-matched
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

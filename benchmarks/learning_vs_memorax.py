@@ -21,6 +21,8 @@ Runs per task (``--rows``), each training ``--seeds`` seeds for the same number 
   difference matters.
 * ``mnemax-lecun`` (not run by default): the shared settings with memorax's initialisation of the dense
   layers (``weight_init="lecun"``: LeCun normal for the encoder and heads instead of orthogonal).
+* ``mnemax-lecun-matched`` (not run by default): the two above together, the nearest mnemax gets to
+  memorax's agent with its own switches.
 
 Shared settings (the PPO issue's): GRU of ``--hidden-size`` (128; 256 on Mortar Mayhem), ``--num-envs``
 (1024) x ``--num-steps`` (128), 4 epochs, 4 minibatches, learning rate 3e-4, entropy 0.01, gamma 0.99,
@@ -77,7 +79,7 @@ TASKS = {
     "mnemax/MortarMayhem-Grid-Symbolic-v0": dict(preset=None, total_steps=84_000_000, hidden_size=256),
     "mnemax/RepeatPrevious-Easy-v0": dict(preset="diagnostics", total_steps=15_000_000, hidden_size=128),
 }
-ROWS = ("mnemax", "memorax", "mnemax-recipe", "mnemax-matched", "mnemax-lecun")
+ROWS = ("mnemax", "memorax", "mnemax-recipe", "mnemax-matched", "mnemax-lecun", "mnemax-lecun-matched")
 # memorax's structure, where mnemax has a switch for it (the `mnemax-matched` row).
 MEMORAX_STRUCTURE = dict(separate_critic=True, advantage_norm="batch", linear_heads=True)
 # Differences of this benchmark's measurement (beyond memorax_setup.mismatches).
@@ -114,6 +116,8 @@ def row_config(args, row: str, env_id: str) -> PPOConfig | None:
         return dataclasses.replace(shared, **MEMORAX_STRUCTURE)
     if row == "mnemax-lecun":  # memorax's initialisation of the dense layers, nothing else changed
         return dataclasses.replace(shared, weight_init="lecun")
+    if row == "mnemax-lecun-matched":  # both: memorax's structure and initialisation
+        return dataclasses.replace(shared, weight_init="lecun", **MEMORAX_STRUCTURE)
     if row != "mnemax-recipe":
         return shared
     preset = TASKS[env_id]["preset"]
@@ -395,7 +399,7 @@ def write_progress(args, label: str, runs: list[dict]) -> dict:
     # How each mnemax row that ran beside memorax differs from memorax's set-up.
     by_row = {}
     for task, row in configs:
-        if row in ("mnemax", "mnemax-matched", "mnemax-lecun") and (task, "memorax") in configs:
+        if row.startswith("mnemax") and row != "mnemax-recipe" and (task, "memorax") in configs:
             by_row.setdefault(row, {}).update(dict.fromkeys(mismatches(configs[task, row])))
     report = {
         "meta": metadata(label=label, versions=package_versions(), cpus=os.cpu_count()),
