@@ -567,10 +567,11 @@ case $part in
         wait
         ;;
     65)  # symbolic Mortar Mayhem Grid beside memorax at its constant learning rate: mnemax with memorax's
-         # initialisation and structure together (`mnemax-lecun-matched`; LeCun alone ended at 0.181 against
-         # memorax's 0.206, the structure alone at 0.140), ~200 s, merged into the report of part 21's rows
+         # initialisation (LeCun-normal dense layers, the GRU's recurrent kernel orthogonal per gate) and its
+         # structure together (`mnemax-flax-matched`; the initialisation alone ended at 0.179 against memorax's
+         # 0.206, the structure alone at 0.140), ~200 s, merged into the report of part 21's rows
         run 280 learning_vs_memorax.py --tasks mnemax/MortarMayhem-Grid-Symbolic-v0 --num-envs 2048 --seeds 3 \
-            --num-logs 40 --update --constant-lr --device-label ${label:-h200}-mmg-constant-lr --rows mnemax-lecun-matched
+            --num-logs 40 --update --constant-lr --device-label ${label:-h200}-mmg-constant-lr --rows mnemax-flax-matched
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

@@ -21,8 +21,12 @@ Runs per task (``--rows``), each training ``--seeds`` seeds for the same number 
   difference matters.
 * ``mnemax-lecun`` (not run by default): the shared settings with memorax's initialisation of the dense
   layers (``weight_init="lecun"``: LeCun normal for the encoder and heads instead of orthogonal).
-* ``mnemax-lecun-matched`` (not run by default): the two above together, the nearest mnemax gets to
-  memorax's agent with its own switches.
+* ``mnemax-flax-init`` (not run by default): memorax's initialisation of the whole network, nothing else
+  changed: ``weight_init="lecun"`` and the GRU's (or LSTM's) recurrent kernel orthogonal per gate
+  (``hidden_init="per_gate"``, as flax's cells, which memorax uses) instead of one orthogonal matrix over
+  all gates.
+* ``mnemax-flax-matched`` (not run by default): ``mnemax-matched`` and ``mnemax-flax-init`` together, the
+  nearest mnemax gets to memorax's agent with its own switches.
 
 Shared settings (the PPO issue's): GRU of ``--hidden-size`` (128; 256 on Mortar Mayhem), ``--num-envs``
 (1024) x ``--num-steps`` (128), 4 epochs, 4 minibatches, learning rate 3e-4, entropy 0.01, gamma 0.99,
@@ -79,7 +83,9 @@ TASKS = {
     "mnemax/MortarMayhem-Grid-Symbolic-v0": dict(preset=None, total_steps=84_000_000, hidden_size=256),
     "mnemax/RepeatPrevious-Easy-v0": dict(preset="diagnostics", total_steps=15_000_000, hidden_size=128),
 }
-ROWS = ("mnemax", "memorax", "mnemax-recipe", "mnemax-matched", "mnemax-lecun", "mnemax-lecun-matched")
+ROWS = (
+    "mnemax", "memorax", "mnemax-recipe", "mnemax-matched", "mnemax-lecun", "mnemax-flax-init", "mnemax-flax-matched",
+)  # fmt: skip
 # memorax's structure, where mnemax has a switch for it (the `mnemax-matched` row).
 MEMORAX_STRUCTURE = dict(separate_critic=True, advantage_norm="batch", linear_heads=True)
 # Differences of this benchmark's measurement (beyond memorax_setup.mismatches).
@@ -116,8 +122,9 @@ def row_config(args, row: str, env_id: str) -> PPOConfig | None:
         return dataclasses.replace(shared, **MEMORAX_STRUCTURE)
     if row == "mnemax-lecun":  # memorax's initialisation of the dense layers, nothing else changed
         return dataclasses.replace(shared, weight_init="lecun")
-    if row == "mnemax-lecun-matched":  # both: memorax's structure and initialisation
-        return dataclasses.replace(shared, weight_init="lecun", **MEMORAX_STRUCTURE)
+    if row in ("mnemax-flax-init", "mnemax-flax-matched"):  # memorax's initialisation: dense layers and recurrence
+        flax_init = dataclasses.replace(shared, weight_init="lecun", memory_config={"hidden_init": "per_gate"})
+        return dataclasses.replace(flax_init, **MEMORAX_STRUCTURE) if row == "mnemax-flax-matched" else flax_init
     if row != "mnemax-recipe":
         return shared
     preset = TASKS[env_id]["preset"]

@@ -180,11 +180,16 @@ def mismatches(config: PPOConfig) -> list[str]:
             "memorax's MLP and heads use LeCun normal"
         )
     if config.memory in ("gru", "lstm"):
-        unmatched = f"; mnemax's memory_config {config.memory_config} has no memorax counterpart"
+        memory_config = dict(config.memory_config)
+        per_gate = memory_config.pop("hidden_init", "orthogonal") == "per_gate"  # flax's cells' recurrent init
+        init = "" if per_gate else (
+            "; mnemax's recurrent kernel starts as one orthogonal matrix over all gates (each gate's block "
+            "weaker), flax's as an orthogonal block per gate (hidden_init='per_gate')"
+        )
+        unmatched = f"; mnemax's memory_config {memory_config} has no memorax counterpart" if memory_config else ""
         out.append(
             "GRU/LSTM: memorax uses flax's GRUCell (one Dense per gate) / OptimizedLSTMCell in nn.scan; mnemax "
-            "projects the inputs of all steps in one product before the scan"
-            + (unmatched if config.memory_config else "")
+            "projects the inputs of all steps in one product before the scan" + init + unmatched
         )
     if config.memory == "trxl":
         out.append(

@@ -9,7 +9,13 @@ import jax
 import jax.numpy as jnp
 
 from mnemax.memory_modules.base import MemoryModule, check_positive, check_sequence_inputs
-from mnemax.memory_modules.scan import check_backward, gated_recurrence, timescale_bias
+from mnemax.memory_modules.scan import (
+    check_backward,
+    check_hidden_init,
+    gated_recurrence,
+    hidden_kernel_init,
+    timescale_bias,
+)
 
 
 class GRUCell:
@@ -57,6 +63,8 @@ class GRU(MemoryModule):
         max_timescale: if set, the update gate starts biased so that the units' memory time scales
             spread log-uniformly over ``[2, max_timescale]`` steps (see
             :func:`~mnemax.memory_modules.scan.timescale_bias`); 0 starts every gate at 1/2.
+        hidden_init: how the recurrent kernel starts (:func:`~mnemax.memory_modules.scan.hidden_kernel_init`):
+            one ``orthogonal`` matrix over all gates or an orthogonal block ``per_gate`` (flax's cells).
         unroll: steps per iteration of the loop over time (None: by backend, see
             :func:`~mnemax.memory_modules.scan.time_unroll`); speed only.
         dtype: dtype of the matrix products (``jnp.bfloat16`` halves memory traffic); the carry stays f32.
@@ -65,6 +73,7 @@ class GRU(MemoryModule):
 
     features: int
     max_timescale: int | None = None
+    hidden_init: str = "orthogonal"
     unroll: int | None = None
     dtype: Any = jnp.float32
     backward: str = "custom"
@@ -81,6 +90,7 @@ class GRU(MemoryModule):
         super().__post_init__()
         check_positive(self, "max_timescale", "unroll")
         check_backward(self)
+        check_hidden_init(self)
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> jax.Array:
@@ -91,6 +101,6 @@ class GRU(MemoryModule):
         check_sequence_inputs(inputs, resets)
         f = self.features
         input_gates = nn.Dense(3 * f, dtype=self.dtype, name="input")(inputs)
-        w_h = self.param("hidden_kernel", nn.initializers.orthogonal(), (f, 3 * f))
+        w_h = self.param("hidden_kernel", hidden_kernel_init(self.hidden_init, 3), (f, 3 * f))
         b_h = self.param("hidden_bias", self._hidden_bias_init, (3 * f,))
         return gated_recurrence(GRUCell, self.backward, w_h, b_h, carry, input_gates, resets, self.dtype, self.unroll)

@@ -9,7 +9,13 @@ import jax
 import jax.numpy as jnp
 
 from mnemax.memory_modules.base import MemoryModule, check_positive, check_sequence_inputs
-from mnemax.memory_modules.scan import check_backward, gated_recurrence, timescale_bias
+from mnemax.memory_modules.scan import (
+    check_backward,
+    check_hidden_init,
+    gated_recurrence,
+    hidden_kernel_init,
+    timescale_bias,
+)
 
 
 def _forget_bias_init(features: int, forget_bias: float, max_timescale: int | None):
@@ -77,6 +83,8 @@ class LSTM(MemoryModule):
         max_timescale: if set, replaces ``forget_bias``: forget-gate biases that spread the units' memory
             time scales log-uniformly over ``[2, max_timescale]`` steps, input-gate biases their negatives
             (see :func:`~mnemax.memory_modules.scan.timescale_bias`).
+        hidden_init: how the recurrent kernel starts (:func:`~mnemax.memory_modules.scan.hidden_kernel_init`):
+            one ``orthogonal`` matrix over all gates or an orthogonal block ``per_gate`` (flax's cells).
         unroll: steps per iteration of the loop over time (None: by backend, see
             :func:`~mnemax.memory_modules.scan.time_unroll`); speed only.
         dtype: dtype of the matrix products; the carry stays f32.
@@ -86,6 +94,7 @@ class LSTM(MemoryModule):
     features: int
     forget_bias: float = 1.0
     max_timescale: int | None = None
+    hidden_init: str = "orthogonal"
     unroll: int | None = None
     dtype: Any = jnp.float32
     backward: str = "custom"
@@ -94,6 +103,7 @@ class LSTM(MemoryModule):
         super().__post_init__()
         check_positive(self, "max_timescale", "unroll")
         check_backward(self)
+        check_hidden_init(self)
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> tuple[jax.Array, jax.Array]:
@@ -105,6 +115,6 @@ class LSTM(MemoryModule):
         check_sequence_inputs(inputs, resets)
         f = self.features
         input_gates = nn.Dense(4 * f, use_bias=False, dtype=self.dtype, name="input")(inputs)
-        w_h = self.param("hidden_kernel", nn.initializers.orthogonal(), (f, 4 * f))
+        w_h = self.param("hidden_kernel", hidden_kernel_init(self.hidden_init, 4), (f, 4 * f))
         b = self.param("bias", _forget_bias_init(f, self.forget_bias, self.max_timescale), (4 * f,))
         return gated_recurrence(LSTMCell, self.backward, w_h, b, carry, input_gates, resets, self.dtype, self.unroll)

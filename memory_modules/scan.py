@@ -317,6 +317,39 @@ def timescale_bias_init(min_timescale: float, max_timescale: float):
     return init
 
 
+HIDDEN_INITS = ("orthogonal", "per_gate")
+"""How a gated cell's recurrent kernel ``[F, G * F]`` (``G`` gates) starts; see :func:`hidden_kernel_init`."""
+
+
+def check_hidden_init(module: Any) -> None:
+    """Raise a ValueError naming the module unless its ``hidden_init`` field is one of :data:`HIDDEN_INITS`."""
+    if module.hidden_init not in HIDDEN_INITS:
+        name, choices = type(module).__name__, ", ".join(HIDDEN_INITS)
+        raise ValueError(f"{name}: hidden_init must be one of {choices}, got {module.hidden_init!r}")
+
+
+def hidden_kernel_init(how: str, gates: int):
+    """The initialiser of a gated cell's recurrent kernel ``[F, G * F]``, ``how`` one of :data:`HIDDEN_INITS`.
+
+    ``orthogonal`` draws one orthogonal matrix for all gates: its rows are orthonormal in ``G * F``
+    dimensions, so each gate's ``F x F`` block has singular values spread over ``(0, 1)`` (mean about 0.5
+    for three gates) and the hidden state's own path through each gate starts weak. ``per_gate`` draws an
+    orthogonal block per gate (every singular value 1), as flax's ``GRUCell`` and ``OptimizedLSTMCell``
+    (and so memorax) do. The blocks are drawn one after the other: batched QR decompositions have been seen
+    to hang XLA's CPU runtime.
+    """
+    orthogonal = jax.nn.initializers.orthogonal()
+    if how == "orthogonal":
+        return orthogonal
+
+    def init(key, shape, dtype=jnp.float32):
+        rows, columns = shape
+        keys = jax.random.split(key, gates)
+        return jnp.concatenate([orthogonal(k, (rows, columns // gates), dtype) for k in keys], axis=-1)
+
+    return init
+
+
 def log_uniform_init(low: float, high: float):
     """``log(x)`` with ``x`` drawn log-uniformly from ``[low, high]``: the learnable log step of an SSM."""
 

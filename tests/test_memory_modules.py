@@ -506,6 +506,8 @@ def test_hcam_reads_only_completed_chunks():
         ("mamba2", dict(features=16, dense_chunks=-1), "dense_chunks"),
         ("mamba2", dict(features=10, expand=3, head_dim=4), "divisible by head_dim"),
         ("min_gru", dict(features=16, min_timescale=1.0), "min_timescale"),
+        ("gru", dict(features=16, hidden_init="uniform"), "GRU: hidden_init must be one of"),
+        ("lstm", dict(features=16, hidden_init="uniform"), "LSTM: hidden_init must be one of"),
     ],
 )
 def test_bad_configurations_raise(name, config, message):
@@ -518,6 +520,20 @@ def test_bad_configurations_raise_without_the_registry():
         mm.HCAM(features=16, chunk_size=0)
     with pytest.raises(ValueError, match="Mamba2: chunk_size must be >= 1"):
         mm.Mamba2(features=16, head_dim=8, chunk_size=0)
+
+
+@pytest.mark.parametrize("name, gates", [("gru", 3), ("lstm", 4)])
+def test_per_gate_hidden_init_makes_every_gate_block_orthogonal(name, gates):
+    """With ``per_gate`` each gate's recurrent block keeps the hidden state's norm (flax's cells); one
+    orthogonal matrix over all gates leaves each block weaker (singular values spread below 1)."""
+
+    def gate_singular_values(hidden_init):
+        _, params = _init(name, hidden_init=hidden_init)
+        kernel = np.asarray(params["params"]["hidden_kernel"])
+        return np.stack([np.linalg.svd(block, compute_uv=False) for block in np.split(kernel, gates, axis=1)])
+
+    np.testing.assert_allclose(gate_singular_values("per_gate"), 1.0, atol=1e-5)
+    assert gate_singular_values("orthogonal").mean() < 0.8
 
 
 def test_gtrxl_blocks_start_close_to_the_identity():
