@@ -67,6 +67,7 @@
 #     bash benchmarks/gpu_suite.sh 63  # HCAM and dense TrXL again, with the MLP's GELU and long sequences' short-window attention recomputed
 #     bash benchmarks/gpu_suite.sh 64  # the first PPO update of a linear-attention diagnostics cell under XLA's autotuning settings
 #     bash benchmarks/gpu_suite.sh 65  # symbolic Mortar Mayhem Grid beside memorax: mnemax with memorax's init and structure
+#     bash benchmarks/gpu_suite.sh 66  # the T-Maze targets again within their budgets (now rounded down), side by side
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -572,6 +573,15 @@ case $part in
          # 0.206, the structure alone at 0.140), ~200 s, merged into the report of part 21's rows
         run 280 learning_vs_memorax.py --tasks mnemax/MortarMayhem-Grid-Symbolic-v0 --num-envs 2048 --seeds 3 \
             --num-logs 40 --update --constant-lr --device-label ${label:-h200}-mmg-constant-lr --rows mnemax-flax-matched
+        ;;
+    66)  # the T-Maze targets within their budgets: passive L = 100 GRU, active L = 100 GRU (1e8 steps) and passive
+         # L = 1000 FFM with near starts (5e8), which ran 1.6-2.5% past them when budgets were rounded up (now
+         # down), side by side on this GPU (~280 s each alone), resumable in pieces as part 30
+        for r in passive100-gru active100-gru passive1000-ffm_near_start; do
+            XLA_PYTHON_CLIENT_PREALLOCATE=false piece tmaze_recipe $r 3 560 > "/tmp/tmaze-$r.log" 2>&1 &
+        done
+        wait
+        cat /tmp/tmaze-*.log
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

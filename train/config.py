@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from typing import Annotated, Any, ClassVar
 
 import tyro
@@ -194,7 +193,8 @@ class TrainConfig(RunConfig):
     """append the previous action (one-hot) and reward to vector observations"""
 
     total_steps: StepCount = option(1_000_000, ge=1)
-    """environment steps to train for (per seed), e.g. `2e6`; rounded up to whole logging intervals"""
+    """environment steps to train for (per seed), e.g. `2e6`; rounded down to whole logging intervals (at
+    least one update)"""
     num_envs: int = option(64, ge=1)
     """parallel environments (the global batch over all devices)"""
     num_steps: int = option(128, ge=1)
@@ -244,13 +244,18 @@ class TrainConfig(RunConfig):
 
     @property
     def updates_per_log(self) -> int:
-        updates = math.ceil(self.total_steps / self.steps_per_update)
-        return max(1, math.ceil(updates / self.num_logs))
+        # Whole updates and whole log intervals within `total_steps` (PureJaxRL's and CleanRL's floor), so a
+        # run never trains past its budget; at least one update.
+        return max(1, self._budget_updates // self.num_logs)
 
     @property
     def num_log_intervals(self) -> int:
-        updates = math.ceil(self.total_steps / self.steps_per_update)
-        return math.ceil(updates / self.updates_per_log)
+        """``num_logs`` or a few more (never fewer, unless the budget holds fewer updates)."""
+        return max(1, self._budget_updates // self.updates_per_log)
+
+    @property
+    def _budget_updates(self) -> int:
+        return max(1, self.total_steps // self.steps_per_update)
 
     @property
     def num_updates(self) -> int:
