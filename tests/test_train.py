@@ -47,6 +47,21 @@ def test_bad_configs_fail_before_compiling(tmp_path, overrides, message):
         train(tiny(tmp_path, **overrides))
 
 
+@pytest.mark.parametrize("total_steps", [1_000, 120_000, 122_880, 2e5, 1e8])
+@pytest.mark.parametrize("num_logs", [1, 4, 50])
+def test_a_budget_is_never_exceeded(total_steps, num_logs):
+    """Whole updates and log intervals within ``total_steps`` (one update when it holds none), at least
+    ``num_logs`` intervals when it holds that many updates."""
+    config = PPOConfig(
+        env="mnemax/TMaze-Passive-v0", total_steps=total_steps, num_envs=32, num_steps=32, num_logs=num_logs
+    )
+    trained = config.num_updates * config.steps_per_update
+    assert trained <= max(total_steps, config.steps_per_update)
+    # what is left out is less than about two log intervals
+    assert total_steps - trained < max(2 * total_steps / num_logs, config.steps_per_update)
+    assert config.num_log_intervals >= min(num_logs, total_steps // config.steps_per_update)
+
+
 def test_train_env_params_change_what_training_plays_and_not_the_evaluation(tmp_path):
     config = tiny(tmp_path, env="mnemax/TMaze-Active-v0", env_params={"corridor_length": 4},
                   train_env_params={"oracle_start_prob": 1.0})  # fmt: skip

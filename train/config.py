@@ -127,7 +127,8 @@ class RunConfig:
     run_dir: str = option("runs", resumable=True)
     """where run directories are made (a run may be moved to another between stops)"""
     num_logs: int = option(50, ge=1)
-    """how many times to log (and update the progress bar) over the run"""
+    """how many times to log (and update the progress bar) over the run; up to twice as many when the budget
+    holds few updates (each log interval is a whole number of updates)"""
     checkpoint_every: int = option(10, ge=1, resumable=True)
     """save a checkpoint every this many logs (and always at the end)"""
     checkpoint_minutes: float = option(10.0, ge=0.0, resumable=True)
