@@ -88,6 +88,9 @@ ROWS = (
 )  # fmt: skip
 # memorax's structure, where mnemax has a switch for it (the `mnemax-matched` row).
 MEMORAX_STRUCTURE = dict(separate_critic=True, advantage_norm="batch", linear_heads=True)
+# memorax's initialisation: LeCun-normal dense layers and flax's recurrent kernel, orthogonal per gate (the
+# `mnemax-flax-init` row).
+MEMORAX_INIT = dict(weight_init="lecun", memory_config={"hidden_init": "per_gate"})
 # Differences of this benchmark's measurement (beyond memorax_setup.mismatches).
 MEASUREMENT_MISMATCHES = [
     "mnemax's jitted interval returns per-update episode sums; memorax's train returns every transition of the "
@@ -122,9 +125,10 @@ def row_config(args, row: str, env_id: str) -> PPOConfig | None:
         return dataclasses.replace(shared, **MEMORAX_STRUCTURE)
     if row == "mnemax-lecun":  # memorax's initialisation of the dense layers, nothing else changed
         return dataclasses.replace(shared, weight_init="lecun")
-    if row in ("mnemax-flax-init", "mnemax-flax-matched"):  # memorax's initialisation: dense layers and recurrence
-        flax_init = dataclasses.replace(shared, weight_init="lecun", memory_config={"hidden_init": "per_gate"})
-        return dataclasses.replace(flax_init, **MEMORAX_STRUCTURE) if row == "mnemax-flax-matched" else flax_init
+    if row == "mnemax-flax-init":
+        return dataclasses.replace(shared, **MEMORAX_INIT)
+    if row == "mnemax-flax-matched":  # memorax's initialisation and structure
+        return dataclasses.replace(shared, **MEMORAX_INIT, **MEMORAX_STRUCTURE)
     if row != "mnemax-recipe":
         return shared
     preset = TASKS[env_id]["preset"]

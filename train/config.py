@@ -251,7 +251,7 @@ class TrainConfig(RunConfig):
 
     @property
     def num_log_intervals(self) -> int:
-        """``num_logs`` or a few more (never fewer, unless the budget holds fewer updates)."""
+        """``num_logs`` to twice as many (never fewer, unless the budget holds fewer updates)."""
         return max(1, self._budget_updates // self.updates_per_log)
 
     @property
