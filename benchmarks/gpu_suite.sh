@@ -68,6 +68,7 @@
 #     bash benchmarks/gpu_suite.sh 64  # the first PPO update of a linear-attention diagnostics cell under XLA's autotuning settings
 #     bash benchmarks/gpu_suite.sh 65  # symbolic Mortar Mayhem Grid beside memorax: mnemax with memorax's init and structure
 #     bash benchmarks/gpu_suite.sh 66  # the T-Maze targets again within their budgets (now rounded down), side by side
+#     bash benchmarks/gpu_suite.sh 67  # Mamba's cost against FFM by the length of its scan's pieces
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -582,6 +583,13 @@ case $part in
         done
         wait
         cat /tmp/tmaze-*.log
+        ;;
+    67)  # Mamba's cost against FFM's by the length of the pieces its associative scan runs in (the default on
+         # accelerators is the whole sequence: 50.7 ms in 17 GB at T = 16384, 64-step pieces 161 ms in 4.8 GB):
+         # pieces of a few hundred steps hold one piece's [n, B, E, N] states in the GPU's L2 cache, at the cost
+         # of more sequential pieces; forward + backward, width 256, batch 16
+        run 400 memory_modules.py --modules ffm mamba mamba:chunk_size=256 mamba:chunk_size=1024 \
+            mamba:chunk_size=4096 --lengths 4096 16384 --timeout 60 ${label:+--device-label $label-mamba-chunks}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
