@@ -586,9 +586,9 @@ case $part in
         ;;
     67)  # Mamba's cost against FFM's by the length of the pieces its associative scan runs in (the default on
          # accelerators is the whole sequence: 50.7 ms in 17 GB at T = 16384, 64-step pieces 161 ms in 4.8 GB):
-         # pieces of a few hundred steps hold one piece's [n, B, E, N] states in the GPU's L2 cache, at the cost
-         # of more sequential pieces; forward + backward, width 256, batch 16
-        run 400 memory_modules.py --modules ffm mamba mamba:chunk_size=256 mamba:chunk_size=1024 \
+         # a piece's [n, B, E, N] f32 states take n / 4 MB here, so a piece of up to ~128 steps fits an H200's
+         # 50 MB L2 cache, at the cost of more sequential pieces; forward + backward, width 256, batch 16
+        run 400 memory_modules.py --modules ffm mamba mamba:chunk_size=128 mamba:chunk_size=256 mamba:chunk_size=1024 \
             mamba:chunk_size=4096 --lengths 4096 16384 --timeout 60 ${label:+--device-label $label-mamba-chunks}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
