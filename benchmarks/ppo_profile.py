@@ -27,6 +27,7 @@ from mnemax.train import PPOConfig, algorithms
 CELLS = [
     ("memory_gym", "mnemax/MortarMayhem-Grid-v0", "gru"),
     ("memory_gym", "mnemax/MortarMayhem-Grid-Symbolic-v0", "gru"),
+    ("memory_gym", "mnemax/MortarMayhem-Grid-Symbolic-v0", "trxl"),
     ("memory_gym", "mnemax/MortarMayhem-Grid-v0", "trxl"),
     ("memory_gym", "mnemax/MysteryPath-Grid-v0", "gru"),
     ("memory_gym", "mnemax/MysteryPath-Grid-Symbolic-v0", "gru"),
