@@ -71,7 +71,7 @@ class ActorCritic(nn.Module):
         else:
             carry, x = self._tower(self.encoder, self.memory, carry, obs, resets)
             x_value = x
-        if self.reconstruction:
+        if self.reconstruction and resets.shape[0]:
             self.sow("intermediates", "reconstruction", decode_observation(x, obs, self.weight_init))
         if not self.linear_heads:
             x = nn.relu(dense(self.hidden_size, name="actor_hidden", init=self.weight_init)(x))
@@ -83,7 +83,11 @@ class ActorCritic(nn.Module):
     @staticmethod
     def _tower(encoder, memory, carry, obs, resets):
         """Encoder then memory over ``[T, B, ...]`` observations: ``(carry, features [T, B, H])``."""
-        x = over_steps(encoder, obs)
+        steps, batch = resets.shape
+        if steps == 0:  # a call over no steps updates the carry (MemoryModule.projects_carry); nothing to encode
+            x = jnp.zeros((0, batch, encoder.features), jnp.float32)
+        else:
+            x = over_steps(encoder, obs)
         if memory is not None:
             carry, x = memory(carry, x, resets)
             x = x.astype(jnp.float32)

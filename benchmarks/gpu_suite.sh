@@ -69,6 +69,7 @@
 #     bash benchmarks/gpu_suite.sh 65  # symbolic Mortar Mayhem Grid beside memorax: mnemax with memorax's init and structure
 #     bash benchmarks/gpu_suite.sh 66  # the T-Maze targets again within their budgets (now rounded down), side by side
 #     bash benchmarks/gpu_suite.sh 67  # Mamba's cost against FFM by the length of its scan's pieces
+#     bash benchmarks/gpu_suite.sh 68  # part 45's TrXL profile with the keys and values held in the carry
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -304,7 +305,8 @@ case $part in
          # the next call continues it (26 MB of checkpoint per seed to carry along); TRAIN_SECONDS sets when
          # it stops (the last log interval, ~45 s, and the checkpoint come after). SEEDS seeds from
          # FIRST_SEED on: seeds 0-1 ran together, seed 2 with SEEDS=1 FIRST_SEED=2 (one row in the report)
-        piece memory_gym_symbolic MortarMayhem-Grid-Symbolic-gru 2 440
+         # RUNS picks another run of the preset (e.g. MortarMayhem-Grid-Symbolic-trxl_bf16)
+        piece memory_gym_symbolic "${RUNS:-MortarMayhem-Grid-Symbolic-gru}" 2 440
         ;;
     31)  # memorax's rows of the side-by-side runs on passive T-Maze L = 100 and RepeatPrevious-Easy
         run 500 learning_vs_memorax.py --tasks mnemax/TMaze-Passive-L100-v0 mnemax/RepeatPrevious-Easy-v0 \
@@ -590,6 +592,11 @@ case $part in
          # 50 MB L2 cache, at the cost of more sequential pieces; forward + backward, width 256, batch 16
         run 400 memory_modules.py --modules ffm mamba mamba:chunk_size=128 mamba:chunk_size=256 mamba:chunk_size=1024 \
             mamba:chunk_size=4096 --lengths 4096 16384 --timeout 60 ${label:+--device-label $label-mamba-chunks}
+        ;;
+    68)  # part 45's TrXL profile again after the carry began to hold the window's keys and values (acting
+         # projected all 3 x 118 cached steps at every step before: 62% of the symbolic update)
+        run 230 ppo_profile.py --envs mnemax/MortarMayhem-Grid-Symbolic-v0 mnemax/MortarMayhem-Grid-v0 --memories trxl \
+            --seeds 3 1 --variants bf16 --repeats 2 --max-seconds 190 ${label:+--device-label $label-trxl-kv}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

@@ -194,7 +194,11 @@ def merge_heads(x: jax.Array, features: int, dtype: Any, name: str) -> jax.Array
 class WindowSelfAttention(nn.Module):
     """Multi-head rotary self-attention over a cached window: see :func:`window_attention`.
 
-    Call with ``stream`` ``[B, window + T, D]``, the normalised ``[cache; inputs]``; returns ``[B, T, D]``.
+    Call with the normalised inputs ``x`` ``[B, T, D]`` and either the normalised cached inputs ``cache``
+    ``[B, window, D]`` (their keys and values are projected here) or their projections from an earlier call,
+    ``cache_keys`` and ``cache_values`` ``[B, window, H, Dh]`` (before rotary positions). Returns the output
+    ``[B, T, D]`` and the keys and values of the last ``window`` steps of ``[cache; x]``, before rotary
+    positions, for the next call to reuse.
     """
 
     num_heads: int
@@ -202,16 +206,22 @@ class WindowSelfAttention(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, stream: jax.Array, q_segments: jax.Array, k_segments: jax.Array) -> jax.Array:
-        features = stream.shape[-1]
-        positions = jnp.arange(stream.shape[1])
-        q = head_projection(stream[:, self.window :], self.num_heads, self.dtype, "query")
-        k = head_projection(stream, self.num_heads, self.dtype, "key")
-        v = head_projection(stream, self.num_heads, self.dtype, "value")
-        q = rotary(q, positions[self.window :])
-        k = rotary(k, positions)
-        out = window_attention(q, k, v, q_segments, k_segments, self.window)
-        return merge_heads(out, features, self.dtype, "out")
+    def __call__(self, x, q_segments, k_segments, cache=None, cache_keys=None, cache_values=None):
+        features = x.shape[-1]
+        project = lambda name: nn.DenseGeneral(  # noqa: E731
+            features=(self.num_heads, features // self.num_heads), dtype=self.dtype, name=name
+        )
+        query, key, value = project("query"), project("key"), project("value")
+        if cache is not None:
+            cache_keys, cache_values = key(cache), value(cache)
+        keys = jnp.concatenate([cache_keys.astype(self.dtype), key(x)], axis=1)
+        values = jnp.concatenate([cache_values.astype(self.dtype), value(x)], axis=1)
+        if x.shape[1] == 0:  # a call over no steps only projects the cache (see TransformerXL)
+            return x, keys, values
+        positions = jnp.arange(keys.shape[1])
+        q = rotary(query(x), positions[self.window :])
+        out = window_attention(q, rotary(keys, positions), values, q_segments, k_segments, self.window)
+        return merge_heads(out, features, self.dtype, "out"), keys[:, -self.window :], values[:, -self.window :]
 
 
 class Residual(nn.Module):

@@ -12,11 +12,16 @@ The same call serves acting (T = 1, repeatedly) and learning (T = a whole sequen
 ``T`` single steps give the same outputs as one call over ``T`` steps. A reset at step ``t`` makes the
 outputs from ``t`` on independent of everything before ``t`` for that batch element, so whole
 rollouts that cross episode boundaries can be processed in one call.
+
+A module whose carry holds values computed by its parameters (Transformer-XL's cached keys and values)
+sets ``projects_carry``; a call over zero steps (``inputs [0, B, D_in]``) then returns the carry with those
+values made again by the parameters it is given. Trainers make that call after each parameter update,
+before acting.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import flax.linen as nn
 import jax
@@ -29,6 +34,8 @@ class MemoryModule(nn.Module):
     """Base class of the memory modules. Subclasses set ``features`` and implement both methods."""
 
     features: int
+    # True where the carry holds values made by the parameters, which a call over zero steps makes again.
+    projects_carry: ClassVar[bool] = False
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> Carry:

@@ -356,7 +356,7 @@ class HCAMBlock(nn.Module):
     @nn.compact
     def __call__(self, x, cache, memory: ChunkMemory, q_segments, k_segments, layout: ChunkLayout):
         entries = nn.LayerNorm(dtype=self.dtype, name="memory_norm")(x)
-        x, cache = WindowSublayer(self.num_heads, self.local_length, self.gated, self.dtype, name="local")(
+        x, (cache, _, _) = WindowSublayer(self.num_heads, self.local_length, self.gated, self.dtype, name="local")(
             x, cache, q_segments, k_segments
         )
         queries = nn.LayerNorm(dtype=self.dtype, name="hcam_norm")(x)

@@ -18,7 +18,9 @@ How this fits the one interface (T single steps = one call over T steps, resets 
   read tokens and steps so far (a cache, as in a language model's decoding). A single step runs only its
   own token through the layers against that cache (causal attention makes this exact); the step that
   completes a segment also runs the write tokens against it and replaces the memory. The cache is a
-  function of the other fields: a call over several steps recomputes it at its end from them.
+  function of the other fields: a call over several steps recomputes it at its end from them, and a call
+  over zero steps recomputes it alone (``projects_carry``), so that acting after a parameter update reads
+  keys and values of the new parameters, as a call over several steps does.
 * A call over ``T`` steps is cut into blocks of ``b = min(K, T)`` steps, processed in order by a scan.
   As segments have ``K`` steps, at most one segment completes in a block, and every segment a block's
   steps belong to started at most ``K`` steps before the block, inside the block's window of
@@ -31,7 +33,7 @@ How this fits the one interface (T single steps = one call over T steps, resets 
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -394,6 +396,7 @@ class RATE(MemoryModule):
     num_layers: int = 2
     num_heads: int = 4
     dtype: Any = jnp.float32
+    projects_carry: ClassVar[bool] = True  # the cached keys and values
 
     def __post_init__(self):
         super().__post_init__()
@@ -419,7 +422,10 @@ class RATE(MemoryModule):
         x = nn.Dense(self.features, dtype=self.dtype, name="input")(inputs.swapaxes(0, 1)).astype(jnp.float32)
         position = self.param("position_embed", nn.initializers.normal(0.02), (size, self.features))
         settings = (self.features, size, self.memory_tokens, self.num_layers, self.num_heads, self.dtype)
-        if steps == 1:  # acting: one token against the cache
+        if steps == 0:  # the cache again, with these parameters
+            keys, values = RATEBlock(*settings, name="blocks").cache(carry.memory, carry.inputs, carry.fill, position)
+            carry, outputs = carry._replace(keys=keys, values=values), x
+        elif steps == 1:  # acting: one token against the cache
             carry, outputs = self._step(RATEBlock(*settings, name="blocks"), carry, x[:, 0], resets[0], position)
         else:
             carry, outputs = self._sequence(settings, carry, x, resets, position)

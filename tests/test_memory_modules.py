@@ -362,6 +362,33 @@ def test_transformer_xl_sees_only_its_window_and_episode(gated):
     _check_dependence(module, lambda t, s, start: max(t - memory, start) <= s <= t, seed=5)
 
 
+@pytest.mark.parametrize("name", ["trxl", "rate"])
+def test_cached_keys_follow_the_parameters_once_the_carry_is_refreshed(name):
+    """A one-step call reads the cached keys and values as the carry's last call made them; after a
+    parameter change a call over zero steps makes them again (the other carry fields untouched), and
+    from then on one-step calls match a call over the whole sequence with the new parameters."""
+    module, params = _init(name, num_layers=2)
+    x, resets = _inputs(seed=21)
+    resets = resets.at[5:].set(False)  # one episode over the switch, so the cache matters
+    apply = jax.jit(module.apply)
+    carry, _ = apply(params, module.initialize_carry(B), x[:6], resets[:6])
+    new = jax.tree_util.tree_map(lambda p: p * 1.1, params)
+    _, expected = apply(new, carry, x[6:], resets[6:])
+
+    assert module.projects_carry and not mm.make("gru", features=F).projects_carry
+    fresh = apply(new, carry, x[:0], resets[:0])[0]
+    for field in set(carry._fields) - {"keys", "values"}:
+        np.testing.assert_array_equal(getattr(fresh, field), getattr(carry, field))
+    assert not np.allclose(fresh.keys, carry.keys, atol=1e-3)
+    outputs = []
+    for t in range(6, T):
+        fresh, y = apply(new, fresh, x[t : t + 1], resets[t : t + 1])
+        outputs.append(y)
+    np.testing.assert_allclose(np.concatenate(outputs), expected, rtol=2e-4, atol=2e-5)
+    _, y_stale = apply(new, carry, x[6:7], resets[6:7])
+    assert not np.allclose(y_stale, expected[:1], atol=1e-3)  # without the refresh, the old keys and values
+
+
 def _simulate_chunk_memory(resets, chunk_size, capacity):
     """Step-by-step HCAM bookkeeping: for each (t, b), the chunks (as step ranges) query t may read."""
     resets = np.asarray(resets)

@@ -217,7 +217,12 @@ class OnPolicy:
 
         key, rollout_key = jax.random.split(runner.key)
         num_windows = c.num_steps // c.sequence_length
-        state = (runner.env_state, runner.obs, runner.carry, runner.reset)
+        carry = runner.carry
+        if getattr(getattr(self.network, "memory", None), "projects_carry", False):
+            # The carry holds projections made by the parameters before the last update (Transformer-XL's
+            # cached keys and values): a call over zero steps makes them again with these.
+            carry = self.network.apply(params, carry, time_major(runner.obs)[:0], runner.reset[None][:0])[0]
+        state = (runner.env_state, runner.obs, carry, runner.reset)
         state, (carries, transitions) = jax.lax.scan(window, state, jax.random.split(rollout_key, num_windows))
         env_state, obs, carry, reset = state
         if c.kickstart_coef:
