@@ -70,6 +70,7 @@
 #     bash benchmarks/gpu_suite.sh 66  # the T-Maze targets again within their budgets (now rounded down), side by side
 #     bash benchmarks/gpu_suite.sh 67  # Mamba's cost against FFM by the length of its scan's pieces
 #     bash benchmarks/gpu_suite.sh 68  # part 45's TrXL profile with the keys and values held in the carry
+#     bash benchmarks/gpu_suite.sh 69  # the TrXL profile with a 32-step window beside the preset's 118
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -597,6 +598,12 @@ case $part in
          # projected all 3 x 118 cached steps at every step before: 62% of the symbolic update)
         run 230 ppo_profile.py --envs mnemax/MortarMayhem-Grid-Symbolic-v0 mnemax/MortarMayhem-Grid-v0 --memories trxl \
             --seeds 3 1 --variants bf16 --repeats 2 --max-seconds 190 ${label:+--device-label $label-trxl-kv}
+        ;;
+    69)  # part 68 found acting unchanged by the cached keys and values; the same symbolic cell with the window
+         # cut from 118 to 32 steps tells whether what acting costs grows with the window (the carry is copied
+         # whole at every step: 3 x 118 x 384 inputs plus keys and values per env)
+        run 330 ppo_profile.py --envs mnemax/MortarMayhem-Grid-Symbolic-v0 --memories trxl --seeds 3 1 \
+            --variants bf16 bf16-window32 --repeats 2 --max-seconds 280 ${label:+--device-label $label-trxl-window}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

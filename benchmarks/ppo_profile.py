@@ -46,7 +46,8 @@ class Variant(NamedTuple):
 # "patches" is the trainer as it ships; "xla" computes the CNN's convolutions with lax.conv; "bf16" runs the
 # encoder and memory in bfloat16 (mixed precision), "bf16-xla" with lax.conv; "gru-autodiff" differentiates
 # the GRU's scan with JAX instead of its hand-written backward pass; "no-pool" and "bf16-no-pool" compute a
-# fresh initial state at every step (no `reset_pool`), as the preset did before it drew them ahead.
+# fresh initial state at every step (no `reset_pool`), as the preset did before it drew them ahead;
+# "bf16-window32" shortens Transformer-XL's window.
 VARIANTS = {
     "patches": Variant({}, {}, None),
     "xla": Variant({"conv": "xla"}, {}, (True, None)),
@@ -55,6 +56,8 @@ VARIANTS = {
     "gru-autodiff": Variant({}, {"backward": "autodiff"}, (False, ("gru", "lstm"))),
     "bf16-no-pool": Variant({"dtype": "bfloat16"}, {}, None, {"reset_pool": 0}),
     "no-pool": Variant({}, {}, None, {"reset_pool": 0}),
+    # Transformer-XL's window cut from the preset's 118 steps to 32: what of acting grows with the window
+    "bf16-window32": Variant({"dtype": "bfloat16"}, {"memory_length": 32}, (False, ("trxl",))),
 }
 
 
