@@ -180,10 +180,15 @@ def _band_attention(q, k, v, q_segments, k_segments, rows, window):
     return masked_attention(q, k, v, mask[:, :, None])
 
 
+def head_projector(features: int, num_heads: int, dtype: Any, name: str) -> nn.DenseGeneral:
+    """The projection of ``[..., features]`` to ``num_heads`` heads ``[..., H, features / H]``, as a module
+    (inside compact modules, where one projection is applied to several inputs)."""
+    return nn.DenseGeneral(features=(num_heads, features // num_heads), dtype=dtype, name=name)
+
+
 def head_projection(x: jax.Array, num_heads: int, dtype: Any, name: str) -> jax.Array:
     """Project ``x`` ``[..., D]`` to ``num_heads`` heads: ``[..., H, D / H]`` (used inside compact modules)."""
-    features = x.shape[-1]
-    return nn.DenseGeneral(features=(num_heads, features // num_heads), dtype=dtype, name=name)(x)
+    return head_projector(x.shape[-1], num_heads, dtype, name)(x)
 
 
 def merge_heads(x: jax.Array, features: int, dtype: Any, name: str) -> jax.Array:
@@ -208,10 +213,7 @@ class WindowSelfAttention(nn.Module):
     @nn.compact
     def __call__(self, x, q_segments, k_segments, cache=None, cache_keys=None, cache_values=None):
         features = x.shape[-1]
-        project = lambda name: nn.DenseGeneral(  # noqa: E731
-            features=(self.num_heads, features // self.num_heads), dtype=self.dtype, name=name
-        )
-        query, key, value = project("query"), project("key"), project("value")
+        query, key, value = (head_projector(features, self.num_heads, self.dtype, n) for n in ("query", "key", "value"))
         if cache is not None:
             cache_keys, cache_values = key(cache), value(cache)
         keys = jnp.concatenate([cache_keys.astype(self.dtype), key(x)], axis=1)

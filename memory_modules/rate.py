@@ -33,7 +33,7 @@ How this fits the one interface (T single steps = one call over T steps, resets 
 from __future__ import annotations
 
 import functools
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -396,7 +396,7 @@ class RATE(MemoryModule):
     num_layers: int = 2
     num_heads: int = 4
     dtype: Any = jnp.float32
-    projects_carry: ClassVar[bool] = True  # the cached keys and values
+    projects_carry = True  # the cached keys and values
 
     def __post_init__(self):
         super().__post_init__()

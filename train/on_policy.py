@@ -221,7 +221,8 @@ class OnPolicy:
         if getattr(getattr(self.network, "memory", None), "projects_carry", False):
             # The carry holds projections made by the parameters before the last update (Transformer-XL's
             # cached keys and values): a call over zero steps makes them again with these.
-            carry = self.network.apply(params, carry, time_major(runner.obs)[:0], runner.reset[None][:0])[0]
+            no_steps = jax.tree_util.tree_map(lambda x: x[None][:0], runner.obs)  # [0, N, ...]
+            carry = self.network.apply(params, carry, no_steps, runner.reset[None][:0])[0]
         state = (runner.env_state, runner.obs, carry, runner.reset)
         state, (carries, transitions) = jax.lax.scan(window, state, jax.random.split(rollout_key, num_windows))
         env_state, obs, carry, reset = state
