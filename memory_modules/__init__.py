@@ -12,7 +12,7 @@ from mnemax.memory_modules.min_gru import MinGRU
 from mnemax.memory_modules.rate import RATE, RATECarry
 from mnemax.memory_modules.registry import make, names
 from mnemax.memory_modules.s5 import S5
-from mnemax.memory_modules.transformer_xl import TransformerXL, WindowCarry
+from mnemax.memory_modules.transformer_xl import TransformerXL, TransformerXLCarry, WindowCarry
 
 __all__ = [
     "FFM",
@@ -33,6 +33,7 @@ __all__ = [
     "RATECarry",
     "S5",
     "TransformerXL",
+    "TransformerXLCarry",
     "WindowCarry",
     "make",
     "names",

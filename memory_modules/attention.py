@@ -17,15 +17,16 @@ ROTARY_BASE = 10_000.0
 
 @jax.jit
 def rotary(x: jax.Array, positions: jax.Array) -> jax.Array:
-    """Rotary position embedding (Su et al. 2021) of ``x`` ``[B, S, H, Dh]`` at integer ``positions`` ``[S]``.
+    """Rotary position embedding (Su et al. 2021) of ``x`` ``[B, S, H, Dh]`` at integer ``positions``
+    ``[S]`` (shared by the batch) or ``[B, S]``.
 
     Only differences of positions matter to the dot products of rotated queries and keys, so any origin
-    (e.g. the start of a cached window) serves. ``Dh`` must be even.
+    (e.g. the start of a cached window, or of the episode) serves. ``Dh`` must be even.
     """
     half = x.shape[-1] // 2
     inv_freq = 1.0 / ROTARY_BASE ** (jnp.arange(half, dtype=jnp.float32) / half)
-    angles = positions.astype(jnp.float32)[:, None] * inv_freq  # [S, Dh/2]
-    sin, cos = jnp.sin(angles)[:, None, :], jnp.cos(angles)[:, None, :]  # [S, 1, Dh/2]
+    angles = positions.astype(jnp.float32)[..., None] * inv_freq  # [..., S, Dh/2]
+    sin, cos = jnp.sin(angles)[..., None, :], jnp.cos(angles)[..., None, :]  # [..., S, 1, Dh/2]
     x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
     return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1).astype(x.dtype)
 
@@ -180,6 +181,34 @@ def _band_attention(q, k, v, q_segments, k_segments, rows, window):
     return masked_attention(q, k, v, mask[:, :, None])
 
 
+def ring_attention(
+    q: jax.Array, k: jax.Array, v: jax.Array, ring_keys: jax.Array, ring_values: jax.Array, allowed: jax.Array
+) -> jax.Array:
+    """Attention of one step to itself and to earlier steps whose keys and values sit in slots of any order.
+
+    Args:
+        q, k, v: ``[B, 1, H, Dh]``, the step's query, key and value (positions already encoded).
+        ring_keys, ring_values: ``[B, M, H, Dh]``, earlier steps' keys (positions encoded) and values.
+        allowed: ``[B, M]`` bool, the slots the step may see.
+
+    Returns:
+        ``[B, 1, H, Dh]`` in the dtype of ``v``; logits and softmax are f32, as in :func:`masked_attention`.
+    """
+    # The step's own key is scored apart and joined to the window's in the softmax's sums, not by
+    # concatenating the logits: fused into the logits' reduction, the concatenation made it several times
+    # slower on an H200 (the whole window is read there).
+    scale = q.shape[-1] ** -0.5
+    past = jnp.einsum("bqhd,bkhd->bhqk", q, ring_keys, preferred_element_type=jnp.float32) * scale  # [B, H, 1, M]
+    own = jnp.einsum("bqhd,bqhd->bhq", q, k, preferred_element_type=jnp.float32)[..., None] * scale  # [B, H, 1, 1]
+    mask = allowed[:, None, None, :]
+    peak = jax.lax.stop_gradient(jnp.maximum(jnp.max(jnp.where(mask, past, -jnp.inf), axis=-1, keepdims=True), own))
+    past_weights = jnp.where(mask, jnp.exp(jnp.where(mask, past - peak, 0.0)), 0.0)
+    own_weight = jnp.exp(own - peak)
+    total = jnp.sum(past_weights, axis=-1, keepdims=True) + own_weight  # >= 1: the step sees itself
+    mixed = jnp.einsum("bhqk,bkhd->bqhd", (past_weights / total).astype(v.dtype), ring_values)
+    return mixed + (own_weight / total).astype(v.dtype).transpose(0, 2, 1, 3) * v
+
+
 def head_projector(features: int, num_heads: int, dtype: Any, name: str) -> nn.DenseGeneral:
     """The projection of ``[..., features]`` to ``num_heads`` heads ``[..., H, features / H]``, as a module
     (inside compact modules, where one projection is applied to several inputs)."""
@@ -197,13 +226,21 @@ def merge_heads(x: jax.Array, features: int, dtype: Any, name: str) -> jax.Array
 
 
 class WindowSelfAttention(nn.Module):
-    """Multi-head rotary self-attention over a cached window: see :func:`window_attention`.
+    """Multi-head rotary self-attention of each step to itself and the ``window`` steps before it.
 
-    Call with the normalised inputs ``x`` ``[B, T, D]`` and either the normalised cached inputs ``cache``
-    ``[B, window, D]`` (their keys and values are projected here) or their projections from an earlier call,
-    ``cache_keys`` and ``cache_values`` ``[B, window, H, Dh]`` (before rotary positions). Returns the output
-    ``[B, T, D]`` and the keys and values of the last ``window`` steps of ``[cache; x]``, before rotary
-    positions, for the next call to reuse.
+    Called with the normalised inputs ``x`` ``[B, T, D]`` in one of two ways:
+
+    * over a window (any ``T``): ``cache`` ``[B, window, D]`` holds the normalised inputs of the ``window``
+      steps before ``x``, oldest first; their keys and values are projected here and
+      :func:`window_attention` keeps queries inside their episode (``q_segments``, ``k_segments`` from
+      :func:`episode_segments`). ``positions`` are the rotary positions of ``[cache; x]``, ``[B, window + T]``
+      (default ``0 .. window + T - 1``). Returns the output ``[B, T, D]`` and the keys (positions applied)
+      and values ``[B, window, H, Dh]`` of the last ``window`` steps of ``[cache; x]``; over ``T = 0`` steps
+      it only projects the cache.
+    * one step against a ring (``T = 1``): ``ring = (keys, values, allowed)``, earlier steps' keys (positions
+      applied) and values ``[B, window, H, Dh]`` in slots of any order, and the slots the step may see
+      ``[B, window]``; ``positions`` ``[B, 1]``. Returns the output and the step's own key and value
+      ``[B, 1, H, Dh]``, for the caller to write into its ring (see :func:`ring_attention`).
     """
 
     num_heads: int
@@ -211,18 +248,21 @@ class WindowSelfAttention(nn.Module):
     dtype: Any = jnp.float32
 
     @nn.compact
-    def __call__(self, x, q_segments, k_segments, cache=None, cache_keys=None, cache_values=None):
+    def __call__(self, x, cache=None, q_segments=None, k_segments=None, positions=None, ring=None):
         features = x.shape[-1]
         query, key, value = (head_projector(features, self.num_heads, self.dtype, n) for n in ("query", "key", "value"))
-        if cache is not None:
-            cache_keys, cache_values = key(cache), value(cache)
-        keys = jnp.concatenate([cache_keys.astype(self.dtype), key(x)], axis=1)
-        values = jnp.concatenate([cache_values.astype(self.dtype), value(x)], axis=1)
+        if ring is not None:
+            q, k, v = rotary(query(x), positions), rotary(key(x), positions), value(x)
+            out = ring_attention(q, k, v, *ring)
+            return merge_heads(out, features, self.dtype, "out"), k, v
+        stream = jnp.concatenate([cache, x], axis=1)
+        if positions is None:
+            positions = jnp.arange(stream.shape[1])
+        keys, values = rotary(key(stream), positions), value(stream)
         if x.shape[1] == 0:  # a call over no steps only projects the cache (see TransformerXL)
             return x, keys, values
-        positions = jnp.arange(keys.shape[1])
-        q = rotary(query(x), positions[self.window :])
-        out = window_attention(q, rotary(keys, positions), values, q_segments, k_segments, self.window)
+        q = rotary(query(x), positions[..., self.window :])
+        out = window_attention(q, keys, values, q_segments, k_segments, self.window)
         return merge_heads(out, features, self.dtype, "out"), keys[:, -self.window :], values[:, -self.window :]
 
 

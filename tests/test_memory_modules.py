@@ -389,6 +389,29 @@ def test_cached_keys_follow_the_parameters_once_the_carry_is_refreshed(name):
     assert not np.allclose(y_stale, expected[:1], atol=1e-3)  # without the refresh, the old keys and values
 
 
+def test_transformer_xl_ring_steps_and_window_calls_mix():
+    """Single steps write the carry's ring slot by slot (wrapping around it several times); calls over
+    several steps read it oldest first and hand it back so. Any mix of the two gives the outputs of one call,
+    across resets, and the positions count the steps of each episode."""
+    module, params = _init("trxl", num_layers=2)  # memory_length 4
+    x, resets = _inputs(seed=23, t=3 * T)
+    apply = jax.jit(module.apply)
+    _, y_all = apply(params, module.initialize_carry(B), x, resets)
+    carry, ys, start, cursor = module.initialize_carry(B), [], 0, 0
+    for length in (1, 1, 1, 1, 1, 1, 5, 1, 1, 1, 7, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 5):
+        carry, y = apply(params, carry, x[start : start + length], resets[start : start + length])
+        ys.append(y)
+        start += length
+        cursor = (cursor + 1) % 4 if length == 1 else 0
+        np.testing.assert_array_equal(carry.cursor, np.full(B, cursor))
+    assert start == 3 * T
+    np.testing.assert_allclose(np.concatenate(ys), y_all, rtol=2e-4, atol=2e-5)
+    since_reset = np.zeros(B, int)
+    for t in range(3 * T):
+        since_reset = np.where(np.asarray(resets[t]), 0, since_reset) + 1
+    np.testing.assert_array_equal(carry.position, since_reset)
+
+
 def _simulate_chunk_memory(resets, chunk_size, capacity):
     """Step-by-step HCAM bookkeeping: for each (t, b), the chunks (as step ranges) query t may read."""
     resets = np.asarray(resets)
