@@ -103,7 +103,7 @@ piece() {  # PRESET RUN SEEDS SECONDS: one piece of a long learning run (part 30
     local seconds=${TRAIN_SECONDS:-$4}
     run "$seconds" learning_curves.py --preset "$1" --runs "$2" --seeds "${SEEDS:-$3}" \
         --first-seed "${FIRST_SEED:-0}" --max-seconds 10 --time-limit $((seconds - 60)) --run-dir ../runs/gpu \
-        --resume --update $flag
+        ${STEPS_SCALE:+--steps-scale $STEPS_SCALE} --resume --update $flag
 }
 
 gallery_gif() {  # RUN NAME STEPS: when run RUN of --run-dir ../runs/gpu has trained all its steps, a GIF of
@@ -306,7 +306,8 @@ case $part in
          # the next call continues it (26 MB of checkpoint per seed to carry along); TRAIN_SECONDS sets when
          # it stops (the last log interval, ~45 s, and the checkpoint come after). SEEDS seeds from
          # FIRST_SEED on: seeds 0-1 ran together, seed 2 with SEEDS=1 FIRST_SEED=2 (one row in the report)
-         # RUNS picks another run of the preset (e.g. MortarMayhem-Grid-Symbolic-trxl_bf16)
+         # RUNS picks another run of the preset (e.g. MortarMayhem-Grid-Symbolic-trxl_bf16); STEPS_SCALE multiplies
+         # its step budget (the schedules shrink with it)
         piece memory_gym_symbolic "${RUNS:-MortarMayhem-Grid-Symbolic-gru}" 2 440
         ;;
     31)  # memorax's rows of the side-by-side runs on passive T-Maze L = 100 and RepeatPrevious-Easy
@@ -604,6 +605,11 @@ case $part in
          # whole at every step: 3 x 118 x 384 inputs plus keys and values per env)
         run 330 ppo_profile.py --envs mnemax/MortarMayhem-Grid-Symbolic-v0 --memories trxl --seeds 3 1 \
             --variants bf16 bf16-window32 --repeats 2 --max-seconds 280 ${label:+--device-label $label-trxl-window}
+        ;;
+    70)  # part 68's TrXL cells once acting writes one slot of a ring per step instead of shifting the window,
+         # with the device time of one rollout and one update by operation (--trace)
+        run 430 ppo_profile.py --envs mnemax/MortarMayhem-Grid-Symbolic-v0 mnemax/MortarMayhem-Grid-v0 --memories trxl \
+            --seeds 3 1 --variants bf16 --repeats 2 --trace --max-seconds 330 ${label:+--device-label $label-trxl-ring}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

@@ -9,12 +9,19 @@ each of ``--variants``, :data:`VARIANTS`) this times three jitted calls, each th
 median of ``--repeats`` after a warm-up: ``num_steps`` steps of the vectorised environment with random
 actions (**env**), the rollout (``OnPolicy.rollout``: env and network), and a whole update
 (``update``: rollout and learning). Acting is rollout minus env, learning is update minus rollout.
+With ``--trace`` it also records one rollout and one update under ``jax.profiler`` and lists the device time
+of the operations that took the most, by the name JAX gave them (module path and primitive).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
+import glob
+import gzip
+import re
+import tempfile
 import time
 from typing import NamedTuple
 
@@ -70,7 +77,52 @@ def concerns(variant: str, env: str, memory: str) -> bool:
     return (env in PIXELS or not pixels_only) and (memories is None or memory in memories)
 
 
-def profile(preset: str, env: str, memory: str, seeds: int, variant: str, repeats: int, quick: bool) -> dict:
+def kernel_times(xplane: str, hlo_text: str | None = None, top: int | None = 20) -> list[tuple[str, str, float, int]]:
+    """The ``top`` kernels (None: all) of a ``jax.profiler`` trace file (``*.xplane.pb``) by device time:
+    ``(kernel, operation, milliseconds, launches)``. ``operation`` is the JAX name (module path and
+    primitive) that the optimised HLO ``hlo_text`` (``compiled.as_text()``) gives the kernel's instruction,
+    or "" (kernels inside CUDA graphs carry no name of their own in the trace). ``[]`` for a trace with
+    no device (the CPU)."""
+    op_name = lambda text: re.search(r'op_name="([^"]*)"', text)  # noqa: E731
+    # A fusion without a name of its own is named after the last named instruction of the computation it
+    # calls (its root, or what feeds it).
+    computations = {}
+    for block in (hlo_text or "").split("\n\n"):
+        header = re.match(r"\s*(?:ENTRY )?%?([\w.-]+) ", block)
+        named = [m.group(1) for m in re.finditer(r'op_name="([^"]*)"', block)]
+        if header and named:
+            computations[header.group(1)] = named[-1]
+    names = {}
+    for match in re.finditer(r"^\s*(?:ROOT )?%([\w.-]+) = (.*)$", hlo_text or "", re.MULTILINE):
+        found = op_name(match.group(2))
+        called = re.search(r"calls=%([\w.-]+)", match.group(2))
+        name = found.group(1) if found else computations.get(called.group(1), "") if called else ""
+        names.setdefault(match.group(1).replace(".", "_"), name.split("/eval_jaxpr/")[-1])
+    totals, counts = collections.Counter(), collections.Counter()
+    for plane in jax.profiler.ProfileData.from_file(xplane).planes:
+        if plane.name.startswith("/device:"):
+            for line in plane.lines:
+                for event in line.events:
+                    totals[event.name] += event.duration_ns / 1e6
+                    counts[event.name] += 1
+    return [(name, names.get(name, ""), round(ms, 3), counts[name]) for name, ms in totals.most_common(top)]
+
+
+def device_time_by_op(fn, args, top: int = 20, keep: str | None = None) -> list[tuple[str, str, float, int]]:
+    """Run the jitted ``fn(args)`` once under ``jax.profiler``: its :func:`kernel_times`. ``keep``: a folder
+    that keeps the trace (``*.xplane.pb``, for ``jax.profiler.ProfileData`` or TensorBoard)."""
+    hlo_text = fn.lower(args).compile().as_text()
+    with tempfile.TemporaryDirectory() as scratch:
+        trace_dir = keep or scratch
+        with jax.profiler.trace(trace_dir):
+            jax.block_until_ready(fn(args))
+        return [row for path in glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True)
+                for row in kernel_times(path, hlo_text, top)]  # fmt: skip
+
+
+def profile(
+    preset: str, env: str, memory: str, seeds: int, variant: str, repeats: int, quick: bool, trace: bool = False
+) -> dict:
     config = PPOConfig.from_preset(preset, env=env, memory=memory, num_seeds=seeds, progress=False, video=False)
     if quick:
         config = dataclasses.replace(config, num_envs=8, num_steps=16, hidden_size=32)
@@ -104,13 +156,35 @@ def profile(preset: str, env: str, memory: str, seeds: int, variant: str, repeat
         seconds[f"{name}_first_call"] = time.perf_counter() - start
         seconds[name] = median_seconds(lambda fn=fn: jax.block_until_ready(fn(runners)), repeats)
     steps = config.num_envs * config.num_steps * seeds
+    traced = {f"{name}_device_ms_by_op": device_time_by_op(calls[name], runners) for name in ("rollout", "update") if trace}
     return dict(
         preset=preset, env=env, memory=memory, seeds=seeds, variant=variant, num_envs=config.num_envs,
         num_steps=config.num_steps, env_seconds=seconds["env"],
         acting_seconds=seconds["rollout"] - seconds["env"], learning_seconds=seconds["update"] - seconds["rollout"],
         update_seconds=seconds["update"], steps_per_second=steps / seconds["update"],
-        first_call_seconds={name: seconds[f"{name}_first_call"] for name in calls},
+        first_call_seconds={name: seconds[f"{name}_first_call"] for name in calls}, **traced,
     )  # fmt: skip
+
+
+def kernel_table(kernels: list) -> str:
+    return markdown_table(["kernel", "operation", "ms", "launches"], [list(k) for k in kernels])
+
+
+def read_traces(traces: list[list[str]], label: str, device: str) -> dict:
+    """The report of :func:`kernel_times` for traces recorded elsewhere: ``[name, xplane, hlo]`` each (the
+    HLO text as ``compiled.as_text()`` wrote it, gzipped or not; ``-``: none, kernels go unnamed)."""
+    rows, table = [], ""
+    for name, xplane, hlo in traces:
+        hlo_text = None
+        if hlo != "-":
+            with (gzip.open if hlo.endswith(".gz") else open)(hlo, "rt") as f:
+                hlo_text = f.read()
+        kernels = kernel_times(xplane, hlo_text, top=None)
+        busy, launches = sum(k[2] for k in kernels), sum(k[3] for k in kernels)
+        rows.append({"trace": name, "busy_ms": round(busy, 3), "launches": launches, "kernels": kernels[:20]})
+        table += f"\n{name}: {busy:.1f} ms of kernels, {launches} launches\n\n" + kernel_table(kernels[:20])
+    title = "Where the device time of a call goes, by kernel"
+    return write_rows_report("ppo_trace", label, title, rows, table, settings={"device": device, "platform": "gpu", "jax": "as recorded"})
 
 
 def variant_of(row: dict) -> str:
@@ -125,8 +199,14 @@ def main(argv=None) -> dict:
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["patches", "xla"])
     parser.add_argument("--envs", nargs="+", help="only the cells of these env ids (default: all)")
     parser.add_argument("--memories", nargs="+", help="only the cells of these memories (default: all)")
+    parser.add_argument("--trace", action="store_true", help="also list the kernels that take the device's time")
+    parser.add_argument("--read-trace", nargs=3, action="append", metavar=("NAME", "XPLANE", "HLO"),
+                        help="only list the kernels of a trace recorded elsewhere (repeatable); with --trace-device")
+    parser.add_argument("--trace-device", default="", help="the device a --read-trace trace was recorded on")
     add_measurement_arguments(parser)
     args = parser.parse_args(argv)
+    if args.read_trace:
+        return read_traces(args.read_trace, args.device_label or "trace", args.trace_device)
     deadline = time.perf_counter() + args.max_seconds
     rows = []
     for preset, env, memory in CELLS:
@@ -136,7 +216,7 @@ def main(argv=None) -> dict:
             for variant in args.variants:
                 if not concerns(variant, env, memory) or time.perf_counter() > deadline:
                     continue
-                rows.append(profile(preset, env, memory, seeds, variant, args.repeats, args.quick))
+                rows.append(profile(preset, env, memory, seeds, variant, args.repeats, args.quick, args.trace))
                 print(rows[-1], flush=True)
     label = args.device_label or default_label()
     share = lambda row, part: f"{1e3 * row[part]:.1f} ({row[part] / row['update_seconds']:.0%})"  # noqa: E731
@@ -148,6 +228,12 @@ def main(argv=None) -> dict:
           f"{1e3 * r['update_seconds']:.1f}", f"{r['steps_per_second']:,.0f}"]
          for r in rows],
     )  # fmt: skip
+    for r in rows:
+        for call in ("rollout", "update"):
+            ops = r.get(f"{call}_device_ms_by_op")
+            if ops:
+                title = f"{r['env']}, {r['memory']}, {r['seeds']} seeds, {variant_of(r)}: device time of one {call}"
+                table += f"\n\n{title}\n\n" + kernel_table(ops)
     return write_rows_report("ppo_profile", label, "Where the time of a PPO update goes", rows, table)
 
 
