@@ -8,6 +8,7 @@ import datetime
 import json
 import platform
 import re
+import shlex
 import statistics
 import sys
 import time
@@ -59,7 +60,7 @@ def metadata(**extra) -> dict:
         "jax": jax.__version__,
         "python": platform.python_version(),
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": " ".join(["python"] + sys.argv),
+        "command": shlex.join(["python"] + sys.argv),
         **extra,
     }
 

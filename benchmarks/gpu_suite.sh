@@ -607,7 +607,7 @@ case $part in
             --variants bf16 bf16-window32 --repeats 2 --max-seconds 280 ${label:+--device-label $label-trxl-window}
         ;;
     70)  # part 68's TrXL cells once acting writes one slot of a ring per step instead of shifting the window,
-         # with the device time of one rollout and one update by operation (--trace)
+         # with the device time of one rollout and one update by kernel (--trace)
         run 430 ppo_profile.py --envs mnemax/MortarMayhem-Grid-Symbolic-v0 mnemax/MortarMayhem-Grid-v0 --memories trxl \
             --seeds 3 1 --variants bf16 --repeats 2 --trace --max-seconds 330 ${label:+--device-label $label-trxl-ring}
         ;;

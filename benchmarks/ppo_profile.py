@@ -77,47 +77,69 @@ def concerns(variant: str, env: str, memory: str) -> bool:
     return (env in PIXELS or not pixels_only) and (memories is None or memory in memories)
 
 
-def kernel_times(xplane: str, hlo_text: str | None = None, top: int | None = 20) -> list[tuple[str, str, float, int]]:
-    """The ``top`` kernels (None: all) of a ``jax.profiler`` trace file (``*.xplane.pb``) by device time:
-    ``(kernel, operation, milliseconds, launches)``. ``operation`` is the JAX name (module path and
-    primitive) that the optimised HLO ``hlo_text`` (``compiled.as_text()``) gives the kernel's instruction,
-    or "" (kernels inside CUDA graphs carry no name of their own in the trace). ``[]`` for a trace with
-    no device (the CPU)."""
-    op_name = lambda text: re.search(r'op_name="([^"]*)"', text)  # noqa: E731
+def kernel_operations(hlo_text: str) -> dict[str, str]:
+    """Kernel name -> the JAX operation (module path and primitive) it computes, from the optimised HLO
+    (``compiled.as_text()``). XLA compiles identical fusions once (``deduplicated_name``), so one kernel may
+    serve several operations: their names are joined, the parts that differ in braces
+    (``block_{0,1,2}``). Kernel names are instruction names with every character outside ``[A-Za-z0-9_$]``
+    replaced by ``_``."""
+    sanitize = lambda name: re.sub(r"[^\w$]", "_", name)  # noqa: E731
     # A fusion without a name of its own is named after the last named instruction of the computation it
     # calls (its root, or what feeds it).
     computations = {}
-    for block in (hlo_text or "").split("\n\n"):
+    for block in hlo_text.split("\n\n"):
         header = re.match(r"\s*(?:ENTRY )?%?([\w.-]+) ", block)
-        named = [m.group(1) for m in re.finditer(r'op_name="([^"]*)"', block)]
+        named = re.findall(r'op_name="([^"]*)"', block)
         if header and named:
             computations[header.group(1)] = named[-1]
-    names = {}
-    for match in re.finditer(r"^\s*(?:ROOT )?%([\w.-]+) = (.*)$", hlo_text or "", re.MULTILINE):
-        found = op_name(match.group(2))
-        called = re.search(r"calls=%([\w.-]+)", match.group(2))
+    groups, group_of = collections.defaultdict(list), {}
+    for match in re.finditer(r"^\s*(?:ROOT )?%([\w.-]+) = (.*)$", hlo_text, re.MULTILINE):
+        instruction, body = match.groups()
+        found = re.search(r'op_name="([^"]*)"', body)
+        called = re.search(r"calls=%([\w.-]+)", body)
         name = found.group(1) if found else computations.get(called.group(1), "") if called else ""
-        names.setdefault(match.group(1).replace(".", "_"), name.split("/eval_jaxpr/")[-1])
+        kernel = re.search(r'deduplicated_name="([^"]*)"', body)
+        group = sanitize(kernel.group(1) if kernel else instruction)
+        group_of.setdefault(sanitize(instruction), group)
+        if name and name.split("/eval_jaxpr/")[-1] not in groups[group]:
+            groups[group].append(name.split("/eval_jaxpr/")[-1])
+    return {kernel: _joined(groups[group]) for kernel, group in group_of.items()}
+
+
+def _joined(names: list[str]) -> str:
+    """One label for several operation names: ``a/b_0/c`` and ``a/b_1/c`` give ``a/{b_0,b_1}/c``."""
+    parts = [name.split("/") for name in names]
+    if len(parts) <= 1 or len({len(p) for p in parts}) > 1:
+        return " + ".join(names)
+    return "/".join(p[0] if len(set(p)) == 1 else "{" + ",".join(dict.fromkeys(p)) + "}" for p in zip(*parts))
+
+
+def kernel_times(xplanes: list[str], hlo_text: str | None = None, top: int | None = 20) -> list[tuple]:
+    """The ``top`` kernels (None: all) of ``jax.profiler`` trace files (``*.xplane.pb``) by device time:
+    ``(kernel, operation, milliseconds, launches)``, ``operation`` from :func:`kernel_operations` of
+    ``hlo_text`` or "" (kernels inside CUDA graphs carry no operation of their own in the trace). ``[]``
+    for traces with no device (the CPU)."""
+    operations = kernel_operations(hlo_text or "")
     totals, counts = collections.Counter(), collections.Counter()
-    for plane in jax.profiler.ProfileData.from_file(xplane).planes:
-        if plane.name.startswith("/device:"):
-            for line in plane.lines:
-                for event in line.events:
-                    totals[event.name] += event.duration_ns / 1e6
-                    counts[event.name] += 1
-    return [(name, names.get(name, ""), round(ms, 3), counts[name]) for name, ms in totals.most_common(top)]
+    for xplane in xplanes:
+        for plane in jax.profiler.ProfileData.from_file(xplane).planes:
+            if plane.name.startswith("/device:"):
+                for line in plane.lines:
+                    for event in line.events:
+                        totals[event.name] += event.duration_ns / 1e6
+                        counts[event.name] += 1
+    return [(name, operations.get(name, ""), round(ms, 3), counts[name]) for name, ms in totals.most_common(top)]
 
 
-def device_time_by_op(fn, args, top: int = 20, keep: str | None = None) -> list[tuple[str, str, float, int]]:
-    """Run the jitted ``fn(args)`` once under ``jax.profiler``: its :func:`kernel_times`. ``keep``: a folder
-    that keeps the trace (``*.xplane.pb``, for ``jax.profiler.ProfileData`` or TensorBoard)."""
-    hlo_text = fn.lower(args).compile().as_text()
-    with tempfile.TemporaryDirectory() as scratch:
-        trace_dir = keep or scratch
+def device_time_by_op(fn, args, top: int = 20) -> list[tuple]:
+    """Compile the jitted ``fn`` for ``args`` and run it once under ``jax.profiler``: its
+    :func:`kernel_times`, named from that same executable's HLO."""
+    compiled = fn.lower(args).compile()
+    jax.block_until_ready(compiled(args))  # warm-up
+    with tempfile.TemporaryDirectory() as trace_dir:
         with jax.profiler.trace(trace_dir):
-            jax.block_until_ready(fn(args))
-        return [row for path in glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True)
-                for row in kernel_times(path, hlo_text, top)]  # fmt: skip
+            jax.block_until_ready(compiled(args))
+        return kernel_times(glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True), compiled.as_text(), top)
 
 
 def profile(
@@ -156,7 +178,8 @@ def profile(
         seconds[f"{name}_first_call"] = time.perf_counter() - start
         seconds[name] = median_seconds(lambda fn=fn: jax.block_until_ready(fn(runners)), repeats)
     steps = config.num_envs * config.num_steps * seeds
-    traced = {f"{name}_device_ms_by_op": device_time_by_op(calls[name], runners) for name in ("rollout", "update") if trace}
+    calls_traced = ("rollout", "update") if trace else ()
+    traced = {f"{name}_device_ms_by_op": device_time_by_op(calls[name], runners) for name in calls_traced}
     return dict(
         preset=preset, env=env, memory=memory, seeds=seeds, variant=variant, num_envs=config.num_envs,
         num_steps=config.num_steps, env_seconds=seconds["env"],
@@ -179,12 +202,13 @@ def read_traces(traces: list[list[str]], label: str, device: str) -> dict:
         if hlo != "-":
             with (gzip.open if hlo.endswith(".gz") else open)(hlo, "rt") as f:
                 hlo_text = f.read()
-        kernels = kernel_times(xplane, hlo_text, top=None)
+        kernels = kernel_times([xplane], hlo_text, top=None)
         busy, launches = sum(k[2] for k in kernels), sum(k[3] for k in kernels)
         rows.append({"trace": name, "busy_ms": round(busy, 3), "launches": launches, "kernels": kernels[:20]})
         table += f"\n{name}: {busy:.1f} ms of kernels, {launches} launches\n\n" + kernel_table(kernels[:20])
     title = "Where the device time of a call goes, by kernel"
-    return write_rows_report("ppo_trace", label, title, rows, table, settings={"device": device, "platform": "gpu", "jax": "as recorded"})
+    settings = {"device": device, "jax": "as recorded", "python": "as recorded"}
+    return write_rows_report("ppo_trace", label, title, rows, table, settings=settings)
 
 
 def variant_of(row: dict) -> str:

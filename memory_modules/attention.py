@@ -249,6 +249,8 @@ class WindowSelfAttention(nn.Module):
 
     @nn.compact
     def __call__(self, x, cache=None, q_segments=None, k_segments=None, positions=None, ring=None):
+        if (cache is None) == (ring is None):
+            raise ValueError("WindowSelfAttention: give either cache (a window) or ring (one step), not both")
         features = x.shape[-1]
         query, key, value = (head_projector(features, self.num_heads, self.dtype, n) for n in ("query", "key", "value"))
         if ring is not None:

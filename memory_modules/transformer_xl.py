@@ -225,7 +225,7 @@ class TransformerXL(MemoryModule):
         x = nn.Dense(self.features, dtype=self.dtype, name="input")(inputs.swapaxes(0, 1)).astype(jnp.float32)
         acting = steps == 1
         if acting:  # one step against the ring
-            reset = resets[0]
+            reset = resets[0].astype(bool)
             position = jnp.where(reset, 0, carry.position)
             allowed = carry.valid & ~reset[:, None]
         else:  # a window: the ring oldest first (over zero steps, left as it is)

@@ -272,6 +272,19 @@ def test_non_finite_names_the_first_update_and_seed():
 
 
 # ------------------------------------------------------------------------------------ checkpoints
+def test_a_checkpoint_of_another_structure_stops_the_restore_and_stays(tmp_path):
+    """A state saved with other fields (another version's memory carry) is intact, not corrupt: restoring it
+    raises a clear error and moves nothing aside."""
+    checkpointer = Checkpointer(tmp_path / "checkpoints")
+    checkpointer.save(1, {"params": jnp.ones(3), "carry": (jnp.zeros((2, 4)), jnp.zeros(2, bool))})
+    checkpointer.manager.wait_until_finished()
+    target = {"params": jnp.ones(3), "carry": (jnp.zeros((2, 4)), jnp.zeros(2, bool), jnp.zeros(2, jnp.int32))}
+    with pytest.raises(UserError, match=r"checkpoints/1 holds a state of another structure .* left in place"):
+        checkpointer.restore_latest(target)
+    checkpointer.close()
+    assert _steps(tmp_path) == [1] and not (tmp_path / "corrupt-checkpoints").exists()
+
+
 # After a read that fails inside tensorstore, orbax may leave a callback for its closed event loop.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_resume_falls_back_to_the_newest_intact_checkpoint(finished, tmp_path, capsys):

@@ -3,8 +3,10 @@
 Saving is atomic: orbax writes a checkpoint into a temporary folder and renames it to its step number
 once complete, so a process killed mid-write leaves the earlier checkpoints as they were and the
 unfinished one is never listed. Restoring verifies: a checkpoint whose metadata files are not valid
-JSON, that cannot be read back into the expected structure, or that holds non-finite numbers is reported
-in one line, moved aside to ``<run>/corrupt-checkpoints/<step>`` and the next older one is tried.
+JSON, that cannot be read back, or that holds non-finite numbers is reported in one line, moved aside to
+``<run>/corrupt-checkpoints/<step>`` and the next older one is tried. One whose state has another structure
+than the run's (another version of mnemax or another configuration wrote it) stops the restore with a
+clear error and stays where it is.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import orbax.checkpoint as ocp
 from mnemax.envs.tools.command_line import UserError
 
 CORRUPT_DIR = "corrupt-checkpoints"
+# What orbax says when a checkpoint's tree differs from the one asked for
+STRUCTURE_MISMATCH = "tree structures do not match"
 
 
 def saved_steps(directory: str | Path) -> list[int]:
@@ -73,6 +77,12 @@ class Checkpointer:
                 _require_finite(state)
                 return step, state
             except Exception as error:  # noqa: BLE001  whatever keeps it from being read back makes it unusable
+                if STRUCTURE_MISMATCH in str(error):  # intact, but of another version or configuration
+                    raise UserError(
+                        f"checkpoint {self.directory / str(step)} holds a state of another structure than this run's "
+                        "(written by another version of mnemax or with another memory configuration); it is left "
+                        "in place: resume it with the version that wrote it, or start a new run"
+                    ) from error
                 self._report_corrupt(step, error, set_aside)
         raise UserError(f"no {'intact ' if steps else ''}checkpoint in {self.directory}")
 
