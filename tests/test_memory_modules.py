@@ -410,6 +410,11 @@ def test_transformer_xl_ring_steps_and_window_calls_mix():
     for t in range(3 * T):
         since_reset = np.where(np.asarray(resets[t]), 0, since_reset) + 1
     np.testing.assert_array_equal(carry.position, since_reset)
+    # resets given as 0/1 numbers act as the booleans
+    stepped, y_bool = apply(params, carry, x[:1], resets[:1])
+    stepped_int, y_int = apply(params, carry, x[:1], resets[:1].astype(jnp.int32))
+    np.testing.assert_array_equal(y_int, y_bool)
+    assert stepped_int.valid.dtype == bool
 
 
 def _simulate_chunk_memory(resets, chunk_size, capacity):
