@@ -9,8 +9,8 @@ each of ``--variants``, :data:`VARIANTS`) this times three jitted calls, each th
 median of ``--repeats`` after a warm-up: ``num_steps`` steps of the vectorised environment with random
 actions (**env**), the rollout (``OnPolicy.rollout``: env and network), and a whole update
 (``update``: rollout and learning). Acting is rollout minus env, learning is update minus rollout.
-With ``--trace`` it also records one rollout and one update under ``jax.profiler`` and lists the device time
-of the operations that took the most, by the name JAX gave them (module path and primitive).
+With ``--trace`` it also records one rollout and one update under ``jax.profiler`` and lists the kernels that
+took the most device time, each with the JAX operations it computes (module path and primitive).
 """
 
 from __future__ import annotations
@@ -131,11 +131,9 @@ def kernel_times(xplanes: list[str], hlo_text: str | None = None, top: int | Non
     return [(name, operations.get(name, ""), round(ms, 3), counts[name]) for name, ms in totals.most_common(top)]
 
 
-def device_time_by_op(fn, args, top: int = 20) -> list[tuple]:
-    """Compile the jitted ``fn`` for ``args`` and run it once under ``jax.profiler``: its
-    :func:`kernel_times`, named from that same executable's HLO."""
-    compiled = fn.lower(args).compile()
-    jax.block_until_ready(compiled(args))  # warm-up
+def device_time_by_kernel(compiled, args, top: int = 20) -> list[tuple]:
+    """Run the compiled executable ``compiled(args)`` (after a warm-up) once under ``jax.profiler``: its
+    :func:`kernel_times`, named from that executable's HLO."""
     with tempfile.TemporaryDirectory() as trace_dir:
         with jax.profiler.trace(trace_dir):
             jax.block_until_ready(compiled(args))
@@ -171,15 +169,16 @@ def profile(
         "rollout": jax.jit(jax.vmap(algorithm.rollout)),
         "update": jax.jit(jax.vmap(algorithm.update)),
     }
-    seconds = {}
+    seconds, compiled = {}, {}
     for name, fn in calls.items():
-        start = time.perf_counter()
-        jax.block_until_ready(fn(runners))
+        start = time.perf_counter()  # the first call: compiling and one run
+        compiled[name] = fn.lower(runners).compile()
+        jax.block_until_ready(compiled[name](runners))
         seconds[f"{name}_first_call"] = time.perf_counter() - start
-        seconds[name] = median_seconds(lambda fn=fn: jax.block_until_ready(fn(runners)), repeats)
+        seconds[name] = median_seconds(lambda fn=compiled[name]: jax.block_until_ready(fn(runners)), repeats)
     steps = config.num_envs * config.num_steps * seeds
     calls_traced = ("rollout", "update") if trace else ()
-    traced = {f"{name}_device_ms_by_op": device_time_by_op(calls[name], runners) for name in calls_traced}
+    traced = {f"{name}_kernels": device_time_by_kernel(compiled[name], runners) for name in calls_traced}
     return dict(
         preset=preset, env=env, memory=memory, seeds=seeds, variant=variant, num_envs=config.num_envs,
         num_steps=config.num_steps, env_seconds=seconds["env"],
@@ -254,10 +253,10 @@ def main(argv=None) -> dict:
     )  # fmt: skip
     for r in rows:
         for call in ("rollout", "update"):
-            ops = r.get(f"{call}_device_ms_by_op")
-            if ops:
+            kernels = r.get(f"{call}_kernels")
+            if kernels:
                 title = f"{r['env']}, {r['memory']}, {r['seeds']} seeds, {variant_of(r)}: device time of one {call}"
-                table += f"\n\n{title}\n\n" + kernel_table(ops)
+                table += f"\n\n{title}\n\n" + kernel_table(kernels)
     return write_rows_report("ppo_profile", label, "Where the time of a PPO update goes", rows, table)
 
 
