@@ -92,9 +92,13 @@ class PatchConv(nn.Module):
     [B, H', W', features]`` with ``H' = (H - kh) // sh + 1`` (and ``W'`` alike), the parameters of
     ``nn.Conv`` (``kernel [kh, kw, C_in, features]``, ``bias [features]``) and its outputs up to rounding.
 
-    The patches are ``kh * kw`` strided slices of the input stacked on the channel axis (``[B, H', W',
-    kh * kw * C_in]``, the order of the kernel's rows), so the layer holds ``kh * kw / (sh * sw)`` times its
-    input in memory (4x for the Nature CNN's first layer) in exchange for one matrix product.
+    The input is first cut into ``sh x sw`` blocks (space to depth: ``[B, H / sh, W / sw, sh * sw * C_in]``),
+    and the patches are ``ceil(kh / sh) * ceil(kw / sw)`` shifted slices of the blocks stacked on the channel
+    axis (4 for each layer of the Nature CNN, against ``kh * kw`` = 64 strided slices of the input for its
+    first); the kernel's rows are reordered to match (and padded with zeros where the stride does not divide
+    the kernel). Each slice copies whole blocks, contiguous in memory, instead of a few channels of every
+    pixel. The layer holds ``kh * kw / (sh * sw)`` times its input in memory (4x for the Nature CNN's first
+    layer) in exchange for one matrix product.
     """
 
     features: int
@@ -109,14 +113,26 @@ class PatchConv(nn.Module):
         kernel = self.param("kernel", self.kernel_init, (kh, kw, channels, self.features)).astype(self.dtype)
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,)).astype(self.dtype)
         x = x.astype(self.dtype)
-        out_h, out_w = (x.shape[-3] - kh) // sh + 1, (x.shape[-2] - kw) // sw + 1
+        height, width = x.shape[-3:-1]
+        out_h, out_w = (height - kh) // sh + 1, (width - kw) // sw + 1
         if out_h < 1 or out_w < 1:
-            raise ValueError(f"PatchConv: input {x.shape[-3]} x {x.shape[-2]} is smaller than the kernel {kh} x {kw}")
+            raise ValueError(f"PatchConv: input {height} x {width} is smaller than the kernel {kh} x {kw}")
+        # Blocks per patch along each axis; the kernel grows to whole blocks with zero rows (and the input,
+        # where that reaches past its edge, with zero pixels that only ever meet those rows).
+        mh, mw = -(-kh // sh), -(-kw // sw)
+        rows, cols = out_h - 1 + mh, out_w - 1 + mw  # blocks that the output's patches cover
+        x = x[..., : rows * sh, : cols * sw, :]
+        pad = [(0, 0)] * (x.ndim - 3) + [(0, rows * sh - x.shape[-3]), (0, cols * sw - x.shape[-2]), (0, 0)]
+        x = jnp.pad(x, pad)
+        lead = x.shape[:-3]
+        blocks = x.reshape(*lead, rows, sh, cols, sw, channels)
+        blocks = jnp.moveaxis(blocks, -4, -3).reshape(*lead, rows, cols, sh * sw * channels)
         patches = jnp.concatenate(
-            [x[..., i : i + sh * (out_h - 1) + 1 : sh, j : j + sw * (out_w - 1) + 1 : sw, :] for i in range(kh) for j in range(kw)],
-            axis=-1,
+            [blocks[..., a : a + out_h, b : b + out_w, :] for a in range(mh) for b in range(mw)], axis=-1
         )
-        return patches @ kernel.reshape(kh * kw * channels, self.features) + bias
+        kernel = jnp.pad(kernel, [(0, mh * sh - kh), (0, mw * sw - kw), (0, 0), (0, 0)])
+        kernel = kernel.reshape(mh, sh, mw, sw, channels, self.features).transpose(0, 2, 1, 3, 4, 5)
+        return patches @ kernel.reshape(mh * mw * sh * sw * channels, self.features) + bias
 
 
 class CNNEncoder(nn.Module):

@@ -71,6 +71,8 @@
 #     bash benchmarks/gpu_suite.sh 67  # Mamba's cost against FFM by the length of its scan's pieces
 #     bash benchmarks/gpu_suite.sh 68  # part 45's TrXL profile with the keys and values held in the carry
 #     bash benchmarks/gpu_suite.sh 69  # the TrXL profile with a 32-step window beside the preset's 118
+#     bash benchmarks/gpu_suite.sh 70  # the TrXL profile with the ring, and kernel traces (~400 s: close to a call's limit)
+#     bash benchmarks/gpu_suite.sh 71  # pixel GRU and TrXL, 3 seeds, bf16, with the CNN's block patches, and kernel traces
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -610,6 +612,11 @@ case $part in
          # with the device time of one rollout and one update by kernel (--trace)
         run 430 ppo_profile.py --envs mnemax/MortarMayhem-Grid-Symbolic-v0 mnemax/MortarMayhem-Grid-v0 --memories trxl \
             --seeds 3 1 --variants bf16 --repeats 2 --trace --max-seconds 330 ${label:+--device-label $label-trxl-ring}
+        ;;
+    71)  # pixel Mortar Mayhem Grid, GRU and TrXL, 3 seeds in bf16, once the CNN's patches are slices of
+         # stride x stride blocks (space to depth) instead of kh x kw strided slices, with kernel traces
+        run 430 ppo_profile.py --envs mnemax/MortarMayhem-Grid-v0 --memories gru trxl --seeds 3 --variants bf16 \
+            --repeats 2 --trace --max-seconds 330 ${label:+--device-label $label-pixels-blocks}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
