@@ -137,8 +137,13 @@ def window_attention(
     def blocked_keys(k, v, k_segments):  # [B, window + T, ...] -> [B, n, window + block, ...]
         if num_blocks == 1:
             return k[:, None], v[:, None], k_segments[:, None]
-        index = jnp.arange(num_blocks)[:, None] * block + jnp.arange(window + block)[None, :]
-        return k[:, index], v[:, index], k_segments[:, index]
+        # Several blocks means block == window: the keys are n + 1 blocks, and block i sees blocks i and
+        # i + 1. Two slices of the blocks, not a gather, whose backward pass (a scatter-add) is slow on GPUs.
+        def pairs(x):
+            x = x.reshape(batch, num_blocks + 1, block, *x.shape[2:])
+            return jnp.concatenate([x[:, :-1], x[:, 1:]], axis=2)
+
+        return pairs(k), pairs(v), pairs(k_segments)
 
     if block <= query_chunk:
 

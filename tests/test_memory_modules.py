@@ -1045,6 +1045,31 @@ def test_short_window_over_a_long_sequence_is_recomputed_and_the_same_attention(
     assert not recomputes(short_loss, *short)
 
 
+@pytest.mark.parametrize("steps, window", [(50, 16), (48, 16), (17, 16)])
+def test_window_attention_in_blocks_is_one_dense_masked_attention(steps, window):
+    """Queries cut into blocks of ``window`` steps (the last one padded where ``window`` does not divide the
+    steps), each seeing its own and the previous block's keys: the outputs and gradients of one dense masked
+    attention over the whole sequence, across episode resets."""
+    batch, heads, head_dim = 2, 2, 4
+    keys = jax.random.split(jax.random.key(3), 3)
+    q = jax.random.normal(keys[0], (batch, steps, heads, head_dim))
+    k, v = (jax.random.normal(key, (batch, window + steps, heads, head_dim)) for key in keys[1:])
+    resets = jnp.zeros((batch, steps), bool).at[:, 0].set(True).at[1, steps // 2].set(True)
+    q_segments, k_segments = episode_segments(resets, jnp.ones((batch, window), bool).at[0, :3].set(False))
+    t, j = jnp.arange(steps)[:, None], jnp.arange(window + steps)[None, :]
+    mask = (j >= t) & (j <= t + window) & (q_segments[:, :, None] == k_segments[:, None, :])
+
+    def ours(q, k, v):
+        return jnp.sum(jnp.sin(window_attention(q, k, v, q_segments, k_segments, window)))
+
+    def dense(q, k, v):
+        return jnp.sum(jnp.sin(attention.masked_attention(q, k, v, mask[:, None])))
+
+    np.testing.assert_allclose(ours(q, k, v), dense(q, k, v), rtol=1e-5)
+    for a, b in zip(jax.grad(ours, (0, 1, 2))(q, k, v), jax.grad(dense, (0, 1, 2))(q, k, v)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
 def test_window_attention_in_query_chunks_is_the_same_attention():
     """A long query block attended ``query_chunk`` queries at a time (a dense window of thousands of steps)
     gives the outputs and gradients of the whole block at once, across an episode reset; 300 steps with a
