@@ -279,10 +279,27 @@ def test_a_checkpoint_of_another_structure_stops_the_restore_and_stays(tmp_path)
     checkpointer.save(1, {"params": jnp.ones(3), "carry": (jnp.zeros((2, 4)), jnp.zeros(2, bool))})
     checkpointer.manager.wait_until_finished()
     target = {"params": jnp.ones(3), "carry": (jnp.zeros((2, 4)), jnp.zeros(2, bool), jnp.zeros(2, jnp.int32))}
-    with pytest.raises(UserError, match=r"checkpoints/1 holds a state of another structure .* left in place"):
+    with pytest.raises(UserError, match=r"checkpoints/1 holds a state of another structure .*without carry.2.* left in place"):
         checkpointer.restore_latest(target)
     checkpointer.close()
     assert _steps(tmp_path) == [1] and not (tmp_path / "corrupt-checkpoints").exists()
+
+
+def test_a_checkpoint_of_other_shapes_stops_the_restore_and_names_a_leaf(tmp_path):
+    """A state with the run's fields but other shapes (another width or number of envs) is not corrupt
+    either: the error names the first leaf that differs, read from the metadata, and nothing is moved."""
+    checkpointer = Checkpointer(tmp_path / "checkpoints")
+    checkpointer.save(1, {"params": {"w": jnp.ones((2, 4))}, "step": jnp.zeros((), jnp.int32)})
+    checkpointer.manager.wait_until_finished()
+    target = {"params": {"w": jnp.ones((2, 8))}, "step": jnp.zeros((), jnp.int32)}
+    with pytest.raises(UserError, match=r"other shapes .*\(params.w is \(2, 4\) float32 there, \(2, 8\) float32 here"):
+        checkpointer.restore_latest(target)
+    dtype = {"params": {"w": jnp.ones((2, 4), jnp.bfloat16)}, "step": jnp.zeros((), jnp.int32)}
+    with pytest.raises(UserError, match=r"params.w is \(2, 4\) float32 there, \(2, 4\) bfloat16 here"):
+        checkpointer.restore_latest(dtype)
+    step, state = checkpointer.restore_latest({"params": {"w": jnp.zeros((2, 4))}, "step": jnp.ones((), jnp.int32)})
+    checkpointer.close()
+    assert step == 1 and float(state["params"]["w"].sum()) == 8 and _steps(tmp_path) == [1]
 
 
 # After a read that fails inside tensorstore, orbax may leave a callback for its closed event loop.

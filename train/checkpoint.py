@@ -5,8 +5,8 @@ once complete, so a process killed mid-write leaves the earlier checkpoints as t
 unfinished one is never listed. Restoring verifies: a checkpoint whose metadata files are not valid
 JSON, that cannot be read back, or that holds non-finite numbers is reported in one line, moved aside to
 ``<run>/corrupt-checkpoints/<step>`` and the next older one is tried. One whose state has another structure
-than the run's (another version of mnemax or another configuration wrote it) stops the restore with a
-clear error and stays where it is.
+or other shapes than the run's (another version of mnemax or another configuration wrote it), read from its
+metadata before any array, stops the restore with an error that names a differing leaf, and stays where it is.
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 
 from mnemax.envs.tools.command_line import UserError
 
 CORRUPT_DIR = "corrupt-checkpoints"
-# What orbax says when a checkpoint's tree differs from the one asked for
-STRUCTURE_MISMATCH = "tree structures do not match"
 
 
 def saved_steps(directory: str | Path) -> list[int]:
@@ -43,7 +42,11 @@ class Checkpointer:
     def __init__(self, directory: str | Path, max_to_keep: int = 2):
         self.directory = Path(directory).absolute()
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
-        self.manager = ocp.CheckpointManager(self.directory, options=options)
+        # The handler named, so that a checkpoint's metadata (its leaves' names, shapes and dtypes) can be read
+        # before it is restored.
+        self.manager = ocp.CheckpointManager(
+            self.directory, options=options, item_handlers=ocp.StandardCheckpointHandler()
+        )
 
     def latest_step(self) -> int | None:
         return self.manager.latest_step()
@@ -73,18 +76,46 @@ class Checkpointer:
         for step in steps:
             try:
                 _require_json_metadata(self.directory / str(step))
+            except ValueError as error:
+                self._report_corrupt(step, error, set_aside)
+                continue
+            difference = self._difference(step, target)
+            if difference:  # intact, but of another version or configuration: not for this run, and not corrupt
+                raise UserError(
+                    f"checkpoint {self.directory / str(step)} holds a state of {difference}; it is left in place: "
+                    "resume it with the version and configuration that wrote it, or start a new run"
+                )
+            try:
                 state = self.restore(step, target)
                 _require_finite(state)
                 return step, state
             except Exception as error:  # noqa: BLE001  whatever keeps it from being read back makes it unusable
-                if STRUCTURE_MISMATCH in str(error):  # intact, but of another version or configuration
-                    raise UserError(
-                        f"checkpoint {self.directory / str(step)} holds a state of another structure than this run's "
-                        "(written by another version of mnemax or with another memory configuration); it is left "
-                        "in place: resume it with the version that wrote it, or start a new run"
-                    ) from error
                 self._report_corrupt(step, error, set_aside)
         raise UserError(f"no {'intact ' if steps else ''}checkpoint in {self.directory}")
+
+    def _difference(self, step: int, target) -> str:
+        """How the state saved at ``step`` differs from ``target`` in its leaves' names, shapes or dtypes
+        (read from the checkpoint's metadata, not its arrays), or "" when it does not."""
+        try:
+            metadata = self.manager.item_metadata(step).tree
+        except Exception:  # noqa: BLE001  unreadable metadata: the restore itself finds out what is wrong
+            return ""
+        saved = {_name(path): leaf for path, leaf in jax.tree_util.tree_flatten_with_path(metadata)[0]}
+        wanted = {_name(path): leaf for path, leaf in jax.tree_util.tree_flatten_with_path(target)[0]}
+        missing, unexpected = sorted(wanted.keys() - saved.keys()), sorted(saved.keys() - wanted.keys())
+        if missing or unexpected:
+            parts = [f"without {_some(missing)}"] if missing else []
+            parts += [f"with {_some(unexpected)}"] if unexpected else []
+            return (
+                f"another structure than this run's ({' and '.join(parts)}: written by another version of mnemax "
+                "or with another memory configuration)"
+            )
+        for name, leaf in wanted.items():
+            typed = hasattr(leaf, "dtype")  # python scalars are compared by shape only
+            here, there = _layout(leaf, typed), _layout(saved[name], typed)
+            if here != there:
+                return f"other shapes or dtypes than this run's ({name} is {there} there, {here} here: another configuration)"
+        return ""
 
     def _report_corrupt(self, step: int, error: Exception, set_aside: bool) -> None:
         path = self.directory / str(step)
@@ -118,6 +149,22 @@ def _require_json_metadata(path: Path) -> None:
                 json.loads(file.read_text())
             except (ValueError, UnicodeDecodeError) as error:
                 raise ValueError(f"{file.relative_to(path)} is not valid JSON ({error})") from None
+
+
+def _name(path) -> str:
+    """A leaf's key path as orbax names it in a checkpoint's metadata (``train_state.opt_state.1.0.mu``)."""
+    keys = (getattr(key, attr) for key in path for attr in ("key", "name", "idx") if hasattr(key, attr))
+    return ".".join(map(str, keys))
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def _layout(leaf, with_dtype: bool) -> str:
+    """The shape (and dtype) of an array, an abstract array or a checkpoint's metadata of one, as text."""
+    shape = tuple(getattr(leaf, "shape", ()))  # a python scalar has neither
+    return f"{shape} {np.dtype(leaf.dtype)}" if with_dtype else str(shape)
 
 
 def _require_finite(state) -> None:
