@@ -3,7 +3,7 @@
 from mnemax.memory_modules.base import MemoryModule, reset_carry
 from mnemax.memory_modules.ffm import FFM
 from mnemax.memory_modules.gru import GRU
-from mnemax.memory_modules.hcam import HCAM, HCAMAttention, HCAMBlock, HCAMCarry
+from mnemax.memory_modules.hcam import HCAM, HCAMAttention, HCAMBlock, HCAMCarry, WindowCarry
 from mnemax.memory_modules.linear_attention import LinearAttention
 from mnemax.memory_modules.lstm import LSTM
 from mnemax.memory_modules.mamba import Mamba, MambaCarry
@@ -12,7 +12,7 @@ from mnemax.memory_modules.min_gru import MinGRU
 from mnemax.memory_modules.rate import RATE, RATECarry
 from mnemax.memory_modules.registry import make, names
 from mnemax.memory_modules.s5 import S5
-from mnemax.memory_modules.transformer_xl import TransformerXL, TransformerXLCarry, WindowCarry
+from mnemax.memory_modules.transformer_xl import TransformerXL, TransformerXLCarry
 
 __all__ = [
     "FFM",

@@ -34,13 +34,7 @@ from mnemax.memory_modules.attention import (
     merge_heads,
 )
 from mnemax.memory_modules.base import MemoryModule, check_positive, check_sequence_inputs
-from mnemax.memory_modules.transformer_xl import (
-    FeedForwardSublayer,
-    WindowCarry,
-    WindowSublayer,
-    initial_window,
-    next_window_valid,
-)
+from mnemax.memory_modules.transformer_xl import FeedForwardSublayer, WindowSublayer, next_window_valid
 
 # Queries are read in blocks of this many steps, each block rematerialised in the backward pass, so the
 # gathered chunks ([B, block, H, top_k, C, Dh]) never exist for the whole sequence at once.
@@ -50,6 +44,26 @@ READ_BLOCK = 128
 # the same result. On a 2-core CPU both ways cost the same (HCAM forward + backward at T = 256 and 1024);
 # on GPUs a product usually beats a per-query gather of its size by far (not yet measured here).
 DENSE_READ_ENTRIES = 2048
+
+
+class WindowCarry(NamedTuple):
+    """HCAM's local window: the last ``M`` inputs of every layer, oldest first.
+
+    Attributes:
+        memory: ``[B, L, M, D]`` f32, the inputs of each of the ``L`` layers at the last ``M`` steps.
+        valid: ``[B, M]`` bool, True for the slots that belong to the episode running now.
+    """
+
+    memory: jax.Array
+    valid: jax.Array
+
+
+def initial_window(batch_size: int, num_layers: int, length: int, features: int) -> WindowCarry:
+    """An empty window."""
+    return WindowCarry(
+        memory=jnp.zeros((batch_size, num_layers, length, features), jnp.float32),
+        valid=jnp.zeros((batch_size, length), bool),
+    )
 
 
 class ChunkMemory(NamedTuple):
@@ -73,7 +87,7 @@ class HCAMCarry(NamedTuple):
     """Carry of :class:`HCAM`; every leaf has the batch as leading axis.
 
     Attributes:
-        window: the local attention window (see :class:`~mnemax.memory_modules.transformer_xl.WindowCarry`).
+        window: the local attention window (see :class:`WindowCarry`).
         chunks: :class:`ChunkMemory` of every layer.
         chunk_valid: ``[B, N]`` bool, True for completed chunks of the episode that runs now.
         fill: ``[B]`` int32, how many steps of the current chunk have been seen (``0 .. C - 1``).

@@ -18,26 +18,6 @@ from mnemax.memory_modules.attention import (
 from mnemax.memory_modules.base import MemoryModule, check_positive, check_sequence_inputs
 
 
-class WindowCarry(NamedTuple):
-    """A cached window of past steps: the last ``M`` inputs of every layer, oldest first (HCAM's local window).
-
-    Attributes:
-        memory: ``[B, L, M, D]`` f32, the inputs of each of the ``L`` layers at the last ``M`` steps.
-        valid: ``[B, M]`` bool, True for the slots that belong to the episode running now.
-    """
-
-    memory: jax.Array
-    valid: jax.Array
-
-
-def initial_window(batch_size: int, num_layers: int, length: int, features: int) -> WindowCarry:
-    """An empty window."""
-    return WindowCarry(
-        memory=jnp.zeros((batch_size, num_layers, length, features), jnp.float32),
-        valid=jnp.zeros((batch_size, length), bool),
-    )
-
-
 def next_window_valid(q_segments: jax.Array, k_segments: jax.Array, length: int) -> jax.Array:
     """Which of the last ``length`` keys belong to the episode that runs at the end of the call."""
     return k_segments[:, -length:] == q_segments[:, -1:]
