@@ -114,7 +114,10 @@ class Checkpointer:
             typed = hasattr(leaf, "dtype")  # python scalars are compared by shape only
             here, there = _layout(leaf, typed), _layout(saved[name], typed)
             if here != there:
-                return f"other shapes or dtypes than this run's ({name} is {there} there, {here} here: another configuration)"
+                return (
+                    f"other shapes or dtypes than this run's ({name} is {there} there, {here} here: "
+                    "another configuration)"
+                )
         return ""
 
     def _report_corrupt(self, step: int, error: Exception, set_aside: bool) -> None:
