@@ -94,11 +94,11 @@ class PatchConv(nn.Module):
 
     The input is first cut into ``sh x sw`` blocks (space to depth: ``[B, H / sh, W / sw, sh * sw * C_in]``),
     and the patches are ``ceil(kh / sh) * ceil(kw / sw)`` shifted slices of the blocks stacked on the channel
-    axis (4 for each layer of the Nature CNN, against ``kh * kw`` = 64 strided slices of the input for its
-    first); the kernel's rows are reordered to match (and padded with zeros where the stride does not divide
-    the kernel). Each slice copies whole blocks, contiguous in memory, instead of a few channels of every
-    pixel. The layer holds ``kh * kw / (sh * sw)`` times its input in memory (4x for the Nature CNN's first
-    layer) in exchange for one matrix product.
+    axis (4 for the Nature CNN's first two layers, against ``kh * kw`` = 64 and 16 strided slices of the
+    input; 9 for its third, of stride 1); the kernel's rows are reordered to match (and padded with zeros
+    where the stride does not divide the kernel). Each slice copies whole blocks, contiguous in memory,
+    instead of a few channels of every pixel. The layer holds ``ceil(kh / sh) * ceil(kw / sw)`` times its
+    input in memory (4x for the Nature CNN's first layer) in exchange for one matrix product.
     """
 
     features: int

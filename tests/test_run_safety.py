@@ -279,10 +279,26 @@ def test_a_checkpoint_of_another_structure_stops_the_restore_and_stays(tmp_path)
     checkpointer.save(1, {"params": jnp.ones(3), "carry": (jnp.zeros((2, 4)), jnp.zeros(2, bool))})
     checkpointer.manager.wait_until_finished()
     target = {"params": jnp.ones(3), "carry": (jnp.zeros((2, 4)), jnp.zeros(2, bool), jnp.zeros(2, jnp.int32))}
-    with pytest.raises(UserError, match=r"checkpoints/1 holds a state of another structure .*without carry.2.* left in place"):
+    another_structure = r"checkpoints/1 holds a state of another structure .*without carry.2.* left in place"
+    with pytest.raises(UserError, match=another_structure):
         checkpointer.restore_latest(target)
+    checkpointer.save(2, {"a.b": jnp.ones(3)})  # the same name, joined by dots, as {"a": {"b": ...}}
+    checkpointer.manager.wait_until_finished()
+    with pytest.raises(UserError, match=r"checkpoints/2 holds a state of another structure .*without a.b and with a.b"):
+        checkpointer.restore_latest({"a": {"b": jnp.ones(3)}})
     checkpointer.close()
-    assert _steps(tmp_path) == [1] and not (tmp_path / "corrupt-checkpoints").exists()
+    assert _steps(tmp_path) == [1, 2] and not (tmp_path / "corrupt-checkpoints").exists()
+
+
+def test_a_state_with_typed_random_keys_restores(tmp_path):
+    """Typed PRNG keys are saved as their raw data (another shape and dtype in the metadata): not a mismatch."""
+    checkpointer = Checkpointer(tmp_path / "checkpoints")
+    state = {"key": jax.random.split(jax.random.key(0), 3), "w": jnp.ones(2)}
+    checkpointer.save(1, state)
+    checkpointer.manager.wait_until_finished()
+    step, restored = checkpointer.restore_latest(state)
+    checkpointer.close()
+    assert step == 1 and bool((jax.random.key_data(restored["key"]) == jax.random.key_data(state["key"])).all())
 
 
 def test_a_checkpoint_of_other_shapes_stops_the_restore_and_names_a_leaf(tmp_path):

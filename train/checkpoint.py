@@ -100,8 +100,8 @@ class Checkpointer:
             metadata = self.manager.item_metadata(step).tree
         except Exception:  # noqa: BLE001  unreadable metadata: the restore itself finds out what is wrong
             return ""
-        saved = {_name(path): leaf for path, leaf in jax.tree_util.tree_flatten_with_path(metadata)[0]}
-        wanted = {_name(path): leaf for path, leaf in jax.tree_util.tree_flatten_with_path(target)[0]}
+        saved = {_path(keys): leaf for keys, leaf in jax.tree_util.tree_flatten_with_path(metadata)[0]}
+        wanted = {_path(keys): leaf for keys, leaf in jax.tree_util.tree_flatten_with_path(target)[0]}
         missing, unexpected = sorted(wanted.keys() - saved.keys()), sorted(saved.keys() - wanted.keys())
         if missing or unexpected:
             parts = [f"without {_some(missing)}"] if missing else []
@@ -110,12 +110,13 @@ class Checkpointer:
                 f"another structure than this run's ({' and '.join(parts)}: written by another version of mnemax "
                 "or with another memory configuration)"
             )
-        for name, leaf in wanted.items():
-            typed = hasattr(leaf, "dtype")  # python scalars are compared by shape only
-            here, there = _layout(leaf, typed), _layout(saved[name], typed)
+        for path, leaf in wanted.items():
+            if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):  # saved as its raw uint32 data
+                continue
+            here, there = _layout(leaf), _layout(saved[path])
             if here != there:
                 return (
-                    f"other shapes or dtypes than this run's ({name} is {there} there, {here} here: "
+                    f"other shapes or dtypes than this run's ({'.'.join(path)} is {there} there, {here} here: "
                     "another configuration)"
                 )
         return ""
@@ -154,20 +155,20 @@ def _require_json_metadata(path: Path) -> None:
                 raise ValueError(f"{file.relative_to(path)} is not valid JSON ({error})") from None
 
 
-def _name(path) -> str:
-    """A leaf's key path as orbax names it in a checkpoint's metadata (``train_state.opt_state.1.0.mu``)."""
-    keys = (getattr(key, attr) for key in path for attr in ("key", "name", "idx") if hasattr(key, attr))
-    return ".".join(map(str, keys))
+def _path(keys) -> tuple[str, ...]:
+    """A leaf's key path as the keys of a checkpoint's metadata tree (``("train_state", "opt_state", "1", "0",
+    "mu")``): attribute names, dict keys and sequence indices alike, kept apart (a key may hold a dot)."""
+    return tuple(str(getattr(key, attr)) for key in keys for attr in ("key", "name", "idx") if hasattr(key, attr))
 
 
-def _some(names: list[str]) -> str:
-    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+def _some(paths: list[tuple[str, ...]]) -> str:
+    names = [".".join(path) for path in paths[:3]]
+    return ", ".join(names) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
 
 
-def _layout(leaf, with_dtype: bool) -> str:
-    """The shape (and dtype) of an array, an abstract array or a checkpoint's metadata of one, as text."""
-    shape = tuple(getattr(leaf, "shape", ()))  # a python scalar has neither
-    return f"{shape} {np.dtype(leaf.dtype)}" if with_dtype else str(shape)
+def _layout(leaf) -> str:
+    """The shape and dtype of an array, an abstract array or a checkpoint's metadata of one, as text."""
+    return f"{tuple(leaf.shape)} {np.dtype(leaf.dtype)}"
 
 
 def _require_finite(state) -> None:
