@@ -1011,6 +1011,26 @@ def test_mlp_keeps_only_the_gelus_input_for_its_backward_pass(capsys):
     assert capsys.readouterr().out.count("f32[3,5,32]") == 1
 
 
+def assert_window_attention_is_dense_masked_attention(q, k, v, q_segments, k_segments, window):
+    """``window_attention``'s outputs and gradients equal those of one dense masked attention of every query
+    to itself and the ``window`` keys before it in its episode; returns the loss through ``window_attention``
+    (a sum of sines of its outputs)."""
+    steps = q.shape[1]
+    t, j = jnp.arange(steps)[:, None], jnp.arange(window + steps)[None, :]
+    mask = (j >= t) & (j <= t + window) & (q_segments[:, :, None] == k_segments[:, None, :])
+
+    def ours(q, k, v):
+        return jnp.sum(jnp.sin(window_attention(q, k, v, q_segments, k_segments, window)))
+
+    def dense(q, k, v):
+        return jnp.sum(jnp.sin(attention.masked_attention(q, k, v, mask[:, None])))
+
+    np.testing.assert_allclose(ours(q, k, v), dense(q, k, v), rtol=1e-5)
+    for a, b in zip(jax.grad(ours, (0, 1, 2))(q, k, v), jax.grad(dense, (0, 1, 2))(q, k, v)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    return ours
+
+
 def test_short_window_over_a_long_sequence_is_recomputed_and_the_same_attention():
     """From ``REMAT_BAND_STEPS`` queries on, a short window's attention is recomputed in the backward pass
     (a rematerialisation in the trace, none below); outputs and gradients equal one dense masked attention
@@ -1026,18 +1046,7 @@ def test_short_window_over_a_long_sequence_is_recomputed_and_the_same_attention(
         return (q, k, v), episode_segments(resets, jnp.ones((batch, window), bool))
 
     (q, k, v), (q_segments, k_segments) = inputs(steps)
-    t, j = jnp.arange(steps)[:, None], jnp.arange(window + steps)[None, :]
-    mask = (j >= t) & (j <= t + window) & (q_segments[:, :, None] == k_segments[:, None, :])
-
-    def ours(q, k, v):
-        return jnp.sum(jnp.sin(window_attention(q, k, v, q_segments, k_segments, window)))
-
-    def dense(q, k, v):
-        return jnp.sum(jnp.sin(attention.masked_attention(q, k, v, mask[:, None])))
-
-    np.testing.assert_allclose(ours(q, k, v), dense(q, k, v), rtol=1e-5)
-    for a, b in zip(jax.grad(ours, (0, 1, 2))(q, k, v), jax.grad(dense, (0, 1, 2))(q, k, v)):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    ours = assert_window_attention_is_dense_masked_attention(q, k, v, q_segments, k_segments, window)
     recomputes = lambda loss, *args: any(f"{p}[" in str(jax.make_jaxpr(jax.grad(loss))(*args)) for p in ("remat2", "checkpoint"))  # noqa: E731
     assert recomputes(ours, q, k, v)
     short, short_segments = inputs(steps // 2)
@@ -1056,18 +1065,7 @@ def test_window_attention_in_blocks_is_one_dense_masked_attention(steps, window)
     k, v = (jax.random.normal(key, (batch, window + steps, heads, head_dim)) for key in keys[1:])
     resets = jnp.zeros((batch, steps), bool).at[:, 0].set(True).at[1, steps // 2].set(True)
     q_segments, k_segments = episode_segments(resets, jnp.ones((batch, window), bool).at[0, :3].set(False))
-    t, j = jnp.arange(steps)[:, None], jnp.arange(window + steps)[None, :]
-    mask = (j >= t) & (j <= t + window) & (q_segments[:, :, None] == k_segments[:, None, :])
-
-    def ours(q, k, v):
-        return jnp.sum(jnp.sin(window_attention(q, k, v, q_segments, k_segments, window)))
-
-    def dense(q, k, v):
-        return jnp.sum(jnp.sin(attention.masked_attention(q, k, v, mask[:, None])))
-
-    np.testing.assert_allclose(ours(q, k, v), dense(q, k, v), rtol=1e-5)
-    for a, b in zip(jax.grad(ours, (0, 1, 2))(q, k, v), jax.grad(dense, (0, 1, 2))(q, k, v)):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert_window_attention_is_dense_masked_attention(q, k, v, q_segments, k_segments, window)
 
 
 def test_window_attention_in_query_chunks_is_the_same_attention():
