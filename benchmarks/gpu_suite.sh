@@ -71,8 +71,8 @@
 #     bash benchmarks/gpu_suite.sh 67  # Mamba's cost against FFM by the length of its scan's pieces
 #     bash benchmarks/gpu_suite.sh 68  # part 45's TrXL profile with the keys and values held in the carry
 #     bash benchmarks/gpu_suite.sh 69  # the TrXL profile with a 32-step window beside the preset's 118
-#     bash benchmarks/gpu_suite.sh 70  # the TrXL profile with the ring, and kernel traces (~400 s: close to a call's limit)
-#     bash benchmarks/gpu_suite.sh 71  # pixel GRU and TrXL, 3 seeds, bf16, with the CNN's block patches, and kernel traces
+#     bash benchmarks/gpu_suite.sh 70  # the TrXL profile with the ring, and kernel traces (~400 s: a call of its own)
+#     bash benchmarks/gpu_suite.sh 71  # pixel GRU and TrXL, 3 seeds, bf16, the CNN's block patches, kernel traces
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}

@@ -4,9 +4,10 @@ Saving is atomic: orbax writes a checkpoint into a temporary folder and renames 
 once complete, so a process killed mid-write leaves the earlier checkpoints as they were and the
 unfinished one is never listed. Restoring verifies: a checkpoint whose metadata files are not valid
 JSON, that cannot be read back, or that holds non-finite numbers is reported in one line, moved aside to
-``<run>/corrupt-checkpoints/<step>`` and the next older one is tried. One whose state has another structure
-or other shapes than the run's (another version of mnemax or another configuration wrote it), read from its
-metadata before any array, stops the restore with an error that names a differing leaf, and stays where it is.
+``<run>/corrupt-checkpoints/<step>`` and the next older one is tried. One whose state has another structure,
+other shapes or other dtypes than the run's (another version of mnemax or another configuration wrote it),
+read from its metadata before any array, stops the restore with an error that names a differing leaf, and
+stays where it is.
 """
 
 from __future__ import annotations
