@@ -102,9 +102,10 @@ def window_attention(
 ) -> jax.Array:
     """Causal attention of each query to itself and the ``window`` steps before it, within its episode.
 
-    Keys are ``[cache; inputs]``: key ``window + t`` is the step of query ``t``. When ``T <= window`` this
-    is one dense ``[T, window + T]`` attention; for longer inputs the queries are cut into blocks of
-    ``window`` steps that each see ``2 * window`` keys, so the cost is ``O(T * window)``, not ``O(T^2)``.
+    Keys are ``[cache; inputs]``: key ``window + t`` is the step of query ``t``. The queries are cut into
+    blocks of ``b >= window`` steps that each see the ``window + b`` keys before and at them, so the cost is
+    ``O(T * window)``, not ``O(T^2)``; :func:`query_block` picks ``b`` (``b = T``, one dense
+    ``[T, window + T]`` attention, when ``T`` is not much longer than the window).
     From :data:`REMAT_BAND_STEPS` queries on, the blocks are recomputed in the backward pass instead of
     kept for it (each block's copy of its keys, twice the keys in all, and its attention weights).
 
@@ -122,7 +123,7 @@ def window_attention(
         ``[B, T, H, Dh]``.
     """
     batch, steps, heads, head_dim = q.shape
-    block = min(steps, window)
+    block = query_block(steps, window, query_chunk)
     num_blocks = -(-steps // block)
     pad = num_blocks * block - steps
     if pad:
@@ -137,11 +138,13 @@ def window_attention(
     def blocked_keys(k, v, k_segments):  # [B, window + T, ...] -> [B, n, window + block, ...]
         if num_blocks == 1:
             return k[:, None], v[:, None], k_segments[:, None]
-        # Several blocks means block == window: the keys are n + 1 blocks, and block i sees blocks i and
-        # i + 1. Two slices of the blocks, not a gather, whose backward pass (a scatter-add) is slow on GPUs.
+        # Padded in front to n + 1 whole blocks, the keys of block i are the last `window` of block i and
+        # all of block i + 1: two slices of the blocks, not a gather, whose backward pass (a scatter-add) is
+        # slow on GPUs.
         def pairs(x):
+            x = jnp.pad(x, [(0, 0), (block - window, 0)] + [(0, 0)] * (x.ndim - 2))
             x = x.reshape(batch, num_blocks + 1, block, *x.shape[2:])
-            return jnp.concatenate([x[:, :-1], x[:, 1:]], axis=2)
+            return jnp.concatenate([x[:, :-1, block - window :], x[:, 1:]], axis=2)
 
         return pairs(k), pairs(v), pairs(k_segments)
 
@@ -173,6 +176,24 @@ def window_attention(
         out = jax.lax.map(chunk, jnp.arange(chunks))  # [chunks, B, n, query_chunk, H, Dh]
         out = jnp.moveaxis(out, 0, 2).reshape(batch, num_blocks, padded, heads, head_dim)[:, :, :block]
     return out.reshape(batch, num_blocks * block, heads, head_dim)[:, :steps]
+
+
+def query_block(steps: int, window: int, query_chunk: int = QUERY_CHUNK) -> int:
+    """The length ``b`` of :func:`window_attention`'s query blocks for ``steps`` queries: of ``window``
+    and the whole-block splits ``ceil(steps / n) >= window`` (``n`` = 1: one dense block), the one with the
+    fewest query-key pairs, padding included (``ceil(steps / b)`` blocks of ``b`` queries, rounded up to
+    whole ``query_chunk`` chunks beyond that, times ``window + b`` keys). The preset's 256 steps with a
+    window of 118 make 2 blocks of 128 (62,976 pairs) instead of 3 of 118, one of them mostly padding
+    (83,544)."""
+    if steps <= window:
+        return steps
+
+    def pairs(b: int) -> int:
+        rows = b if b <= query_chunk else -(-b // query_chunk) * query_chunk
+        return -(-steps // b) * rows * (window + b)
+
+    splits = [-(-steps // n) for n in range(1, steps // window + 1)]  # each >= window
+    return min([window, *splits], key=lambda b: (pairs(b), b))
 
 
 def _band_attention(q, k, v, q_segments, k_segments, rows, window):

@@ -1054,11 +1054,12 @@ def test_short_window_over_a_long_sequence_is_recomputed_and_the_same_attention(
     assert not recomputes(short_loss, *short)
 
 
-@pytest.mark.parametrize("steps, window", [(50, 16), (48, 16), (17, 16)])
-def test_window_attention_in_blocks_is_one_dense_masked_attention(steps, window):
-    """Queries cut into blocks of ``window`` steps (the last one padded where ``window`` does not divide the
-    steps), each seeing its own and the previous block's keys: the outputs and gradients of one dense masked
-    attention over the whole sequence, across episode resets."""
+@pytest.mark.parametrize("steps, window, block", [(50, 16, 17), (40, 16, 20), (48, 16, 16), (17, 16, 17)])
+def test_window_attention_in_blocks_is_one_dense_masked_attention(steps, window, block):
+    """Queries cut into blocks of at least ``window`` steps (3 of 17 with one padded step, 2 of 20, 3 of
+    16, and one dense block of 17 steps), each seeing the ``window`` keys before it and its own: the outputs
+    and gradients of one dense masked attention over the whole sequence, across episode resets."""
+    assert attention.query_block(steps, window) == block
     batch, heads, head_dim = 2, 2, 4
     keys = jax.random.split(jax.random.key(3), 3)
     q = jax.random.normal(keys[0], (batch, steps, heads, head_dim))
