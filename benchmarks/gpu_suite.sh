@@ -105,7 +105,8 @@ piece() {  # PRESET RUN SEEDS SECONDS: one piece of a long learning run (part 30
     # beside the checkpoints, so the next piece on the same machine skips compiling (~70 s for TrXL's
     # rollout and update)
     local seconds=${TRAIN_SECONDS:-$4}
-    JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-../runs/jax-cache} run "$seconds" learning_curves.py --preset "$1" --runs "$2" --seeds "${SEEDS:-$3}" \
+    JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-../runs/jax-cache} \
+        run "$seconds" learning_curves.py --preset "$1" --runs "$2" --seeds "${SEEDS:-$3}" \
         --first-seed "${FIRST_SEED:-0}" --max-seconds 10 --time-limit $((seconds - 60)) --run-dir ../runs/gpu \
         ${STEPS_SCALE:+--steps-scale $STEPS_SCALE} --resume --update $flag
 }

@@ -1069,11 +1069,13 @@ def test_window_attention_in_blocks_is_one_dense_masked_attention(steps, window,
     assert_window_attention_is_dense_masked_attention(q, k, v, q_segments, k_segments, window)
 
 
-def test_window_attention_in_query_chunks_is_the_same_attention():
+@pytest.mark.parametrize("steps, window", [(300, 260), (280, 130)])
+def test_window_attention_in_query_chunks_is_the_same_attention(steps, window):
     """A long query block attended ``query_chunk`` queries at a time (a dense window of thousands of steps)
-    gives the outputs and gradients of the whole block at once, across an episode reset; 300 steps with a
-    window of 260 and chunks of 64 leave a shorter last chunk."""
-    batch, steps, heads, head_dim, window = 2, 300, 2, 8, 260
+    gives the outputs and gradients of the whole block at once, across an episode reset: one block of 300
+    steps with a window of 260, and 2 blocks of 140 with a window of 130, in chunks of 64 that leave a
+    shorter last chunk."""
+    batch, heads, head_dim = 2, 2, 8
     keys = jax.random.split(jax.random.key(0), 3)
     q = jax.random.normal(keys[0], (batch, steps, heads, head_dim))
     k, v = (jax.random.normal(key, (batch, window + steps, heads, head_dim)) for key in keys[1:])
