@@ -374,6 +374,12 @@ PRESETS: dict[str, list[dict]] = {
         # ... and the GRU with the keep-gate time scales with which it recognised them there.
         dict(BALLET_DIAGNOSTIC, name="ballet2-gru_timescales_rollout128", memory="gru",
              memory_config=BALLET_TIMESCALES["gru"]),
+        # Memory taken out: the answer phase shows which dance each spot's dancer performed (`show_dances`).
+        # How long does PPO take to learn the answer phase's policy alone (walk to the spot whose dance is
+        # named), against the memoryless agent on the task itself (half right at best)?
+        dict(BALLET_DIAGNOSTIC, name="ballet2-none_dances_shown", memory="none", env_params={"show_dances": True},
+             total_steps=15_000_000),
+        dict(BALLET_DIAGNOSTIC, name="ballet2-none", memory="none", total_steps=6_000_000),
     ],
     # The dense layers' initialisation in the small T-Maze run of tests/test_learning.py (32 envs, 2e5 steps,
     # entropy bonus 0.05): run with --seeds 12.

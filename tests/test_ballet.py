@@ -314,3 +314,24 @@ def test_memoryless_policy_is_at_chance():
 @pytest.mark.parametrize("env_id", ["Ballet-2-Delay16-Symbolic-v0", "Ballet-8-Delay48-Symbolic-v0"])
 def test_policy_with_memory_always_succeeds(env_id):
     assert_always_succeeds(env_id, _remembering_policy)
+
+
+def test_show_dances_lists_each_spots_dance_in_the_answer_phase_only():
+    """The diagnostic ``show_dances`` appends an ``[8 spots, 13 dances]`` one-hot table to the symbolic
+    instruction: from the answer phase on, the row of each dancer's spot holds its dance and the other rows
+    are zero (so the target's spot is the row that matches the instruction); zeros while the dances play.
+    Pixel observations refuse it."""
+    params = _params(num_dancers=3, dance_delay=2, observation="symbolic", show_dances=True)
+    _, state = ENV.reset(jax.random.key(5), params)
+    assert ENV.observation_space(params).shape == (11 * 11 * 22 + 13 * 9,)
+    answering = state.replace(time=jnp.int32(ENV.answer_start(params)))
+    instruction, table = np.split(np.asarray(ENV.split_symbolic(ENV.observe(answering, params))[1]), [13])
+    table = table.reshape(8, 13)
+    expected = np.zeros((8, 13))
+    expected[np.asarray(state.spot[:3]), np.asarray(state.dance[:3])] = 1
+    np.testing.assert_array_equal(table, expected)
+    assert np.argmax(table @ instruction) == int(state.spot[state.target])
+    watching = ENV.split_symbolic(ENV.observe(answering.replace(time=answering.time - 1), params))[1]
+    assert not np.any(np.asarray(watching))
+    with pytest.raises(ValueError, match="show_dances"):
+        ENV.observe(answering, params.replace(observation="pixels"))

@@ -35,6 +35,10 @@ steps back.
   set), flattened, followed by the one-hot instruction ``[13]`` (all zero during the dances).
   :meth:`RecallRoom.split_symbolic` undoes the flattening.
 
+``show_dances`` (symbolic only, off by default) is a diagnostic that takes memory out of the task: the
+instruction vector also lists, for each of the 8 spots, the dance its dancer performed (``[8, 13]``
+one-hot, flattened after the instruction), so the answer can be read off the observation.
+
 ``info`` carries ``success`` and ``phase`` (0: the dances were playing and the action was ignored,
 1: the action was an answer-phase move).
 
@@ -396,12 +400,13 @@ class RecallRoom(Environment):
         """The pixel observation, whatever the observation mode."""
         return self._frame(self.scene(state, params), self.cue(state, params))
 
-    def cue_size(self) -> int:
+    def cue_size(self, params) -> int:
+        """The length of the instruction vector of the symbolic observation."""
         raise NotImplementedError
 
     def observation_space(self, params):
         if params.observation == "symbolic":
-            size = ROOM * ROOM * self.tiles.channels + self.cue_size()
+            size = ROOM * ROOM * self.tiles.channels + self.cue_size(params)
             return spaces.Box(0.0, 1.0, (size,), jnp.float32)
         side = ROOM * self.tiles.pixels.shape[1]
         return spaces.Box(0, 255, (side, side, 3), jnp.uint8)
@@ -446,6 +451,10 @@ class BalletState(RecallState):
 class BalletParams(RecallParams):
     num_dancers: int = param(2, ge=1, le=MAX_ITEMS, why="the room has 8 spots")
     dance_delay: int = param(16, ge=1, le=MAX_PHASE_STEPS, why=PHASE_STEPS_WHY)
+    # A diagnostic that takes memory out of the task (symbolic observations only): the instruction also
+    # lists, for each of the 8 spots, the dance its dancer performed (one-hot, 8 x 13 after the
+    # instruction's 13), so the answer can be read off the observation. Not part of the paper's task.
+    show_dances: bool = param(False, static=True)
 
 
 LAMP = 3  # tile id of the lit wall cell
@@ -497,15 +506,23 @@ class Ballet(RecallRoom):
 
     def cue(self, state, params):
         named = state.dance[state.target]
+        vector = jax.nn.one_hot(named, NUM_DANCES, dtype=jnp.float32)
+        if params.show_dances:
+            if params.observation != "symbolic":
+                raise ValueError("Ballet: show_dances needs symbolic observations (the frame has no place for it)")
+            present = (jnp.arange(MAX_ITEMS) < params.num_dancers)[:, None]
+            danced = jax.nn.one_hot(state.dance, NUM_DANCES, dtype=jnp.float32) * present  # [8, 13] by dancer
+            by_spot = jnp.zeros((MAX_ITEMS, NUM_DANCES), jnp.float32).at[state.spot].set(danced)
+            vector = jnp.concatenate([vector, by_spot.reshape(-1)])
         return Cue(
             cells=jnp.asarray(LAMP_CELLS)[named][None],
             tile=jnp.int32(LAMP),
-            vector=jax.nn.one_hot(named, NUM_DANCES, dtype=jnp.float32),
+            vector=vector,
             visible=state.time >= self.answer_start(params),
         )
 
-    def cue_size(self) -> int:
-        return NUM_DANCES
+    def cue_size(self, params) -> int:
+        return NUM_DANCES * (1 + MAX_ITEMS) if params.show_dances else NUM_DANCES
 
     def episode_marks(self, state: BalletState, params: BalletParams):
         """What a viewer should see marked on the time line of an episode at ``state`` (a single state,

@@ -162,7 +162,7 @@ class ObjectPermanence(RecallRoom):
             visible=state.time >= self.answer_start(params),
         )
 
-    def cue_size(self) -> int:
+    def cue_size(self, params) -> int:
         return NUM_COLOURS + NUM_SHAPES
 
 
