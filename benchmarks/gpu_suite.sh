@@ -87,6 +87,8 @@ if [ -d .whl ]; then
 fi
 python3 -m pip install -q --no-deps --no-build-isolation -e . || exit 1
 flag=${label:+--device-label $label}
+# Compiled programs of resumable learning runs, kept beside their checkpoints (paths from benchmarks/)
+jax_cache=${JAX_COMPILATION_CACHE_DIR:-../runs/jax-cache}
 
 run() {  # one benchmark; a failure is reported and the next one still runs
     echo "=== $* ($(date +%T))"
@@ -105,10 +107,9 @@ piece() {  # PRESET RUN SEEDS SECONDS: one piece of a long learning run (part 30
     # beside the checkpoints, so the next piece on the same machine skips compiling (~70 s for TrXL's
     # rollout and update)
     local seconds=${TRAIN_SECONDS:-$4}
-    JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-../runs/jax-cache} \
-        run "$seconds" learning_curves.py --preset "$1" --runs "$2" --seeds "${SEEDS:-$3}" \
-        --first-seed "${FIRST_SEED:-0}" --max-seconds 10 --time-limit $((seconds - 60)) --run-dir ../runs/gpu \
-        ${STEPS_SCALE:+--steps-scale $STEPS_SCALE} --resume --update $flag
+    JAX_COMPILATION_CACHE_DIR=$jax_cache run "$seconds" learning_curves.py --preset "$1" --runs "$2" \
+        --seeds "${SEEDS:-$3}" --first-seed "${FIRST_SEED:-0}" --max-seconds 10 --time-limit $((seconds - 60)) \
+        --run-dir ../runs/gpu ${STEPS_SCALE:+--steps-scale $STEPS_SCALE} --resume --update $flag
 }
 
 gallery_gif() {  # RUN NAME STEPS: when run RUN of --run-dir ../runs/gpu has trained all its steps, a GIF of
@@ -410,7 +411,7 @@ case $part in
          # 8.7 M steps within a 256-s sitting)
         procs=${PROCS:-4}
         for k in $(seq 0 $((procs - 1))); do
-            JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-../runs/jax-cache} XLA_PYTHON_CLIENT_PREALLOCATE=false \
+            JAX_COMPILATION_CACHE_DIR=$jax_cache XLA_PYTHON_CLIENT_PREALLOCATE=false \
                 run "${TRAIN_SECONDS:-560}" learning_curves.py --preset diagnostics \
                 ${RUNS:+--runs $RUNS} --pending --shard $((${GPU:-0} * procs + k)) $((${GPUS:-1} * procs)) \
                 --max-seconds $((${TRAIN_SECONDS:-560} - 330)) --run-dir ../runs/gpu --resume --update $flag \

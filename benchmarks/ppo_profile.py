@@ -63,10 +63,11 @@ VARIANTS = {
     "gru-autodiff": Variant({}, {"backward": "autodiff"}, (False, ("gru", "lstm"))),
     "bf16-no-pool": Variant({"dtype": "bfloat16"}, {}, None, {"reset_pool": 0}),
     "no-pool": Variant({}, {}, None, {"reset_pool": 0}),
-    # without the value of a truncated episode's last observation (a second network call at every step of
-    # the tasks with a time limit, such as Mystery Path Grid's 128 steps)
-    "bf16-no-bootstrap": Variant({"dtype": "bfloat16"}, {}, None, {"bootstrap_truncated": False}),
-    "no-bootstrap": Variant({}, {}, None, {"bootstrap_truncated": False}),
+    # with the value of a truncated episode's last observation, as the memory_gym preset had it before it
+    # counted time limits as episode ends: a second network call at every step of the tasks with a time
+    # limit (Mystery Path Grid's 128 steps; Mortar Mayhem Grid has none, so nothing changes there)
+    "bf16-bootstrap": Variant({"dtype": "bfloat16"}, {}, None, {"bootstrap_truncated": True}),
+    "bootstrap": Variant({}, {}, None, {"bootstrap_truncated": True}),
     # Transformer-XL's window cut from the preset's 118 steps to 32: what of acting grows with the window
     "bf16-window32": Variant({"dtype": "bfloat16"}, {"memory_length": 32}, (False, ("trxl",))),
 }
