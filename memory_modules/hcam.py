@@ -245,7 +245,24 @@ def _dense_read(q, keys, values, index, chunk_weights):
     return jnp.einsum("bthnc,bnchd->bthd", within.astype(values.dtype), values)
 
 
-@functools.partial(jax.jit, static_argnames=("top_k", "block", "dense"))
+def window_starts(visible: jax.Array, block: int, width: int) -> jax.Array:
+    """``[B, ceil(T / block)]`` int32: for each block of ``block`` queries, the first of ``width`` consecutive
+    chunks that hold every chunk its queries may read, given ``visible [B, T, N]`` in which each query's
+    visible chunks lie in ``width`` chunks from its first visible one (:func:`hierarchical_read`'s
+    ``window``). Blocks with nothing visible get any start."""
+    batch, steps, total = visible.shape
+    first = jnp.where(jnp.any(visible, axis=-1), jnp.argmax(visible, axis=-1), total)
+    blocks = -(-steps // block)
+    first = jnp.pad(first, ((0, 0), (0, blocks * block - steps)), constant_values=total)
+    return jnp.clip(first.reshape(batch, blocks, block).min(axis=-1), 0, total - width).astype(jnp.int32)
+
+
+def _window(chunks: jax.Array, start: jax.Array, width: int) -> jax.Array:
+    """``chunks [B, N, ...]`` -> ``[B, width, ...]`` from chunk ``start [B]`` on."""
+    return jax.vmap(lambda c, s: jax.lax.dynamic_slice_in_dim(c, s, width, axis=0))(chunks, start)
+
+
+@functools.partial(jax.jit, static_argnames=("top_k", "block", "dense", "window"))
 def hierarchical_read(
     q: jax.Array,
     summaries: jax.Array,
@@ -255,6 +272,7 @@ def hierarchical_read(
     top_k: int,
     block: int = READ_BLOCK,
     dense: bool | None = None,
+    window: int | None = None,
 ) -> jax.Array:
     """The HCAM read: top-k chunks by summary, detailed attention inside each, mixed by chunk weight.
 
@@ -265,28 +283,44 @@ def hierarchical_read(
         visible: ``[B, T, N]`` bool, the chunks each query may read.
         top_k: chunks kept per query and head.
         block: queries per block (blocks are rematerialised in the backward pass).
-        dense: score every entry with one product (``N * C`` scores per query) instead of gathering the
-            ``top_k`` chunks (``top_k * C``); ``None`` picks dense up to :data:`DENSE_READ_ENTRIES` entries.
+        dense: score every entry with one product instead of gathering the ``top_k`` chunks (``top_k * C``
+            scores per query); ``None`` picks dense up to :data:`DENSE_READ_ENTRIES` entries scored.
+        window: a promise that the chunks any ``block`` consecutive queries may read lie within ``window``
+            consecutive chunks (HCAM's memory: the latest ``memory_chunks`` chunks before each query, see
+            :class:`HCAMAttention`). The dense read then scores only those ``window * C`` entries per query
+            instead of all ``N * C``. ``None``: no such promise.
 
     Returns:
         ``[B, T, H, Dh]``; zeros for a query with no visible chunk.
     """
-    if dense is None:
-        dense = keys.shape[1] * keys.shape[2] <= DENSE_READ_ENTRIES
-    read_chunks = _dense_read if dense else _gathered_read
-
-    def read(q, visible):
-        return read_chunks(q, keys, values, *select_chunks(q, summaries, visible, top_k))
-
     batch, steps = q.shape[:2]
-    if steps <= block:
-        return read(q, visible)
-    num_blocks = -(-steps // block)
+    block = min(block, steps)
+    total = keys.shape[1]
+    width = total if window is None else min(window, total)
+    if dense is None:
+        dense = width * keys.shape[2] <= DENSE_READ_ENTRIES
+    sliced = dense and width < total
+
+    def read(q, visible, start):
+        index, weights = select_chunks(q, summaries, visible, top_k)
+        if not dense:
+            return _gathered_read(q, keys, values, index, weights)
+        if not sliced:
+            return _dense_read(q, keys, values, index, weights)
+        # Chunks picked outside the window carry zero weight (a query with fewer than top_k visible chunks).
+        shifted = index - start[:, None, None, None]
+        return _dense_read(q, _window(keys, start, width), _window(values, start, width), shifted, weights)
+
+    starts = window_starts(visible, block, width)  # [B, num_blocks]
+    num_blocks = starts.shape[1]
+    if num_blocks == 1:
+        return read(q, visible, starts[:, 0])
     pad = num_blocks * block - steps
     q_blocks = jnp.pad(q, ((0, 0), (0, pad), (0, 0), (0, 0)))
     visible_blocks = jnp.pad(visible, ((0, 0), (0, pad), (0, 0)))
     to_blocks = lambda a: jnp.moveaxis(a.reshape((batch, num_blocks, block) + a.shape[2:]), 1, 0)  # noqa: E731
-    out = jax.lax.map(lambda args: jax.checkpoint(read)(*args), (to_blocks(q_blocks), to_blocks(visible_blocks)))
+    blocks = (to_blocks(q_blocks), to_blocks(visible_blocks), starts.T)
+    out = jax.lax.map(lambda args: jax.checkpoint(read)(*args), blocks)
     return jnp.moveaxis(out, 0, 1).reshape((batch, num_blocks * block) + out.shape[3:])[:, :steps]
 
 
@@ -329,9 +363,13 @@ class HCAMAttention(nn.Module):
         all_k = jnp.concatenate([memory.keys.astype(self.dtype), new_k], axis=1)
         all_v = jnp.concatenate([memory.values.astype(self.dtype), new_v], axis=1)
         all_s = jnp.concatenate([memory.summaries, jnp.mean(new_k.astype(jnp.float32), axis=2)], axis=1)
+        # A query reads among the memory_chunks chunks completed last before it, and from the first query of
+        # a block of Q to its last at most ceil((Q - 1) / C) chunks complete: the window of hierarchical_read.
+        window = self.memory_chunks + -(-(min(self.read_block, steps) - 1) // self.chunk_size)
         out = hierarchical_read(
-            q, all_s.astype(self.dtype), all_k, all_v, layout.visible, self.top_k, self.read_block, self.dense_read
-        )
+            q, all_s.astype(self.dtype), all_k, all_v, layout.visible, self.top_k, self.read_block, self.dense_read,
+            window,
+        )  # fmt: skip
         if self.is_mutable_collection("intermediates"):
             weights = chunk_attention(q, all_s.astype(self.dtype), layout.visible, self.top_k)
             self.sow("intermediates", "chunk_weights", weights)

@@ -1,5 +1,7 @@
 """Tests of the memory modules: the interface every registered module must pass, then module-specific checks."""
 
+import functools
+
 import flax.linen as nn
 import jax
 import jax.ad_checkpoint
@@ -505,6 +507,32 @@ def test_hierarchical_read_matches_dense_chunk_attention(top_k):
         np.testing.assert_allclose(gathered, dense, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("block", [4, 7])
+def test_hcam_read_window_holds_every_visible_chunk(block):
+    """HCAM's layout keeps its promise to the dense read (``window``): the chunks a block of queries may read
+    lie in ``memory_chunks + ceil((block - 1) / C)`` consecutive chunks, across resets and a carried memory, so
+    scoring only those gives the read over all chunks."""
+    from mnemax.memory_modules.hcam import window_starts
+
+    size, capacity, steps, heads, dh = 3, 2, 26, 2, 3
+    rng = np.random.default_rng(5)
+    resets = rng.random((B, steps)) < 0.08
+    carried = jnp.asarray(rng.random((B, capacity)) < 0.7)
+    layout = chunk_layout(jnp.asarray(resets), jnp.asarray([0, 1, 2]), carried, size, capacity)
+    visible = np.asarray(layout.visible)
+    total, width = visible.shape[-1], capacity + -(-(block - 1) // size)
+    starts = np.asarray(window_starts(layout.visible, block, width))
+    for b in range(B):
+        for t in range(steps):
+            chunks = np.flatnonzero(visible[b, t])
+            start = starts[b, t // block]
+            assert all(start <= c < start + width for c in chunks), (b, t, chunks, start)
+    q = rng.normal(size=(B, steps, heads, dh)).astype(np.float32)
+    keys, values = (rng.normal(size=(B, total, size, heads, dh)).astype(np.float32) for _ in range(2))
+    read = functools.partial(hierarchical_read, q, keys.mean(axis=2), keys, values, layout.visible, 2, block, True)
+    np.testing.assert_allclose(read(width), read(None), rtol=1e-5, atol=1e-6)
+
+
 def test_hcam_read_settings_change_speed_not_outputs():
     """``read_block`` and ``dense_read`` reach the chunk read: blocks of 4 queries, and both ways of reading
     the selected chunks, give the outputs of the default (one block, dense) on the same parameters."""
@@ -685,13 +713,16 @@ def test_s5_layer_matches_its_recurrence():
     np.testing.assert_allclose(final, h, rtol=1e-4, atol=1e-4)
 
 
-def test_selective_ssm_layer_matches_its_recurrence():
+@pytest.mark.parametrize("scan", ["associative", "blocks"])
+def test_selective_ssm_layer_matches_its_recurrence(scan):
     """Mamba's block, with the convolution's history and the SSM state carried in and cleared by resets."""
     from mnemax.memory_modules.mamba import MambaCarry, SelectiveSSMLayer
 
     n, expand, size, steps = 3, 2, 3, 15
-    # Pieces of 4 steps: three whole ones and a shorter last one.
-    layer = SelectiveSSMLayer(state_size=n, expand=expand, conv_size=size, min_step=1e-3, max_step=1e-1, chunk_size=4)
+    # Pieces (blocks) of 4 steps: three whole ones and a shorter (padded) last one.
+    layer = SelectiveSSMLayer(
+        state_size=n, expand=expand, conv_size=size, min_step=1e-3, max_step=1e-1, chunk_size=4, scan=scan
+    )
     channels = expand * D
     u, resets = _inputs(seed=9, t=steps)
     resets = resets.at[0].set(False)  # start inside an episode, from the carried history
@@ -805,6 +836,38 @@ def test_chunk_states_dense_equals_scan():
     for got, expected in zip(jax.tree.leaves(dense), jax.tree.leaves(scanned), strict=True):
         assert bool(jnp.all(jnp.isfinite(got)))
         np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_mamba_scans_give_the_same_gradients():
+    """The blocked scan is a faster way to the same function: its gradients match the associative scan's,
+    with resets inside blocks, on block edges and a padded last block."""
+    from mnemax.memory_modules.mamba import selective_scan_blocks
+
+    steps, channels, n = 22, 6, 4
+    rng = np.random.default_rng(3)
+    step = jnp.asarray(_softplus(rng.normal(size=(steps, B, channels)) - 2), jnp.float32)
+    x = jnp.asarray(rng.normal(size=(steps, B, channels)), jnp.float32)
+    initial = jnp.asarray(rng.normal(size=(B, channels, n)), jnp.float32)
+    b, c = (jnp.asarray(rng.normal(size=(steps, B, n)), jnp.float32) for _ in range(2))
+    a = -jnp.broadcast_to(jnp.arange(1.0, n + 1), (channels, n))
+    resets = np.zeros((steps, B), bool)
+    resets[[3, 8, 17], [0, 1, 2]] = True  # inside the first block, on the start of the third, inside the last
+
+    def associative(step, x, b, c, initial):
+        decay, update = jnp.exp(step[..., None] * a), (step * x)[..., None] * b[..., None, :]
+        states = linear_recurrence(decay, update, initial, resets)
+        return jnp.einsum("tben,tbn->tbe", states, c), states[-1]
+
+    def loss(scan, *args):
+        y, final = scan(*args)
+        return jnp.sum(jnp.sin(y)) + jnp.sum(final**2)
+
+    args = (step, x, b, c, initial)
+    blocks = lambda *args: selective_scan_blocks(*args[:4], a, args[4], jnp.asarray(resets), 8)  # noqa: E731
+    expected = jax.grad(functools.partial(loss, associative), argnums=range(5))(*args)
+    got = jax.grad(functools.partial(loss, blocks), argnums=range(5))(*args)
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g, e, rtol=1e-4, atol=1e-5)
 
 
 def test_mamba2_sees_exactly_its_episode():
