@@ -10,7 +10,12 @@ import jax
 import jax.numpy as jnp
 
 from mnemax.memory_modules.base import MemoryModule, check_positive, check_range, check_sequence_inputs, residual_stack
-from mnemax.memory_modules.scan import chunked_recurrence, log_uniform_init
+from mnemax.memory_modules.scan import chunked_recurrence, linear_recurrence, log_uniform_init, time_unroll
+
+# How a Mamba layer runs its recurrence over a sequence (SelectiveSSMLayer.scan): the same outputs either way.
+SCANS = ("associative", "blocks")
+# Steps per block of the "blocks" scan when ``chunk_size`` is None.
+BLOCK_STEPS = 64
 
 
 class MambaCarry(NamedTuple):
@@ -54,6 +59,69 @@ def causal_conv(x: jax.Array, cache: jax.Array, kernel: jax.Array, resets: jax.A
     return y, jnp.where(tail_same, stream[steps:], 0).swapaxes(0, 1)
 
 
+def selective_scan_blocks(
+    step: jax.Array,
+    x: jax.Array,
+    b: jax.Array,
+    c: jax.Array,
+    a: jax.Array,
+    initial: jax.Array,
+    resets: jax.Array,
+    block: int,
+) -> tuple[jax.Array, jax.Array]:
+    """Mamba's recurrence ``h_t = exp(Delta_t A) h_{t-1} + Delta_t x_t B_t``, ``y_t = h_t C_t``, in blocks.
+
+    The associative scan over the whole sequence reads and writes the ``[T, B, E, N]`` states once per
+    level (``log2 T`` levels). Here they are touched a few times in all, because every decay is
+    ``exp(Delta_t A)`` with one ``A`` for all steps, so a block's decays multiply to ``exp(A sum Delta)``:
+
+    1. each block's end state from a zero start, ``sum_s exp(A (S_end - S_s)) Delta_s x_s B_s`` with ``S``
+       the running sum of ``Delta`` in the block (one fused reduction, recomputed in the backward pass);
+    2. the states at the block starts, by a scan over the ``T / block`` blocks;
+    3. every step's state and output by a sequential scan over the ``block`` steps of all blocks at once,
+       each block from its start state.
+
+    Args:
+        step: ``[T, B, E]`` the steps ``Delta`` (> 0); x: ``[T, B, E]``; b, c: ``[T, B, N]``;
+        a: ``[E, N]`` (< 0); initial: ``[B, E, N]`` the state before step 0; resets: ``[T, B]`` bool (the
+        state is zeroed before a step where True); block: steps per block.
+
+    Returns:
+        ``(y [T, B, E], state after the last step [B, E, N])``, all f32.
+    """
+    steps, batch = resets.shape
+    blocks = -(-steps // block)
+    # Padding steps have Delta = 0: decay 1 and no update, so the final state passes through them.
+    pad = lambda v: jnp.pad(v, [(0, blocks * block - steps)] + [(0, 0)] * (v.ndim - 1))  # noqa: E731
+    step, x, b, c, resets = (pad(v).reshape((blocks, block) + v.shape[1:]) for v in (step, x, b, c, resets))
+    update = step * x  # [blocks, block, B, E]
+    since = jnp.cumsum(step, axis=1)
+    offsets = jnp.arange(block)[None, :, None]
+    last_reset = jnp.max(jnp.where(resets, offsets, -1), axis=1, keepdims=True)  # [blocks, 1, B]
+
+    @jax.checkpoint
+    def end_state(to_end, update, b, live):  # [blocks, B, E, N]; the [blocks, block, B, E, N] terms never stored
+        terms = jnp.exp(to_end[..., None] * a) * update[..., None] * b[..., None, :]
+        return jnp.sum(jnp.where(live[..., None, None], terms, 0.0), axis=1)
+
+    local_end = end_state(since[:, -1:] - since, update, b, offsets >= last_reset)
+    through = jnp.where(jnp.any(resets, axis=1)[..., None, None], 0.0, jnp.exp(since[:, -1, ..., None] * a))
+    ends = linear_recurrence(through, local_end, initial, jnp.zeros((blocks, batch), bool))
+    starts = jnp.concatenate([initial[None], ends[:-1]], axis=0)
+
+    def advance(h, inputs):  # one step of every block
+        step, update, b, c, reset = inputs
+        h = jnp.where(reset[..., None, None], 0.0, h)
+        h = jnp.exp(step[..., None] * a) * h + update[..., None] * b[..., None, :]
+        return h, jnp.einsum("kben,kbn->kbe", h, c)
+
+    by_step = lambda v: v.swapaxes(0, 1)  # noqa: E731
+    _, y = jax.lax.scan(
+        jax.checkpoint(advance), starts, tuple(map(by_step, (step, update, b, c, resets))), unroll=time_unroll()
+    )
+    return by_step(y).reshape((blocks * block,) + y.shape[2:])[:steps], ends[-1]
+
+
 def step_bias_init(min_step: float, max_step: float):
     """Bias that makes ``softplus(bias) = Delta`` with ``Delta`` log-uniform in ``[min_step, max_step]``."""
     log_step = log_uniform_init(min_step, max_step)
@@ -78,10 +146,13 @@ class SelectiveSSMLayer(nn.Module):
         y_t         = (h_t C_t + D x) * silu(z)                   # gated output
         out         = W_out y_t
 
-    The recurrence is linear in ``h`` with input-dependent coefficients, so the sequence is one
-    associative scan, run ``chunk_size`` steps at a time where the ``[T, B, E, N]`` states of the whole
-    sequence would cost too much memory (by default on the CPU:
-    :func:`~mnemax.memory_modules.scan.recurrence_chunk`). Every decay ``exp(Delta A)`` is in ``(0, 1)``, so ``h`` stays bounded.
+    The recurrence is linear in ``h`` with input-dependent coefficients. With ``scan="associative"`` the
+    sequence is one associative scan, run ``chunk_size`` steps at a time where the ``[T, B, E, N]`` states
+    of the whole sequence would cost too much memory (by default on the CPU:
+    :func:`~mnemax.memory_modules.scan.recurrence_chunk`); with ``scan="blocks"`` it is
+    :func:`selective_scan_blocks` over blocks of ``chunk_size`` steps (default :data:`BLOCK_STEPS`). Both
+    give the same outputs; they differ in speed and memory. Every decay ``exp(Delta A)`` is in ``(0, 1)``,
+    so ``h`` stays bounded.
     """
 
     state_size: int
@@ -91,6 +162,7 @@ class SelectiveSSMLayer(nn.Module):
     max_step: float
     chunk_size: int | None = None
     dtype: Any = jnp.float32
+    scan: str = "associative"
 
     @nn.compact
     def __call__(self, u: jax.Array, state: MambaCarry, resets: jax.Array):
@@ -118,12 +190,19 @@ class SelectiveSSMLayer(nn.Module):
         )
         a = -jnp.exp(a_log)
 
-        def coefficients(inputs):  # [n, B, E, N] each, built one piece of the sequence at a time
-            step, x, b, _ = inputs
-            return jnp.exp(step[..., None] * a), (step * x)[..., None] * b[..., None, :]
+        if self.scan == "blocks":
+            block = BLOCK_STEPS if self.chunk_size is None else self.chunk_size
+            y, ssm_state = selective_scan_blocks(step, x, b, c, a, ssm_state, resets, block)
+        else:
 
-        readout = lambda states, inputs: jnp.einsum("tben,tbn->tbe", states, inputs[3])  # noqa: E731
-        y, ssm_state = chunked_recurrence(coefficients, readout, ssm_state, (step, x, b, c), resets, self.chunk_size)
+            def coefficients(inputs):  # [n, B, E, N] each, built one piece of the sequence at a time
+                step, x, b, _ = inputs
+                return jnp.exp(step[..., None] * a), (step * x)[..., None] * b[..., None, :]
+
+            readout = lambda states, inputs: jnp.einsum("tben,tbn->tbe", states, inputs[3])  # noqa: E731
+            y, ssm_state = chunked_recurrence(
+                coefficients, readout, ssm_state, (step, x, b, c), resets, self.chunk_size
+            )
         y = (y + self.param("d", nn.initializers.ones_init(), (channels,)) * x) * nn.silu(z)
         return dense(features, "out", use_bias=False)(y), MambaCarry(conv_state, ssm_state)
 
@@ -154,11 +233,14 @@ class Mamba(MemoryModule):
         conv_size: kernel of the causal convolution; 1 means no mixing over time before the scan.
         num_layers: stacked blocks.
         min_step, max_step: range of the initial ``Delta``.
-        chunk_size: steps per piece of the training scan (:func:`~mnemax.memory_modules.scan.chunked_recurrence`):
-            only one piece's ``[chunk_size, B, E, N]`` states are held at a time; speed and memory only.
-            ``None``: the whole sequence on accelerators, 64 steps on the CPU
-            (:func:`~mnemax.memory_modules.scan.recurrence_chunk`).
+        chunk_size: with ``scan="associative"``, steps per piece of the training scan
+            (:func:`~mnemax.memory_modules.scan.chunked_recurrence`): only one piece's ``[chunk_size, B, E, N]``
+            states are held at a time; ``None``: the whole sequence on accelerators, 64 steps on the CPU
+            (:func:`~mnemax.memory_modules.scan.recurrence_chunk`). With ``scan="blocks"``, steps per block
+            (``None``: :data:`BLOCK_STEPS`). Speed and memory only.
         dtype: dtype of the matrix products; the recurrence and the carry run in f32.
+        scan: how training runs the recurrence over a sequence, one of :data:`SCANS` (see
+            :class:`SelectiveSSMLayer`); speed and memory only, the outputs are the same.
     """
 
     features: int
@@ -170,11 +252,14 @@ class Mamba(MemoryModule):
     max_step: float = 1e-1
     chunk_size: int | None = None
     dtype: Any = jnp.float32
+    scan: str = "associative"
 
     def __post_init__(self):
         super().__post_init__()
         check_positive(self, "state_size", "expand", "conv_size", "num_layers", "chunk_size")
         check_range(self, "min_step", "max_step", above=0.0)
+        if self.scan not in SCANS:
+            raise ValueError(f"Mamba: scan must be one of {', '.join(SCANS)}, got {self.scan!r}")
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> MambaCarry:
@@ -190,6 +275,6 @@ class Mamba(MemoryModule):
 
         def layer(i):
             sizes = (self.state_size, self.expand, self.conv_size, self.min_step, self.max_step, self.chunk_size)
-            return SelectiveSSMLayer(*sizes, self.dtype, name=f"block_{i}")
+            return SelectiveSSMLayer(*sizes, self.dtype, self.scan, name=f"block_{i}")
 
         return residual_stack(inputs, carry, resets, layer, self.num_layers, self.features, self.dtype)
