@@ -622,6 +622,15 @@ case $part in
         run 430 ppo_profile.py --envs mnemax/MortarMayhem-Grid-v0 --memories gru trxl --seeds 3 --variants bf16 \
             --repeats 2 --trace --max-seconds 330 ${label:+--device-label $label-pixels-blocks}
         ;;
+    72)  # HCAM once its dense chunk read scores only the chunks a block of queries may see (on the 2-core CPU,
+         # T = 1024: 18.0 -> 11.0 s; before, on the H200: 7.5 / 29.8 / 325.5 ms at T = 256 / 1024 / 4096 against
+         # dense TrXL's 5.3 / 24.7 / 235.9), also read densely at 4096, where the default gathers; and Mamba's
+         # blocked scan against its associative one (on the 2-core CPU the blocks were slower)
+        run 280 memory_modules.py --modules trxl hcam hcam:dense_read=True --lengths 256 1024 4096 --timeout 90 \
+            ${label:+--device-label $label-hcam-window}
+        run 280 memory_modules.py --modules ffm mamba 'mamba:scan="blocks"' 'mamba:scan="blocks",chunk_size=32' \
+            'mamba:scan="blocks",chunk_size=128' --lengths 4096 16384 --timeout 60 ${label:+--device-label $label-mamba-blocks}
+        ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
 if [ -n "${OUT:-}" ]; then tar czf "$OUT/results.tgz" results -C .. docs/gallery; fi  # one file: few may come back
