@@ -121,14 +121,32 @@ def memory_gym_runs(observation: str) -> list[dict]:
     encoder and memory in bfloat16 (mixed precision, ``<name>_bf16``; it solved pixel Mortar Mayhem Grid
     with the GRU on three seeds), and the memories trained by a parallel scan (S5, minGRU, FFM) on Mortar
     Mayhem Grid: their training passes are not a loop of 256 sequential steps, which is what bounds the
-    GRU's update time."""
-    def run(task: str, memory: str) -> dict:
+    GRU's update time. Last, GRU and TrXL in bf16 on the other tasks at their reference budgets (Pleines et
+    al. 2024): Searing Spotlights (328 M) and free-movement Mortar Mayhem (492 M) with the observation
+    reconstruction loss (``_recon``, weight 0.1 as CleanRL's ``ppo_trxl`` runs Mortar Mayhem; the paper
+    reports it decisive on both), free-movement Mystery Path (410 M) and the three endless tasks (819 M;
+    Endless Searing Spotlights, whose reference used the loss, with it)."""
+    def run(task: str, memory: str, steps: int = 164_000_000) -> dict:
         return dict(preset="memory_gym", name=f"{task}{observation}-{memory}", env=f"mnemax/{task}{observation}-v0",
-                    memory=memory, total_steps=164_000_000)  # fmt: skip
+                    memory=memory, total_steps=steps)  # fmt: skip
+
+    def bf16(spec: dict) -> dict:
+        return dict(spec, name=f"{spec['name']}_bf16", agent_config={"dtype": "bfloat16"})
+
+    def recon(spec: dict) -> dict:
+        return dict(spec, name=f"{spec['name']}_recon", aux_reconstruction=0.1)
 
     runs = [run(task, memory) for task in ("MortarMayhem-Grid", "MysteryPath-Grid") for memory in ("gru", "trxl")]
-    bf16 = [dict(spec, name=f"{spec['name']}_bf16", agent_config={"dtype": "bfloat16"}) for spec in runs]
-    return runs + bf16 + [run("MortarMayhem-Grid", memory) for memory in ("s5", "min_gru", "ffm")]
+    scans = [run("MortarMayhem-Grid", memory) for memory in ("s5", "min_gru", "ffm")]
+    budgets = {"SearingSpotlights": 328_000_000, "MortarMayhem": 492_000_000, "MysteryPath": 410_000_000}
+    budgets |= {f"Endless{task}": 819_000_000 for task in ("MortarMayhem", "MysteryPath", "SearingSpotlights")}
+    with_recon = {"SearingSpotlights", "MortarMayhem", "EndlessSearingSpotlights"}
+    others = [
+        (recon if task in with_recon else dict)(bf16(run(task, memory, steps)))
+        for task, steps in budgets.items()
+        for memory in ("gru", "trxl")
+    ]
+    return runs + [bf16(spec) for spec in runs] + scans + others
 
 
 # PPO ablations behind the recipes (the PPO issue): one change at a time on passive T-Maze L = 100 with a
