@@ -624,11 +624,14 @@ case $part in
         ;;
     72)  # HCAM once its dense chunk read scores only the chunks a block of queries may see (on the 2-core CPU,
          # T = 1024: 18.0 -> 11.0 s; before, on the H200: 7.5 / 29.8 / 325.5 ms at T = 256 / 1024 / 4096 against
-         # dense TrXL's 5.3 / 24.7 / 235.9), also read densely at 4096, where the default gathers; and Mamba's
-         # blocked scan against its associative one (on the 2-core CPU the blocks were slower)
-        run 280 memory_modules.py --modules trxl hcam hcam:dense_read=True --lengths 256 1024 4096 --timeout 90 \
+         # dense TrXL's 5.3 / 24.7 / 235.9), also read densely where the default gathers (4096 and 8192: which
+         # way is cheaper there decides DENSE_READ_ENTRIES)
+        run 560 memory_modules.py --modules trxl hcam hcam:dense_read=True --lengths 256 1024 4096 8192 --timeout 90 \
             ${label:+--device-label $label-hcam-window}
-        run 280 memory_modules.py --modules ffm mamba 'mamba:scan="blocks"' 'mamba:scan="blocks",chunk_size=32' \
+        ;;
+    73)  # Mamba's blocked scan against its associative one (on the 2-core CPU the blocks were slower; on the
+         # H200 the associative scan took 50.7 ms at T = 16384, FFM 5.2)
+        run 400 memory_modules.py --modules ffm mamba 'mamba:scan="blocks"' 'mamba:scan="blocks",chunk_size=32' \
             'mamba:scan="blocks",chunk_size=128' --lengths 4096 16384 --timeout 60 ${label:+--device-label $label-mamba-blocks}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
