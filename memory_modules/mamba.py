@@ -90,6 +90,7 @@ def selective_scan_blocks(
         ``(y [T, B, E], state after the last step [B, E, N])``, all f32.
     """
     steps, batch = resets.shape
+    block = min(block, steps)  # a short call (acting: one step) is one block of its own length
     blocks = -(-steps // block)
     # Padding steps have Delta = 0: decay 1 and no update, so the final state passes through them.
     pad = lambda v: jnp.pad(v, [(0, blocks * block - steps)] + [(0, 0)] * (v.ndim - 1))  # noqa: E731
