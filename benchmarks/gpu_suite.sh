@@ -623,7 +623,7 @@ case $part in
             --repeats 2 --trace --max-seconds 330 ${label:+--device-label $label-pixels-blocks}
         ;;
     72)  # HCAM once its dense chunk read scores only the chunks a block of queries may see (on the 2-core CPU,
-         # T = 1024: 18.0 -> 11.0 s; before, on the H200: 7.5 / 29.8 / 325.5 ms at T = 256 / 1024 / 4096 against
+         # T = 1024: 15.6 -> 9.5 s; before, on the H200: 7.5 / 29.8 / 325.5 ms at T = 256 / 1024 / 4096 against
          # dense TrXL's 5.3 / 24.7 / 235.9), also read densely where the default gathers (4096 and 8192: which
          # way is cheaper there decides DENSE_READ_ENTRIES)
         run 560 memory_modules.py --modules trxl hcam hcam:dense_read=True --lengths 256 1024 4096 8192 --timeout 90 \
