@@ -407,6 +407,10 @@ PRESETS: dict[str, list[dict]] = {
         # ... and the same with 4x the width (512, as the memory_gym preset), for its first 6 M steps
         dict(BALLET_DIAGNOSTIC, name="ballet2-none_dances_shown_width512", memory="none",
              env_params={"show_dances": True}, hidden_size=512, total_steps=6_000_000),
+        # ... and with the observation-reconstruction loss of Lampinen et al.'s agents: does it shape the
+        # encoder so that the answer policy comes sooner?
+        dict(BALLET_DIAGNOSTIC, name="ballet2-none_dances_shown_width512_recon", memory="none",
+             env_params={"show_dances": True}, hidden_size=512, total_steps=6_000_000, **RECONSTRUCTION),
     ],
     # The dense layers' initialisation in the small T-Maze run of tests/test_learning.py (32 envs, 2e5 steps,
     # entropy bonus 0.05): run with --seeds 12.
