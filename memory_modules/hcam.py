@@ -311,8 +311,9 @@ def hierarchical_read(
         shifted = index - start[:, None, None, None]
         return _dense_read(q, _window(keys, start, width), _window(values, start, width), shifted, weights)
 
-    starts = window_starts(visible, block, width)  # [B, num_blocks]
-    num_blocks = starts.shape[1]
+    num_blocks = -(-steps // block)
+    # Where each block's window starts (only the sliced read uses it).
+    starts = window_starts(visible, block, width) if sliced else jnp.zeros((batch, num_blocks), jnp.int32)
     if num_blocks == 1:
         return read(q, visible, starts[:, 0])
     pad = num_blocks * block - steps

@@ -59,6 +59,12 @@ def causal_conv(x: jax.Array, cache: jax.Array, kernel: jax.Array, resets: jax.A
     return y, jnp.where(tail_same, stream[steps:], 0).swapaxes(0, 1)
 
 
+def discretise(a: jax.Array, step: jax.Array, x: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(exp(Delta A), Delta x B)``, each ``[..., E, N]``: the decay and update of a step (``step`` and ``x``
+    ``[..., E]``, ``b`` ``[..., N]``, ``a`` ``[E, N]``)."""
+    return jnp.exp(step[..., None] * a), (step * x)[..., None] * b[..., None, :]
+
+
 def selective_scan_blocks(
     step: jax.Array,
     x: jax.Array,
@@ -111,14 +117,14 @@ def selective_scan_blocks(
     starts = jnp.concatenate([initial[None], ends[:-1]], axis=0)
 
     def advance(h, inputs):  # one step of every block
-        step, update, b, c, reset = inputs
-        h = jnp.where(reset[..., None, None], 0.0, h)
-        h = jnp.exp(step[..., None] * a) * h + update[..., None] * b[..., None, :]
+        step, x, b, c, reset = inputs
+        decay, update = discretise(a, step, x, b)
+        h = decay * jnp.where(reset[..., None, None], 0.0, h) + update
         return h, jnp.einsum("kben,kbn->kbe", h, c)
 
     by_step = lambda v: v.swapaxes(0, 1)  # noqa: E731
     _, y = jax.lax.scan(
-        jax.checkpoint(advance), starts, tuple(map(by_step, (step, update, b, c, resets))), unroll=time_unroll()
+        jax.checkpoint(advance), starts, tuple(map(by_step, (step, x, b, c, resets))), unroll=time_unroll()
     )
     return by_step(y).reshape((blocks * block,) + y.shape[2:])[:steps], ends[-1]
 
@@ -198,7 +204,7 @@ class SelectiveSSMLayer(nn.Module):
 
             def coefficients(inputs):  # [n, B, E, N] each, built one piece of the sequence at a time
                 step, x, b, _ = inputs
-                return jnp.exp(step[..., None] * a), (step * x)[..., None] * b[..., None, :]
+                return discretise(a, step, x, b)
 
             readout = lambda states, inputs: jnp.einsum("tben,tbn->tbe", states, inputs[3])  # noqa: E731
             y, ssm_state = chunked_recurrence(
