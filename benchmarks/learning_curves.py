@@ -101,6 +101,16 @@ BALLET_DIAGNOSTIC = dict(
     update_epochs=4, ent_coef=0.01, hidden_size=128, learning_rate=1e-3, bootstrap_truncated=False,
     total_steps=1_500_000,
 )  # fmt: skip
+def ballet_recipe_run(memory: str, suffix: str = "", **settings) -> dict:
+    """Ballet-2-Delay16 with the `memory_gym` preset (1e8 steps); the GRU with time scales over the episode."""
+    spec = dict(preset="memory_gym", name=f"ballet2-delay16-{memory}_recipe{suffix}",
+                env="mnemax/Ballet-2-Delay16-Symbolic-v0", memory=memory, bootstrap_truncated=False,
+                total_steps=100_000_000, **settings)  # fmt: skip
+    if memory in BALLET_TIMESCALES:
+        spec["memory_config"] = BALLET_TIMESCALES[memory]
+    return spec
+
+
 TMAZE_SMALL = dict(env="mnemax/TMaze-Passive-v0", memory="gru", num_envs=32, num_steps=32, ent_coef=0.05, total_steps=200_000)
 
 
@@ -142,11 +152,11 @@ def memory_gym_runs(observation: str) -> list[dict]:
     budgets = {"SearingSpotlights": 328_000_000, "MortarMayhem": 492_000_000, "MysteryPath": 410_000_000}
     budgets |= {f"Endless{task}": 819_000_000 for task in ("MortarMayhem", "MysteryPath", "SearingSpotlights")}
     with_recon = {"SearingSpotlights", "MortarMayhem", "EndlessSearingSpotlights"}
-    others = [
-        (recon if task in with_recon else dict)(bf16(run(task, memory, steps)))
-        for task, steps in budgets.items()
-        for memory in ("gru", "trxl")
-    ]
+    others = []
+    for task, steps in budgets.items():
+        for memory in ("gru", "trxl"):
+            spec = bf16(run(task, memory, steps))
+            others.append(recon(spec) if task in with_recon else spec)
     return runs + [bf16(spec) for spec in runs] + scans + others
 
 
@@ -376,14 +386,8 @@ PRESETS: dict[str, list[dict]] = {
     # `_recon`: with the observation-reconstruction loss (weight 0.1), which the agents of Lampinen et al. were
     # trained with (their Fig. 1d: the memory's output decoded for self-supervised losses beside the RL ones)
     # and Ballet's runs here never were; with the paper's memories (TrXL as the preset sets it for Memory Gym).
-    "ballet_recipe": [
-        dict(preset="memory_gym", name=f"ballet2-delay16-{memory}_recipe{suffix}",
-             env="mnemax/Ballet-2-Delay16-Symbolic-v0", memory=memory, bootstrap_truncated=False,
-             total_steps=100_000_000, **extra)
-        | ({"memory_config": BALLET_TIMESCALES[memory]} if memory in BALLET_TIMESCALES else {})
-        for memories, suffix, extra in ((("s5", "gru"), "", {}), (("gru", "trxl", "hcam"), "_recon", RECONSTRUCTION))
-        for memory in memories
-    ],  # fmt: skip
+    "ballet_recipe": [ballet_recipe_run(memory) for memory in ("s5", "gru")]
+    + [ballet_recipe_run(memory, "_recon", **RECONSTRUCTION) for memory in ("gru", "trxl", "hcam")],
     # Why nothing learns Ballet (the HCAM issue), small enough for a CPU: can an agent walk to the only
     # dancer of a room (no memory needed), and does a GRU do better on two dancers when its rollouts hold
     # several whole episodes (dances and answer in one back-propagation window) than with 128-step ones?
