@@ -10,6 +10,7 @@ Every batch holds fresh episodes. If the probe's held-out accuracy reaches 1, th
 (PPO learns the same binding from one bit per episode, and must learn to walk as well).
 
     python benchmarks/ballet_probe.py --envs Ballet-2-Delay16-Symbolic-v0 --memories gru none
+    python benchmarks/ballet_probe.py --memories s5 --encoders mlp spots   # the room's encoding, two ways
     python benchmarks/ballet_probe.py --quick     # tiny sizes, a CPU check
 
 ``none`` reads only the last observation (the instruction and the dancers standing still): chance is
@@ -19,6 +20,7 @@ Every batch holds fresh episodes. If the probe's held-out accuracy reaches 1, th
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 
 import flax.linen as nn
@@ -26,14 +28,20 @@ import jax
 import jax.numpy as jnp
 import optax
 
+import numpy as np
+
 import mnemax.envs
 from common import default_label, markdown_table, write_rows_report
-from mnemax.envs.tasks.ballet import NUM_DANCES, SPOTS
+from mnemax.envs.tasks.ballet import NUM_DANCES, ROOM, SPOTS
 from mnemax.memory_modules import make as make_memory
 
 # "spot": Ballet's question (which dancer did the asked dance); "first-dance": recognising one dance (which
 # of the 13 the first dancer performed), the half of the binding that needs no instruction.
 QUESTIONS = ("spot", "first-dance")
+# "mlp": the agents' encoder for symbolic observations (two ReLU layers over the flattened room); "spots": one
+# ReLU layer shared by the 8 spots, over each spot's 3 x 3 square (where its dancer dances), then a ReLU layer
+# over those 8 codes and the instruction: a dance looks the same to it at every spot.
+ENCODERS = ("mlp", "spots")
 TRANSFORMERS = {"trxl": {"num_layers": 2, "num_heads": 4}, "hcam": {"num_layers": 2, "num_heads": 4}}
 GATED = ("gru", "lstm")
 READOUTS = ("linear", "mlp")  # the memories with keep gates whose time scales --max-timescale spreads
@@ -61,18 +69,29 @@ def episodes(env, params, key: jax.Array, count: int, question: str = "spot") ->
 
 
 class Probe(nn.Module):
-    """Encoder (as the agents': two ReLU layers) -> memory -> a linear read-out over the possible answers."""
+    """Encoder (:data:`ENCODERS`) -> memory -> a linear read-out over the possible answers."""
 
     memory: str
     width: int
     outputs: int  # the question's possible answers
     max_timescale: int = 0  # GRU / LSTM (GATED): keep gates spread over 2 .. this many steps at init (0: default)
     readout: str = "linear"  # READOUTS
+    encoder: str = "mlp"  # ENCODERS
+    channels: int = 0  # symbolic channels per cell of the room (the "spots" encoder splits the observation)
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> jax.Array:
-        x = nn.relu(nn.Dense(self.width)(observations))
-        x = nn.relu(nn.Dense(self.width)(x))
+        if self.encoder == "spots":
+            cells = ROOM * ROOM * self.channels
+            grid = observations[..., :cells].reshape(observations.shape[:2] + (ROOM, ROOM, self.channels))
+            rows = SPOTS[:, 0, None, None] + np.arange(-1, 2)[None, :, None]  # [8, 3, 1]
+            cols = SPOTS[:, 1, None, None] + np.arange(-1, 2)[None, None, :]  # [8, 1, 3]
+            squares = grid[:, :, rows, cols].reshape(observations.shape[:2] + (len(SPOTS), -1))  # [T, B, 8, 9 C]
+            codes = nn.relu(nn.Dense(32)(squares)).reshape(observations.shape[:2] + (-1,))
+            x = nn.relu(nn.Dense(self.width)(jnp.concatenate([codes, observations[..., cells:]], axis=-1)))
+        else:
+            x = nn.relu(nn.Dense(self.width)(observations))
+            x = nn.relu(nn.Dense(self.width)(x))
         if self.memory == "none":
             last = x[-1]
         else:
@@ -88,12 +107,14 @@ class Probe(nn.Module):
 
 def probe(
     env_id: str, memory: str, width: int, batch: int, updates: int, evals: int, seed: int, question: str = "spot",
-    max_timescale: int = 0, readout: str = "linear",
+    max_timescale: int = 0, readout: str = "linear", encoder: str = "mlp",
 ) -> dict:  # fmt: skip
     """Train one probe; returns its held-out accuracy curve and the episodes seen when it first reached 0.95."""
     env, params = mnemax.envs.make(env_id)
     max_timescale = max_timescale if memory in GATED else 0
-    model = Probe(memory, width, len(SPOTS) if question == "spot" else NUM_DANCES, max_timescale, readout)
+    channels = env.tiles.channels if encoder == "spots" else 0
+    outputs = len(SPOTS) if question == "spot" else NUM_DANCES
+    model = Probe(memory, width, outputs, max_timescale, readout, encoder, channels)
     key = jax.random.key(seed)
     test_obs, test_answers = episodes(env, params, jax.random.fold_in(key, 1), 1024, question)
     variables = model.init(jax.random.fold_in(key, 2), test_obs[:, :2])
@@ -126,7 +147,9 @@ def probe(
     return {
         "env": env_id, "memory": memory, "width": width, "batch": batch, "updates": updates, "seed": seed,
         "final_accuracy": curve[-1]["accuracy"], "episodes_to_0.95": solved_at,
-        "question": question, "max_timescale": max_timescale, "readout": readout, "chance": 1.0 / (int(env.num_items(params)) if question == "spot" else NUM_DANCES), "seconds": time.perf_counter() - start, "curve": curve,
+        "question": question, "max_timescale": max_timescale, "readout": readout, "encoder": encoder,
+        "chance": 1.0 / (int(env.num_items(params)) if question == "spot" else NUM_DANCES),
+        "seconds": time.perf_counter() - start, "curve": curve,
     }  # fmt: skip
 
 
@@ -139,11 +162,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--updates", type=int, default=3000)
     parser.add_argument("--evals", type=int, default=30, help="held-out evaluations over the run")
     parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--question", choices=QUESTIONS, default="spot")
     parser.add_argument(
         "--max-timescale", type=int, default=0, help="GRU / LSTM keep-gate time scales up to this at init (0: default)"
     )
     parser.add_argument("--readout", choices=READOUTS, default="linear", help="on the memory's last output")
+    parser.add_argument("--encoders", nargs="+", choices=ENCODERS, default=["mlp"], help="before the memory")
     parser.add_argument("--device-label", default=None)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
@@ -152,10 +177,10 @@ def main(argv=None) -> dict:
     rows, report = [], {}
     for env_id in args.envs:
         for memory in args.memories:
-            for seed in range(args.seeds):
+            for encoder, seed in itertools.product(args.encoders, range(args.first_seed, args.first_seed + args.seeds)):
                 row = probe(env_id, memory, args.width, args.batch, args.updates, args.evals, seed, args.question,
-                            args.max_timescale, args.readout)  # fmt: skip
-                print(f"{env_id} {memory} seed {seed}: accuracy {row['final_accuracy']:.3f} "
+                            args.max_timescale, args.readout, encoder)  # fmt: skip
+                print(f"{env_id} {memory} ({encoder} encoder) seed {seed}: accuracy {row['final_accuracy']:.3f} "
                       f"(0.95 after {row['episodes_to_0.95']} episodes) in {row['seconds']:.0f} s", flush=True)  # fmt: skip
                 rows.append(row)
                 report = write(args, rows)  # after every probe, so that a time limit keeps what was measured
@@ -163,10 +188,12 @@ def main(argv=None) -> dict:
 
 
 def memory_label(row: dict) -> str:
-    """The memory, with its time scales at init where they were set and a read-out other than linear."""
+    """The memory, with its time scales at init where they were set, a read-out other than linear and an
+    encoder other than the MLP."""
     timescale, readout = row.get("max_timescale", 0), row.get("readout", "linear")
     label = f"{row['memory']} (time scales to {timescale})" if timescale else row["memory"]
-    return label if readout == "linear" else f"{label}, {readout} read-out"
+    label = label if readout == "linear" else f"{label}, {readout} read-out"
+    return label if row.get("encoder", "mlp") == "mlp" else f"{label}, {row['encoder']} encoder"
 
 
 def write(args, rows: list[dict]) -> dict:
