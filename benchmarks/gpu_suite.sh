@@ -639,6 +639,11 @@ case $part in
         run 420 ppo_throughput.py --libraries mnemax --memories trxl gru --num-envs 8192 --max-seconds 380 \
             ${label:+--device-label $label-8192}
         ;;
+    75)  # the Ballet binding probe with the encoder shared by the 8 spots against the agents' MLP (on the 2-core
+         # CPU, S5: 0.95 at 268,800 / 192,000 episodes against - / 384,000), for S5, TrXL and HCAM (never probed)
+        run 560 ballet_probe.py --memories s5 trxl hcam --encoders spots mlp --updates 12000 --evals 30 \
+            ${label:+--device-label $label-encoders}
+        ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
 if [ -n "${OUT:-}" ]; then tar czf "$OUT/results.tgz" results -C .. docs/gallery; fi  # one file: few may come back
