@@ -22,17 +22,17 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
-
 import numpy as np
+import optax
 
 import mnemax.envs
 from common import default_label, markdown_table, write_rows_report
-from mnemax.envs.tasks.ballet import NUM_DANCES, ROOM, SPOTS
+from mnemax.envs.tasks.ballet import NUM_DANCES, SPOTS
 from mnemax.memory_modules import make as make_memory
 
 # "spot": Ballet's question (which dancer did the asked dance); "first-dance": recognising one dance (which
@@ -77,18 +77,19 @@ class Probe(nn.Module):
     max_timescale: int = 0  # GRU / LSTM (GATED): keep gates spread over 2 .. this many steps at init (0: default)
     readout: str = "linear"  # READOUTS
     encoder: str = "mlp"  # ENCODERS
-    channels: int = 0  # symbolic channels per cell of the room (the "spots" encoder splits the observation)
+    # The room's split of a symbolic observation into (grid, instruction) (RecallRoom.split_symbolic), which
+    # the "spots" encoder needs.
+    split: Callable | None = None
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> jax.Array:
         if self.encoder == "spots":
-            cells = ROOM * ROOM * self.channels
-            grid = observations[..., :cells].reshape(observations.shape[:2] + (ROOM, ROOM, self.channels))
+            grid, instruction = self.split(observations)
             rows = SPOTS[:, 0, None, None] + np.arange(-1, 2)[None, :, None]  # [8, 3, 1]
             cols = SPOTS[:, 1, None, None] + np.arange(-1, 2)[None, None, :]  # [8, 1, 3]
             squares = grid[:, :, rows, cols].reshape(observations.shape[:2] + (len(SPOTS), -1))  # [T, B, 8, 9 C]
             codes = nn.relu(nn.Dense(32)(squares)).reshape(observations.shape[:2] + (-1,))
-            x = nn.relu(nn.Dense(self.width)(jnp.concatenate([codes, observations[..., cells:]], axis=-1)))
+            x = nn.relu(nn.Dense(self.width)(jnp.concatenate([codes, instruction], axis=-1)))
         else:
             x = nn.relu(nn.Dense(self.width)(observations))
             x = nn.relu(nn.Dense(self.width)(x))
@@ -112,9 +113,8 @@ def probe(
     """Train one probe; returns its held-out accuracy curve and the episodes seen when it first reached 0.95."""
     env, params = mnemax.envs.make(env_id)
     max_timescale = max_timescale if memory in GATED else 0
-    channels = env.tiles.channels if encoder == "spots" else 0
     outputs = len(SPOTS) if question == "spot" else NUM_DANCES
-    model = Probe(memory, width, outputs, max_timescale, readout, encoder, channels)
+    model = Probe(memory, width, outputs, max_timescale, readout, encoder, env.split_symbolic)
     key = jax.random.key(seed)
     test_obs, test_answers = episodes(env, params, jax.random.fold_in(key, 1), 1024, question)
     variables = model.init(jax.random.fold_in(key, 2), test_obs[:, :2])
