@@ -11,6 +11,7 @@ Every batch holds fresh episodes. If the probe's held-out accuracy reaches 1, th
 
     python benchmarks/ballet_probe.py --envs Ballet-2-Delay16-Symbolic-v0 --memories gru none
     python benchmarks/ballet_probe.py --memories s5 --encoders mlp spots   # the room's encoding, two ways
+    python benchmarks/ballet_probe.py --memories hcam hcam:local_length=64   # a memory's settings after a colon
     python benchmarks/ballet_probe.py --quick     # tiny sizes, a CPU check
 
 ``none`` reads only the last observation (the instruction and the dancers standing still): chance is
@@ -31,7 +32,7 @@ import numpy as np
 import optax
 
 import mnemax.envs
-from common import default_label, markdown_table, write_rows_report
+from common import default_label, markdown_table, split_variant, write_rows_report
 from mnemax.envs.tasks.ballet import NUM_DANCES, SPOTS
 from mnemax.memory_modules import make as make_memory
 
@@ -40,8 +41,10 @@ from mnemax.memory_modules import make as make_memory
 QUESTIONS = ("spot", "first-dance")
 # "mlp": the agents' encoder for symbolic observations (two ReLU layers over the flattened room); "spots": one
 # ReLU layer shared by the 8 spots, over each spot's 3 x 3 square (where its dancer dances), then a ReLU layer
-# over those 8 codes and the instruction: a dance looks the same to it at every spot.
-ENCODERS = ("mlp", "spots")
+# over those 8 codes and the instruction: a dance looks the same to it at every spot; "conv": the same idea
+# without Ballet's layout, one 3 x 3 convolution shared by every cell of the room (32 features, same padding),
+# then a ReLU layer over all cells' codes and the instruction.
+ENCODERS = ("mlp", "spots", "conv")
 TRANSFORMERS = {"trxl": {"num_layers": 2, "num_heads": 4}, "hcam": {"num_layers": 2, "num_heads": 4}}
 GATED = ("gru", "lstm")
 READOUTS = ("linear", "mlp")  # the memories with keep gates whose time scales --max-timescale spreads
@@ -90,14 +93,20 @@ class Probe(nn.Module):
             squares = grid[:, :, rows, cols].reshape(observations.shape[:2] + (len(SPOTS), -1))  # [T, B, 8, 9 C]
             codes = nn.relu(nn.Dense(32)(squares)).reshape(observations.shape[:2] + (-1,))
             x = nn.relu(nn.Dense(self.width)(jnp.concatenate([codes, instruction], axis=-1)))
+        elif self.encoder == "conv":
+            grid, instruction = self.split(observations)
+            cells = nn.relu(nn.Conv(32, (3, 3), padding="SAME")(grid.reshape((-1,) + grid.shape[2:])))
+            codes = cells.reshape(observations.shape[:2] + (-1,))
+            x = nn.relu(nn.Dense(self.width)(jnp.concatenate([codes, instruction], axis=-1)))
         else:
             x = nn.relu(nn.Dense(self.width)(observations))
             x = nn.relu(nn.Dense(self.width)(x))
-        if self.memory == "none":
+        name, overrides = split_variant(self.memory)
+        if name == "none":
             last = x[-1]
         else:
-            config = {"max_timescale": self.max_timescale} if self.max_timescale else TRANSFORMERS.get(self.memory, {})
-            module = make_memory(self.memory, features=self.width, **config)
+            config = {"max_timescale": self.max_timescale} if self.max_timescale else TRANSFORMERS.get(name, {})
+            module = make_memory(name, features=self.width, **{**config, **overrides})
             carry = module.initialize_carry(observations.shape[1])
             resets = jnp.zeros(observations.shape[:2], bool).at[0].set(True)
             last = module(carry, x, resets)[1][-1]
@@ -112,7 +121,7 @@ def probe(
 ) -> dict:  # fmt: skip
     """Train one probe; returns its held-out accuracy curve and the episodes seen when it first reached 0.95."""
     env, params = mnemax.envs.make(env_id)
-    max_timescale = max_timescale if memory in GATED else 0
+    max_timescale = max_timescale if split_variant(memory)[0] in GATED else 0
     outputs = len(SPOTS) if question == "spot" else NUM_DANCES
     model = Probe(memory, width, outputs, max_timescale, readout, encoder, env.split_symbolic)
     key = jax.random.key(seed)
@@ -156,7 +165,9 @@ def probe(
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", nargs="+", default=["Ballet-2-Delay16-Symbolic-v0"])
-    parser.add_argument("--memories", nargs="+", default=["gru", "none"])
+    parser.add_argument(
+        "--memories", nargs="+", default=["gru", "none"], help="registered names, each optionally NAME:KEY=VALUE,..."
+    )
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--batch", type=int, default=64, help="fresh episodes per update")
     parser.add_argument("--updates", type=int, default=3000)

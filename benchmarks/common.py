@@ -50,6 +50,13 @@ def parse_assignments(pairs, what: str) -> dict:
     return parsed
 
 
+def split_variant(name: str) -> tuple[str, dict]:
+    """``"hcam:read_block=1024,dense_read=False"`` -> ``("hcam", {"read_block": 1024, "dense_read": False})``:
+    a memory module's name and the settings written after it (:func:`parse_assignments`)."""
+    module, _, settings = name.partition(":")
+    return module, parse_assignments(filter(None, settings.split(",")), f"module variant {name!r}")
+
+
 def metadata(**extra) -> dict:
     """Where and when a result was measured, and with which command."""
     device = jax.devices()[0]

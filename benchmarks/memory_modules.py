@@ -47,17 +47,11 @@ SCAN_MODELS = {
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def split_variant(name: str) -> tuple[str, dict]:
-    """``"hcam:read_block=1024,dense_read=False"`` -> ``("hcam", {"read_block": 1024, "dense_read": False})``."""
-    from common import parse_assignments  # here, not at the top: it imports JAX, after --quick picked the CPU
-
-    module, _, settings = name.partition(":")
-    return module, parse_assignments(filter(None, settings.split(",")), f"module variant {name!r}")
-
-
 def module_config(name: str, length: int, args) -> dict:
     """The ``mnemax.memory_modules.make`` config of ``name`` (a module or ``module:KEY=VALUE,...``) for
     sequences of ``length`` steps."""
+    from common import split_variant  # here, not at the top: it imports JAX, after --quick picked the CPU
+
     name, overrides = split_variant(name)
     config = {"features": args.features, "dtype": args.dtype}
     if name in ATTENTION_MODELS:
@@ -91,6 +85,7 @@ def measure(name: str, length: int, args) -> dict:
     import jax.numpy as jnp
 
     import mnemax.memory_modules as mm
+    from common import split_variant
 
     device = jax.devices()[0]
     config = module_config(name, length, args)
