@@ -644,6 +644,12 @@ case $part in
         run 560 ballet_probe.py --memories s5 trxl hcam --encoders spots mlp --updates 12000 --evals 30 \
             ${label:+--device-label $label-encoders}
         ;;
+    76)  # the Ballet binding probe with the encoder that needs no layout (one 3 x 3 convolution shared by every
+         # cell of the room) for TrXL and S5, and HCAM with its local window over the whole episode or with
+         # chunks of 4 steps (at its defaults, 16-step chunks and a 16-step window, it stays at chance; part 75)
+        run 560 ballet_probe.py --memories trxl s5 hcam:local_length=64 hcam:chunk_size=4,top_k=16 --encoders conv \
+            --updates 12000 --evals 30 ${label:+--device-label $label-conv}
+        ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
 if [ -n "${OUT:-}" ]; then tar czf "$OUT/results.tgz" results -C .. docs/gallery; fi  # one file: few may come back
