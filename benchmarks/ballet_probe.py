@@ -81,26 +81,25 @@ class Probe(nn.Module):
     readout: str = "linear"  # READOUTS
     encoder: str = "mlp"  # ENCODERS
     # The room's split of a symbolic observation into (grid, instruction) (RecallRoom.split_symbolic), which
-    # the "spots" encoder needs.
+    # the "spots" and "conv" encoders need.
     split: Callable | None = None
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> jax.Array:
-        if self.encoder == "spots":
-            grid, instruction = self.split(observations)
-            rows = SPOTS[:, 0, None, None] + np.arange(-1, 2)[None, :, None]  # [8, 3, 1]
-            cols = SPOTS[:, 1, None, None] + np.arange(-1, 2)[None, None, :]  # [8, 1, 3]
-            squares = grid[:, :, rows, cols].reshape(observations.shape[:2] + (len(SPOTS), -1))  # [T, B, 8, 9 C]
-            codes = nn.relu(nn.Dense(32)(squares)).reshape(observations.shape[:2] + (-1,))
-            x = nn.relu(nn.Dense(self.width)(jnp.concatenate([codes, instruction], axis=-1)))
-        elif self.encoder == "conv":
-            grid, instruction = self.split(observations)
-            cells = nn.relu(nn.Conv(32, (3, 3), padding="SAME")(grid.reshape((-1,) + grid.shape[2:])))
-            codes = cells.reshape(observations.shape[:2] + (-1,))
-            x = nn.relu(nn.Dense(self.width)(jnp.concatenate([codes, instruction], axis=-1)))
-        else:
+        if self.encoder == "mlp":
             x = nn.relu(nn.Dense(self.width)(observations))
             x = nn.relu(nn.Dense(self.width)(x))
+        else:  # weights shared over the room's squares, then one layer over their codes and the instruction
+            grid, instruction = self.split(observations)
+            if self.encoder == "spots":
+                rows = SPOTS[:, 0, None, None] + np.arange(-1, 2)[None, :, None]  # [8, 3, 1]
+                cols = SPOTS[:, 1, None, None] + np.arange(-1, 2)[None, None, :]  # [8, 1, 3]
+                squares = grid[:, :, rows, cols].reshape(observations.shape[:2] + (len(SPOTS), -1))  # [T, B, 8, 9 C]
+                codes = nn.relu(nn.Dense(32)(squares))
+            else:  # "conv"
+                codes = nn.relu(nn.Conv(32, (3, 3), padding="SAME")(grid.reshape((-1,) + grid.shape[2:])))
+            codes = codes.reshape(observations.shape[:2] + (-1,))
+            x = nn.relu(nn.Dense(self.width)(jnp.concatenate([codes, instruction], axis=-1)))
         name, overrides = split_variant(self.memory)
         if name == "none":
             last = x[-1]
