@@ -117,11 +117,12 @@ gallery_gif() {  # RUN NAME STEPS: when run RUN of --run-dir ../runs/gpu has tra
     local dir=../runs/gpu/$1
     if [ "${FIRST_SEED:-0}" != 0 ]; then dir=$dir-from-seed-$FIRST_SEED; fi  # learning_curves.py's naming
     python3 - "$dir" <<'PY' || { echo "=== no GIF: $dir has not trained all its steps"; return; }
-import csv, json, sys
+import csv, sys
+from mnemax.train.loop import saved_config
 run = sys.argv[1]
-total = json.load(open(f"{run}/config.json"))["total_steps"]
+config = saved_config(run)  # the steps it trains: whole updates and log intervals within total_steps
 steps = [int(row["step"]) for row in csv.DictReader(open(f"{run}/metrics.csv"))]
-sys.exit(0 if steps and steps[-1] >= total else 1)
+sys.exit(0 if steps and steps[-1] >= config.num_updates * config.steps_per_update else 1)
 PY
     timeout 300 mnemax-eval --run "$dir" --videos 1 --video-steps "$3" --video-format gif --video-dir /tmp/gifs &&
         mv "/tmp/gifs/$(basename "$dir")-eval-0.gif" "../docs/gallery/$2-agent-seed-${FIRST_SEED:-0}.gif"
