@@ -30,6 +30,7 @@ from mnemax.memory_modules.attention import (
     check_heads,
     episode_segments,
     head_projection,
+    head_projector,
     masked_softmax,
     merge_heads,
 )
@@ -45,6 +46,14 @@ READ_BLOCK = 128
 # the product won at 4,224 entries (225 ms against 320) and the gather at 8,320 (518 ms against 789); the
 # bound sits between them. On a 2-core CPU both ways cost the same at T = 256 and 1024.
 DENSE_READ_ENTRIES = 6144
+
+
+def sinusoid_positions(length: int, features: int) -> jax.Array:
+    """``[length, features]`` f32 sinusoidal encodings of the places ``0 .. length - 1`` in a chunk, counted
+    from its last entry (as the reference HCAM's ``sinusoid_position_encoding``); ``features`` even."""
+    inv_freq = 1e4 ** (-jnp.arange(0, features, 2, dtype=jnp.float32) / features)
+    angles = jnp.arange(length - 1, -1, -1, dtype=jnp.float32)[:, None] * inv_freq
+    return jnp.concatenate([jnp.sin(angles), jnp.cos(angles)], axis=-1)
 
 
 class WindowCarry(NamedTuple):
@@ -347,19 +356,17 @@ class HCAMAttention(nn.Module):
     dtype: Any = jnp.float32
     read_block: int = READ_BLOCK
     dense_read: Optional[bool] = None
+    chunk_positions: bool = False
 
     @nn.compact
     def __call__(self, queries, entries, memory: ChunkMemory, layout: ChunkLayout):
         batch, steps, features = queries.shape
         slots = -(-steps // self.chunk_size)
         q = head_projection(queries, self.num_heads, self.dtype, "query")
-        stream_k = jnp.concatenate(
-            [memory.recent_keys.astype(self.dtype), head_projection(entries, self.num_heads, self.dtype, "key")], 1
-        )
-        stream_v = jnp.concatenate(
-            [memory.recent_values.astype(self.dtype), head_projection(entries, self.num_heads, self.dtype, "value")],
-            1,
-        )
+        key = head_projector(features, self.num_heads, self.dtype, "key")
+        value = head_projector(features, self.num_heads, self.dtype, "value")
+        stream_k = jnp.concatenate([memory.recent_keys.astype(self.dtype), key(entries)], 1)
+        stream_v = jnp.concatenate([memory.recent_values.astype(self.dtype), value(entries)], 1)
         new_k = write_chunks(stream_k, layout.write_index, slots, self.chunk_size)
         new_v = write_chunks(stream_v, layout.write_index, slots, self.chunk_size)
         all_k = jnp.concatenate([memory.keys.astype(self.dtype), new_k], axis=1)
@@ -368,8 +375,17 @@ class HCAMAttention(nn.Module):
         # A query reads among the memory_chunks chunks completed last before it, and from the first query of
         # a block of Q to its last at most ceil((Q - 1) / C) chunks complete: the window of hierarchical_read.
         window = self.memory_chunks + -(-(min(self.read_block, steps) - 1) // self.chunk_size)
+        read_k, read_v = all_k, all_v
+        if self.chunk_positions:
+            # As the reference HCAM (memory_position_encoding), the detailed read sees each entry's place in
+            # its chunk: a sinusoid of it is added to the entries before their key and value projections
+            # (linear, so added here as projected terms, bias left out). Chunk summaries stay position-free.
+            positions = sinusoid_positions(self.chunk_size, features).astype(self.dtype)
+            origin = jnp.zeros((1, features), self.dtype)
+            read_k = all_k + (key(positions) - key(origin))[None, None]
+            read_v = all_v + (value(positions) - value(origin))[None, None]
         out = hierarchical_read(
-            q, all_s.astype(self.dtype), all_k, all_v, layout.visible, self.top_k, self.read_block, self.dense_read,
+            q, all_s.astype(self.dtype), read_k, read_v, layout.visible, self.top_k, self.read_block, self.dense_read,
             window,
         )  # fmt: skip
         if self.is_mutable_collection("intermediates"):
@@ -406,6 +422,7 @@ class HCAMBlock(nn.Module):
     dtype: Any = jnp.float32
     read_block: int = READ_BLOCK
     dense_read: Optional[bool] = None
+    chunk_positions: bool = False
 
     @nn.compact
     def __call__(self, x, cache, memory: ChunkMemory, q_segments, k_segments, layout: ChunkLayout):
@@ -422,6 +439,7 @@ class HCAMBlock(nn.Module):
             self.dtype,
             self.read_block,
             self.dense_read,
+            self.chunk_positions,
             name="hcam",
         )(queries, entries, memory, layout)
         x = Residual(self.gated, dtype=self.dtype, name="hcam_residual")(x, y)
@@ -452,6 +470,8 @@ class HCAM(MemoryModule):
         dtype: dtype of the matrix products; residual stream and carry stay f32.
         read_block, dense_read: how the chunk memory is read (:func:`hierarchical_read`'s ``block`` and
             ``dense``); speed and memory only, the outputs are the same.
+        chunk_positions: the detailed read sees each entry's place in its chunk (a sinusoid added to the
+            entries, as the reference's ``memory_position_encoding``); without it a chunk is a bag of steps.
     """
 
     features: int
@@ -465,6 +485,7 @@ class HCAM(MemoryModule):
     dtype: Any = jnp.float32
     read_block: int = READ_BLOCK
     dense_read: Optional[bool] = None
+    chunk_positions: bool = False
 
     def __post_init__(self):
         super().__post_init__()
@@ -514,6 +535,7 @@ class HCAM(MemoryModule):
                 self.dtype,
                 self.read_block,
                 self.dense_read,
+                self.chunk_positions,
                 name=f"block_{layer}",
             )
             layer_memory = jax.tree_util.tree_map(lambda a: a[:, layer], carry.chunks)

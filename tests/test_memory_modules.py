@@ -569,6 +569,23 @@ def test_hcam_reads_only_completed_chunks():
             assert set(np.flatnonzero(jac[t, b, :, b] > 0)) == allowed, (b, t)
 
 
+@pytest.mark.parametrize("positions", [True, False])
+def test_hcam_chunk_positions_tell_the_order_inside_a_chunk(positions):
+    """Swapping two steps of a chunk that has left the local window changes what a later step reads only
+    with ``chunk_positions``: without them a chunk is a set (mean summary, attention over its entries)."""
+    module = mm.make("hcam", features=F, num_layers=1, chunk_size=3, memory_chunks=2, top_k=2, local_length=1,
+                     chunk_positions=positions)  # fmt: skip
+    x, _ = _inputs(seed=3, t=8)
+    resets = jnp.zeros((8, B), bool).at[0].set(True)
+    params = module.init(jax.random.key(1), module.initialize_carry(B), x, resets)
+    swapped = x.at[0].set(x[1]).at[1].set(x[0])
+    _, out = module.apply(params, module.initialize_carry(B), x, resets)
+    _, out_swapped = module.apply(params, module.initialize_carry(B), swapped, resets)
+    # Step 5 reads chunk [0, 3) from memory; its local window (steps 4, 5) holds neither swapped step.
+    changed = float(jnp.max(jnp.abs(out[5] - out_swapped[5])))
+    assert (changed > 1e-4) if positions else (changed < 1e-5), changed
+
+
 @pytest.mark.parametrize(
     "name, config, message",
     [
