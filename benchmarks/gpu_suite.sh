@@ -73,6 +73,12 @@
 #     bash benchmarks/gpu_suite.sh 69  # the TrXL profile with a 32-step window beside the preset's 118
 #     bash benchmarks/gpu_suite.sh 70  # the TrXL profile with the ring, and kernel traces (~400 s: a call of its own)
 #     bash benchmarks/gpu_suite.sh 71  # pixel GRU and TrXL, 3 seeds, bf16, the CNN's block patches, kernel traces
+#     bash benchmarks/gpu_suite.sh 72  # HCAM's cost with the dense read over the chunks a block may see
+#     bash benchmarks/gpu_suite.sh 73  # Mamba's blocked scan against its associative one
+#     bash benchmarks/gpu_suite.sh 74  # TrXL PPO on the vector tasks at 8192 envs, GRU beside it
+#     bash benchmarks/gpu_suite.sh 75  # Ballet binding probe: the spots encoder against the agents' MLP
+#     bash benchmarks/gpu_suite.sh 76  # Ballet binding probe: the layout-free conv encoder; HCAM's window, chunks
+#     bash benchmarks/gpu_suite.sh 77  # Ballet binding probe: HCAM's chunk read (places in a chunk, chunks of 4)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -650,6 +656,11 @@ case $part in
          # chunks of 4 steps (at its defaults, 16-step chunks and a 16-step window, it stays at chance; part 75)
         run 560 ballet_probe.py --memories trxl s5 hcam:local_length=64 hcam:chunk_size=4,top_k=16 --encoders conv \
             --updates 12000 --evals 30 ${label:+--device-label $label-conv}
+        ;;
+    77)  # the Ballet binding probe at 768,000 episodes for HCAM's chunk read with a 16-step window, where only
+         # the chunks can carry the first dance: with the reference's places within a chunk, and chunks of 4
+        run 560 ballet_probe.py --memories hcam:chunk_positions=True hcam:chunk_size=4,top_k=16 --encoders spots \
+            --updates 12000 --evals 30 ${label:+--device-label $label-chunk-read}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
