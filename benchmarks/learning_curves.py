@@ -159,8 +159,8 @@ def memory_gym_runs(observation: str) -> list[dict]:
             others.append(recon(spec) if task in with_recon else spec)
     # Pixel Mystery Path Grid's GRU seed 0 was trained before the preset stopped bootstrapping the value of
     # episodes cut by the time limit (train/presets.py); its record keeps that setting under its own name.
-    bootstrap = dict(bf16(run("MysteryPath-Grid", "gru")), bootstrap_truncated=True)
-    bootstrap["name"] += "_bootstrap"
+    grid_gru = bf16(run("MysteryPath-Grid", "gru"))
+    bootstrap = dict(grid_gru, name=f"{grid_gru['name']}_bootstrap", bootstrap_truncated=True)
     return runs + [bf16(spec) for spec in runs] + ([bootstrap] if observation == "" else []) + scans + others
 
 
