@@ -79,6 +79,8 @@
 #     bash benchmarks/gpu_suite.sh 75  # Ballet binding probe: the spots encoder against the agents' MLP
 #     bash benchmarks/gpu_suite.sh 76  # Ballet binding probe: the layout-free conv encoder; HCAM's window, chunks
 #     bash benchmarks/gpu_suite.sh 77  # Ballet binding probe: HCAM's chunk read (places in a chunk, chunks of 4)
+#     bash benchmarks/gpu_suite.sh 78  # RATE's other diagnostics cells, side by side (resumable in pieces)
+#     bash benchmarks/gpu_suite.sh 79  # Ballet binding probe with 4 dancers, where no second-dance shortcut answers
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -661,6 +663,28 @@ case $part in
          # the chunks can carry the first dance: with the reference's places within a chunk, and chunks of 4
         run 560 ballet_probe.py --memories hcam:chunk_positions=True hcam:chunk_size=4,top_k=16 --encoders spots \
             --updates 12000 --evals 30 ${label:+--device-label $label-chunk-read}
+        ;;
+    78)  # RATE's diagnostics cells beyond part 61's two, side by side as part 61 runs its two (CELLS names
+         # fewer or others); resumable in pieces like part 61
+        seconds=${TRAIN_SECONDS:-560}
+        cells=${CELLS:-RepeatFirst-Easy-rate RepeatPrevious-Easy-rate RepeatPrevious-Medium-rate CountRecall-Medium-rate
+            Autoencode-Easy-rate Autoencode-Medium-rate NParity-Easy-rate NParity-Medium-rate DelayedMatch-Easy-rate
+            DelayedMatch-Medium-rate}
+        for cell in $cells; do
+            XLA_PYTHON_CLIENT_PREALLOCATE=false run "$seconds" learning_curves.py --preset diagnostics --runs $cell \
+                --max-seconds 10 --time-limit $((seconds - 60)) --run-dir ../runs/gpu --resume --update $flag \
+                > "/tmp/rate-$cell.log" 2>&1 &
+        done
+        wait
+        cat /tmp/rate-*.log
+        ;;
+    79)  # the Ballet binding probe with 4 dancers: with 2, the last dance and the two dancers' spots answer
+         # every question, so learning it does not show a read by content; with 4 it takes one. TrXL's window
+         # over the whole episode (128 steps), S5, HCAM with its local window over half the episode and at its
+         # defaults (16 steps), the spots encoder
+        run 560 ballet_probe.py --envs Ballet-4-Delay16-Symbolic-v0 --memories trxl:memory_length=128 s5 \
+            hcam:local_length=64 hcam --encoders spots --updates 12000 --evals 30 \
+            ${label:+--device-label $label-4dancers}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
