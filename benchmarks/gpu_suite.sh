@@ -81,6 +81,7 @@
 #     bash benchmarks/gpu_suite.sh 77  # Ballet binding probe: HCAM's chunk read (places in a chunk, chunks of 4)
 #     bash benchmarks/gpu_suite.sh 78  # RATE's other diagnostics cells, side by side (resumable in pieces)
 #     bash benchmarks/gpu_suite.sh 79  # Ballet binding probe with 4 dancers, where no second-dance shortcut answers
+#     bash benchmarks/gpu_suite.sh 80  # pixel PPO end to end beside memorax, the Memory Gym preset's sizes
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -685,6 +686,13 @@ case $part in
         run 560 ballet_probe.py --envs Ballet-4-Delay16-Symbolic-v0 --memories trxl:memory_length=128 s5 \
             hcam:local_length=64 hcam --encoders spots --updates 12000 --evals 30 \
             ${label:+--device-label $label-4dancers}
+        ;;
+    80)  # pixel PPO end to end against memorax 1.0.1 (needs its wheels in .whl) at the sizes of the Memory Gym
+         # preset (GRU 512, TrXL with Mortar Mayhem's 118-step memory, 256 steps, 3 epochs x 8 minibatches),
+         # the preset's 128 envs and 512; both libraries in float32
+        run 570 ppo_throughput.py --envs mnemax/MortarMayhem-Grid-v0 mnemax/MysteryPath-Grid-v0 --memories gru trxl \
+            --num-envs 128 512 --num-steps 256 --hidden-size 512 --update-epochs 3 --num-minibatches 8 \
+            --trxl-memory 118 --max-seconds 540 ${label:+--device-label $label-pixels}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

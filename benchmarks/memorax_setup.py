@@ -5,7 +5,9 @@ for learning) build memorax's side here, so that both read the same hyperparamet
 configuration and both list the same differences that remain:
 
 * :func:`memorax_ppo` -- ``memorax.algorithms.PPO`` with separate actor and critic networks (an MLP
-  encoder of two ReLU layers of ``hidden_size``, the counterpart of mnemax's memory from
+  encoder of two ReLU layers of ``hidden_size``, or on image observations memorax's ``CNN`` with the
+  Nature-DQN layers of mnemax's ``CNNEncoder`` and one ReLU layer of ``hidden_size``, see
+  :func:`memorax_encoder`; the counterpart of mnemax's memory from
   :func:`memorax_torso`, memorax's linear heads) and mnemax's optimizer for each (:func:`optimizer`), on
   the mnemax environment wrapped in ``GymnaxAdapter`` (memorax unpacks gymnax 0.0.x's five-tuple
   ``step``).
@@ -26,7 +28,9 @@ from __future__ import annotations
 
 import importlib.metadata
 
+import flax.linen as nn
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from mnemax import envs, memory_modules
@@ -114,6 +118,32 @@ UNSUPPORTED = {
 }  # fmt: skip
 
 
+def is_image(space) -> bool:
+    """Whether mnemax's agents read ``space`` with their CNN (``uint8 [H, W, C]``, as ``encoder_for``)."""
+    return np.dtype(space.dtype) == np.uint8 and len(space.shape) == 3
+
+
+def scale_pixels(obs: jnp.ndarray) -> jnp.ndarray:
+    """uint8 pixels as float32 in [0, 1], as mnemax's ``CNNEncoder`` reads them."""
+    return obs.astype(jnp.float32) / 255.0
+
+
+def memorax_encoder(config: PPOConfig, image: bool) -> nn.Module:
+    """memorax's observation extractor for ``config``: on images (``image``) the layers of mnemax's
+    ``CNNEncoder`` (pixels scaled to [0, 1], convolutions of 32, 64 and 64 features with kernels 8, 4, 3 and
+    strides 4, 2, 1, ReLU after each, then one ReLU layer of ``hidden_size``) built from memorax's ``CNN`` and
+    ``MLP``; otherwise an MLP of two ReLU layers of ``hidden_size``."""
+    from memorax.networks import CNN, MLP
+
+    width = config.hidden_size
+    if not image:
+        return MLP(features=(width, width))
+    cnn = CNN(features=(32, 64, 64), kernel_sizes=((8, 8), (4, 4), (3, 3)), strides=(4, 2, 1))
+    # A tuple and a module-level function: memorax's PPO is a static argument of its jitted functions, so
+    # everything in it must hash.
+    return nn.Sequential((scale_pixels, cnn, MLP(features=width)))
+
+
 def memorax_ppo(config: PPOConfig, num_eval_envs: int | None = None, episode_statistics: bool = False):
     """memorax's ``PPO`` agent on ``config``'s environment with ``config``'s hyperparameters.
 
@@ -124,12 +154,13 @@ def memorax_ppo(config: PPOConfig, num_eval_envs: int | None = None, episode_sta
     """
     from memorax.algorithms import PPO
     from memorax.algorithms import PPOConfig as MemoraxPPOConfig
-    from memorax.networks import MLP, FeatureExtractor, Network, heads
+    from memorax.networks import FeatureExtractor, Network, heads
 
     unsupported = {k: getattr(config, k) for k, v in UNSUPPORTED.items() if getattr(config, k) != v}
     if unsupported:
         raise NotImplementedError(f"memorax's PPO has no counterpart of {unsupported}")
     env, env_params = envs.make(config.env, **config.env_params)
+    image = is_image(env.observation_space(env_params))
     if episode_statistics:
         env = EpisodeStatistics(env)
     env = WithoutFinalObs(GymnaxAdapter(env))
@@ -139,9 +170,8 @@ def memorax_ppo(config: PPOConfig, num_eval_envs: int | None = None, episode_sta
         num_minibatches=config.num_minibatches, update_epochs=config.update_epochs, normalize_advantage=True,
         clip_coef=config.clip_eps, clip_vloss=True, ent_coef=config.ent_coef, vf_coef=config.vf_coef,
     )  # fmt: skip
-    width = config.hidden_size
     torso = memorax_torso(config)
-    encoder = FeatureExtractor(observation_extractor=MLP(features=(width, width)))
+    encoder = FeatureExtractor(observation_extractor=memorax_encoder(config, image))
     num_actions = env.action_space(env_params).n
     actor = Network(feature_extractor=encoder, torso=torso, head=heads.Categorical(action_dim=num_actions))
     critic = Network(feature_extractor=encoder, torso=torso, head=heads.VNetwork())
@@ -168,11 +198,18 @@ def mismatches(config: PPOConfig) -> list[str]:
         f"value loss: memorax's critic optimizes 0.5 x the clipped squared error on its own (no vf_coef); mnemax "
         f"adds vf_coef ({config.vf_coef:g}) x the same loss to the policy loss"
     )
+    env, env_params = envs.make(config.env, **config.env_params)
+    image = is_image(env.observation_space(env_params))
+    if image:
+        out.append(
+            "encoders: the same Nature-DQN layers and one ReLU layer of hidden_size on both sides; mnemax computes "
+            f"the convolutions as {config.agent_config.get('conv', 'patches')} (CONVS), memorax with nn.Conv"
+        )
     if not config.linear_heads:
+        encoders = "" if image else " (both encoders: two ReLU layers of hidden_size)"
         out.append(
             "heads: mnemax's policy and value heads have one hidden ReLU layer of hidden_size; memorax's "
-            "heads.Categorical / heads.VNetwork are single linear layers (both encoders: two ReLU layers of "
-            "hidden_size)"
+            "heads.Categorical / heads.VNetwork are single linear layers" + encoders
         )
     if config.weight_init != "lecun":
         out.append(
