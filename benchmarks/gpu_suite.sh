@@ -121,6 +121,20 @@ piece() {  # PRESET RUN SEEDS SECONDS: one piece of a long learning run (part 30
         --run-dir ../runs/gpu ${STEPS_SCALE:+--steps-scale $STEPS_SCALE} --resume --update $flag
 }
 
+cells_side_by_side() {  # SECONDS CELL...: diagnostics-preset cells in one process each on the one GPU (a
+    # cell's 32 copies leave the GPU idle between kernels, so sharing it costs each little), resumable in
+    # pieces: each stops with a checkpoint in ../runs/gpu before SECONDS - 60, and the same command continues it
+    local seconds=$1 cell
+    shift
+    for cell in "$@"; do
+        XLA_PYTHON_CLIENT_PREALLOCATE=false run "$seconds" learning_curves.py --preset diagnostics --runs "$cell" \
+            --max-seconds 10 --time-limit $((seconds - 60)) --run-dir ../runs/gpu --resume --update $flag \
+            > "/tmp/cell-$cell.log" 2>&1 &
+    done
+    wait
+    for cell in "$@"; do cat "/tmp/cell-$cell.log"; done
+}
+
 gallery_gif() {  # RUN NAME STEPS: when run RUN of --run-dir ../runs/gpu has trained all its steps, a GIF of
     # a greedy rollout of its first seed, ../docs/gallery/NAME-agent-seed-K.gif (mnemax-eval evaluates it again)
     local dir=../runs/gpu/$1
@@ -548,17 +562,8 @@ case $part in
         run 200 memory_modules.py --modules ${MODULES:-ffm mamba2 mamba2:dense_chunks=512} --lengths ${LENGTHS:-4096 16384} --timeout 60 \
             --update ${label:+--device-label $label-mamba2-dense}
         ;;
-    61)  # RATE's diagnostics cells with targets, the two side by side (a cell's 32 copies leave the GPU idle
-         # between kernels, so sharing it costs each little), resumable in pieces: each stops with a checkpoint
-         # in ../runs/gpu before TRAIN_SECONDS - 60, and the same command continues it
-        seconds=${TRAIN_SECONDS:-560}
-        for cell in RepeatFirst-Medium-rate CountRecall-Easy-rate; do
-            XLA_PYTHON_CLIENT_PREALLOCATE=false run "$seconds" learning_curves.py --preset diagnostics --runs $cell \
-                --max-seconds 10 --time-limit $((seconds - 60)) --run-dir ../runs/gpu --resume --update $flag \
-                > "/tmp/rate-$cell.log" 2>&1 &
-        done
-        wait
-        cat /tmp/rate-*.log
+    61)  # RATE's diagnostics cells with targets, the two side by side, resumable in pieces (cells_side_by_side)
+        cells_side_by_side "${TRAIN_SECONDS:-560}" RepeatFirst-Medium-rate CountRecall-Easy-rate
         ;;
     62)  # HCAM against dense TrXL at T = 16384 (the HCAM issue asks for it within 40 GB; at 60 s per case neither
          # finished there, TrXL's four layers of 16384 x 32768 scores take seconds per pass), merged into the
@@ -665,19 +670,10 @@ case $part in
         run 560 ballet_probe.py --memories hcam:chunk_positions=True hcam:chunk_size=4,top_k=16 --encoders spots \
             --updates 12000 --evals 30 ${label:+--device-label $label-chunk-read}
         ;;
-    78)  # RATE's diagnostics cells beyond part 61's two, side by side as part 61 runs its two (CELLS names
-         # fewer or others); resumable in pieces like part 61
-        seconds=${TRAIN_SECONDS:-560}
-        cells=${CELLS:-RepeatFirst-Easy-rate RepeatPrevious-Easy-rate RepeatPrevious-Medium-rate CountRecall-Medium-rate
-            Autoencode-Easy-rate Autoencode-Medium-rate NParity-Easy-rate NParity-Medium-rate DelayedMatch-Easy-rate
-            DelayedMatch-Medium-rate}
-        for cell in $cells; do
-            XLA_PYTHON_CLIENT_PREALLOCATE=false run "$seconds" learning_curves.py --preset diagnostics --runs $cell \
-                --max-seconds 10 --time-limit $((seconds - 60)) --run-dir ../runs/gpu --resume --update $flag \
-                > "/tmp/rate-$cell.log" 2>&1 &
-        done
-        wait
-        cat /tmp/rate-*.log
+    78)  # RATE's diagnostics cells beyond part 61's two, side by side like them (CELLS names fewer or others)
+        cells_side_by_side "${TRAIN_SECONDS:-560}" ${CELLS:-RepeatFirst-Easy-rate RepeatPrevious-Easy-rate
+            RepeatPrevious-Medium-rate CountRecall-Medium-rate Autoencode-Easy-rate Autoencode-Medium-rate
+            NParity-Easy-rate NParity-Medium-rate DelayedMatch-Easy-rate DelayedMatch-Medium-rate}
         ;;
     79)  # the Ballet binding probe with 4 dancers: with 2, the last dance and the two dancers' spots answer
          # every question, so learning it does not show a read by content; with 4 it takes one. TrXL's window
