@@ -13,7 +13,7 @@ import optax
 
 from mnemax import memory_modules
 from mnemax.agents.distributions import PAD_LOGIT
-from mnemax.agents.encoders import check_dtype, dense, encoder_for, kernel_init
+from mnemax.agents.encoders import check_dtype, dense, encoder_for, is_image, kernel_init
 from mnemax.envs.core import spaces
 from mnemax.memory_modules import MemoryModule
 
@@ -116,7 +116,7 @@ def decode_observation(features: jax.Array, obs: jax.Array, init: str = "orthogo
     Weights start as ``init`` (:data:`~mnemax.agents.encoders.INITS`).
     """
     shape = obs.shape[2:]
-    if obs.dtype == jnp.uint8 and len(shape) == 3:
+    if is_image(obs.dtype, shape):
         height, width, channels = shape
         side = ((height - 8) // 4 + 1 - 4) // 2 + 1 - 2  # the encoder's last feature map (7 for 84)
         conv_init = kernel_init(init)

@@ -177,6 +177,12 @@ class TokenEncoder(nn.Module):
         return nn.relu(dense(self.features, init=self.init, dtype=self.dtype)(x.reshape(x.shape[0], -1)))
 
 
+def is_image(dtype, shape: tuple[int, ...]) -> bool:
+    """Whether observations of ``dtype`` and ``shape`` (one observation, no batch axes) are the frames the
+    CNN reads: ``uint8 [H, W, C]``."""
+    return np.dtype(dtype) == np.uint8 and len(shape) == 3
+
+
 def encoder_for(
     space: spaces.Space, features: int, init: str = "orthogonal", conv: str = "patches", dtype: Any = "float32"
 ) -> nn.Module:
@@ -188,7 +194,7 @@ def encoder_for(
     dtype = check_dtype(dtype)
     if not isinstance(space, spaces.Box):
         raise TypeError(f"agents need a Box observation space, got {space}")
-    if np.dtype(space.dtype) == np.uint8 and len(space.shape) == 3:
+    if is_image(space.dtype, space.shape):
         return CNNEncoder(features, init=init, conv=conv, dtype=dtype)
     if np.issubdtype(np.dtype(space.dtype), np.integer):
         return TokenEncoder(features, vocab_size=int(np.max(space.high)) + 1, init=init, dtype=dtype)

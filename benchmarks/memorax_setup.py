@@ -30,10 +30,10 @@ import importlib.metadata
 
 import flax.linen as nn
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 from mnemax import envs, memory_modules
+from mnemax.agents.encoders import is_image
 from mnemax.envs.interop.gymnax_adapter import GymnaxAdapter
 from mnemax.envs.core.wrappers import EpisodeStatistics, Wrapper
 from mnemax.train import PPOConfig
@@ -118,11 +118,6 @@ UNSUPPORTED = {
 }  # fmt: skip
 
 
-def is_image(space) -> bool:
-    """Whether mnemax's agents read ``space`` with their CNN (``uint8 [H, W, C]``, as ``encoder_for``)."""
-    return np.dtype(space.dtype) == np.uint8 and len(space.shape) == 3
-
-
 def scale_pixels(obs: jnp.ndarray) -> jnp.ndarray:
     """uint8 pixels as float32 in [0, 1], as mnemax's ``CNNEncoder`` reads them."""
     return obs.astype(jnp.float32) / 255.0
@@ -160,7 +155,8 @@ def memorax_ppo(config: PPOConfig, num_eval_envs: int | None = None, episode_sta
     if unsupported:
         raise NotImplementedError(f"memorax's PPO has no counterpart of {unsupported}")
     env, env_params = envs.make(config.env, **config.env_params)
-    image = is_image(env.observation_space(env_params))
+    space = env.observation_space(env_params)
+    image = is_image(space.dtype, space.shape)
     if episode_statistics:
         env = EpisodeStatistics(env)
     env = WithoutFinalObs(GymnaxAdapter(env))
@@ -199,7 +195,8 @@ def mismatches(config: PPOConfig) -> list[str]:
         f"adds vf_coef ({config.vf_coef:g}) x the same loss to the policy loss"
     )
     env, env_params = envs.make(config.env, **config.env_params)
-    image = is_image(env.observation_space(env_params))
+    space = env.observation_space(env_params)
+    image = is_image(space.dtype, space.shape)
     if image:
         out.append(
             "encoders: the same Nature-DQN layers and one ReLU layer of hidden_size on both sides; mnemax computes "
