@@ -22,8 +22,10 @@ def _train(tmp_path, **overrides):
 # 100k steps), a memoryless agent's 0.0-0.53. (The annealed learning rate makes the whole run depend on the
 # budget: with 116 updates, seed 0 ends in the corridor's dead end.)
 TMAZE = dict(env="mnemax/TMaze-Passive-v0", total_steps=120 * 1024, num_envs=32, num_steps=32, ent_coef=0.05)
+# 300k steps at 3e-3: the GRU's mean return 0.999 / 0.986 / 0.974 on seeds 0-2 (200k: 0.87-0.92), the memoryless
+# agent's -0.49 (chance -0.5)
 REPEAT_PREVIOUS = dict(
-    env="mnemax/RepeatPrevious-Easy-v0", total_steps=500_000, num_envs=64, num_steps=64, ent_coef=0.01, learning_rate=1e-3
+    env="mnemax/RepeatPrevious-Easy-v0", total_steps=300_000, num_envs=64, num_steps=64, ent_coef=0.01, learning_rate=3e-3
 )
 
 
