@@ -46,11 +46,12 @@ def test_the_barrier_escapes_the_corridor_dead_end_where_the_entropy_bonus_colla
     the turn's probability go to zero on some seeds, and they walk on for good (return -1/L). The barrier
     keeps the turn possible, and every seed learns it (success 1/2: the side is a coin flip without memory)."""
     length = 12
-    # 100k steps: the collapse and the escape both show by 53k. On seeds 1-9, 100k steps end as 200k do: the
-    # entropy bonus leaves seeds 2, 3, 6, 7 and 8 walking on, the barrier's greedy success is 0.46-0.55 on all.
+    # 60k steps: the collapse and the escape both show by 53k (the test passes from seeds 1-3 and 4-6 alike). On
+    # seeds 1-9, 100k steps end as 200k do: the entropy bonus leaves seeds 2, 3, 6, 7 and 8 walking on, the
+    # barrier's greedy success is 0.46-0.55 on all.
     common = dict(
         env="mnemax/TMaze-Passive-v0", env_params={"corridor_length": length}, memory="none", num_envs=32,
-        num_steps=4 * (length + 1), total_steps=100_000, seed=1, num_seeds=3, num_logs=4, eval_episodes=256,
+        num_steps=4 * (length + 1), total_steps=60_000, seed=1, num_seeds=3, num_logs=4, eval_episodes=256,
         progress=False, video=False,
     )  # fmt: skip
     entropy = train(PPOConfig(**common, ent_coef=0.01, run_dir=str(tmp_path / "entropy")))
