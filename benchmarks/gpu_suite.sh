@@ -686,7 +686,9 @@ case $part in
     80)  # pixel PPO end to end against memorax 1.0.1 (needs its wheels in .whl) at the sizes of the Memory Gym
          # preset (GRU 512, TrXL with Mortar Mayhem's 118-step memory, 256 steps, 3 epochs x 8 minibatches),
          # the preset's 128 envs and 512; both libraries in float32 (Mortar Mayhem Grid alone took 334 s on an H200:
-         # 3.91x and 3.28x memorax at 128 envs, 2.68x and 3.58x at 512; `ppo_throughput_h200-pixels.md`)
+         # 3.91x and 3.28x memorax at 128 envs, 2.68x and 3.58x at 512; `ppo_throughput_h200-pixels.md`; Mystery
+         # Path Grid alone on an H100, in two calls of 330 and 294 s: 2.43x and 2.31x at 128, 2.00x and 2.95x at 512,
+         # `ppo_throughput_h100-pixels-mysterypath{,-512}.md`)
         run 570 ppo_throughput.py --envs mnemax/MortarMayhem-Grid-v0 mnemax/MysteryPath-Grid-v0 --memories gru trxl \
             --num-envs 128 512 --num-steps 256 --hidden-size 512 --update-epochs 3 --num-minibatches 8 \
             --trxl-memory 118 --max-seconds 540 ${label:+--device-label $label-pixels}
