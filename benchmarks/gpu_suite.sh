@@ -678,7 +678,9 @@ case $part in
     79)  # the Ballet binding probe with 4 dancers: with 2, the last dance and the two dancers' spots answer
          # every question, so learning it does not show a read by content; with 4 it takes one. TrXL's window
          # over the whole episode (128 steps), S5, HCAM with its local window over half the episode and at its
-         # defaults (16 steps), the spots encoder
+         # defaults (16 steps), the spots encoder (on an H100 the first three took 491 s and the limit stopped the
+         # fourth, run alone as `--memories hcam --device-label h100-4dancers-hcam` in 245 s; 0.995, 0.260, 0.954,
+         # 0.616: `ballet_probe_h100-4dancers{,-hcam}.md`)
         run 560 ballet_probe.py --envs Ballet-4-Delay16-Symbolic-v0 --memories trxl:memory_length=128 s5 \
             hcam:local_length=64 hcam --encoders spots --updates 12000 --evals 30 \
             ${label:+--device-label $label-4dancers}
