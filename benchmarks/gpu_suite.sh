@@ -82,6 +82,7 @@
 #     bash benchmarks/gpu_suite.sh 78  # RATE's other diagnostics cells, side by side (resumable in pieces)
 #     bash benchmarks/gpu_suite.sh 79  # Ballet binding probe with 4 dancers, where no second-dance shortcut answers
 #     bash benchmarks/gpu_suite.sh 80  # pixel PPO end to end beside memorax, the Memory Gym preset's sizes
+#     NUM_ENVS=128 bash benchmarks/gpu_suite.sh 81  # pixel PPO vs memorax on Mystery Path with the reset pool
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -694,6 +695,15 @@ case $part in
         run 570 ppo_throughput.py --envs mnemax/MortarMayhem-Grid-v0 mnemax/MysteryPath-Grid-v0 --memories gru trxl \
             --num-envs 128 512 --num-steps 256 --hidden-size 512 --update-epochs 3 --num-minibatches 8 \
             --trxl-memory 118 --max-seconds 540 ${label:+--device-label $label-pixels}
+        ;;
+    81)  # part 80 on Mystery Path Grid with the memory_gym preset's reset pool (mnemax draws initial states 16 at
+         # a time; without it Mystery Path's path search runs at every step, half of a pixel GRU run's time): part
+         # 80 left it out, and the preset's update runs at 111.8 k env steps/s on an H100 (f32, one seed,
+         # `ppo_profile_h100-mpg-pixels-trace.md`) where part 80 measured 62 k. Both sizes took 330 + 294 s there
+         # without the pool: run NUM_ENVS=128, then NUM_ENVS=512
+        run 570 ppo_throughput.py --envs mnemax/MysteryPath-Grid-v0 --memories gru trxl \
+            --num-envs ${NUM_ENVS:-128 512} --num-steps 256 --hidden-size 512 --update-epochs 3 --num-minibatches 8 --trxl-memory 118 --reset-pool 16 \
+            --max-seconds 540 ${label:+--device-label $label-pixels-mysterypath-pool-${NUM_ENVS:-all}}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

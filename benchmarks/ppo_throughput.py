@@ -103,6 +103,17 @@ def coverage_order(values: list[int]) -> list[int]:
     return ordered[:1] + ordered[-1:] + ordered[1:-1] if len(ordered) > 1 else ordered
 
 
+def reset_pool_mismatch(pool: int) -> list[str]:
+    """The report's line for ``--reset-pool`` (none when it is 0)."""
+    if not pool:
+        return []
+    return [
+        f"mnemax draws each environment's initial states {pool} at a time ahead of use (reset_pool, from the same "
+        "distribution, so the task is unchanged); memorax steps the environment with its own auto-reset, which "
+        "computes a fresh initial state at every step and keeps it only where an episode ended"
+    ]
+
+
 # ------------------------------------------------------------------------------------------- mnemax
 def memory_config(args, memory: str) -> dict:
     return {"memory_length": args.trxl_memory} if memory == "trxl" and args.trxl_memory else {}
@@ -113,7 +124,7 @@ def mnemax_config(args, env_id: str, memory: str, num_envs: int) -> PPOConfig:
         env=env_id, memory=memory, memory_config=memory_config(args, memory), hidden_size=args.hidden_size,
         num_envs=num_envs, num_steps=args.num_steps, update_epochs=args.update_epochs,
         num_minibatches=args.num_minibatches, total_steps=num_envs * args.num_steps * args.updates,
-        bootstrap_truncated=args.bootstrap_truncated, num_logs=1, num_devices=1,
+        bootstrap_truncated=args.bootstrap_truncated, reset_pool=args.reset_pool, num_logs=1, num_devices=1,
         progress=False, video=False,
     )  # fmt: skip
 
@@ -190,6 +201,11 @@ def parse_args(argv=None):
     parser.add_argument("--num-minibatches", type=int, default=4)
     parser.add_argument("--trxl-memory", type=int, default=0, help="memory_length of trxl (0: mnemax's default)")
     parser.add_argument("--bootstrap-truncated", action="store_true", help="mnemax bootstraps truncated episodes")
+    parser.add_argument(
+        "--reset-pool", type=int, default=0,
+        help="mnemax draws each environment's initial states this many at a time, ahead of use (PPOConfig.reset_pool; "
+        "the memory_gym preset's 16); 0: a fresh reset computed at every step, as memorax runs the env",
+    )  # fmt: skip
     parser.add_argument("--updates", type=int, default=2, help="PPO updates per timed call")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per measurement (median)")
     parser.add_argument("--max-seconds", type=float, default=None, help="time budget of the whole run (360; --quick 1800)")
@@ -277,11 +293,13 @@ def write_progress(args, started: float, memorax_error, pairs, rows, skipped) ->
             "envs": args.envs, "memories": args.memories, "num_envs": args.num_envs, "num_steps": args.num_steps,
             "hidden_size": args.hidden_size, "update_epochs": args.update_epochs,
             "num_minibatches": args.num_minibatches, "trxl_memory": args.trxl_memory or None,
-            "bootstrap_truncated": args.bootstrap_truncated, "updates_per_call": args.updates,
+            "bootstrap_truncated": args.bootstrap_truncated, "reset_pool": args.reset_pool,
+            "updates_per_call": args.updates,
             "repeats": args.repeats, "max_seconds": args.max_seconds, "quick": args.quick,
         },  # fmt: skip
         "memorax": f"memorax unavailable: {memorax_error}" if memorax_error else f"memorax {importlib.metadata.version('memorax')}",
-        "mismatches": list(dict.fromkeys(m for config in configs for m in mismatches(config))) + THROUGHPUT_MISMATCHES,
+        "mismatches": list(dict.fromkeys(m for config in configs for m in mismatches(config)))
+        + THROUGHPUT_MISMATCHES + reset_pool_mismatch(args.reset_pool),
         "rows": sorted(rows, key=lambda r: (order[r["env"], r["memory"]], r["num_envs"])),
         "skipped": skipped,
     }
