@@ -84,7 +84,7 @@ class ActorCritic(nn.Module):
     def _tower(encoder, memory, carry, obs, resets):
         """Encoder then memory over ``[T, B, ...]`` observations: ``(carry, features [T, B, H])``."""
         steps, batch = resets.shape
-        if steps == 0:  # a call over no steps updates the carry (MemoryModule.projects_carry); nothing to encode
+        if steps == 0:  # a call over no steps updates the carry (MemoryModule.projected_fields); nothing to encode
             x = jnp.zeros((0, batch, encoder.features), jnp.float32)
         else:
             x = over_steps(encoder, obs)

@@ -14,9 +14,10 @@ outputs from ``t`` on independent of everything before ``t`` for that batch elem
 rollouts that cross episode boundaries can be processed in one call.
 
 A module whose carry holds values computed by its parameters (Transformer-XL's cached keys and values)
-sets ``projects_carry``; a call over zero steps (``inputs [0, B, D_in]``) then returns the carry with those
-values made again by the parameters it is given. Trainers make that call after each parameter update,
-before acting.
+names those fields of its carry in ``projected_fields``; a call over zero steps (``inputs [0, B, D_in]``)
+then returns the carry with those values made again, from the other fields, by the parameters it is given.
+Trainers make that call after each parameter update, before acting, so checkpoints need not keep them
+(:func:`without_projections`).
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ class MemoryModule(nn.Module):
     """Base class of the memory modules. Subclasses set ``features`` and implement both methods."""
 
     features: int
-    # True where the carry holds values made by the parameters, which a call over zero steps makes again.
-    projects_carry: ClassVar[bool] = False
+    # The fields of the carry (a NamedTuple) that hold values made by the parameters, which a call over zero
+    # steps makes again from the other fields.
+    projected_fields: ClassVar[tuple[str, ...]] = ()
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> Carry:
@@ -44,6 +46,25 @@ class MemoryModule(nn.Module):
 
     def __call__(self, carry: Carry, inputs: jax.Array, resets: jax.Array) -> tuple[Carry, jax.Array]:
         raise NotImplementedError
+
+
+def without_projections(module: MemoryModule, carries: Any) -> Any:
+    """``carries`` (a pytree holding carries of ``module``, with any leading axes) with the fields that
+    ``module.projected_fields`` names set to zeros.
+
+    What a checkpoint keeps: the next call over zero steps makes those fields again from the others, and
+    zeros take almost no room in a compressed checkpoint (Transformer-XL's keys and values are two thirds of
+    its carry, and its carry most of a pixel run's state).
+    """
+    fields = module.projected_fields
+
+    def is_carry(node) -> bool:
+        return isinstance(node, tuple) and set(fields) <= set(getattr(node, "_fields", ()))
+
+    def zero(node):
+        return node._replace(**{f: jnp.zeros_like(getattr(node, f)) for f in fields}) if is_carry(node) else node
+
+    return jax.tree_util.tree_map(zero, carries, is_leaf=is_carry) if fields else carries
 
 
 def check_sequence_inputs(inputs: jax.Array, resets: jax.Array) -> None:

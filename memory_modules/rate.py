@@ -19,7 +19,7 @@ How this fits the one interface (T single steps = one call over T steps, resets 
   own token through the layers against that cache (causal attention makes this exact); the step that
   completes a segment also runs the write tokens against it and replaces the memory. The cache is a
   function of the other fields: a call over several steps recomputes it at its end from them, and a call
-  over zero steps recomputes it alone (``projects_carry``), so that acting after a parameter update reads
+  over zero steps recomputes it alone (``projected_fields``), so that acting after a parameter update reads
   keys and values of the new parameters, as a call over several steps does.
 * A call over ``T`` steps is cut into blocks of ``b = min(K, T)`` steps, processed in order by a scan.
   As segments have ``K`` steps, at most one segment completes in a block, and every segment a block's
@@ -396,7 +396,7 @@ class RATE(MemoryModule):
     num_layers: int = 2
     num_heads: int = 4
     dtype: Any = jnp.float32
-    projects_carry = True  # the cached keys and values
+    projected_fields = ("keys", "values")  # the cache of the unfinished segment
 
     def __post_init__(self):
         super().__post_init__()

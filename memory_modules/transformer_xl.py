@@ -171,7 +171,7 @@ class TransformerXL(MemoryModule):
             their phase.
     """
 
-    projects_carry = True
+    projected_fields = ("keys", "values")
 
     features: int
     num_layers: int = 2

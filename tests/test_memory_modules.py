@@ -377,7 +377,7 @@ def test_cached_keys_follow_the_parameters_once_the_carry_is_refreshed(name):
     new = jax.tree_util.tree_map(lambda p: p * 1.1, params)
     _, expected = apply(new, carry, x[6:], resets[6:])
 
-    assert module.projects_carry and not mm.make("gru", features=F).projects_carry
+    assert module.projected_fields and not mm.make("gru", features=F).projected_fields
     fresh = apply(new, carry, x[:0], resets[:0])[0]
     for field in set(carry._fields) - {"keys", "values"}:
         np.testing.assert_array_equal(getattr(fresh, field), getattr(carry, field))

@@ -162,8 +162,10 @@ def test_reset_pool_trains_and_resumes_exactly(tmp_path):
     )
 
 
-def test_resume_equals_uninterrupted_training(tmp_path):
-    config = tiny(tmp_path, checkpoint_every=1, run_name="full")
+@pytest.mark.parametrize("memory", ["gru", "trxl"])
+def test_resume_equals_uninterrupted_training(tmp_path, memory):
+    small = SMALL_MEMORIES.get(memory, {})
+    config = tiny(tmp_path, checkpoint_every=1, run_name="full", memory=memory, memory_config=small)
     full = train(config)
     # A run killed after its third checkpoint: drop the last one and resume.
     checkpoints = full.run_dir / "checkpoints"
@@ -171,6 +173,14 @@ def test_resume_equals_uninterrupted_training(tmp_path):
     import shutil
 
     shutil.rmtree(checkpoints / str(config.num_log_intervals))
+    if memory == "trxl":  # the checkpoint keeps the window's inputs, not the keys and values the rollout remakes
+        from mnemax.train.checkpoint import Checkpointer
+        from mnemax.train.loop import Trainer
+
+        checkpointer = Checkpointer(checkpoints)
+        _, saved = checkpointer.restore_latest(Trainer(config).abstract_state())
+        checkpointer.close()
+        assert np.any(saved.carry.memory) and not np.any(saved.carry.keys) and not np.any(saved.carry.values)
     resumed = train(resumed_config)
     jax.tree_util.tree_map(
         np.testing.assert_array_equal, full.runner.train_state.params, resumed.runner.train_state.params

@@ -88,6 +88,11 @@ class Trainer:
         )
         self.frames = jax.jit(lambda params, key: greedy_frames(self.algorithm, params, key, config.video_steps))
         self.params_finite = jax.jit(jax.vmap(all_finite))  # per seed, checked after every log interval
+        self._checkpoint_carry = jax.jit(self.algorithm.checkpoint_carry, out_shardings=self.shardings.carry)
+
+    def checkpoint_state(self, runner: RunnerState) -> RunnerState:
+        """``runner`` as a checkpoint keeps it (:meth:`OnPolicy.checkpoint_carry`)."""
+        return runner.replace(carry=self._checkpoint_carry(runner.carry)) if self.algorithm.projected_fields else runner
 
     def abstract_state(self) -> RunnerState:
         """``init()``'s result as ``jax.ShapeDtypeStruct`` leaves with their shardings: a restore target
@@ -281,7 +286,7 @@ def _train_intervals(
                 overrun = config.time_limit > 0 and time.monotonic() - started + seconds > config.time_limit
                 save, stop, out_of_time = _agree(due or late, signals.received is not None or overrun, overrun)
                 if save or stop:
-                    checkpointer.save(interval + 1, runner)
+                    checkpointer.save(interval + 1, trainer.checkpoint_state(runner))
                     last_save, saved = time.monotonic(), interval + 1
                 if stop and not done:
                     saved_in = f"checkpoint saved in {checkpointer.directory}, continue with --resume"

@@ -36,6 +36,7 @@ from flax.training.train_state import TrainState
 from mnemax import agents, envs
 from mnemax.agents import distributions
 from mnemax.envs.core import spaces, wrappers
+from mnemax.memory_modules.base import without_projections
 from mnemax.memory_modules.scan import time_unroll
 from mnemax.train.config import TrainConfig
 
@@ -110,6 +111,7 @@ class OnPolicy:
             memory=config.memory, memory_config=config.memory_config, **config.agent_fields(),
         )  # fmt: skip
         self._discrete = isinstance(self.action_space, spaces.Discrete)
+        self.projected_fields = getattr(getattr(self.network, "memory", None), "projected_fields", ())
         if config.kickstart_coef and hasattr(self.network, "env_action") and not hasattr(self.network, "agent_action"):
             raise ValueError(
                 "kickstart_coef: the teacher acts in the task's action format, and this agent's actions are its "
@@ -202,6 +204,13 @@ class OnPolicy:
         )
         return (env_state, next_obs, next_carry, done), transition
 
+    def checkpoint_carry(self, carry):
+        """``carry`` (the runner's, any leading axes) as a checkpoint keeps it: the memory's projections zeroed.
+        Every rollout makes them again before acting, so a run resumed from it goes on exactly as one that was
+        not stopped."""
+        memory = getattr(self.network, "memory", None)
+        return without_projections(memory, carry) if memory is not None else carry
+
     def rollout(self, runner: RunnerState):
         """``num_steps`` steps: transitions ``[C, L, N, ...]`` and the carries at window starts ``[C, N, ...]``."""
         c = self.config
@@ -218,7 +227,7 @@ class OnPolicy:
         key, rollout_key = jax.random.split(runner.key)
         num_windows = c.num_steps // c.sequence_length
         carry = runner.carry
-        if getattr(getattr(self.network, "memory", None), "projects_carry", False):
+        if self.projected_fields:
             # The carry holds projections made by the parameters before the last update (Transformer-XL's
             # cached keys and values): a call over zero steps makes them again with these.
             no_steps = jax.tree_util.tree_map(lambda x: x[None][:0], runner.obs)  # [0, N, ...]
