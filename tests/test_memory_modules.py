@@ -12,6 +12,7 @@ import pytest
 import mnemax.memory_modules as mm
 from mnemax.memory_modules import attention
 from mnemax.memory_modules.attention import Residual, episode_segments, window_attention
+from mnemax.memory_modules.base import without_projections
 from mnemax.memory_modules.hcam import chunk_layout, hierarchical_read, write_chunks
 from mnemax.memory_modules.linear_attention import chunked_linear_attention
 from mnemax.memory_modules.scan import CPU_CHUNK, WHOLE_SEQUENCE, chunked_recurrence, linear_recurrence, recurrence_chunk
@@ -382,6 +383,12 @@ def test_cached_keys_follow_the_parameters_once_the_carry_is_refreshed(name):
     for field in set(carry._fields) - {"keys", "values"}:
         np.testing.assert_array_equal(getattr(fresh, field), getattr(carry, field))
     assert not np.allclose(fresh.keys, carry.keys, atol=1e-3)
+    # Checkpoints keep the projected fields as zeros: the call over zero steps never reads them.
+    gru = mm.make("gru", features=F)
+    assert without_projections(gru, carry) is carry
+    stripped = without_projections(module, {"actor": carry, "critic": carry})
+    assert all(not np.any(c.keys) and not np.any(c.values) for c in stripped.values())
+    jax.tree_util.tree_map(np.testing.assert_array_equal, apply(new, stripped["actor"], x[:0], resets[:0])[0], fresh)
     outputs = []
     for t in range(6, T):
         fresh, y = apply(new, fresh, x[t : t + 1], resets[t : t + 1])
