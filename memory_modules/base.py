@@ -48,15 +48,14 @@ class MemoryModule(nn.Module):
         raise NotImplementedError
 
 
-def without_projections(module: MemoryModule, carries: Any) -> Any:
-    """``carries`` (a pytree holding carries of ``module``, with any leading axes) with the fields that
-    ``module.projected_fields`` names set to zeros.
+def without_projections(fields: tuple[str, ...], carries: Any) -> Any:
+    """``carries`` (a pytree holding a memory module's carries, with any leading axes) with the ``fields`` of
+    each, the module's ``projected_fields``, set to zeros.
 
     What a checkpoint keeps: the next call over zero steps makes those fields again from the others, and
     zeros take almost no room in a compressed checkpoint (Transformer-XL's keys and values are two thirds of
     its carry, and its carry most of a pixel run's state).
     """
-    fields = module.projected_fields
 
     def is_carry(node) -> bool:
         return isinstance(node, tuple) and set(fields) <= set(getattr(node, "_fields", ()))

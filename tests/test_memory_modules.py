@@ -384,9 +384,8 @@ def test_cached_keys_follow_the_parameters_once_the_carry_is_refreshed(name):
         np.testing.assert_array_equal(getattr(fresh, field), getattr(carry, field))
     assert not np.allclose(fresh.keys, carry.keys, atol=1e-3)
     # Checkpoints keep the projected fields as zeros: the call over zero steps never reads them.
-    gru = mm.make("gru", features=F)
-    assert without_projections(gru, carry) is carry
-    stripped = without_projections(module, {"actor": carry, "critic": carry})
+    assert without_projections(mm.make("gru", features=F).projected_fields, carry) is carry
+    stripped = without_projections(module.projected_fields, {"actor": carry, "critic": carry})
     assert all(not np.any(c.keys) and not np.any(c.values) for c in stripped.values())
     jax.tree_util.tree_map(np.testing.assert_array_equal, apply(new, stripped["actor"], x[:0], resets[:0])[0], fresh)
     outputs = []

@@ -208,8 +208,7 @@ class OnPolicy:
         """``carry`` (the runner's, any leading axes) as a checkpoint keeps it: the memory's projections zeroed.
         Every rollout makes them again before acting, so a run resumed from it goes on exactly as one that was
         not stopped."""
-        memory = getattr(self.network, "memory", None)
-        return without_projections(memory, carry) if memory is not None else carry
+        return without_projections(self.projected_fields, carry)
 
     def rollout(self, runner: RunnerState):
         """``num_steps`` steps: transitions ``[C, L, N, ...]`` and the carries at window starts ``[C, N, ...]``."""
