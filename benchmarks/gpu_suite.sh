@@ -702,8 +702,9 @@ case $part in
          # `ppo_profile_h100-mpg-pixels-trace.md`) where part 80 measured 62 k. Both sizes took 330 + 294 s there
          # without the pool: run NUM_ENVS=128, then NUM_ENVS=512
         run 570 ppo_throughput.py --envs mnemax/MysteryPath-Grid-v0 --memories gru trxl \
-            --num-envs ${NUM_ENVS:-128 512} --num-steps 256 --hidden-size 512 --update-epochs 3 --num-minibatches 8 --trxl-memory 118 --reset-pool 16 \
-            --max-seconds 540 ${label:+--device-label $label-pixels-mysterypath-pool-${NUM_ENVS:-all}}
+            --num-envs ${NUM_ENVS:-128 512} --num-steps 256 --hidden-size 512 --update-epochs 3 --num-minibatches 8 \
+            --trxl-memory 118 --reset-pool 16 --max-seconds 540 \
+            ${label:+--device-label $label-pixels-mysterypath-pool-${NUM_ENVS:-all}}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
