@@ -30,7 +30,7 @@ from common import add_measurement_arguments, default_label, markdown_table, med
 
 from mnemax.train import PPOConfig, algorithms
 
-# (preset, env, memory): pixel Memory Gym (the learning issue's preset) and its symbolic twin.
+# (preset, env, memory): pixel Memory Gym (the learning issue's preset) and its symbolic twin, and RATE.
 CELLS = [
     ("memory_gym", "mnemax/MortarMayhem-Grid-v0", "gru"),
     ("memory_gym", "mnemax/MortarMayhem-Grid-Symbolic-v0", "gru"),
@@ -38,6 +38,8 @@ CELLS = [
     ("memory_gym", "mnemax/MortarMayhem-Grid-v0", "trxl"),
     ("memory_gym", "mnemax/MysteryPath-Grid-v0", "gru"),
     ("memory_gym", "mnemax/MysteryPath-Grid-Symbolic-v0", "gru"),
+    # RATE, the slowest memory to train, on a diagnostics task (32 envs x 1024 steps)
+    ("diagnostics", "mnemax/RepeatFirst-Medium-v0", "rate"),
 ]
 PIXELS = ("mnemax/MortarMayhem-Grid-v0", "mnemax/MysteryPath-Grid-v0")
 class Variant(NamedTuple):

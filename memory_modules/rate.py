@@ -17,10 +17,11 @@ How this fits the one interface (T single steps = one call over T steps, resets 
   (``fill``), the memory that segment reads, and each layer's attention keys and values of the segment's
   read tokens and steps so far (a cache, as in a language model's decoding). A single step runs only its
   own token through the layers against that cache (causal attention makes this exact); the step that
-  completes a segment also runs the write tokens against it and replaces the memory. The cache is a
-  function of the other fields: a call over several steps recomputes it at its end from them, and a call
-  over zero steps recomputes it alone (``projected_fields``), so that acting after a parameter update reads
-  keys and values of the new parameters, as a call over several steps does.
+  starts a segment first computes the read tokens' keys and values, and the step that completes it runs
+  the write tokens against the cache and replaces the memory, each for those copies of the batch alone.
+  The cache is a function of the other fields: a call over several steps recomputes it at its end from
+  them, and a call over zero steps recomputes it alone (``projected_fields``), so that acting after a
+  parameter update reads keys and values of the new parameters, as a call over several steps does.
 * A call over ``T`` steps is cut into blocks of ``b = min(K, T)`` steps, processed in order by a scan.
   As segments have ``K`` steps, at most one segment completes in a block, and every segment a block's
   steps belong to started at most ``K`` steps before the block, inside the block's window of
@@ -39,6 +40,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mnemax.envs.core.rarely import rarely
 from mnemax.memory_modules.attention import check_heads, head_projection, masked_attention, merge_heads
 from mnemax.memory_modules.base import MemoryModule, check_positive, check_sequence_inputs
 from mnemax.memory_modules.transformer_xl import FeedForwardSublayer
@@ -301,39 +303,38 @@ class RATEBlock(nn.Module):
         memory = jnp.where(choice == READ_NEW, written, jnp.where(choice == READ_ZERO, zeros, memory))
         return memory, outputs
 
-    def _read_cache(self, memory: jax.Array):
+    def read_cache(self, memory: jax.Array):
         """Keys and values ``[B, layers, M, H, Dh]`` of the read tokens of ``memory`` (they see each other
-        causally, nothing else)."""
+        causally, nothing else): the first ``M`` slots of a segment's cache."""
         m = self.memory_tokens
         causal = jnp.broadcast_to(jnp.tril(jnp.ones((m, m), bool)), (memory.shape[0], m, m))
         return self.transformer(memory + self.read_embed, causal)[1]
 
-    def step(self, memory: jax.Array, cache, fill: jax.Array, token: jax.Array):
+    def step(self, cache, fill: jax.Array, token: jax.Array):
         """One step of the unfinished segment: its token ``[B, 1, D]`` (position embedding added) at offset
-        ``fill [B]`` attends to the cached ``(keys, values)`` ``[B, layers, M + K, H, Dh]`` (read tokens
-        recomputed here where ``fill`` is 0). Returns ``(output [B, 1, D], memory, cache)``: the memory
-        written where this step completes the segment, and the cache with this step's keys and values (not
-        yet cleared for the next segment)."""
+        ``fill [B]`` attends to the cached ``(keys, values)`` ``[B, layers, M + K, H, Dh]`` of the read tokens
+        and the segment's earlier steps. Returns the output ``[B, 1, D]`` and the cache with this step's keys
+        and values in slot ``M + fill``."""
         m, size = self.memory_tokens, self.segment_length
-        batch = memory.shape[0]
-        starting = (fill == 0)[:, None, None, None, None]
-        reads = self._read_cache(memory)
-        padding = ((0, 0), (0, 0), (0, size), (0, 0), (0, 0))
-        cache = tuple(jnp.where(starting, jnp.pad(r, padding), c) for r, c in zip(reads, cache))
+        batch = token.shape[0]
         slots = jnp.arange(size)
         seen = jnp.concatenate(
             [jnp.ones((batch, m), bool), slots[None] < fill[:, None], jnp.ones((batch, 1), bool)], 1
         )
         output, (k, v) = self.transformer(token, seen[:, None], cache)
         here = (jnp.arange(m + size) == m + fill[:, None])[:, None, :, None, None]  # [B, 1, M + K, 1, 1]
-        cache = tuple(jnp.where(here, new.astype(c.dtype), c) for new, c in zip((k, v), cache))
+        return output, tuple(jnp.where(here, new.astype(c.dtype), c) for new, c in zip((k, v), cache))
 
-        # The write tokens see the read tokens, every step of the (now complete) segment, and each other.
+    def write(self, memory: jax.Array, cache):
+        """The memory ``[B, M, D]`` a complete segment writes: its write tokens (on ``memory``, the one it
+        read) see the read tokens and every step in ``cache`` ``[B, layers, M + K, H, Dh]``, and each other."""
+        m, size = self.memory_tokens, self.segment_length
         causal = jnp.tril(jnp.ones((m, m), bool))
         mask = jnp.concatenate([jnp.ones((m, m + size), bool), causal], 1)
-        written, _ = self.transformer(memory + self.write_embed, jnp.broadcast_to(mask, (batch,) + mask.shape), cache)
-        completes = (fill == size - 1)[:, None, None]
-        return output, jnp.where(completes, self.memory_norm(written), memory), cache
+        written, _ = self.transformer(
+            memory + self.write_embed, jnp.broadcast_to(mask, (memory.shape[0],) + mask.shape), cache
+        )
+        return self.memory_norm(written)
 
     def cache(self, memory: jax.Array, inputs: jax.Array, fill: jax.Array, position: jax.Array):
         """The keys and values the carry holds for the unfinished segment: its ``fill [B]`` steps are the
@@ -367,9 +368,11 @@ class RATE(MemoryModule):
     previous segment's cached hidden states, as Transformer-XL does, and a later version gates the memory
     update; neither is here: the memory tokens are the only path between segments.)
 
-    Cost: a single step (acting) runs its own token and the ``2M`` read and write tokens against the cached
-    keys and values, ``O(M (K + 2M))`` attention per layer; a call over ``T`` steps is a scan over
-    ``T / K`` blocks, each ``O((2K + 3M)^2)`` attention per layer.
+    Cost: a single step (acting) runs its own token against the cached keys and values, ``O(M + K)``
+    attention per layer; the ``M`` read tokens (where a segment starts) and the ``M`` write tokens (where it
+    completes) run only for the copies of the batch at such a step (:func:`~mnemax.envs.core.rarely.rarely`),
+    ``2M`` tokens per segment instead of per step. A call over ``T`` steps is a scan over ``T / K`` blocks,
+    each ``O((2K + 3M)^2)`` attention per layer.
 
     When to choose it: when the cue and its use are far apart but the memory needed is a few items
     (T-Maze, key-to-door): attention inside a segment is precise like ``trxl``, and the memory tokens
@@ -440,12 +443,42 @@ class RATE(MemoryModule):
         memory = jnp.where(start, 0.0, carry.memory)
         inputs = jnp.where(start, 0.0, carry.inputs)
         fill = jnp.where(reset, 0, carry.fill)
-        token = (x + position[fill])[:, None]
-        output, memory, cache = block.step(memory, (carry.keys, carry.values), fill, token)
+        # The read tokens' keys and values change only where a segment starts, and the write tokens only
+        # matter where it completes: 2M tokens that a step computes for those copies alone, 1/K of the steps.
+        starting = fill == 0
+        empty = jnp.zeros(carry.keys.shape[:2] + (m,) + carry.keys.shape[3:], jnp.float32)
+        reads = self._only_where(block, "read_cache", starting, (empty, empty), memory)
+        padding = ((0, 0), (0, 0), (0, size), (0, 0), (0, 0))
+        cache = tuple(
+            jnp.where(starting[:, None, None, None, None], jnp.pad(r, padding), c)
+            for r, c in zip(reads, (carry.keys, carry.values))
+        )
+        output, cache = block.step(cache, fill, (x + position[fill])[:, None])
+        memory = self._only_where(block, "write", fill == size - 1, memory, memory, cache)
         fill = (fill + 1) % size
         inputs = jnp.where((fill > 0)[:, None, None], jnp.concatenate([inputs[:, 1:], x[:, None]], 1), 0.0)
         keys, values = clear_cache(cache, fill, m)
         return RATECarry(inputs=inputs, fill=fill, memory=memory, keys=keys, values=values), output
+
+    @nn.nowrap
+    def _only_where(self, block: RATEBlock, method: str, pred: jax.Array, otherwise, *operands):
+        """``where(pred, block.<method>(*operands), otherwise)`` row by row (``pred [B]``), computed only for
+        the rows where ``pred`` holds (:func:`~mnemax.envs.core.rarely.rarely`, also under a trainer's vmap over
+        seeds), unless the parameters are still being created."""
+        if self.is_initializing():
+            rows = lambda o: pred.reshape(pred.shape + (1,) * (o.ndim - 1))  # noqa: E731
+            where = lambda t, o: jnp.where(rows(o), t.astype(o.dtype), o)  # noqa: E731
+            return jax.tree_util.tree_map(where, getattr(block, method)(*operands), otherwise)
+        definition = block.clone(parent=None, name=None)
+
+        def one_row(params, *row):  # a pure function of its arguments, as `rarely` asks
+            rows = jax.tree_util.tree_map(lambda a: a[None], row)
+            out = definition.apply({"params": params}, *rows, method=method)
+            return jax.tree_util.tree_map(lambda a: a[0], out)
+
+        params = self.variables["params"]["blocks"]
+        each_row = lambda p, o, *ops: rarely(p, one_row, o, *ops, shared=params)  # noqa: E731
+        return jax.vmap(each_row)(pred, otherwise, *operands)
 
     @nn.nowrap
     def _sequence(self, settings, carry: RATECarry, x: jax.Array, resets: jax.Array, position: jax.Array):

@@ -299,7 +299,8 @@ def test_vmap_reset_pool_under_an_outer_vmap_redraws_by_cond_and_keeps_each_seed
 @pytest.mark.parametrize("taken", [0, 1, 2, 3, 16])
 def test_rarely_equals_where_for_any_number_of_copies_taking_the_branch(taken):
     """16 copies: none, up to the share (2), just over it and all of them take the branch; the results are
-    `where(pred, fn(x), otherwise)` copy by copy, under one vmap, under two nested ones, and unbatched."""
+    `where(pred, fn(x), otherwise)` copy by copy, under one vmap, under two nested ones, and unbatched, with
+    an operand given as `shared` too."""
     fn = lambda x, scale: (jnp.sin(x) * scale, (x > 0).astype(jnp.int32))  # noqa: E731
     xs = jax.random.normal(jax.random.key(taken), (16, 3))
     otherwise = (jnp.zeros((16, 3)), jnp.full((16, 3), 7, jnp.int32))
@@ -313,6 +314,20 @@ def test_rarely_equals_where_for_any_number_of_copies_taking_the_branch(taken):
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a.reshape(b.shape), b), nested, expected)
     one = call(pred[0], jax.tree_util.tree_map(lambda a: a[0], otherwise), xs[0])
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b[0]), one, expected)
+
+    # The scale as `shared`: one value for the copies of the innermost vmap, batched by an outer one.
+    shared = lambda p, o, x, scale: rarely(p, lambda s, x: fn(x, s), o, x, shared=scale)  # noqa: E731
+    jax.tree_util.tree_map(
+        np.testing.assert_allclose, jax.jit(jax.vmap(shared, (0, 0, 0, None)))(pred, otherwise, xs, 2.0), expected
+    )
+    scales = jnp.array([2.0, 2.0, -1.0, 2.0])  # the third row of four copies scaled otherwise
+    outer = jax.jit(jax.vmap(jax.vmap(shared, (0, 0, 0, None))))(*four_by_four, scales)
+    expected_rows = jax.tree_util.tree_map(lambda a: np.array(a.reshape((4, 4) + a.shape[1:])), expected)
+    taken_row = np.asarray(four_by_four[0][2])[:, None]
+    expected_rows[0][2] = np.where(taken_row, -np.sin(np.asarray(four_by_four[2][2])), 0.0)
+    jax.tree_util.tree_map(np.testing.assert_allclose, outer, tuple(expected_rows))
+    with pytest.raises(ValueError, match="shared"):
+        jax.vmap(shared)(pred, otherwise, xs, jnp.full(16, 2.0))
 
 
 def test_endless_mystery_path_draws_a_new_path_only_at_a_goal_and_as_before():

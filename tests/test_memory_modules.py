@@ -1021,6 +1021,32 @@ def test_rate_steps_and_calls_leave_the_same_cache():
     np.testing.assert_allclose(np.concatenate(ys), y_all, rtol=2e-4, atol=2e-5)
 
 
+def test_rate_steps_of_many_copies_under_a_vmap_over_seeds():
+    """A step computes the read and write tokens only for the copies whose segment starts or completes
+    (`rarely`); with 16 copies at staggered offsets, some steps have a few such copies and some many, and
+    under a vmap over two seeds' parameters (as the trainer runs) the steps still equal one call."""
+    copies, steps = 16, 14
+    module = mm.make("rate", features=F, num_layers=2, segment_length=4, memory_tokens=2)
+    keys = jax.random.split(jax.random.key(21), 3)
+    x = jax.random.normal(keys[0], (2, steps, copies, D))
+    # Episodes start at staggered steps (copy c at step c % 4), so the copies' segments complete at different
+    # steps; the first eight copies also start together at step 9.
+    starts = (jnp.arange(steps)[:, None] == (jnp.arange(copies) % 4)[None]) | (jnp.arange(steps)[:, None] == 0)
+    resets = starts.at[9, :8].set(True)
+    init = lambda key: module.init(key, module.initialize_carry(copies), x[0], resets)  # noqa: E731
+    params = jax.vmap(init)(jax.random.split(keys[1], 2))
+
+    def stepped(params, x):
+        def one(carry, inputs):
+            carry, y = module.apply(params, carry, inputs[0][None], inputs[1][None])
+            return carry, y[0]
+
+        return jax.lax.scan(one, module.initialize_carry(copies), (x, resets))[1]
+
+    called = jax.vmap(lambda p, x: module.apply(p, module.initialize_carry(copies), x, resets)[1])(params, x)
+    np.testing.assert_allclose(jax.jit(jax.vmap(stepped))(params, x), called, rtol=2e-4, atol=2e-5)
+
+
 def test_rate_memory_tokens_carry_the_past_across_segments():
     """Segments of 4 steps: outputs depend on every earlier step of the episode, including steps of earlier
     segments, which reach them only through the memory tokens; the tokens change only when a segment

@@ -8,6 +8,10 @@ computes the branch for those only and scatters the results back (nothing when n
 more copies of a group take it in one step than the share holds, it computes the branch for all copies,
 as ``select`` would. Either way the results are the same as ``jnp.where(pred, fn(*operands), otherwise)``
 copy by copy.
+
+Operands that are the same for every copy (a network's parameters) can be passed as ``shared``: they reach
+``fn`` unbatched, so that a matrix product with them stays one product over the gathered copies rather
+than one per copy.
 """
 
 from __future__ import annotations
@@ -26,31 +30,36 @@ SHARE = 8
 GROUP = 64
 
 
-def rarely(pred: jax.Array, fn: Callable[..., Any], otherwise: Any, *operands: Any) -> Any:
+def rarely(pred: jax.Array, fn: Callable[..., Any], otherwise: Any, *operands: Any, shared: Any = None) -> Any:
     """``fn(*operands)`` if ``pred`` else ``otherwise``; under ``vmap``, ``fn`` runs only where ``pred`` holds.
 
     Args:
         pred: scalar bool.
         fn: a pure function of ``operands`` alone (no traced values closed over) that returns a pytree
-            shaped as ``otherwise``.
+            shaped as ``otherwise``; called as ``fn(shared, *operands)`` where ``shared`` is given.
         otherwise: the result where ``pred`` is false.
         *operands: ``fn``'s arguments (pytrees).
+        shared: a pytree that the innermost ``vmap`` does not batch (e.g. parameters); ``fn`` gets it as is,
+            not a copy per copy. Outer ``vmap`` s may batch it.
 
     Returns:
         A pytree shaped as ``otherwise``.
     """
-    # A group axis of one copy, which the batching rule widens (the innermost vmap) or batches (the others).
+    if shared is None:
+        return rarely(pred, lambda _, *args: fn(*args), otherwise, *operands, shared=())
+    # A group axis of one copy, which the batching rule widens (the innermost vmap) or batches (the others);
+    # `shared` has no such axis: one entry per group, not per copy.
     lead = lambda tree: jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], tree)  # noqa: E731
-    out = _in_groups(fn)(lead(pred), lead(otherwise), *lead(operands))
+    out = _in_groups(fn)(lead(pred), lead(otherwise), shared, *lead(operands))
     return jax.tree_util.tree_map(lambda x: x[0], out)
 
 
 def _in_groups(fn):
-    """``apply(pred [*B, g], otherwise [*B, g, ...], *operands [*B, g, ...])``: :func:`rarely` over groups of
-    ``g`` copies, the groups laid out over the batch axes ``B``."""
+    """``apply(pred [*B, g], otherwise [*B, g, ...], shared [*B, ...], *operands [*B, g, ...])``:
+    :func:`rarely` over groups of ``g`` copies, the groups laid out over the batch axes ``B``."""
 
     @jax.custom_batching.custom_vmap
-    def apply(pred, otherwise, *operands):
+    def apply(pred, otherwise, shared, *operands):
         batch_axes, size = pred.ndim - 1, pred.shape[-1]
         capacity = -(-size // SHARE)
 
@@ -59,34 +68,41 @@ def _in_groups(fn):
                 f = jax.vmap(f)
             return f
 
-        def some(pred, otherwise, *operands):  # one group: every copy that takes the branch (<= capacity)
+        def some(pred, otherwise, shared, *operands):  # one group: every copy that takes the branch (<= capacity)
             (index,) = jnp.nonzero(pred, size=capacity, fill_value=size)  # unused places: `size`, dropped
             gathered = jax.tree_util.tree_map(lambda x: x[jnp.minimum(index, size - 1)], operands)
-            taken = jax.vmap(fn)(*gathered)
+            taken = jax.vmap(fn, (None,) + (0,) * len(operands))(shared, *gathered)
             put = lambda o, t: o.at[index].set(t.astype(o.dtype), mode="drop")  # noqa: E731
             return jax.tree_util.tree_map(put, otherwise, taken)
 
-        def every(pred, otherwise, *operands):  # one group: the branch for all its copies, as select would
-            taken = jax.vmap(fn)(*operands)
+        def every(pred, otherwise, shared, *operands):  # one group: the branch for all its copies, as select would
+            taken = jax.vmap(fn, (None,) + (0,) * len(operands))(shared, *operands)
             where = lambda o: pred.reshape(pred.shape + (1,) * (o.ndim - 1))  # noqa: E731
             return jax.tree_util.tree_map(lambda o, t: jnp.where(where(o), t.astype(o.dtype), o), otherwise, taken)
 
         most = jnp.max(jnp.sum(pred, axis=-1))  # the most copies one group asks for
         branch = jnp.where(most == 0, 0, jnp.where(most <= capacity, 1, 2))
-        args = (pred, otherwise, *operands)
+        args = (pred, otherwise, shared, *operands)
         branches = (lambda: otherwise, lambda: each_group(some)(*args), lambda: each_group(every)(*args))
         return jax.lax.switch(branch, branches)
 
     @apply.def_vmap
-    def apply_batched(axis_size, in_batched, *args):
-        widen = lambda x, batched: x if batched else jnp.broadcast_to(x, (axis_size,) + jnp.shape(x))  # noqa: E731
-        args = jax.tree_util.tree_map(widen, args, tuple(in_batched))
-        if args[0].shape[1:] != (1,):  # grouped already: the new axis lays out more groups
-            out = apply(*args)
+    def apply_batched(axis_size, in_batched, pred, otherwise, shared, *operands):
+        def widen(tree, batched, size=axis_size):  # a leading axis of `size` where `batched` says there is none
+            grow = lambda x, b: x if b else jnp.broadcast_to(x, (size,) + jnp.shape(x))  # noqa: E731
+            return jax.tree_util.tree_map(grow, tree, batched)
+
+        batched = (in_batched[0], in_batched[1], tuple(in_batched[3:]))
+        pred, otherwise, operands = widen((pred, otherwise, operands), batched)
+        if pred.shape[1:] != (1,):  # grouped already: the new axis lays out more groups
+            out = apply(pred, otherwise, widen(shared, in_batched[2]), *operands)
         else:  # the innermost vmap (the copies): groups of contiguous copies
+            if any(jax.tree_util.tree_leaves(in_batched[2])):
+                raise ValueError("rarely: `shared` must be the same for every copy of the innermost vmap")
             size = axis_size if axis_size <= SHARE else math.gcd(axis_size, GROUP)
             regroup = lambda x: x.reshape((axis_size // size, size) + x.shape[2:])  # noqa: E731
-            out = apply(*jax.tree_util.tree_map(regroup, args))
+            pred, otherwise, operands = jax.tree_util.tree_map(regroup, (pred, otherwise, operands))
+            out = apply(pred, otherwise, widen(shared, in_batched[2], axis_size // size), *operands)  # one per group
             out = jax.tree_util.tree_map(lambda x: x.reshape((axis_size, 1) + x.shape[2:]), out)
         return out, jax.tree_util.tree_map(lambda _: True, out)
 
