@@ -27,8 +27,10 @@ How this fits the one interface (T single steps = one call over T steps, resets 
   steps belong to started at most ``K`` steps before the block, inside the block's window of
   ``K + b`` steps. A step of the block reads one of three memories: the one in force when the block
   starts, zeros (its segment started at a reset), or the memory written by the segment that completed
-  earlier in this block. The first pass of a block runs the window with the first two and the write
-  tokens; a second pass recomputes the steps after the completion with the memory just written.
+  earlier in this block. A block runs its window once, with the read tokens of the first two and of the
+  memory the previous block wrote, and the write tokens. The steps that read a memory written in their
+  own block get their outputs from the next block, where they are among the ``K`` steps before it and
+  read that memory as the previous block's; those of the last block, from one more pass after the scan.
 """
 
 from __future__ import annotations
@@ -231,11 +233,12 @@ def plan_blocks(resets: jax.Array, fill: jax.Array, segment_length: int, block: 
     )
 
     window = (jnp.arange(num_blocks) * block)[:, None] + jnp.arange(size + block)[None, :]  # [n, K + b]
-    # The steps before a block (the first K of its window) matter as keys of the segment running when the
-    # block starts, which reads the memory in force then.
+    # The steps before a block (the first K of its window) read as they did in their own block: those of the
+    # segment running when the block starts are its keys (that segment reads the memory in force at the
+    # start, or zeros), and those that read the memory written in the block before get their outputs here
+    # (`READ_NEW` means the memory the previous block wrote). The carried steps read the memory in force.
     window_labels = stream_labels[:, window]  # [B, n, K + b]
-    before_block = jnp.arange(size + block) < size
-    window_reads = jnp.where(before_block, READ_START, jnp.pad(reads, ((0, 0), (size, pad)))[:, window])
+    window_reads = jnp.pad(reads, ((0, 0), (size, pad)), constant_values=READ_START)[:, window]
     window_reads = jnp.where(window_labels >= 0, window_reads, READ_NONE)
 
     def blocks(a):  # [B, T] -> [B, n, b]; padding steps never complete
@@ -258,10 +261,10 @@ def plan_blocks(resets: jax.Array, fill: jax.Array, segment_length: int, block: 
 
 
 class RATEBlock(nn.Module):
-    """The segment transformer with its memory embeddings. Called (in a scan over blocks): carry the memory
-    ``[B, M, D]`` in force at the block start, return the memory after the block and the outputs of the
-    block's ``b`` steps ``[B, b, D]``. :meth:`step` is one step against the carried keys and values,
-    :meth:`cache` computes those from the segment's inputs."""
+    """The segment transformer with its memory embeddings. Called in a scan over the blocks of a call
+    (``__call__``), with :meth:`after_completion` for the last block's steps that read a memory written in
+    it; :meth:`step` is one step against the carried keys and values, :meth:`cache` computes those from the
+    segment's inputs."""
 
     features: int
     segment_length: int
@@ -277,31 +280,33 @@ class RATEBlock(nn.Module):
         self.transformer = SegmentTransformer(self.num_layers, self.num_heads, self.dtype)
         self.memory_norm = nn.LayerNorm()
 
-    def __call__(self, memory: jax.Array, xs: tuple[jax.Array, BlockPlan]) -> tuple[jax.Array, jax.Array]:
+    def __call__(self, memories, xs: tuple[jax.Array, BlockPlan]):
+        """``memories``: the memory in force at the block start and the one the previous block wrote (zeros
+        if none), ``[B, M, D]`` each; returns them for the next block and the outputs ``[B, K + b, D]`` of
+        the window's steps (right only for those that read one of these two memories or zeros)."""
+        memory, previous = memories
         tokens, plan = xs  # tokens [B, K + b, D]: the window's steps with their position embeddings
-        m, size = self.memory_tokens, self.segment_length
+        m = self.memory_tokens
         zeros = jnp.zeros_like(memory)
-
-        # Pass 1: the window with the memory in force at the block start, zeros, and the write tokens.
+        reads = (memory, zeros, previous)  # READ_START, READ_ZERO, READ_NEW: the groups of read tokens
         written_from = jnp.where((plan.write_read == READ_ZERO)[:, None, None], zeros, memory)
-        first = jnp.concatenate(
-            [memory + self.read_embed, zeros + self.read_embed, tokens, written_from + self.write_embed], 1
-        )
-        mask = segment_mask(plan.labels, plan.reads, 2, m, plan.write_label, plan.write_read)
-        first, _ = self.transformer(first, mask)
-        written = self.memory_norm(first[:, -m:])
-
-        # Pass 2: the block's steps whose segment starts after the completion, with the new memory.
-        block_tokens, labels, reads = tokens[:, size:], plan.labels[:, size:], plan.reads[:, size:]
-        after = reads == READ_NEW
-        second = jnp.concatenate([written + self.read_embed, block_tokens], 1)
-        mask = segment_mask(jnp.where(after, labels, -1), jnp.where(after, 0, READ_NONE), 1, m)
-        second, _ = self.transformer(second, mask)
-
-        outputs = jnp.where(after[..., None], second[:, m:], first[:, 2 * m + size : -m])
+        window = jnp.concatenate([r + self.read_embed for r in reads] + [tokens, written_from + self.write_embed], 1)
+        mask = segment_mask(plan.labels, plan.reads, len(reads), m, plan.write_label, plan.write_read)
+        window, _ = self.transformer(window, mask)
+        written = self.memory_norm(window[:, -m:])
         choice = plan.next_memory[:, None, None]
         memory = jnp.where(choice == READ_NEW, written, jnp.where(choice == READ_ZERO, zeros, memory))
-        return memory, outputs
+        return (memory, written), window[:, len(reads) * m : -m]
+
+    def after_completion(self, written: jax.Array, tokens: jax.Array, plan: BlockPlan) -> jax.Array:
+        """Outputs ``[B, b, D]`` of the steps of a block (the last of a call) that read ``written``
+        ``[B, M, D]``, the memory written earlier in that block (``READ_NEW``); zeros-read elsewhere."""
+        size = self.segment_length
+        labels, reads = plan.labels[:, size:], plan.reads[:, size:]
+        after = reads == READ_NEW
+        mask = segment_mask(jnp.where(after, labels, -1), jnp.where(after, 0, READ_NONE), 1, self.memory_tokens)
+        tokens = jnp.concatenate([written + self.read_embed, tokens[:, size:]], 1)
+        return self.transformer(tokens, mask)[0][:, self.memory_tokens :]
 
     def read_cache(self, memory: jax.Array):
         """Keys and values ``[B, layers, M, H, Dh]`` of the read tokens of ``memory`` (they see each other
@@ -372,7 +377,8 @@ class RATE(MemoryModule):
     attention per layer; the ``M`` read tokens (where a segment starts) and the ``M`` write tokens (where it
     completes) run only for the copies of the batch at such a step (:func:`~mnemax.envs.core.rarely.rarely`),
     ``2M`` tokens per segment instead of per step. A call over ``T`` steps is a scan over ``T / K`` blocks,
-    each ``O((2K + 3M)^2)`` attention per layer.
+    each one pass of ``2K + 4M`` tokens (``O((2K + 4M)^2)`` attention per layer), and one pass of ``K + M``
+    tokens after it.
 
     When to choose it: when the cue and its use are far apart but the memory needed is a few items
     (T-Maze, key-to-door): attention inside a segment is precise like ``trxl``, and the memory tokens
@@ -498,7 +504,13 @@ class RATE(MemoryModule):
             nn.remat(RATEBlock), variable_broadcast="params", split_rngs={"params": False}, in_axes=0, out_axes=0
         )
         blocks = scan(*settings, name="blocks")
-        memory, outputs = blocks(carry.memory, (windows, plan))
+        (memory, written), outputs = blocks((carry.memory, jnp.zeros_like(carry.memory)), (windows, plan))
+        # A step that reads the memory written in its own block takes its output from the next block's window
+        # (its first K steps, of which the last b are this block's), or, in the last block, from one more pass.
+        last = blocks.after_completion(written, windows[-1], jax.tree_util.tree_map(lambda a: a[-1], plan))
+        later = jnp.concatenate([outputs[1:, :, size - block : size], last[None]], 0)  # [n, B, b, D]
+        reads_new = (plan.reads[:, :, size:] == READ_NEW)[..., None]
+        outputs = jnp.where(reads_new, later, outputs[:, :, size:])
         outputs = jnp.moveaxis(outputs, 0, 1).reshape(x.shape[0], -1, self.features)[:, :steps]
         inputs = jnp.where(keep[..., None], stream[:, steps : steps + size], 0.0)
         fill = fill.astype(jnp.int32)
