@@ -83,6 +83,7 @@
 #     bash benchmarks/gpu_suite.sh 79  # Ballet binding probe with 4 dancers, where no second-dance shortcut answers
 #     bash benchmarks/gpu_suite.sh 80  # pixel PPO end to end beside memorax, the Memory Gym preset's sizes
 #     NUM_ENVS=128 bash benchmarks/gpu_suite.sh 81  # pixel PPO vs memorax on Mystery Path with the reset pool
+#     bash benchmarks/gpu_suite.sh 82  # where RATE's PPO update goes (diagnostics preset), after its one-pass blocks
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -705,6 +706,12 @@ case $part in
             --num-envs ${NUM_ENVS:-128 512} --num-steps 256 --hidden-size 512 --update-epochs 3 --num-minibatches 8 \
             --trxl-memory 118 --reset-pool 16 --max-seconds 540 \
             ${label:+--device-label $label-pixels-mysterypath-pool-${NUM_ENVS:-all}}
+        ;;
+    82)  # where the time of RATE's PPO update goes (the diagnostics preset on RepeatFirst-Medium, 3 seeds), after
+         # its read and write tokens ran only where a segment starts or completes (rollout 221.3 to 154.6 ms on an
+         # H100, `ppo_profile_h100-rate-acting.md`) and its learning became one pass per block
+        run 400 ppo_profile.py --memories rate --seeds 3 --variants patches --max-seconds 300 \
+            ${label:+--device-label $label-rate}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
