@@ -141,6 +141,29 @@ def test_rollout_unroll_changes_the_speed_not_the_transitions(tmp_path):
     jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), unrolled, expected)
 
 
+@pytest.mark.parametrize("memory", ["gru", "rate"])
+def test_truncated_episodes_bootstrap_the_value_of_their_last_observation(tmp_path, memory):
+    """The stored reward of an env cut by the time limit adds the discounted value of its last observation,
+    computed for the cut envs alone: the same as one network call over every env, whether few envs or all
+    of them were cut at the step."""
+    corridor = {"corridor_length": 10, "max_steps_in_episode": 6}
+    config = tiny(tmp_path, env="mnemax/TMaze-Passive-v0", env_params=corridor, memory=memory, num_envs=16,
+                  memory_config=SMALL_MEMORIES.get(memory, {}))  # fmt: skip
+    algorithm = algorithms.make(config)
+    assert algorithm.bootstrap_truncated
+    runner = jax.jit(algorithm.init)(jax.random.key(0))
+    params = runner.train_state.params
+    carry, _, _ = algorithm.network.apply(params, runner.carry, runner.obs[None], runner.reset[None])
+    final_obs = jax.random.normal(jax.random.key(1), runner.obs.shape, runner.obs.dtype)
+    values = algorithm.network.apply(params, carry, final_obs[None], jnp.zeros((1, 16), bool))[2][0]
+    reward = jnp.linspace(-1.0, 1.0, 16)
+    stored = jax.jit(algorithm.stored_reward)
+    for truncated in (jnp.arange(16) == 3, jnp.arange(16) % 3 == 0, jnp.ones(16, bool), jnp.zeros(16, bool)):
+        expected = reward + config.gamma * values * truncated
+        got = stored(params, carry, reward, truncated, {"final_obs": final_obs})
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_reset_pool_trains_and_resumes_exactly(tmp_path):
     """With initial states drawn ahead (the pool is part of the environment state), a run trains, logs
     finite losses, and resumes bit-identically from a checkpoint."""

@@ -1,8 +1,9 @@
-"""A branch that few copies of a vmapped environment take, computed only for those copies.
+"""A branch that few copies of a vmapped computation take, computed only for those copies.
 
 Under ``vmap`` a ``lax.cond`` whose predicate differs between copies becomes a ``select`` that computes
-both branches for every copy. Where one branch is costly and rarely taken (a new path once a goal is
-reached), that makes every step pay for it. :func:`rarely` has its own batching rule instead: in each
+both branches for every copy. Where one branch is costly and rarely taken (an environment's new path once
+a goal is reached, a memory's write at the end of a segment, the value of an episode cut by its time
+limit), that makes every step pay for it. :func:`rarely` has its own batching rule instead: in each
 group of contiguous copies it gathers those whose predicate holds, up to a fixed share of the group,
 computes the branch for those only and scatters the results back (nothing when no copy takes it); when
 more copies of a group take it in one step than the share holds, it computes the branch for all copies,
