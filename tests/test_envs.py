@@ -300,7 +300,7 @@ def test_vmap_reset_pool_under_an_outer_vmap_redraws_by_cond_and_keeps_each_seed
 def test_rarely_equals_where_for_any_number_of_copies_taking_the_branch(taken):
     """16 copies: none, up to the share (2), just over it and all of them take the branch; the results are
     `where(pred, fn(x), otherwise)` copy by copy, under one vmap, under two nested ones, and unbatched, with
-    an operand given as `shared` too."""
+    an operand given as `shared` too, and differentiated."""
     fn = lambda x, scale: (jnp.sin(x) * scale, (x > 0).astype(jnp.int32))  # noqa: E731
     xs = jax.random.normal(jax.random.key(taken), (16, 3))
     otherwise = (jnp.zeros((16, 3)), jnp.full((16, 3), 7, jnp.int32))
@@ -328,6 +328,13 @@ def test_rarely_equals_where_for_any_number_of_copies_taking_the_branch(taken):
     jax.tree_util.tree_map(np.testing.assert_allclose, outer, tuple(expected_rows))
     with pytest.raises(ValueError, match="shared"):
         jax.vmap(shared)(pred, otherwise, xs, jnp.full(16, 2.0))
+
+    # Differentiable, with the derivatives of the select: cos(x) * scale where taken, zero elsewhere.
+    grads = jax.grad(lambda x, s: jnp.sum(jax.vmap(shared, (0, 0, 0, None))(pred, otherwise, x, s)[0]), (0, 1))
+    dx, dscale = jax.jit(grads)(xs, 2.0)
+    taken_rows = np.asarray(pred)[:, None]
+    np.testing.assert_allclose(dx, np.where(taken_rows, 2.0 * np.cos(np.asarray(xs)), 0.0), rtol=1e-6)
+    np.testing.assert_allclose(dscale, np.sum(np.where(taken_rows, np.sin(np.asarray(xs)), 0.0)), rtol=1e-5)
 
 
 def test_endless_mystery_path_draws_a_new_path_only_at_a_goal_and_as_before():

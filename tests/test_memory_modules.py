@@ -1047,6 +1047,30 @@ def test_rate_steps_of_many_copies_under_a_vmap_over_seeds():
     np.testing.assert_allclose(jax.jit(jax.vmap(stepped))(params, x), called, rtol=2e-4, atol=2e-5)
 
 
+def test_rate_single_steps_give_the_gradients_of_one_call():
+    """The read and write tokens of single steps run through `rarely`; differentiated, the steps give the
+    parameters the same gradients as one call over the same steps."""
+    module = mm.make("rate", features=F, num_layers=1, segment_length=3, memory_tokens=2, num_heads=2)
+    x, resets = _inputs(seed=22, t=7)
+    params = module.init(jax.random.key(23), module.initialize_carry(B), x, resets)
+    weights = jax.random.normal(jax.random.key(24), (x.shape[0], B, F))  # a linear loss, well conditioned
+
+    def stepped(params):
+        carry, ys = module.initialize_carry(B), []
+        for t in range(x.shape[0]):
+            carry, y = module.apply(params, carry, x[t : t + 1], resets[t : t + 1])
+            ys.append(y)
+        return jnp.sum(jnp.concatenate(ys) * weights)
+
+    def called(params):
+        return jnp.sum(module.apply(params, module.initialize_carry(B), x, resets)[1] * weights)
+
+    jax.tree_util.tree_map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+        jax.jit(jax.grad(stepped))(params), jax.jit(jax.grad(called))(params),
+    )  # fmt: skip
+
+
 def test_rate_memory_tokens_carry_the_past_across_segments():
     """Segments of 4 steps: outputs depend on every earlier step of the episode, including steps of earlier
     segments, which reach them only through the memory tokens; the tokens change only when a segment

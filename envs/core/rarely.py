@@ -44,15 +44,33 @@ def rarely(pred: jax.Array, fn: Callable[..., Any], otherwise: Any, *operands: A
             not a copy per copy. Outer ``vmap`` s may batch it.
 
     Returns:
-        A pytree shaped as ``otherwise``.
+        A pytree shaped as ``otherwise``. Differentiable: its derivatives are those of ``where(pred,
+        fn(...), otherwise)``, computed that way (for every copy).
     """
     if shared is None:
         return rarely(pred, lambda _, *args: fn(*args), otherwise, *operands, shared=())
-    # A group axis of one copy, which the batching rule widens (the innermost vmap) or batches (the others);
-    # `shared` has no such axis: one entry per group, not per copy.
-    lead = lambda tree: jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], tree)  # noqa: E731
-    out = _in_groups(fn)(lead(pred), lead(otherwise), shared, *lead(operands))
-    return jax.tree_util.tree_map(lambda x: x[0], out)
+    apply = _in_groups(fn)
+
+    @jax.custom_jvp
+    def branch(pred, otherwise, shared, *operands):
+        # A group axis of one copy, which the batching rule widens (the innermost vmap) or batches (the
+        # others); `shared` has no such axis: one entry per group, not per copy.
+        lead = lambda tree: jax.tree_util.tree_map(lambda x: jnp.asarray(x)[None], tree)  # noqa: E731
+        out = apply(lead(pred), lead(otherwise), shared, *lead(operands))
+        return jax.tree_util.tree_map(lambda x: x[0], out)
+
+    @branch.defjvp
+    def branch_jvp(primals, tangents):  # the custom batching rule has no derivative: take select's
+        pred, *differentiable = primals
+
+        def select(otherwise, shared, *operands):
+            taken = fn(shared, *operands)
+            return jax.tree_util.tree_map(lambda t, o: jnp.where(pred, t.astype(o.dtype), o), taken, otherwise)
+
+        _, tangent = jax.jvp(select, tuple(differentiable), tuple(tangents[1:]))
+        return branch(*primals), tangent
+
+    return branch(pred, otherwise, shared, *operands)
 
 
 def _in_groups(fn):
