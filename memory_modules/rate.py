@@ -42,7 +42,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from mnemax.envs.core.rarely import rarely
+from mnemax.envs.core.rarely import rarely_rows, select
 from mnemax.memory_modules.attention import check_heads, head_projection, masked_attention, merge_heads
 from mnemax.memory_modules.base import MemoryModule, check_positive, check_sequence_inputs
 from mnemax.memory_modules.transformer_xl import FeedForwardSublayer
@@ -468,23 +468,14 @@ class RATE(MemoryModule):
 
     @nn.nowrap
     def _only_where(self, block: RATEBlock, method: str, pred: jax.Array, otherwise, *operands):
-        """``where(pred, block.<method>(*operands), otherwise)`` row by row (``pred [B]``), computed only for
-        the rows where ``pred`` holds (:func:`~mnemax.envs.core.rarely.rarely`, also under a trainer's vmap over
-        seeds), unless the parameters are still being created."""
+        """``select(pred, block.<method>(*operands), otherwise)`` row by row (``pred [B]``), computed only for
+        the rows where ``pred`` holds (:func:`~mnemax.envs.core.rarely.rarely_rows`, also under a trainer's
+        vmap over seeds), unless the parameters are still being created."""
         if self.is_initializing():
-            rows = lambda o: pred.reshape(pred.shape + (1,) * (o.ndim - 1))  # noqa: E731
-            where = lambda t, o: jnp.where(rows(o), t.astype(o.dtype), o)  # noqa: E731
-            return jax.tree_util.tree_map(where, getattr(block, method)(*operands), otherwise)
+            return select(pred, getattr(block, method)(*operands), otherwise)
         definition = block.clone(parent=None, name=None)
-
-        def one_row(params, *row):  # a pure function of its arguments, as `rarely` asks
-            rows = jax.tree_util.tree_map(lambda a: a[None], row)
-            out = definition.apply({"params": params}, *rows, method=method)
-            return jax.tree_util.tree_map(lambda a: a[0], out)
-
-        params = self.variables["params"]["blocks"]
-        each_row = lambda p, o, *ops: rarely(p, one_row, o, *ops, shared=params)  # noqa: E731
-        return jax.vmap(each_row)(pred, otherwise, *operands)
+        apply = lambda params, *ops: definition.apply({"params": params}, *ops, method=method)  # noqa: E731
+        return rarely_rows(pred, apply, otherwise, *operands, shared=self.variables["params"]["blocks"])
 
     @nn.nowrap
     def _sequence(self, settings, carry: RATECarry, x: jax.Array, resets: jax.Array, position: jax.Array):

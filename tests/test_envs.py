@@ -13,7 +13,7 @@ from gymnasium.utils.env_checker import check_env
 
 import mnemax.envs
 from mnemax.envs.core import wrappers
-from mnemax.envs.core.rarely import rarely
+from mnemax.envs.core.rarely import rarely, rarely_rows
 
 IDS = mnemax.envs.registered_ids()
 NUM_ENVS, NUM_STEPS = 16, 96
@@ -326,6 +326,9 @@ def test_rarely_equals_where_for_any_number_of_copies_taking_the_branch(taken):
     taken_row = np.asarray(four_by_four[0][2])[:, None]
     expected_rows[0][2] = np.where(taken_row, -np.sin(np.asarray(four_by_four[2][2])), 0.0)
     jax.tree_util.tree_map(np.testing.assert_allclose, outer, tuple(expected_rows))
+    # Row by row over a batch, `fn` taking batches: the same.
+    rows = rarely_rows(pred, lambda s, x: jax.vmap(fn, (0, None))(x, s), otherwise, xs, shared=2.0)
+    jax.tree_util.tree_map(np.testing.assert_allclose, rows, expected)
     with pytest.raises(ValueError, match="shared"):
         jax.vmap(shared)(pred, otherwise, xs, jnp.full(16, 2.0))
 

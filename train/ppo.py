@@ -16,7 +16,7 @@ from mnemax import envs
 from mnemax.agents import distributions
 from mnemax.agents.actor_critic import parameter_branches, reconstruction_loss
 from mnemax.agents.encoders import INITS
-from mnemax.envs.core.rarely import rarely
+from mnemax.envs.core.rarely import rarely_rows
 from mnemax.train.config import ADVANTAGE_NORMS, DEFAULT_ALGORITHM, TrainConfig, option
 from mnemax.train.on_policy import (
     OnPolicy, RunnerState, Transition, approx_kl, clipped_objective, episode_metrics, time_major,
@@ -99,15 +99,14 @@ class PPO(OnPolicy):
             return reward
         network = self.network
 
-        def final_value(params, carry, obs):  # one env: a batch of one, one step
-            carry = jax.tree_util.tree_map(lambda x: x[None], carry)
-            obs = jax.tree_util.tree_map(lambda x: x[None, None], obs)
-            return network.apply(params, carry, obs, jnp.zeros((1, 1), bool))[2][0, 0]
+        def final_values(params, carry, obs):  # [n] for a batch of n envs, one step
+            resets = jnp.zeros((1, jax.tree_util.tree_leaves(obs)[0].shape[0]), bool)
+            return network.apply(params, carry, time_major(obs), resets)[2][0]
 
-        # Only the envs cut by the time limit at this step need the value, and few are (`rarely`): a network
-        # call for every env at every step took 39% of TrXL's acting on symbolic Mystery Path Grid.
-        each = lambda cut, carry, obs: rarely(cut, final_value, jnp.float32(0), carry, obs, shared=params)  # noqa: E731
-        value = jax.vmap(each)(truncated, next_carry, info["final_obs"])
+        # Only the envs cut by the time limit at this step need the value, and few are (`rarely_rows`): a
+        # network call for every env at every step took 39% of TrXL's acting on symbolic Mystery Path Grid.
+        no_value = jnp.zeros(truncated.shape, jnp.float32)
+        value = rarely_rows(truncated, final_values, no_value, next_carry, info["final_obs"], shared=params)
         return reward + self.config.gamma * value * truncated
 
     def advantages(self, transitions: Transition, last_value: jax.Array):

@@ -63,14 +63,36 @@ def rarely(pred: jax.Array, fn: Callable[..., Any], otherwise: Any, *operands: A
     def branch_jvp(primals, tangents):  # the custom batching rule has no derivative: take select's
         pred, *differentiable = primals
 
-        def select(otherwise, shared, *operands):
-            taken = fn(shared, *operands)
-            return jax.tree_util.tree_map(lambda t, o: jnp.where(pred, t.astype(o.dtype), o), taken, otherwise)
+        def selected(otherwise, shared, *operands):
+            return select(pred, fn(shared, *operands), otherwise)
 
-        _, tangent = jax.jvp(select, tuple(differentiable), tuple(tangents[1:]))
+        _, tangent = jax.jvp(selected, tuple(differentiable), tuple(tangents[1:]))
         return branch(*primals), tangent
 
     return branch(pred, otherwise, shared, *operands)
+
+
+def rarely_rows(pred: jax.Array, fn: Callable[..., Any], otherwise: Any, *operands: Any, shared: Any = ()) -> Any:
+    """:func:`rarely` row by row: ``select(pred, fn(shared, *operands), otherwise)`` for ``pred [B]`` and
+    pytrees whose leaves have the rows as leading axis, with ``fn`` (a function of such batches, ``shared``
+    first) computed only for the rows where ``pred`` holds, each as a batch of one."""
+
+    def one_row(shared, *row):
+        out = fn(shared, *jax.tree_util.tree_map(lambda a: a[None], row))
+        return jax.tree_util.tree_map(lambda a: a[0], out)
+
+    each = lambda p, o, *ops: rarely(p, one_row, o, *ops, shared=shared)  # noqa: E731
+    return jax.vmap(each)(pred, otherwise, *operands)
+
+
+def select(pred: jax.Array, taken: Any, otherwise: Any) -> Any:
+    """``where(pred, taken, otherwise)`` leaf by leaf (``taken`` cast to ``otherwise``'s dtypes), ``pred`` over
+    the leading axes of every leaf."""
+
+    def leaf(t, o):
+        return jnp.where(pred.reshape(pred.shape + (1,) * (o.ndim - pred.ndim)), t.astype(o.dtype), o)
+
+    return jax.tree_util.tree_map(leaf, taken, otherwise)
 
 
 def _in_groups(fn):
@@ -95,9 +117,7 @@ def _in_groups(fn):
             return jax.tree_util.tree_map(put, otherwise, taken)
 
         def every(pred, otherwise, shared, *operands):  # one group: the branch for all its copies, as select would
-            taken = jax.vmap(fn, (None,) + (0,) * len(operands))(shared, *operands)
-            where = lambda o: pred.reshape(pred.shape + (1,) * (o.ndim - 1))  # noqa: E731
-            return jax.tree_util.tree_map(lambda o, t: jnp.where(where(o), t.astype(o.dtype), o), otherwise, taken)
+            return select(pred, jax.vmap(fn, (None,) + (0,) * len(operands))(shared, *operands), otherwise)
 
         most = jnp.max(jnp.sum(pred, axis=-1))  # the most copies one group asks for
         branch = jnp.where(most == 0, 0, jnp.where(most <= capacity, 1, 2))
