@@ -672,10 +672,12 @@ case $part in
         run 560 ballet_probe.py --memories hcam:chunk_positions=True hcam:chunk_size=4,top_k=16 --encoders spots \
             --updates 12000 --evals 30 ${label:+--device-label $label-chunk-read}
         ;;
-    78)  # RATE's diagnostics cells beyond part 61's two, side by side like them (CELLS names fewer or others)
-        cells_side_by_side "${TRAIN_SECONDS:-560}" ${CELLS:-RepeatFirst-Easy-rate RepeatPrevious-Easy-rate
-            RepeatPrevious-Medium-rate CountRecall-Medium-rate Autoencode-Easy-rate Autoencode-Medium-rate
-            NParity-Easy-rate NParity-Medium-rate DelayedMatch-Easy-rate DelayedMatch-Medium-rate}
+    78)  # RATE's diagnostics cells beyond part 61's two, side by side like them (CELLS names fewer or others;
+         # on an H100 after RATE's one-pass blocks, RepeatFirst-Easy and RepeatPrevious-Easy side by side took
+         # 444 and 451 s, `learning_diagnostics_h100.md`; the default is the eight cells left)
+        cells_side_by_side "${TRAIN_SECONDS:-560}" ${CELLS:-RepeatPrevious-Medium-rate CountRecall-Medium-rate
+            Autoencode-Easy-rate Autoencode-Medium-rate NParity-Easy-rate NParity-Medium-rate
+            DelayedMatch-Easy-rate DelayedMatch-Medium-rate}
         ;;
     79)  # the Ballet binding probe with 4 dancers: with 2, the last dance and the two dancers' spots answer
          # every question, so learning it does not show a read by content; with 4 it takes one. TrXL's window
@@ -709,7 +711,8 @@ case $part in
         ;;
     82)  # where the time of RATE's PPO update goes (the diagnostics preset on RepeatFirst-Medium, 3 seeds), after
          # its read and write tokens ran only where a segment starts or completes (rollout 221.3 to 154.6 ms on an
-         # H100, `ppo_profile_h100-rate-acting.md`) and its learning became one pass per block
+         # H100, `ppo_profile_h100-rate-acting.md`) and its learning became one pass per block (on an H100: update
+         # 477.5 to 360.9 ms, 206 k to 272 k env steps/s, `ppo_profile_h100-rate.md`)
         run 400 ppo_profile.py --memories rate --seeds 3 --variants patches --max-seconds 300 \
             ${label:+--device-label $label-rate}
         ;;
