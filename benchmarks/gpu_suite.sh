@@ -84,6 +84,7 @@
 #     bash benchmarks/gpu_suite.sh 80  # pixel PPO end to end beside memorax, the Memory Gym preset's sizes
 #     NUM_ENVS=128 bash benchmarks/gpu_suite.sh 81  # pixel PPO vs memorax on Mystery Path with the reset pool
 #     bash benchmarks/gpu_suite.sh 82  # where RATE's PPO update goes (diagnostics preset), after its one-pass blocks
+#     bash benchmarks/gpu_suite.sh 83  # HCAM against dense TrXL at T = 1024 and 4096, its read blocks grouped
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -715,6 +716,13 @@ case $part in
          # 477.5 to 360.9 ms, 206 k to 272 k env steps/s, `ppo_profile_h100-rate.md`)
         run 400 ppo_profile.py --memories rate --seeds 3 --variants patches --max-seconds 300 \
             ${label:+--device-label $label-rate}
+        ;;
+    83)  # HCAM against dense TrXL where HCAM is still dearer (T = 1024: 24.9 against 23.5 ms on an H200,
+         # `memory_modules_h200-hcam-window.md`), with its read blocks two and eight at a time (`read_group`:
+         # the loop over blocks in fewer, wider steps; on a 2-core CPU eight at a time took T = 1024 from 13.8 to
+         # 18.0 s, `memory_modules_cpu-2core-hcam-group.md`, where dense TrXL took 31.0 s)
+        run 330 memory_modules.py --modules trxl hcam hcam:read_group=2 hcam:read_group=8 --lengths 1024 4096 \
+            --timeout 60 ${label:+--device-label $label-hcam-group}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

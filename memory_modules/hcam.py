@@ -272,7 +272,7 @@ def _window(chunks: jax.Array, start: jax.Array, width: int) -> jax.Array:
     return jax.vmap(lambda c, s: jax.lax.dynamic_slice_in_dim(c, s, width, axis=0))(chunks, start)
 
 
-@functools.partial(jax.jit, static_argnames=("top_k", "block", "dense", "window"))
+@functools.partial(jax.jit, static_argnames=("top_k", "block", "dense", "window", "group"))
 def hierarchical_read(
     q: jax.Array,
     summaries: jax.Array,
@@ -283,6 +283,7 @@ def hierarchical_read(
     block: int = READ_BLOCK,
     dense: bool | None = None,
     window: int | None = None,
+    group: int = 1,
 ) -> jax.Array:
     """The HCAM read: top-k chunks by summary, detailed attention inside each, mixed by chunk weight.
 
@@ -299,6 +300,8 @@ def hierarchical_read(
             consecutive chunks (HCAM's memory: the latest ``memory_chunks`` chunks before each query, see
             :class:`HCAMAttention`). The dense read then scores only those ``window * C`` entries per query
             instead of all ``N * C``. ``None``: no such promise.
+        group: blocks read together (vmapped) at each step of the loop over blocks: fewer, wider steps for a
+            GPU, at ``group`` times the scratch memory of one block; the same result.
 
     Returns:
         ``[B, T, H, Dh]``; zeros for a query with no visible chunk.
@@ -331,7 +334,7 @@ def hierarchical_read(
     visible_blocks = jnp.pad(visible, ((0, 0), (0, pad), (0, 0)))
     to_blocks = lambda a: jnp.moveaxis(a.reshape((batch, num_blocks, block) + a.shape[2:]), 1, 0)  # noqa: E731
     blocks = (to_blocks(q_blocks), to_blocks(visible_blocks), starts.T)
-    out = jax.lax.map(lambda args: jax.checkpoint(read)(*args), blocks)
+    out = jax.lax.map(lambda args: jax.checkpoint(read)(*args), blocks, batch_size=group if group > 1 else None)
     return jnp.moveaxis(out, 0, 1).reshape((batch, num_blocks * block) + out.shape[3:])[:, :steps]
 
 
@@ -356,6 +359,7 @@ class HCAMAttention(nn.Module):
     dtype: Any = jnp.float32
     read_block: int = READ_BLOCK
     dense_read: Optional[bool] = None
+    read_group: int = 1
     chunk_positions: bool = False
 
     @nn.compact
@@ -386,7 +390,7 @@ class HCAMAttention(nn.Module):
             read_v = all_v + (value(positions) - value(origin))[None, None]
         out = hierarchical_read(
             q, all_s.astype(self.dtype), read_k, read_v, layout.visible, self.top_k, self.read_block, self.dense_read,
-            window,
+            window, self.read_group,
         )  # fmt: skip
         if self.is_mutable_collection("intermediates"):
             weights = chunk_attention(q, all_s.astype(self.dtype), layout.visible, self.top_k)
@@ -422,6 +426,7 @@ class HCAMBlock(nn.Module):
     dtype: Any = jnp.float32
     read_block: int = READ_BLOCK
     dense_read: Optional[bool] = None
+    read_group: int = 1
     chunk_positions: bool = False
 
     @nn.compact
@@ -439,6 +444,7 @@ class HCAMBlock(nn.Module):
             self.dtype,
             self.read_block,
             self.dense_read,
+            self.read_group,
             self.chunk_positions,
             name="hcam",
         )(queries, entries, memory, layout)
@@ -468,8 +474,8 @@ class HCAM(MemoryModule):
         local_length: window of the local attention (default ``chunk_size``, which covers the current chunk).
         gated: GTrXL gates instead of residual sums.
         dtype: dtype of the matrix products; residual stream and carry stay f32.
-        read_block, dense_read: how the chunk memory is read (:func:`hierarchical_read`'s ``block`` and
-            ``dense``); speed and memory only, the outputs are the same.
+        read_block, dense_read, read_group: how the chunk memory is read (:func:`hierarchical_read`'s ``block``,
+            ``dense`` and ``group``); speed and memory only, the outputs are the same.
         chunk_positions: the detailed read sees each entry's place in its chunk (a sinusoid added to the
             entries, as the reference's ``memory_position_encoding``); without it a chunk is a bag of steps.
     """
@@ -485,12 +491,15 @@ class HCAM(MemoryModule):
     dtype: Any = jnp.float32
     read_block: int = READ_BLOCK
     dense_read: Optional[bool] = None
+    read_group: int = 1
     chunk_positions: bool = False
 
     def __post_init__(self):
         super().__post_init__()
         check_heads(self)
-        check_positive(self, "num_layers", "chunk_size", "top_k", "memory_chunks", "local_length", "read_block")
+        check_positive(
+            self, "num_layers", "chunk_size", "top_k", "memory_chunks", "local_length", "read_block", "read_group"
+        )
         if self.top_k > self.memory_chunks:
             raise ValueError(f"HCAM: top_k ({self.top_k}) must not exceed memory_chunks ({self.memory_chunks})")
 
@@ -535,6 +544,7 @@ class HCAM(MemoryModule):
                 self.dtype,
                 self.read_block,
                 self.dense_read,
+                self.read_group,
                 self.chunk_positions,
                 name=f"block_{layer}",
             )

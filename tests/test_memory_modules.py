@@ -502,15 +502,17 @@ def test_hierarchical_read_matches_dense_chunk_attention(top_k):
         for dense in (False, True):  # chunks gathered per query, or every entry scored and the rest masked
             out = hierarchical_read(q, summaries, keys, values, visible, top_k, block, dense)
             np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
-    # The two ways also agree in their gradients.
+    # The two ways, and 3 blocks read two at a time, also agree in their gradients.
     grads = [
-        jax.grad(lambda *a: jnp.sum(jnp.sin(hierarchical_read(*a, visible, top_k, 4, dense))), argnums=(0, 1, 2, 3))(
-            q, summaries, keys, values
-        )
-        for dense in (False, True)
+        jax.grad(
+            lambda *a: jnp.sum(jnp.sin(hierarchical_read(*a, visible, top_k, 4, dense, group=group))),
+            argnums=(0, 1, 2, 3),
+        )(q, summaries, keys, values)
+        for dense, group in ((False, 1), (True, 1), (True, 2))
     ]
-    for gathered, dense in zip(*grads):
-        np.testing.assert_allclose(gathered, dense, rtol=1e-4, atol=1e-5)
+    for gathered, *others in zip(*grads):
+        for other in others:
+            np.testing.assert_allclose(gathered, other, rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("block", [4, 7])
@@ -540,8 +542,9 @@ def test_hcam_read_window_holds_every_visible_chunk(block):
 
 
 def test_hcam_read_settings_change_speed_not_outputs():
-    """``read_block`` and ``dense_read`` reach the chunk read: blocks of 4 queries, and both ways of reading
-    the selected chunks, give the outputs of the default (one block, dense) on the same parameters."""
+    """``read_block``, ``dense_read`` and ``read_group`` reach the chunk read: blocks of 4 queries, both ways
+    of reading the selected chunks, and blocks read two at a time give the outputs of the default (one block,
+    dense) on the same parameters."""
     config = dict(features=F, num_layers=1, chunk_size=3, memory_chunks=4, top_k=2, local_length=2)
     steps = 20
     inputs = jax.random.normal(jax.random.key(3), (steps, B, D))
@@ -550,7 +553,11 @@ def test_hcam_read_settings_change_speed_not_outputs():
     carry = default.initialize_carry(B)
     params = default.init(jax.random.key(4), carry, inputs, resets)
     _, expected = default.apply(params, carry, inputs, resets)
-    for settings in (dict(read_block=4, dense_read=False), dict(read_block=4, dense_read=True)):
+    for settings in (
+        dict(read_block=4, dense_read=False),
+        dict(read_block=4, dense_read=True),
+        dict(read_block=4, read_group=2),  # 5 blocks: two groups of 2 and one block left over
+    ):
         _, outputs = mm.make("hcam", **config, **settings).apply(params, carry, inputs, resets)
         np.testing.assert_allclose(outputs, expected, rtol=1e-5, atol=1e-5, err_msg=str(settings))
 
