@@ -1062,12 +1062,12 @@ def test_rate_single_steps_give_the_gradients_of_one_call():
     params = module.init(jax.random.key(23), module.initialize_carry(B), x, resets)
     weights = jax.random.normal(jax.random.key(24), (x.shape[0], B, F))  # a linear loss, well conditioned
 
-    def stepped(params):
-        carry, ys = module.initialize_carry(B), []
-        for t in range(x.shape[0]):
-            carry, y = module.apply(params, carry, x[t : t + 1], resets[t : t + 1])
-            ys.append(y)
-        return jnp.sum(jnp.concatenate(ys) * weights)
+    def stepped(params):  # a scan over the steps: one step to compile, not seven
+        def step(carry, inputs):
+            return module.apply(params, carry, inputs[0][None], inputs[1][None])
+
+        _, ys = jax.lax.scan(step, module.initialize_carry(B), (x, resets))
+        return jnp.sum(ys[:, 0] * weights)
 
     def called(params):
         return jnp.sum(module.apply(params, module.initialize_carry(B), x, resets)[1] * weights)
