@@ -419,6 +419,13 @@ PRESETS: dict[str, list[dict]] = {
         # encoder so that the answer policy comes sooner?
         dict(BALLET_DIAGNOSTIC, name="ballet2-none_dances_shown_width512_recon", memory="none",
              env_params={"show_dances": True}, hidden_size=512, total_steps=6_000_000, **RECONSTRUCTION),
+        # ... and with the `memory_gym` preset (log barrier, LeCun-normal layers, clip 0.1, gamma 0.995, 128
+        # envs x 256 steps, 3 epochs x 8 minibatches), which solved T-Maze and Mortar Mayhem Grid and was never
+        # run on Ballet: at its width (512) and at the Ballet presets' (128)
+        dict(preset="memory_gym", name="ballet2-none_dances_shown_memory_gym", env=BALLET_DIAGNOSTIC["env"],
+             memory="none", env_params={"show_dances": True}, total_steps=6_000_000),
+        dict(preset="memory_gym", name="ballet2-none_dances_shown_memory_gym_width128", env=BALLET_DIAGNOSTIC["env"],
+             memory="none", env_params={"show_dances": True}, hidden_size=128, total_steps=6_000_000),
     ],
     # The dense layers' initialisation in the small T-Maze run of tests/test_learning.py (32 envs, 2e5 steps,
     # entropy bonus 0.05): run with --seeds 12.
