@@ -426,6 +426,10 @@ PRESETS: dict[str, list[dict]] = {
              memory="none", env_params={"show_dances": True}, total_steps=6_000_000),
         dict(preset="memory_gym", name="ballet2-none_dances_shown_memory_gym_width128", env=BALLET_DIAGNOSTIC["env"],
              memory="none", env_params={"show_dances": True}, hidden_size=128, total_steps=6_000_000),
+        # ... and the Ballet diagnostics' settings without the entropy bonus: does the bonus (entropy 1.3-1.7 of
+        # ln 8 all along in `ballet2-none_dances_shown`) keep the answer policy from committing to a dancer?
+        dict(BALLET_DIAGNOSTIC, name="ballet2-none_dances_shown_no_entropy", memory="none",
+             env_params={"show_dances": True}, ent_coef=0.0, total_steps=6_000_000),
     ],
     # The dense layers' initialisation in the small T-Maze run of tests/test_learning.py (32 envs, 2e5 steps,
     # entropy bonus 0.05): run with --seeds 12.
