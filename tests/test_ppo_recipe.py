@@ -227,3 +227,39 @@ def test_weight_init_trains_and_unknown_names_are_refused(tmp_path):
         PPO(PPOConfig(**TINY, weight_init="glorot", run_dir=str(tmp_path)))
     with pytest.raises(ValueError, match="unknown init"):
         make_actor_critic(spaces.Box(0.0, 1.0, (3,), jnp.float32), spaces.Discrete(2), weight_init="glorot")
+
+
+@pytest.mark.parametrize("skip", [True, False])
+def test_skip_ignored_actions_leaves_the_watching_steps_out_of_the_loss(tmp_path, skip):
+    from mnemax.train.on_policy import Transition
+
+    ppo = PPO(PPOConfig(**TINY, env="mnemax/Ballet-2-Delay16-Symbolic-v0", skip_ignored_actions=skip, run_dir=str(tmp_path)))
+    params = jax.jit(ppo.init)(jax.random.key(0)).train_state.params
+    steps, n = 6, 2
+    obs = jax.random.uniform(jax.random.key(1), (steps, n, *ppo.env.observation_space(ppo.env_params).shape))
+    phase = jnp.array([[0, 0], [0, 1], [0, 1], [1, 1], [1, 0], [1, 1]], jnp.int32)
+    fields = {f: jnp.zeros((steps, n)) for f in Transition._fields}
+    t = Transition(**fields)._replace(
+        obs=obs, action=jnp.zeros((steps, n, 1), jnp.int32), log_prob=jnp.full((steps, n), -2.0),
+        reset=jnp.zeros((steps, n), bool), extras={"phase": phase},
+    )  # fmt: skip
+    adv = jnp.arange(steps * n, dtype=jnp.float32).reshape(steps, n)
+    batch = (ppo.network.initialize_carry(n), t, (adv, jnp.ones((steps, n))))
+    # Other actions, old log-probabilities and advantages where the task ignored the action (phase 0).
+    watching = phase == 0
+    changed = t._replace(
+        action=jnp.where(watching[..., None], 3, t.action), log_prob=jnp.where(watching, -0.5, t.log_prob)
+    )
+    changed_batch = (batch[0], changed, (jnp.where(watching, -50.0, adv), batch[2][1]))
+    loss = jax.jit(ppo.loss)
+    (same, _), (other, _) = loss(params, batch), loss(params, changed_batch)
+    assert (float(same) == pytest.approx(float(other), rel=1e-6)) == skip
+
+
+def test_masked_advantage_normalisation():
+    from mnemax.train.ppo import normalize
+
+    x = jnp.array([1.0, 3.0, 100.0, -7.0])
+    where = jnp.array([True, True, False, False])
+    np.testing.assert_allclose(np.asarray(normalize(x, where))[:2], [-1.0, 1.0], rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(normalize(x)), np.asarray((x - x.mean()) / x.std()), rtol=1e-5)

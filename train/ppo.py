@@ -54,6 +54,10 @@ class PPOConfig(TrainConfig):
     """weight of an observation-reconstruction loss (Pleines et al. 2024): a decoder from the memory output
     back to the observation (transposed convolutions for images, binary cross-entropy; a linear layer for
     vectors, squared error), which pushes the memory to keep what the observations showed"""
+    skip_ignored_actions: bool = False
+    """leave the steps whose action the task ignores (``info["phase"] == 0``: Ballet's and Object
+    Permanence's watching phase) out of the policy loss, the advantage normalisation and the exploration
+    terms: their actions change nothing, so their gradients are noise"""
     bootstrap_truncated: bool = True
     """bootstrap from the value of the final observation when an episode is truncated (not terminated)"""
 
@@ -75,6 +79,7 @@ class PPO(OnPolicy):
     """The environment, agent and jitted update of PPO for one :class:`PPOConfig` (one seed)."""
 
     Config = PPOConfig
+    info_extras = {"phase": 1}  # tasks without a watching phase: every action counts
 
     def __init__(self, config: PPOConfig, num_devices: int = 1):
         super().__init__(config, num_devices)
@@ -133,16 +138,17 @@ class PPO(OnPolicy):
         else:
             _, logits, value = self.network.apply(params, carries, t.obs, t.reset)
         log_prob = distributions.log_prob(logits, t.action)
+        acted = (t.extras["phase"] > 0) if c.skip_ignored_actions else jnp.ones(adv.shape, bool)
         if c.advantage_norm == "minibatch":
-            adv = normalize(adv)
+            adv = normalize(adv, acted)
         objective, ratio = clipped_objective(log_prob, t.log_prob, adv, c.clip_eps)
-        policy_loss = -objective.mean()
+        policy_loss = -masked_mean(objective, acted)
         value_clipped = t.value + jnp.clip(value - t.value, -c.clip_eps, c.clip_eps)
         value_loss = 0.5 * jnp.maximum((value - targets) ** 2, (value_clipped - targets) ** 2).mean()
-        entropy = distributions.entropy(logits).mean()
+        entropy = masked_mean(distributions.entropy(logits), acted)
         # The barrier is budgeted per episode: in a task where one wrong step loses the episode, the
         # exploration it buys must shrink with the episode's length (as epsilon = 1 / T in Ni et al. 2023).
-        barrier = distributions.mean_log_prob(logits).mean() / mean_episode_length(t)
+        barrier = masked_mean(distributions.mean_log_prob(logits), acted) / mean_episode_length(t)
         kickstart = self.kickstart_loss(logits, t)
         total = policy_loss + c.vf_coef * value_loss - c.ent_coef * entropy - c.barrier_coef * barrier + kickstart
         stats = {
@@ -166,9 +172,10 @@ class PPO(OnPolicy):
         _, _, last_value = self.network.apply(
             runner.train_state.params, runner.carry, time_major(runner.obs), runner.reset[None]
         )
-        adv, targets = self.advantages(self.flat(transitions), last_value[0])
+        flat = self.flat(transitions)
+        adv, targets = self.advantages(flat, last_value[0])
         if self.config.advantage_norm == "batch":
-            adv = normalize(adv)
+            adv = normalize(adv, (flat.extras["phase"] > 0) if self.config.skip_ignored_actions else None)
         runner, stats = self.optimize(runner, carries, transitions, self.windowed((adv, targets)))
         return runner, {**stats, **episode_metrics(transitions)}
 
@@ -178,9 +185,17 @@ def can_truncate(env_params) -> bool:
     return int(env_params.max_steps_in_episode) < envs.NO_TIME_LIMIT
 
 
-def normalize(x: jax.Array) -> jax.Array:
-    """Zero mean and unit standard deviation over all entries."""
-    return (x - x.mean()) / (x.std() + 1e-8)
+def normalize(x: jax.Array, where: jax.Array | None = None) -> jax.Array:
+    """Zero mean and unit standard deviation over all entries (over those ``where`` is True, if given)."""
+    if where is None:
+        return (x - x.mean()) / (x.std() + 1e-8)
+    mean = masked_mean(x, where)
+    return (x - mean) / (jnp.sqrt(masked_mean((x - mean) ** 2, where)) + 1e-8)
+
+
+def masked_mean(x: jax.Array, where: jax.Array) -> jax.Array:
+    """The mean of ``x`` over the entries ``where`` is True; 0 where there are none."""
+    return (x * where).sum() / jnp.maximum(where.sum(), 1)
 
 
 def mean_episode_length(t: Transition) -> jax.Array:
