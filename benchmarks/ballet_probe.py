@@ -12,6 +12,7 @@ Every batch holds fresh episodes. If the probe's held-out accuracy reaches 1, th
     python benchmarks/ballet_probe.py --envs Ballet-2-Delay16-Symbolic-v0 --memories gru none
     python benchmarks/ballet_probe.py --memories s5 --encoders mlp spots   # the room's encoding, two ways
     python benchmarks/ballet_probe.py --memories hcam hcam:local_length=64   # a memory's settings after a colon
+    python benchmarks/ballet_probe.py --envs Ballet-2-Delay16-Symbolic-v0:show_dances=True --memories none
     python benchmarks/ballet_probe.py --quick     # tiny sizes, a CPU check
 
 ``none`` reads only the last observation (the instruction and the dancers standing still): chance is
@@ -119,7 +120,8 @@ def probe(
     max_timescale: int = 0, readout: str = "linear", encoder: str = "mlp",
 ) -> dict:  # fmt: skip
     """Train one probe; returns its held-out accuracy curve and the episodes seen when it first reached 0.95."""
-    env, params = mnemax.envs.make(env_id)
+    name, settings = split_variant(env_id)
+    env, params = mnemax.envs.make(name, **settings)
     max_timescale = max_timescale if split_variant(memory)[0] in GATED else 0
     outputs = len(SPOTS) if question == "spot" else NUM_DANCES
     model = Probe(memory, width, outputs, max_timescale, readout, encoder, env.split_symbolic)
@@ -163,7 +165,9 @@ def probe(
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--envs", nargs="+", default=["Ballet-2-Delay16-Symbolic-v0"])
+    parser.add_argument(
+        "--envs", nargs="+", default=["Ballet-2-Delay16-Symbolic-v0"], help="ids, each optionally ID:PARAM=VALUE,..."
+    )
     parser.add_argument(
         "--memories", nargs="+", default=["gru", "none"], help="registered names, each optionally NAME:KEY=VALUE,..."
     )
