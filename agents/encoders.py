@@ -68,6 +68,27 @@ class MLPEncoder(nn.Module):
         return nn.relu(dense(self.features, init=self.init, dtype=self.dtype)(x))
 
 
+class ItemsEncoder(nn.Module):
+    """The :class:`MLPEncoder` over a flattened float observation and, beside it, a code for each of the
+    items the task lists in it (``items``: ``[n, d]`` indices into the flat observation, one row per item),
+    from one ReLU layer shared by all items: an item looks the same to it wherever it stands. Where items
+    are read by what they show (Ballet: which dancer did the named dance), the shared layer learns one
+    reading instead of one per place."""
+
+    features: int
+    items: tuple[tuple[int, ...], ...]
+    item_features: int = 32
+    init: str = "orthogonal"
+    dtype: Any = jnp.float32  # of the products (DTYPES)
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        x = obs.reshape(obs.shape[0], -1).astype(jnp.float32)
+        items = x[:, np.asarray(self.items)]  # [B, n, d]
+        codes = nn.relu(dense(self.item_features, init=self.init, dtype=self.dtype, name="item")(items))
+        return MLPEncoder(self.features, self.init, self.dtype)(jnp.concatenate([codes.reshape(x.shape[0], -1), x], -1))
+
+
 # How the CNN computes its convolutions: "patches" (each output position's input patch times the kernel as
 # one matrix, :class:`PatchConv`) or "xla" (``lax.conv``; cuDNN on GPUs). Both have the same parameters and
 # outputs. Why patches are the default: the trainers run several seeds at once with vmap, and under vmap a
@@ -184,16 +205,30 @@ def is_image(dtype, shape: tuple[int, ...]) -> bool:
 
 
 def encoder_for(
-    space: spaces.Space, features: int, init: str = "orthogonal", conv: str = "patches", dtype: Any = "float32"
+    space: spaces.Space,
+    features: int,
+    init: str = "orthogonal",
+    conv: str = "patches",
+    dtype: Any = "float32",
+    items: Any = None,
 ) -> nn.Module:
     """The encoder suited to an observation space: CNN for uint8 images ``[H, W, C]`` (its convolutions
-    computed as ``conv``, :data:`CONVS`), token embedding for other integer arrays, MLP for float vectors;
+    computed as ``conv``, :data:`CONVS`), token embedding for other integer arrays, MLP for float vectors,
+    or, given ``items`` (``[n, d]`` indices of the items in a flat float vector), :class:`ItemsEncoder`;
     its layers start as ``init`` (:data:`INITS`) and compute in ``dtype`` (:data:`DTYPES`)."""
     kernel_init(init)  # unknown names fail here, not at the first call
     check_conv(conv)
     dtype = check_dtype(dtype)
     if not isinstance(space, spaces.Box):
         raise TypeError(f"agents need a Box observation space, got {space}")
+    if items is not None:
+        items = np.asarray(items)
+        size = int(np.prod(space.shape))
+        if not np.issubdtype(np.dtype(space.dtype), np.floating) or items.ndim != 2:
+            raise ValueError(f"items need float vector observations and [n, d] indices, got {space} and {items.shape}")
+        if items.size and not 0 <= items.min() <= items.max() < size:
+            raise ValueError(f"item indices must lie in the observation's {size} entries")
+        return ItemsEncoder(features, tuple(map(tuple, items.tolist())), init=init, dtype=dtype)
     if is_image(space.dtype, space.shape):
         return CNNEncoder(features, init=init, conv=conv, dtype=dtype)
     if np.issubdtype(np.dtype(space.dtype), np.integer):

@@ -25,6 +25,7 @@ import argparse
 import itertools
 import time
 from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -34,6 +35,7 @@ import optax
 
 import mnemax.envs
 from common import default_label, markdown_table, split_variant, write_rows_report
+from mnemax.agents.encoders import ItemsEncoder
 from mnemax.envs.tasks.ballet import NUM_DANCES, SPOTS
 from mnemax.memory_modules import make as make_memory
 
@@ -45,7 +47,9 @@ QUESTIONS = ("spot", "first-dance")
 # over those 8 codes and the instruction: a dance looks the same to it at every spot; "conv": the same idea
 # without Ballet's layout, one 3 x 3 convolution shared by every cell of the room (32 features, same padding),
 # then a ReLU layer over all cells' codes and the instruction.
-ENCODERS = ("mlp", "spots", "conv")
+# "items": the agents' items encoder (`--item-encoder`): the MLP over the flattened room and, beside it, the
+# spots encoder's shared layer over each spot's square.
+ENCODERS = ("mlp", "spots", "conv", "items")
 TRANSFORMERS = {"trxl": {"num_layers": 2, "num_heads": 4}, "hcam": {"num_layers": 2, "num_heads": 4}}
 GATED = ("gru", "lstm")
 READOUTS = ("linear", "mlp")  # the memories with keep gates whose time scales --max-timescale spreads
@@ -84,12 +88,16 @@ class Probe(nn.Module):
     # The room's split of a symbolic observation into (grid, instruction) (RecallRoom.split_symbolic), which
     # the "spots" and "conv" encoders need.
     split: Callable | None = None
+    items: Any = None  # the task's observation_items, which the "items" encoder reads
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> jax.Array:
         if self.encoder == "mlp":
             x = nn.relu(nn.Dense(self.width)(observations))
             x = nn.relu(nn.Dense(self.width)(x))
+        elif self.encoder == "items":
+            items = tuple(map(tuple, self.items.tolist()))
+            x = jax.vmap(ItemsEncoder(self.width, items, init="lecun"))(observations)  # over time, like the agents
         else:  # weights shared over the room's squares, then one layer over their codes and the instruction
             grid, instruction = self.split(observations)
             if self.encoder == "spots":
@@ -124,7 +132,8 @@ def probe(
     env, params = mnemax.envs.make(name, **settings)
     max_timescale = max_timescale if split_variant(memory)[0] in GATED else 0
     outputs = len(SPOTS) if question == "spot" else NUM_DANCES
-    model = Probe(memory, width, outputs, max_timescale, readout, encoder, env.split_symbolic)
+    items = env.observation_items(params) if encoder == "items" else None
+    model = Probe(memory, width, outputs, max_timescale, readout, encoder, env.split_symbolic, items)
     key = jax.random.key(seed)
     test_obs, test_answers = episodes(env, params, jax.random.fold_in(key, 1), 1024, question)
     variables = model.init(jax.random.fold_in(key, 2), test_obs[:, :2])

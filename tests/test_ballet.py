@@ -335,3 +335,16 @@ def test_show_dances_lists_each_spots_dance_in_the_answer_phase_only():
     assert not np.any(np.asarray(watching))
     with pytest.raises(ValueError, match="show_dances"):
         ENV.observe(answering, params.replace(observation="pixels"))
+
+
+def test_observation_items_are_the_spots_squares_of_the_symbolic_grid():
+    params = _params(num_dancers=3, dance_delay=2, observation="symbolic")
+    _, state = ENV.reset(jax.random.key(6), params)
+    obs = np.asarray(ENV.observe(state.replace(time=jnp.int32(5)), params))  # a dancer mid-dance
+    grid = np.asarray(ENV.split_symbolic(obs)[0])
+    items = ENV.observation_items(params)
+    assert items.shape == (8, 9 * grid.shape[-1])
+    for k, (row, col) in enumerate(SPOTS):
+        np.testing.assert_array_equal(obs[items[k]], grid[row - 1 : row + 2, col - 1 : col + 2].reshape(-1))
+    with pytest.raises(ValueError, match="symbolic"):
+        ENV.observation_items(params.replace(observation="pixels"))

@@ -192,6 +192,9 @@ class TrainConfig(RunConfig):
     """width of the encoder, the memory and the heads"""
     prev_action_reward: bool = False
     """append the previous action (one-hot) and reward to vector observations"""
+    item_encoder: bool = False
+    """encode the items a task lists in its vector observation (`observation_items`: the spots of Ballet
+    and Object Permanence) with one layer shared by all of them, beside the flat observation's MLP"""
 
     total_steps: StepCount = option(1_000_000, ge=1)
     """environment steps to train for (per seed), e.g. `2e6`; rounded down to whole logging intervals (at

@@ -106,9 +106,14 @@ class OnPolicy:
         self.vec_env = wrappers.Vmap(wrappers.EpisodeStatistics(env), config.num_envs, reset_pool=config.reset_pool)
         self.observation_space = env.observation_space(self.env_params)
         self.action_space = env.action_space(self.env_params)
+        agent_fields = config.agent_fields()
+        if config.item_encoder:
+            if not hasattr(env.unwrapped, "observation_items"):
+                raise ValueError(f"item_encoder: {config.env} lists no items in its observation (observation_items)")
+            agent_fields["items"] = env.unwrapped.observation_items(self.env_params)
         self.network = agents.make(
             config.agent, self.observation_space, self.action_space, hidden_size=config.hidden_size,
-            memory=config.memory, memory_config=config.memory_config, **config.agent_fields(),
+            memory=config.memory, memory_config=config.memory_config, **agent_fields,
         )  # fmt: skip
         self._discrete = isinstance(self.action_space, spaces.Discrete)
         self.projected_fields = getattr(getattr(self.network, "memory", None), "projected_fields", ())

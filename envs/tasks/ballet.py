@@ -414,6 +414,18 @@ class RecallRoom(Environment):
     def action_space(self, params):
         return spaces.Discrete(len(MOVES))
 
+    def observation_items(self, params) -> np.ndarray:
+        """``int32 [8, 9 * C]``: where each spot's 3 x 3 square (its item, and a dancer's whole dance) lies
+        in the flat symbolic observation, as indices into it; the agents' items encoder reads each square
+        with one layer shared by the 8 spots, so that an item looks the same to it at every spot."""
+        if params.observation != "symbolic":
+            raise ValueError(f"{self.name}: observation_items needs symbolic observations, got {params.observation!r}")
+        cells = np.arange(ROOM * ROOM * self.tiles.channels).reshape(ROOM, ROOM, self.tiles.channels)
+        around = np.arange(-1, 2)
+        rows = SPOTS[:, 0, None, None] + around[None, :, None]  # [8, 3, 1]
+        cols = SPOTS[:, 1, None, None] + around[None, None, :]  # [8, 1, 3]
+        return cells[rows, cols].reshape(len(SPOTS), -1).astype(np.int32)
+
     def split_symbolic(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         """A symbolic observation ``[..., N]`` as ``(grid [..., 11, 11, C], instruction [..., M])``."""
         cells = ROOM * ROOM * self.tiles.channels
