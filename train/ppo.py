@@ -55,7 +55,7 @@ class PPOConfig(TrainConfig):
     back to the observation (transposed convolutions for images, binary cross-entropy; a linear layer for
     vectors, squared error), which pushes the memory to keep what the observations showed"""
     skip_ignored_actions: bool = False
-    """leave the steps whose action the task ignores (``info["phase"] == 0``: Ballet's and Object
+    """leave the steps whose action the task ignores (`info["phase"] == 0`: Ballet's and Object
     Permanence's watching phase) out of the policy loss, the advantage normalisation and the exploration
     terms: their actions change nothing, so their gradients are noise"""
     bootstrap_truncated: bool = True
