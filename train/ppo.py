@@ -138,7 +138,7 @@ class PPO(OnPolicy):
         else:
             _, logits, value = self.network.apply(params, carries, t.obs, t.reset)
         log_prob = distributions.log_prob(logits, t.action)
-        acted = (t.extras["phase"] > 0) if c.skip_ignored_actions else jnp.ones(adv.shape, bool)
+        acted = (t.extras["phase"] > 0) if c.skip_ignored_actions else None  # None: every step
         if c.advantage_norm == "minibatch":
             adv = normalize(adv, acted)
         objective, ratio = clipped_objective(log_prob, t.log_prob, adv, c.clip_eps)
@@ -193,8 +193,11 @@ def normalize(x: jax.Array, where: jax.Array | None = None) -> jax.Array:
     return (x - mean) / (jnp.sqrt(masked_mean((x - mean) ** 2, where)) + 1e-8)
 
 
-def masked_mean(x: jax.Array, where: jax.Array) -> jax.Array:
-    """The mean of ``x`` over the entries ``where`` is True; 0 where there are none."""
+def masked_mean(x: jax.Array, where: jax.Array | None) -> jax.Array:
+    """The mean of ``x`` over the entries ``where`` is True (all of them if ``where`` is None); 0 where there
+    are none."""
+    if where is None:
+        return x.mean()
     return (x * where).sum() / jnp.maximum(where.sum(), 1)
 
 
