@@ -128,6 +128,11 @@ class PPO(OnPolicy):
         _, adv = jax.lax.scan(body, (jnp.zeros_like(last_value), last_value), transitions, reverse=True)
         return adv, adv + transitions.value
 
+    def acted_steps(self, t: Transition) -> jax.Array | None:
+        """With ``skip_ignored_actions``, where the task used the action (``[T, N]`` bool); else None (every
+        step counts)."""
+        return (t.extras["phase"] > 0) if self.config.skip_ignored_actions else None
+
     def loss(self, params, batch):
         """The PPO loss of a minibatch ``(carries, transitions, (advantages, value targets))``."""
         c = self.config
@@ -138,7 +143,7 @@ class PPO(OnPolicy):
         else:
             _, logits, value = self.network.apply(params, carries, t.obs, t.reset)
         log_prob = distributions.log_prob(logits, t.action)
-        acted = (t.extras["phase"] > 0) if c.skip_ignored_actions else None  # None: every step
+        acted = self.acted_steps(t)
         if c.advantage_norm == "minibatch":
             adv = normalize(adv, acted)
         objective, ratio = clipped_objective(log_prob, t.log_prob, adv, c.clip_eps)
@@ -175,7 +180,7 @@ class PPO(OnPolicy):
         flat = self.flat(transitions)
         adv, targets = self.advantages(flat, last_value[0])
         if self.config.advantage_norm == "batch":
-            adv = normalize(adv, (flat.extras["phase"] > 0) if self.config.skip_ignored_actions else None)
+            adv = normalize(adv, self.acted_steps(flat))
         runner, stats = self.optimize(runner, carries, transitions, self.windowed((adv, targets)))
         return runner, {**stats, **episode_metrics(transitions)}
 
