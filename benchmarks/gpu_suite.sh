@@ -724,6 +724,10 @@ case $part in
         run 330 memory_modules.py --modules trxl hcam hcam:read_group=2 hcam:read_group=8 --lengths 1024 4096 \
             --timeout 60 ${label:+--device-label $label-hcam-group}
         ;;
+    84)  # Ballet-2-Delay16 with the items encoder (`ballet_items` preset), Transformer-XL, 1e8 steps, SEEDS seeds
+         # (3) at once, in resumable pieces; RUNS=ballet2-delay16-hcam_items for HCAM
+        piece ballet_items "${RUNS:-ballet2-delay16-trxl_items}" 3 540
+        ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
 if [ -n "${OUT:-}" ]; then tar czf "$OUT/results.tgz" results -C .. docs/gallery; fi  # one file: few may come back

@@ -444,6 +444,21 @@ PRESETS: dict[str, list[dict]] = {
              memory_config=ballet_memory("trxl", BALLET2_EPISODE), learning_rate=BALLET_LEARNING_RATE["trxl"],
              total_steps=6_000_000),
     ],
+    # Ballet-2-Delay16 with the items encoder at a budget that counts (1e8 steps per seed): with it the
+    # supervised probe taught Transformer-XL the binding (ballet_probe_cpu-items-trxl), where with the MLP
+    # alone the probe stayed under 0.9 after 768,000 episodes and PPO at chance after 1e8 steps
+    # (learning_ballet_long_h200). Rollouts of 256 steps hold two or three whole episodes in one
+    # back-propagation window. HCAM with a local window of 64 steps, with which the probe taught it the
+    # binding from 32,000 episodes (0.57 after 768,000 with the default 16: ballet_probe_cpu-hcam-local64,
+    # ballet_probe_h200-encoders).
+    "ballet_items": [
+        dict(BALLET_BASE, name=f"ballet2-delay16-{memory}_items", env="mnemax/Ballet-2-Delay16-Symbolic-v0",
+             memory=memory, item_encoder=True,
+             memory_config=ballet_memory(memory, BALLET2_EPISODE) | ({"local_length": 64} if memory == "hcam" else {}),
+             learning_rate=BALLET_LEARNING_RATE[memory], num_envs=256, num_steps=256, bptt_length=256,
+             total_steps=100_000_000)
+        for memory in ("trxl", "hcam")
+    ],  # fmt: skip
     # The dense layers' initialisation in the small T-Maze run of tests/test_learning.py (32 envs, 2e5 steps,
     # entropy bonus 0.05): run with --seeds 12.
     "init_small": [
