@@ -13,6 +13,7 @@ Every batch holds fresh episodes. If the probe's held-out accuracy reaches 1, th
     python benchmarks/ballet_probe.py --memories s5 --encoders mlp spots   # the room's encoding, two ways
     python benchmarks/ballet_probe.py --memories hcam hcam:local_length=64   # a memory's settings after a colon
     python benchmarks/ballet_probe.py --envs Ballet-2-Delay16-Symbolic-v0:show_dances=True --memories none
+    python benchmarks/ballet_probe.py --memories trxl --encoders spots --objective reward  # one bit per episode
     python benchmarks/ballet_probe.py --quick     # tiny sizes, a CPU check
 
 ``none`` reads only the last observation (the instruction and the dancers standing still): chance is
@@ -42,6 +43,10 @@ from mnemax.memory_modules import make as make_memory
 # "spot": Ballet's question (which dancer did the asked dance); "first-dance": recognising one dance (which
 # of the 13 the first dancer performed), the half of the binding that needs no instruction.
 QUESTIONS = ("spot", "first-dance")
+# "labels": cross-entropy against the answer; "reward": the probe names one answer, drawn from its softmax, and
+# is told only whether it was right (REINFORCE with the batch's other episodes' mean reward as the baseline),
+# the one bit per episode PPO gets, without PPO's walk, ignored steps or value function.
+OBJECTIVES = ("labels", "reward")
 # "mlp": the agents' encoder for symbolic observations (two ReLU layers over the flattened room); "spots": one
 # ReLU layer shared by the 8 spots, over each spot's 3 x 3 square (where its dancer dances), then a ReLU layer
 # over those 8 codes and the instruction: a dance looks the same to it at every spot; "conv": the same idea
@@ -125,7 +130,8 @@ class Probe(nn.Module):
 
 def probe(
     env_id: str, memory: str, width: int, batch: int, updates: int, evals: int, seed: int, question: str = "spot",
-    max_timescale: int = 0, readout: str = "linear", encoder: str = "mlp",
+    max_timescale: int = 0, readout: str = "linear", encoder: str = "mlp", objective: str = "labels",
+    entropy: float = 0.0,
 ) -> dict:  # fmt: skip
     """Train one probe; returns its held-out accuracy curve and the episodes seen when it first reached 0.95."""
     name, settings = split_variant(env_id)
@@ -147,7 +153,15 @@ def probe(
 
         def loss(variables):
             logits = model.apply(variables, obs)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, answers).mean()
+            if objective == "labels":
+                return optax.softmax_cross_entropy_with_integer_labels(logits, answers).mean()
+            named = jax.random.categorical(jax.random.fold_in(key, 1), logits)
+            reward = (named == answers).astype(jnp.float32)
+            baseline = (reward.sum() - reward) / (reward.shape[0] - 1)  # leave-one-out: no episode sees its own
+            log_probs = jax.nn.log_softmax(logits)
+            chosen = jnp.take_along_axis(log_probs, named[:, None], -1)[:, 0]
+            bonus = -jnp.sum(jnp.exp(log_probs) * log_probs, -1)  # the softmax's entropy, against early commitment
+            return -jnp.mean((reward - baseline) * chosen + entropy * bonus)
 
         value, grads = jax.value_and_grad(loss)(variables)
         changes, opt_state = optimizer.update(grads, opt_state, variables)
@@ -167,6 +181,7 @@ def probe(
         "env": env_id, "memory": memory, "width": width, "batch": batch, "updates": updates, "seed": seed,
         "final_accuracy": curve[-1]["accuracy"], "episodes_to_0.95": solved_at,
         "question": question, "max_timescale": max_timescale, "readout": readout, "encoder": encoder,
+        "objective": objective, "entropy": entropy,
         "chance": 1.0 / (int(env.num_items(params)) if question == "spot" else NUM_DANCES),
         "seconds": time.perf_counter() - start, "curve": curve,
     }  # fmt: skip
@@ -192,9 +207,15 @@ def main(argv=None) -> dict:
     )
     parser.add_argument("--readout", choices=READOUTS, default="linear", help="on the memory's last output")
     parser.add_argument("--encoders", nargs="+", choices=ENCODERS, default=["mlp"], help="before the memory")
+    parser.add_argument(
+        "--objective", choices=OBJECTIVES, default="labels", help="learn from the answer, or only from being right"
+    )
+    parser.add_argument("--entropy", type=float, default=0.0, help="entropy bonus of the reward objective")
     parser.add_argument("--device-label", default=None)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
+    if args.entropy and args.objective != "reward":
+        parser.error("--entropy is a bonus of --objective reward")
     if args.quick:
         args.width, args.batch, args.updates, args.evals = 16, 8, 4, 2
     rows, report = [], {}
@@ -202,7 +223,7 @@ def main(argv=None) -> dict:
         for memory in args.memories:
             for encoder, seed in itertools.product(args.encoders, range(args.first_seed, args.first_seed + args.seeds)):
                 row = probe(env_id, memory, args.width, args.batch, args.updates, args.evals, seed, args.question,
-                            args.max_timescale, args.readout, encoder)  # fmt: skip
+                            args.max_timescale, args.readout, encoder, args.objective, args.entropy)  # fmt: skip
                 print(f"{env_id} {memory} ({encoder} encoder) seed {seed}: accuracy {row['final_accuracy']:.3f} "
                       f"(0.95 after {row['episodes_to_0.95']} episodes) in {row['seconds']:.0f} s", flush=True)  # fmt: skip
                 rows.append(row)
@@ -216,7 +237,10 @@ def memory_label(row: dict) -> str:
     timescale, readout = row.get("max_timescale", 0), row.get("readout", "linear")
     label = f"{row['memory']} (time scales to {timescale})" if timescale else row["memory"]
     label = label if readout == "linear" else f"{label}, {readout} read-out"
-    return label if row.get("encoder", "mlp") == "mlp" else f"{label}, {row['encoder']} encoder"
+    label = label if row.get("encoder", "mlp") == "mlp" else f"{label}, {row['encoder']} encoder"
+    if row.get("objective", "labels") == "labels":
+        return label
+    return f"{label}, from reward only" + (f" (entropy bonus {row['entropy']:g})" if row.get("entropy") else "")
 
 
 def write(args, rows: list[dict]) -> dict:
@@ -233,7 +257,9 @@ def write(args, rows: list[dict]) -> dict:
     about = (
         f"Supervised: the memory's last output at the instruction step names the answer (the spot of the dancer "
         f"that did the asked dance, or the first dancer's dance; cross-entropy, Adam 1e-3, {args.batch} fresh "
-        f"episodes per update, width {args.width}); accuracy over 1024 held-out episodes."
+        f"episodes per update, width {args.width}); accuracy over 1024 held-out episodes. "
+        f"\"From reward only\": the probe draws an answer from its softmax and learns only whether it was right "
+        f"(REINFORCE, the batch's other episodes' mean reward as baseline)."
     )
     settings = dict(width=args.width, batch=args.batch, updates=args.updates)
     label = args.device_label or default_label()

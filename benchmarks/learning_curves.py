@@ -443,6 +443,12 @@ PRESETS: dict[str, list[dict]] = {
         dict(BALLET_DIAGNOSTIC, name="ballet2-trxl_items", memory="trxl", item_encoder=True,
              memory_config=ballet_memory("trxl", BALLET2_EPISODE), learning_rate=BALLET_LEARNING_RATE["trxl"],
              total_steps=6_000_000),
+        # ... and with the dance steps left out of the policy loss: with a memory, their actions' noise
+        # (64 of the ~67 steps of an episode) reaches the memory's parameters too, which it did not in the
+        # memoryless run above (ballet2-delay16-trxl_items of the ballet_items preset: at chance after 1e8 steps)
+        dict(BALLET_DIAGNOSTIC, name="ballet2-trxl_items_skip_ignored", memory="trxl", item_encoder=True,
+             memory_config=ballet_memory("trxl", BALLET2_EPISODE), learning_rate=BALLET_LEARNING_RATE["trxl"],
+             skip_ignored_actions=True, total_steps=6_000_000),
     ],
     # Ballet-2-Delay16 with the items encoder at a budget that counts (1e8 steps per seed): with it the
     # supervised probe taught Transformer-XL the binding (ballet_probe_cpu-items-trxl), where with the MLP
