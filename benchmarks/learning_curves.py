@@ -456,7 +456,7 @@ PRESETS: dict[str, list[dict]] = {
     # (learning_ballet_long_h200). Rollouts of 256 steps hold two or three whole episodes in one
     # back-propagation window. HCAM with a local window of 64 steps, with which the probe taught it the
     # binding from 32,000 episodes (0.57 after 768,000 with the default 16: ballet_probe_cpu-hcam-local64,
-    # ballet_probe_h200-encoders).
+    # ballet_probe_h200-encoders). Transformer-XL stayed at chance (one seed, learning_ballet_items_h100).
     "ballet_items": [
         dict(BALLET_BASE, name=f"ballet2-delay16-{memory}_items", env="mnemax/Ballet-2-Delay16-Symbolic-v0",
              memory=memory, item_encoder=True,
