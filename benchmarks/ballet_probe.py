@@ -31,7 +31,6 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 import mnemax.envs
@@ -93,7 +92,7 @@ class Probe(nn.Module):
     # The room's split of a symbolic observation into (grid, instruction) (RecallRoom.split_symbolic), which
     # the "spots" and "conv" encoders need.
     split: Callable | None = None
-    items: Any = None  # the task's observation_items, which the "items" encoder reads
+    items: Any = None  # the task's observation_items (each spot's square), which "spots" and "items" read
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> jax.Array:
@@ -106,10 +105,7 @@ class Probe(nn.Module):
         else:  # weights shared over the room's squares, then one layer over their codes and the instruction
             grid, instruction = self.split(observations)
             if self.encoder == "spots":
-                rows = SPOTS[:, 0, None, None] + np.arange(-1, 2)[None, :, None]  # [8, 3, 1]
-                cols = SPOTS[:, 1, None, None] + np.arange(-1, 2)[None, None, :]  # [8, 1, 3]
-                squares = grid[:, :, rows, cols].reshape(observations.shape[:2] + (len(SPOTS), -1))  # [T, B, 8, 9 C]
-                codes = nn.relu(nn.Dense(32)(squares))
+                codes = nn.relu(nn.Dense(32)(observations[:, :, self.items]))  # the squares [T, B, 8, 9 C]
             else:  # "conv"
                 codes = nn.relu(nn.Conv(32, (3, 3), padding="SAME")(grid.reshape((-1,) + grid.shape[2:])))
             codes = codes.reshape(observations.shape[:2] + (-1,))
@@ -138,7 +134,7 @@ def probe(
     env, params = mnemax.envs.make(name, **settings)
     max_timescale = max_timescale if split_variant(memory)[0] in GATED else 0
     outputs = len(SPOTS) if question == "spot" else NUM_DANCES
-    items = env.observation_items(params) if encoder == "items" else None
+    items = env.observation_items(params) if encoder in ("spots", "items") else None
     model = Probe(memory, width, outputs, max_timescale, readout, encoder, env.split_symbolic, items)
     key = jax.random.key(seed)
     test_obs, test_answers = episodes(env, params, jax.random.fold_in(key, 1), 1024, question)
