@@ -126,6 +126,13 @@ def ballet_memory(memory: str, episode: int) -> dict:
     return {}
 
 
+# Transformer-XL with the items encoder in the Ballet diagnostics (6 M steps)
+BALLET_TRXL_ITEMS = dict(
+    BALLET_DIAGNOSTIC, memory="trxl", item_encoder=True, memory_config=ballet_memory("trxl", BALLET2_EPISODE),
+    learning_rate=BALLET_LEARNING_RATE["trxl"], total_steps=6_000_000,
+)  # fmt: skip
+
+
 def memory_gym_runs(observation: str) -> list[dict]:
     """GRU and TrXL on Mortar Mayhem Grid and Mystery Path Grid with the `memory_gym` preset, at the
     reference's budget (1.64e8 steps); ``observation`` is "" or "-Symbolic". Then the same four with the
@@ -440,15 +447,12 @@ PRESETS: dict[str, list[dict]] = {
         # the binding from 51,200 labelled episodes with the shared layer (ballet_probe_h200-encoders)
         dict(BALLET_DIAGNOSTIC, name="ballet2-none_dances_shown_items", memory="none",
              env_params={"show_dances": True}, item_encoder=True, total_steps=6_000_000),
-        dict(BALLET_DIAGNOSTIC, name="ballet2-trxl_items", memory="trxl", item_encoder=True,
-             memory_config=ballet_memory("trxl", BALLET2_EPISODE), learning_rate=BALLET_LEARNING_RATE["trxl"],
-             total_steps=6_000_000),
-        # ... and with the dance steps left out of the policy loss: with a memory, their actions' noise
-        # (64 of the ~67 steps of an episode) reaches the memory's parameters too, which it did not in the
-        # memoryless run above (ballet2-delay16-trxl_items of the ballet_items preset: at chance after 1e8 steps)
-        dict(BALLET_DIAGNOSTIC, name="ballet2-trxl_items_skip_ignored", memory="trxl", item_encoder=True,
-             memory_config=ballet_memory("trxl", BALLET2_EPISODE), learning_rate=BALLET_LEARNING_RATE["trxl"],
-             skip_ignored_actions=True, total_steps=6_000_000),
+        dict(BALLET_TRXL_ITEMS, name="ballet2-trxl_items"),
+        # ... and with the dance steps left out of the policy loss: with a memory, their actions' noise (64 of
+        # the ~67 steps of an episode) reaches the memory's parameters too, which it could not in the memoryless
+        # `_skip_ignored` run above (ballet2-delay16-trxl_items of the ballet_items preset, without the option:
+        # at chance after 1e8 steps)
+        dict(BALLET_TRXL_ITEMS, name="ballet2-trxl_items_skip_ignored", skip_ignored_actions=True),
     ],
     # Ballet-2-Delay16 with the items encoder at a budget that counts (1e8 steps per seed): with it the
     # supervised probe taught Transformer-XL the binding (ballet_probe_cpu-items-trxl), where with the MLP
