@@ -98,6 +98,9 @@ if [ -d .whl ]; then
         python3 -m pip install -q --no-index --no-deps --find-links .whl -r /dev/stdin || exit 1
 fi
 python3 -m pip install -q --no-deps --no-build-isolation -e . || exit 1
+# A long run moves between machines through its checkpoint: PACK_RUNS=1 leaves runs/gpu in $OUT as parts
+# under 16 MiB (pack_runs), and RUNS_FROM=DIR, the folder those parts were put in, unpacks them here first
+if [ -n "${RUNS_FROM:-}" ]; then cat "$RUNS_FROM"/runs-gpu.tgz.part-* | tar xzf - || exit 1; fi
 flag=${label:+--device-label $label}
 # Compiled programs of resumable learning runs, kept beside their checkpoints (paths from benchmarks/)
 jax_cache=${JAX_COMPILATION_CACHE_DIR:-../runs/jax-cache}
@@ -152,6 +155,21 @@ sys.exit(0 if steps and steps[-1] >= config.num_updates * config.steps_per_updat
 PY
     timeout 300 mnemax-eval --run "$dir" --videos 1 --video-steps "$3" --video-format gif --video-dir /tmp/gifs &&
         mv "/tmp/gifs/$(basename "$dir")-eval-0.gif" "../docs/gallery/$2-agent-seed-${FIRST_SEED:-0}.gif"
+}
+
+pack_runs() {  # ../runs/gpu into $OUT in parts of 15 MiB: each run's logs and latest checkpoint (the
+    # checkpointer keeps two; the older would only double the size), enough for --resume to go on elsewhere
+    local skip=() checkpoints step
+    for checkpoints in ../runs/gpu/*/checkpoints; do
+        for step in $(ls "$checkpoints" | grep -E '^[0-9]+$' | sort -n | head -n -1); do
+            skip+=(--exclude "${checkpoints#../}/$step")
+        done
+    done
+    tar czf - -C .. "${skip[@]}" runs/gpu | split -b 15M -d - "$OUT/runs-gpu.tgz.part-"
+    local parts=("$OUT"/runs-gpu.tgz.part-*)
+    if [ "${#parts[@]}" -gt 7 ]; then  # beside results.tgz, seven files of 15 MiB come back at most
+        echo "=== runs/gpu packs into ${#parts[@]} parts of 15 MiB, more than come back: resume it on this machine"
+    fi
 }
 
 cd benchmarks
@@ -356,7 +374,7 @@ case $part in
         run 500 ppo_profile.py --max-seconds 420 $flag
         ;;
     34)  # pixel Mortar Mayhem Grid, GRU, the `memory_gym` preset, 1.64e8 steps, in pieces as part 30, one seed
-         # at a time (40 MB of checkpoint per seed; FIRST_SEED picks it); a log interval takes ~50-110 s
+         # at a time (40 MB of checkpoint per seed, 165 MB packed for TrXL's run; FIRST_SEED picks it); a log interval takes ~50-110 s
          # here. A piece stops itself at the last log interval that ends within TRAIN_SECONDS - 60 s (`piece`);
          # give TRAIN_SECONDS about 30 s under an outer limit (before --time-limit, a SIGTERM at 545 s let
          # the interval run on past a 600 s limit and the piece was lost). RUNS picks another run of the
@@ -731,3 +749,4 @@ case $part in
     *) echo "unknown part $part"; exit 2 ;;
 esac
 if [ -n "${OUT:-}" ]; then tar czf "$OUT/results.tgz" results -C .. docs/gallery; fi  # one file: few may come back
+if [ -n "${OUT:-}" ] && [ -n "${PACK_RUNS:-}" ] && [ -d ../runs/gpu ]; then pack_runs; fi
