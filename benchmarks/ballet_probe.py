@@ -127,7 +127,7 @@ class Probe(nn.Module):
 def probe(
     env_id: str, memory: str, width: int, batch: int, updates: int, evals: int, seed: int, question: str = "spot",
     max_timescale: int = 0, readout: str = "linear", encoder: str = "mlp", objective: str = "labels",
-    entropy: float = 0.0,
+    entropy: float = 0.0, lr: float = 1e-3,
 ) -> dict:  # fmt: skip
     """Train one probe; returns its held-out accuracy curve and the episodes seen when it first reached 0.95."""
     name, settings = split_variant(env_id)
@@ -139,7 +139,7 @@ def probe(
     key = jax.random.key(seed)
     test_obs, test_answers = episodes(env, params, jax.random.fold_in(key, 1), 1024, question)
     variables = model.init(jax.random.fold_in(key, 2), test_obs[:, :2])
-    optimizer = optax.adam(1e-3)
+    optimizer = optax.adam(lr)
     state = (variables, optimizer.init(variables))
 
     @jax.jit
@@ -177,7 +177,7 @@ def probe(
         "env": env_id, "memory": memory, "width": width, "batch": batch, "updates": updates, "seed": seed,
         "final_accuracy": curve[-1]["accuracy"], "episodes_to_0.95": solved_at,
         "question": question, "max_timescale": max_timescale, "readout": readout, "encoder": encoder,
-        "objective": objective, "entropy": entropy,
+        "objective": objective, "entropy": entropy, "lr": lr,
         "chance": 1.0 / (int(env.num_items(params)) if question == "spot" else NUM_DANCES),
         "seconds": time.perf_counter() - start, "curve": curve,
     }  # fmt: skip
@@ -207,6 +207,7 @@ def main(argv=None) -> dict:
         "--objective", choices=OBJECTIVES, default="labels", help="learn from the answer, or only from being right"
     )
     parser.add_argument("--entropy", type=float, default=0.0, help="entropy bonus of the reward objective")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
     parser.add_argument("--device-label", default=None)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
@@ -219,7 +220,7 @@ def main(argv=None) -> dict:
         for memory in args.memories:
             for encoder, seed in itertools.product(args.encoders, range(args.first_seed, args.first_seed + args.seeds)):
                 row = probe(env_id, memory, args.width, args.batch, args.updates, args.evals, seed, args.question,
-                            args.max_timescale, args.readout, encoder, args.objective, args.entropy)  # fmt: skip
+                            args.max_timescale, args.readout, encoder, args.objective, args.entropy, args.lr)  # fmt: skip
                 print(f"{env_id} {memory} ({encoder} encoder) seed {seed}: accuracy {row['final_accuracy']:.3f} "
                       f"(0.95 after {row['episodes_to_0.95']} episodes) in {row['seconds']:.0f} s", flush=True)  # fmt: skip
                 rows.append(row)
@@ -234,6 +235,7 @@ def memory_label(row: dict) -> str:
     label = f"{row['memory']} (time scales to {timescale})" if timescale else row["memory"]
     label = label if readout == "linear" else f"{label}, {readout} read-out"
     label = label if row.get("encoder", "mlp") == "mlp" else f"{label}, {row['encoder']} encoder"
+    label = label if row.get("lr", 1e-3) == 1e-3 else f"{label}, learning rate {row['lr']:g}"
     if row.get("objective", "labels") == "labels":
         return label
     return f"{label}, from reward only" + (f" (entropy bonus {row['entropy']:g})" if row.get("entropy") else "")
@@ -252,7 +254,7 @@ def write(args, rows: list[dict]) -> dict:
     )  # fmt: skip
     about = (
         f"Supervised: the memory's last output at the instruction step names the answer (the spot of the dancer "
-        f"that did the asked dance, or the first dancer's dance; cross-entropy, Adam 1e-3, {args.batch} fresh "
+        f"that did the asked dance, or the first dancer's dance; cross-entropy, Adam {args.lr:g}, {args.batch} fresh "
         f"episodes per update, width {args.width}); accuracy over 1024 held-out episodes. "
         f"\"From reward only\": the probe draws an answer from its softmax and learns only whether it was right "
         f"(REINFORCE, the batch's other episodes' mean reward as baseline)."
