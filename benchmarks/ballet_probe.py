@@ -93,6 +93,9 @@ class Probe(nn.Module):
     # the "spots" and "conv" encoders need.
     split: Callable | None = None
     items: Any = None  # the task's observation_items (each spot's square), which "spots" and "items" read
+    # Self-supervised: from the memory's output at every step, one linear layer per delay k predicts the
+    # observation k steps back (sown as "past" intermediates: pairs of prediction and target)
+    past: tuple[int, ...] = ()
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> jax.Array:
@@ -118,7 +121,10 @@ class Probe(nn.Module):
             module = make_memory(name, features=self.width, **{**config, **overrides})
             carry = module.initialize_carry(observations.shape[1])
             resets = jnp.zeros(observations.shape[:2], bool).at[0].set(True)
-            last = module(carry, x, resets)[1][-1]
+            outputs = module(carry, x, resets)[1]  # [T, B, width]
+            for k in self.past:
+                self.sow("intermediates", "past", (nn.Dense(observations.shape[-1])(outputs[k:]), observations[:-k]))
+            last = outputs[-1]
         if self.readout == "mlp":
             last = nn.relu(nn.Dense(self.width)(last))
         return nn.Dense(self.outputs)(last)
@@ -127,7 +133,7 @@ class Probe(nn.Module):
 def probe(
     env_id: str, memory: str, width: int, batch: int, updates: int, evals: int, seed: int, question: str = "spot",
     max_timescale: int = 0, readout: str = "linear", encoder: str = "mlp", objective: str = "labels",
-    entropy: float = 0.0, lr: float = 1e-3,
+    entropy: float = 0.0, lr: float = 1e-3, past: tuple[int, ...] = (), past_weight: float = 1.0,
 ) -> dict:  # fmt: skip
     """Train one probe; returns its held-out accuracy curve and the episodes seen when it first reached 0.95."""
     name, settings = split_variant(env_id)
@@ -135,7 +141,7 @@ def probe(
     max_timescale = max_timescale if split_variant(memory)[0] in GATED else 0
     outputs = len(SPOTS) if question == "spot" else NUM_DANCES
     items = env.observation_items(params) if encoder in ("spots", "items") else None
-    model = Probe(memory, width, outputs, max_timescale, readout, encoder, env.split_symbolic, items)
+    model = Probe(memory, width, outputs, max_timescale, readout, encoder, env.split_symbolic, items, tuple(past))
     key = jax.random.key(seed)
     test_obs, test_answers = episodes(env, params, jax.random.fold_in(key, 1), 1024, question)
     variables = model.init(jax.random.fold_in(key, 2), test_obs[:, :2])
@@ -148,22 +154,27 @@ def probe(
         obs, answers = episodes(env, params, key, batch, question)
 
         def loss(variables):
-            logits = model.apply(variables, obs)
+            logits, sown = model.apply(variables, obs, mutable=["intermediates"])
+            pairs = sown.get("intermediates", {}).get("past", ())
+            # each delay's squared error summed over an observation's features (a mean over them would weigh a
+            # 2675-feature room's few changing cells at ~1e-3 of the answer's loss), then summed over the delays
+            aux = past_weight * sum(jnp.sum((p - target) ** 2, -1).mean() for p, target in pairs)
             if objective == "labels":
-                return optax.softmax_cross_entropy_with_integer_labels(logits, answers).mean()
+                return optax.softmax_cross_entropy_with_integer_labels(logits, answers).mean() + aux
             named = jax.random.categorical(jax.random.fold_in(key, 1), logits)
             reward = (named == answers).astype(jnp.float32)
             baseline = (reward.sum() - reward) / (reward.shape[0] - 1)  # leave-one-out: no episode sees its own
             log_probs = jax.nn.log_softmax(logits)
             chosen = jnp.take_along_axis(log_probs, named[:, None], -1)[:, 0]
             bonus = -jnp.sum(jnp.exp(log_probs) * log_probs, -1)  # the softmax's entropy, against early commitment
-            return -jnp.mean((reward - baseline) * chosen + entropy * bonus)
+            return -jnp.mean((reward - baseline) * chosen + entropy * bonus) + aux
 
         value, grads = jax.value_and_grad(loss)(variables)
         changes, opt_state = optimizer.update(grads, opt_state, variables)
         return (optax.apply_updates(variables, changes), opt_state), value
 
-    accuracy = jax.jit(lambda variables: jnp.mean(jnp.argmax(model.apply(variables, test_obs), -1) == test_answers))
+    predict = lambda variables: model.apply(variables, test_obs, mutable=["intermediates"])[0]  # noqa: E731
+    accuracy = jax.jit(lambda variables: jnp.mean(jnp.argmax(predict(variables), -1) == test_answers))
     curve, solved_at, start = [], None, time.perf_counter()
     for i in range(1, updates + 1):
         state, loss = update(state, jax.random.fold_in(key, 100 + i))
@@ -177,7 +188,7 @@ def probe(
         "env": env_id, "memory": memory, "width": width, "batch": batch, "updates": updates, "seed": seed,
         "final_accuracy": curve[-1]["accuracy"], "episodes_to_0.95": solved_at,
         "question": question, "max_timescale": max_timescale, "readout": readout, "encoder": encoder,
-        "objective": objective, "entropy": entropy, "lr": lr,
+        "objective": objective, "entropy": entropy, "lr": lr, "past": list(past), "past_weight": past_weight,
         "chance": 1.0 / (int(env.num_items(params)) if question == "spot" else NUM_DANCES),
         "seconds": time.perf_counter() - start, "curve": curve,
     }  # fmt: skip
@@ -208,11 +219,17 @@ def main(argv=None) -> dict:
     )
     parser.add_argument("--entropy", type=float, default=0.0, help="entropy bonus of the reward objective")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
+    parser.add_argument(
+        "--past", type=int, nargs="*", default=[], help="delays k: also predict the observation k steps back (squared error)"
+    )
+    parser.add_argument("--past-weight", type=float, default=1.0, help="weight of the --past loss")
     parser.add_argument("--device-label", default=None)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     if args.entropy and args.objective != "reward":
         parser.error("--entropy is a bonus of --objective reward")
+    if args.past and (min(args.past) < 1 or any(split_variant(m)[0] == "none" for m in args.memories)):
+        parser.error("--past takes delays of at least 1 step, and a memory (not none) whose outputs predict them")
     if args.quick:
         args.width, args.batch, args.updates, args.evals = 16, 8, 4, 2
     rows, report = [], {}
@@ -220,7 +237,8 @@ def main(argv=None) -> dict:
         for memory in args.memories:
             for encoder, seed in itertools.product(args.encoders, range(args.first_seed, args.first_seed + args.seeds)):
                 row = probe(env_id, memory, args.width, args.batch, args.updates, args.evals, seed, args.question,
-                            args.max_timescale, args.readout, encoder, args.objective, args.entropy, args.lr)  # fmt: skip
+                            args.max_timescale, args.readout, encoder, args.objective, args.entropy, args.lr,
+                            args.past, args.past_weight)  # fmt: skip
                 print(f"{env_id} {memory} ({encoder} encoder) seed {seed}: accuracy {row['final_accuracy']:.3f} "
                       f"(0.95 after {row['episodes_to_0.95']} episodes) in {row['seconds']:.0f} s", flush=True)  # fmt: skip
                 rows.append(row)
@@ -236,6 +254,9 @@ def memory_label(row: dict) -> str:
     label = label if readout == "linear" else f"{label}, {readout} read-out"
     label = label if row.get("encoder", "mlp") == "mlp" else f"{label}, {row['encoder']} encoder"
     label = label if row.get("lr", 1e-3) == 1e-3 else f"{label}, learning rate {row['lr']:g}"
+    if row.get("past"):
+        delays = ", ".join(map(str, row["past"]))
+        label = f"{label}, predicting the observations {delays} steps back (weight {row['past_weight']:g})"
     if row.get("objective", "labels") == "labels":
         return label
     return f"{label}, from reward only" + (f" (entropy bonus {row['entropy']:g})" if row.get("entropy") else "")
