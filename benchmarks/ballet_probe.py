@@ -14,6 +14,7 @@ Every batch holds fresh episodes. If the probe's held-out accuracy reaches 1, th
     python benchmarks/ballet_probe.py --memories hcam hcam:local_length=64   # a memory's settings after a colon
     python benchmarks/ballet_probe.py --envs Ballet-2-Delay16-Symbolic-v0:show_dances=True --memories none
     python benchmarks/ballet_probe.py --memories trxl --encoders spots --objective reward  # one bit per episode
+    python benchmarks/ballet_probe.py --memories trxl --objective reward --past 16 32 48  # and a target over the past
     python benchmarks/ballet_probe.py --quick     # tiny sizes, a CPU check
 
 ``none`` reads only the last observation (the instruction and the dancers standing still): chance is
@@ -220,7 +221,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--entropy", type=float, default=0.0, help="entropy bonus of the reward objective")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
     parser.add_argument(
-        "--past", type=int, nargs="*", default=[], help="delays k: also predict the observation k steps back (squared error)"
+        "--past", type=int, nargs="*", default=[], help="delays k: also predict the observation k steps back"
     )
     parser.add_argument("--past-weight", type=float, default=1.0, help="weight of the --past loss")
     parser.add_argument("--device-label", default=None)
