@@ -36,6 +36,7 @@ import optax
 
 import mnemax.envs
 from common import default_label, markdown_table, split_variant, write_rows_report
+from mnemax.agents import distributions
 from mnemax.agents.encoders import ItemsEncoder
 from mnemax.envs.tasks.ballet import NUM_DANCES, SPOTS
 from mnemax.memory_modules import make as make_memory
@@ -165,9 +166,8 @@ def probe(
             named = jax.random.categorical(jax.random.fold_in(key, 1), logits)
             reward = (named == answers).astype(jnp.float32)
             baseline = (reward.sum() - reward) / (reward.shape[0] - 1)  # leave-one-out: no episode sees its own
-            log_probs = jax.nn.log_softmax(logits)
-            chosen = jnp.take_along_axis(log_probs, named[:, None], -1)[:, 0]
-            bonus = -jnp.sum(jnp.exp(log_probs) * log_probs, -1)  # the softmax's entropy, against early commitment
+            chosen = distributions.log_prob(logits[:, None], named[:, None])  # the answer as one action component
+            bonus = distributions.entropy(logits[:, None])  # the softmax's entropy, against early commitment
             return -jnp.mean((reward - baseline) * chosen + entropy * bonus) + aux
 
         value, grads = jax.value_and_grad(loss)(variables)

@@ -375,7 +375,8 @@ case $part in
         ;;
     34)  # pixel Mortar Mayhem Grid, GRU, the `memory_gym` preset, 1.64e8 steps, in pieces as part 30, one seed
          # at a time (40 MB of checkpoint per seed, 165 MB packed for TrXL's run; FIRST_SEED picks it); a log
-         # interval takes ~50-110 s here. A piece stops itself at the last log interval that ends within TRAIN_SECONDS - 60 s (`piece`);
+         # interval takes ~50-110 s here. A piece stops itself at the last log interval that ends within
+         # TRAIN_SECONDS - 60 s (`piece`);
          # give TRAIN_SECONDS about 30 s under an outer limit (before --time-limit, a SIGTERM at 545 s let
          # the interval run on past a 600 s limit and the piece was lost). RUNS picks another run of the
          # preset, e.g. MortarMayhem-Grid-gru_bf16 (bfloat16 compute) or MysteryPath-Grid-trxl_bf16. Once the run has trained all its steps: a GIF of
