@@ -15,6 +15,7 @@ Every batch holds fresh episodes. If the probe's held-out accuracy reaches 1, th
     python benchmarks/ballet_probe.py --envs Ballet-2-Delay16-Symbolic-v0:show_dances=True --memories none
     python benchmarks/ballet_probe.py --memories trxl --encoders spots --objective reward  # one bit per episode
     python benchmarks/ballet_probe.py --memories trxl --objective reward --past 16 32 48  # and a target over the past
+    python benchmarks/ballet_probe.py --memories trxl --encoders spots --objective reward --entropy 0.1 --batch 512
     python benchmarks/ballet_probe.py --quick     # tiny sizes, a CPU check
 
 ``none`` reads only the last observation (the instruction and the dancers standing still): chance is
@@ -46,8 +47,10 @@ from mnemax.memory_modules import make as make_memory
 QUESTIONS = ("spot", "first-dance")
 # "labels": cross-entropy against the answer; "reward": the probe names one answer, drawn from its softmax, and
 # is told only whether it was right (REINFORCE with the batch's other episodes' mean reward as the baseline),
-# the one bit per episode PPO gets, without PPO's walk, ignored steps or value function.
-OBJECTIVES = ("labels", "reward")
+# the one bit per episode PPO gets, without PPO's walk, ignored steps or value function; "expected-reward": the
+# exact gradient of the expected reward, the probability of the right answer (what "reward" estimates from one
+# drawn answer per episode): it tells the noise of drawing apart from the objective itself.
+OBJECTIVES = ("labels", "reward", "expected-reward")
 # "mlp": the agents' encoder for symbolic observations (two ReLU layers over the flattened room); "spots": one
 # ReLU layer shared by the 8 spots, over each spot's 3 x 3 square (where its dancer dances), then a ReLU layer
 # over those 8 codes and the instruction: a dance looks the same to it at every spot; "conv": the same idea
@@ -163,6 +166,9 @@ def probe(
             aux = past_weight * sum(jnp.sum((p - target) ** 2, -1).mean() for p, target in pairs)
             if objective == "labels":
                 return optax.softmax_cross_entropy_with_integer_labels(logits, answers).mean() + aux
+            if objective == "expected-reward":
+                right = jnp.take_along_axis(jax.nn.softmax(logits), answers[:, None], -1)[:, 0]
+                return -jnp.mean(right + entropy * distributions.entropy(logits[:, None])) + aux
             named = jax.random.categorical(jax.random.fold_in(key, 1), logits)
             reward = (named == answers).astype(jnp.float32)
             baseline = (reward.sum() - reward) / (reward.shape[0] - 1)  # leave-one-out: no episode sees its own
@@ -175,14 +181,22 @@ def probe(
         return (optax.apply_updates(variables, changes), opt_state), value
 
     predict = lambda variables: model.apply(variables, test_obs, mutable=["intermediates"])[0]  # noqa: E731
-    accuracy = jax.jit(lambda variables: jnp.mean(jnp.argmax(predict(variables), -1) == test_answers))
+
+    @jax.jit
+    def held_out(variables):  # accuracy, the mean probability of the right answer, and of the likeliest one
+        probs = jax.nn.softmax(predict(variables))
+        right = jnp.take_along_axis(probs, test_answers[:, None], -1)[:, 0]
+        return jnp.mean(jnp.argmax(probs, -1) == test_answers), right.mean(), probs.max(-1).mean()
+
     curve, solved_at, start = [], None, time.perf_counter()
     for i in range(1, updates + 1):
         state, loss = update(state, jax.random.fold_in(key, 100 + i))
         if i % max(updates // evals, 1) == 0 or i == updates:
-            acc = float(accuracy(state[0]))
-            curve.append({"episodes": i * batch, "accuracy": acc, "loss": float(loss)})
-            print(f"  {i * batch:>9,} episodes: held-out accuracy {acc:.3f}, loss {float(loss):.3f}", flush=True)
+            acc, right, likeliest = map(float, held_out(state[0]))
+            curve.append({"episodes": i * batch, "accuracy": acc, "loss": float(loss), "p_right": right,
+                          "p_likeliest": likeliest})  # fmt: skip
+            print(f"  {i * batch:>9,} episodes: held-out accuracy {acc:.3f} (p right {right:.3f}, p likeliest "
+                  f"{likeliest:.3f}), loss {float(loss):.3f}", flush=True)  # fmt: skip
             if solved_at is None and acc >= 0.95:
                 solved_at = i * batch
     return {
@@ -216,9 +230,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--readout", choices=READOUTS, default="linear", help="on the memory's last output")
     parser.add_argument("--encoders", nargs="+", choices=ENCODERS, default=["mlp"], help="before the memory")
     parser.add_argument(
-        "--objective", choices=OBJECTIVES, default="labels", help="learn from the answer, or only from being right"
+        "--objective", choices=OBJECTIVES, default="labels",
+        help="learn from the answer, or only from being right (drawn, or in expectation)",
     )
-    parser.add_argument("--entropy", type=float, default=0.0, help="entropy bonus of the reward objective")
+    parser.add_argument("--entropy", type=float, default=0.0, help="entropy bonus of the reward objectives")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
     parser.add_argument(
         "--past", type=int, nargs="*", default=[], help="delays k: also predict the observation k steps back"
@@ -227,8 +242,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--device-label", default=None)
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
-    if args.entropy and args.objective != "reward":
-        parser.error("--entropy is a bonus of --objective reward")
+    if args.entropy and args.objective == "labels":
+        parser.error("--entropy is a bonus of the reward objectives")
     if args.past and (min(args.past) < 1 or any(split_variant(m)[0] == "none" for m in args.memories)):
         parser.error("--past takes delays of at least 1 step, and a memory (not none) whose outputs predict them")
     if args.quick:
@@ -260,15 +275,20 @@ def memory_label(row: dict) -> str:
         label = f"{label}, predicting the observations {delays} steps back (weight {row['past_weight']:g})"
     if row.get("objective", "labels") == "labels":
         return label
-    return f"{label}, from reward only" + (f" (entropy bonus {row['entropy']:g})" if row.get("entropy") else "")
+    bonus = f" (entropy bonus {row['entropy']:g})" if row.get("entropy") else ""
+    if row["objective"] == "expected-reward":
+        return f"{label}, from the exact expected reward{bonus}"
+    return f"{label}, from reward only{bonus}"
 
 
 def write(args, rows: list[dict]) -> dict:
     """Writes (unless ``--quick``) and returns the report of ``rows``."""
     table = markdown_table(
-        ["env", "question", "memory", "seed", "held-out accuracy", "chance", "episodes to 0.95", "episodes seen", "seconds"],
+        ["env", "question", "memory", "seed", "held-out accuracy", "p likeliest", "chance", "episodes to 0.95",
+         "episodes seen", "seconds"],
         [
-            [r["env"], r.get("question", "spot"), memory_label(r), r["seed"], f"{r['final_accuracy']:.3f}", f"{r['chance']:.3f}",
+            [r["env"], r.get("question", "spot"), memory_label(r), r["seed"], f"{r['final_accuracy']:.3f}",
+             f"{r['curve'][-1]['p_likeliest']:.3f}" if "p_likeliest" in r["curve"][-1] else "-", f"{r['chance']:.3f}",
              f"{r['episodes_to_0.95']:,}" if r["episodes_to_0.95"] else "not reached", f"{r['updates'] * r['batch']:,}",
              f"{r['seconds']:.0f}"]
             for r in rows
@@ -279,7 +299,9 @@ def write(args, rows: list[dict]) -> dict:
         f"that did the asked dance, or the first dancer's dance; cross-entropy, Adam {args.lr:g}, {args.batch} fresh "
         f"episodes per update, width {args.width}); accuracy over 1024 held-out episodes. "
         f"\"From reward only\": the probe draws an answer from its softmax and learns only whether it was right "
-        f"(REINFORCE, the batch's other episodes' mean reward as baseline)."
+        f"(REINFORCE, the batch's other episodes' mean reward as baseline); \"from the exact expected reward\": "
+        f"the probability of the right answer, maximised as it is (no answer drawn). \"p likeliest\": the mean "
+        f"probability of the likeliest answer at the end, how far the softmax has committed."
     )
     settings = dict(width=args.width, batch=args.batch, updates=args.updates)
     label = args.device_label or default_label()
