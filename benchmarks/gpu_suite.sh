@@ -85,6 +85,8 @@
 #     NUM_ENVS=128 bash benchmarks/gpu_suite.sh 81  # pixel PPO vs memorax on Mystery Path with the reset pool
 #     bash benchmarks/gpu_suite.sh 82  # where RATE's PPO update goes (diagnostics preset), after its one-pass blocks
 #     bash benchmarks/gpu_suite.sh 83  # HCAM against dense TrXL at T = 1024 and 4096, its read blocks grouped
+#     bash benchmarks/gpu_suite.sh 84  # Ballet-2-Delay16, TrXL with the items encoder, 1e8 steps (resumable in pieces)
+#     bash benchmarks/gpu_suite.sh 85  # the same with an entropy bonus of 0.1 or 0.03 (resumable in pieces)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -746,6 +748,11 @@ case $part in
     84)  # Ballet-2-Delay16 with the items encoder (`ballet_items` preset), Transformer-XL, 1e8 steps, SEEDS seeds
          # (3) at once, in resumable pieces; RUNS=ballet2-delay16-hcam_items for HCAM
         piece ballet_items "${RUNS:-ballet2-delay16-trxl_items}" 3 540
+        ;;
+    85)  # Ballet-2-Delay16, Transformer-XL with the items encoder and an entropy bonus of 0.1 (`ballet_entropy`;
+         # RUNS=ballet2-delay16-trxl_items_ent0.03 for 0.03), 1e8 steps, one seed (SEEDS more; the bonus 0.01's
+         # run took 256 s on an H100), in resumable pieces
+        piece ballet_entropy "${RUNS:-ballet2-delay16-trxl_items_ent0.1}" 1 570
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

@@ -111,6 +111,16 @@ def ballet_recipe_run(memory: str, suffix: str = "", **settings) -> dict:
     return spec
 
 
+def ballet_items_run(memory: str, suffix: str = "", **settings) -> dict:
+    """Ballet-2-Delay16 with the items encoder, 1e8 steps, rollouts of 256 steps (two or three whole episodes
+    in one back-propagation window); HCAM with a local window of 64 steps."""
+    local = {"local_length": 64} if memory == "hcam" else {}
+    return dict(BALLET_BASE, name=f"ballet2-delay16-{memory}_items{suffix}", env="mnemax/Ballet-2-Delay16-Symbolic-v0",
+                memory=memory, item_encoder=True, memory_config=ballet_memory(memory, BALLET2_EPISODE) | local,
+                learning_rate=BALLET_LEARNING_RATE[memory], num_envs=256, num_steps=256, bptt_length=256,
+                total_steps=100_000_000, **settings)  # fmt: skip
+
+
 TMAZE_SMALL = dict(env="mnemax/TMaze-Passive-v0", memory="gru", num_envs=32, num_steps=32, ent_coef=0.05, total_steps=200_000)
 
 
@@ -461,14 +471,15 @@ PRESETS: dict[str, list[dict]] = {
     # back-propagation window. HCAM with a local window of 64 steps, with which the probe taught it the
     # binding from 32,000 episodes (0.57 after 768,000 with the default 16: ballet_probe_cpu-hcam-local64,
     # ballet_probe_h200-encoders). Transformer-XL stayed at chance (one seed, learning_ballet_items_h100).
-    "ballet_items": [
-        dict(BALLET_BASE, name=f"ballet2-delay16-{memory}_items", env="mnemax/Ballet-2-Delay16-Symbolic-v0",
-             memory=memory, item_encoder=True,
-             memory_config=ballet_memory(memory, BALLET2_EPISODE) | ({"local_length": 64} if memory == "hcam" else {}),
-             learning_rate=BALLET_LEARNING_RATE[memory], num_envs=256, num_steps=256, bptt_length=256,
-             total_steps=100_000_000)
-        for memory in ("trxl", "hcam")
-    ],  # fmt: skip
+    "ballet_items": [ballet_items_run(memory) for memory in ("trxl", "hcam")],
+    # The same with a larger entropy bonus (0.03, 0.1; the runs above: 0.01). The probe taught from reward alone
+    # (ballet_probe.py --objective reward) commits its softmax to one dancer within 15 updates and stays at
+    # chance, even with the exact expected reward in place of the drawn answer; with an entropy bonus of 0.1
+    # and 512 episodes per update it learns the binding (0.95 from ~115,000 episodes, as labels do:
+    # ballet_probe_cpu-{expected-reward,reward}-trxl-batch512-entropy0.1). PPO normalises its advantages to
+    # unit scale (the probe's are +-0.5) and spreads the answer over the walk's steps, so the bonus that
+    # matches is not known: two of them.
+    "ballet_entropy": [ballet_items_run("trxl", ent_coef=coef, suffix=f"_ent{coef:g}") for coef in (0.03, 0.1)],
     # The dense layers' initialisation in the small T-Maze run of tests/test_learning.py (32 envs, 2e5 steps,
     # entropy bonus 0.05): run with --seeds 12.
     "init_small": [
