@@ -223,7 +223,7 @@ def diagnostics_runs() -> list[dict]:
     memories = ("gru", "lstm", "ffm", "trxl", "linear_attention", "none")
     cells = named + [(task, memory) for task in tasks for memory in memories if (task, memory) not in named]
     # The state-space and memory-token modules, on the two tasks with targets first, then on the rest.
-    newer = ("min_gru", "s5", "mamba", "mamba2", "rate")
+    newer = ("min_gru", "s5", "mamba", "mamba2", "rate", "lru")
     cells += [(task, memory) for task in ("RepeatFirst-Medium", "CountRecall-Easy") for memory in newer]
     cells += [(task, memory) for task in tasks for memory in newer if (task, memory) not in cells]
     return [
@@ -326,8 +326,8 @@ PRESETS: dict[str, list[dict]] = {
         dict(PASSIVE1000, name="passive1000-ffm", memory="ffm"),
         dict(PASSIVE1000, name="passive1000-none", memory="none", total_steps=100_000_000),
         dict(ACTIVE100, name="active100-ffm", memory="ffm", total_steps=300_000_000),
-        # The newer memories (minGRU, S5, Mamba, RATE) with the same recipe.
-        *(dict(PASSIVE100, name=f"passive100-{memory}", memory=memory) for memory in ("min_gru", "s5", "mamba", "rate", "mamba2")),
+        # The newer memories (minGRU, S5, Mamba, RATE, Mamba-2, LRU) with the same recipe.
+        *(dict(PASSIVE100, name=f"passive100-{memory}", memory=memory) for memory in ("min_gru", "s5", "mamba", "rate", "mamba2", "lru")),
         # L = 1000 with half the training episodes starting nearer the junction (log-uniform distances): the
         # runs above settled on walking on at the junction, a state seen once in 1001 steps, before a turn
         # was ever rewarded.

@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-MODULES = ["gru", "lstm", "ffm", "min_gru", "s5", "mamba", "mamba2", "linear_attention", "trxl", "hcam", "rate"]
+MODULES = ["gru", "lstm", "ffm", "min_gru", "s5", "lru", "mamba", "mamba2", "linear_attention", "trxl", "hcam", "rate"]
 ATTENTION_MODELS = {"linear_attention", "trxl", "hcam", "rate"}
 HCAM_CHUNK, HCAM_TOP_K = 64, 4
 RATE_SEGMENT, RATE_TOKENS = 64, 8
@@ -41,6 +41,7 @@ RATE_SEGMENT, RATE_TOKENS = 64, 8
 SCAN_MODELS = {
     "min_gru": {"num_layers": 1},
     "s5": {"num_layers": 1, "state_size": 64, "blocks": 4},
+    "lru": {"num_layers": 1, "state_size": 64},
     "mamba": {"num_layers": 1, "state_size": 16, "expand": 1, "conv_size": 4},
     "mamba2": {"num_layers": 1, "state_size": 16, "head_dim": 64, "expand": 1, "conv_size": 4, "chunk_size": 64},
 }

@@ -5,6 +5,7 @@ from mnemax.memory_modules.ffm import FFM
 from mnemax.memory_modules.gru import GRU
 from mnemax.memory_modules.hcam import HCAM, HCAMAttention, HCAMBlock, HCAMCarry, WindowCarry
 from mnemax.memory_modules.linear_attention import LinearAttention
+from mnemax.memory_modules.lru import LRU
 from mnemax.memory_modules.lstm import LSTM
 from mnemax.memory_modules.mamba import Mamba, MambaCarry
 from mnemax.memory_modules.mamba2 import Mamba2, Mamba2Carry
@@ -21,6 +22,7 @@ __all__ = [
     "HCAMAttention",
     "HCAMBlock",
     "HCAMCarry",
+    "LRU",
     "LSTM",
     "LinearAttention",
     "Mamba",

@@ -103,6 +103,34 @@ def reset_carry(resets: jax.Array, carry: Carry, initial: Carry) -> Carry:
     return jax.tree_util.tree_map(select, initial, carry)
 
 
+class ComplexStateStack(MemoryModule):
+    """Base of the stacked diagonal complex state spaces (S5, LRU): ``num_layers`` layers of ``state_size``
+    complex states each, carried as one ``[B, num_layers, state_size]`` complex64 array, run by
+    :func:`residual_stack` over the layers that :meth:`layer` builds. Subclasses declare ``state_size``,
+    ``num_layers`` and ``dtype`` among their fields."""
+
+    @nn.nowrap
+    def layer(self, i: int) -> nn.Module:
+        """Layer ``i``: ``([T, B, features], state [B, state_size], resets) -> (update, next state)``."""
+        raise NotImplementedError
+
+    @nn.nowrap
+    def initialize_carry(self, batch_size: int) -> jax.Array:
+        return jnp.zeros((batch_size, self.num_layers, self.state_size), jnp.complex64)
+
+    @nn.compact
+    def __call__(self, carry: jax.Array, inputs: jax.Array, resets: jax.Array) -> tuple[jax.Array, jax.Array]:
+        check_sequence_inputs(inputs, resets)
+        return residual_stack(inputs, carry, resets, self.layer, self.num_layers, self.features, self.dtype)
+
+
+def half_glu(y: jax.Array, dtype: Any) -> jax.Array:
+    """``y * sigmoid(Dense(y))``: the output gate of the state-space layers (S5's "half GLU"; the Dense is
+    named ``gate``). Call it inside a compact method, which then owns the Dense."""
+    gate = nn.Dense(y.shape[-1], dtype=dtype, name="gate")(y).astype(jnp.float32)
+    return y * jax.nn.sigmoid(gate)
+
+
 def residual_stack(
     inputs: jax.Array,
     carry: Carry,

@@ -10,6 +10,7 @@ from mnemax.memory_modules.ffm import FFM
 from mnemax.memory_modules.gru import GRU
 from mnemax.memory_modules.hcam import HCAM
 from mnemax.memory_modules.linear_attention import LinearAttention
+from mnemax.memory_modules.lru import LRU
 from mnemax.memory_modules.lstm import LSTM
 from mnemax.memory_modules.mamba import Mamba
 from mnemax.memory_modules.mamba2 import Mamba2
@@ -23,6 +24,7 @@ MODULES: dict[str, type[MemoryModule]] = {
     "gru": GRU,
     "hcam": HCAM,
     "linear_attention": LinearAttention,
+    "lru": LRU,
     "lstm": LSTM,
     "mamba": Mamba,
     "mamba2": Mamba2,

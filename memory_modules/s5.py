@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mnemax.memory_modules.base import MemoryModule, check_positive, check_range, check_sequence_inputs, residual_stack
+from mnemax.memory_modules.base import ComplexStateStack, check_positive, check_range, half_glu
 from mnemax.memory_modules.scan import linear_recurrence, log_uniform_init
 
 
@@ -81,12 +81,10 @@ class S5Layer(nn.Module):
         update = jax.lax.complex(matmul(u, b_bar.real), matmul(u, b_bar.imag))  # [T, B, P]
         states = linear_recurrence(decay, update, state, resets)
         y = 2.0 * (matmul(states.real, c_re) - matmul(states.imag, c_im)) + d * u
-        y = nn.gelu(y)
-        gate = nn.Dense(h, dtype=self.dtype, name="gate")(y).astype(jnp.float32)
-        return y * jax.nn.sigmoid(gate), states[-1]
+        return half_glu(nn.gelu(y), self.dtype), states[-1]
 
 
-class S5(MemoryModule):
+class S5(ComplexStateStack):
     """S5 memory: an input projection, ``num_layers`` pre-layernorm S5 layers with residuals, a LayerNorm.
 
     Each layer is a diagonal complex linear recurrence (see :class:`S5Layer`), so a whole sequence is one
@@ -130,14 +128,5 @@ class S5(MemoryModule):
         check_range(self, "min_step", "max_step", above=0.0)
 
     @nn.nowrap
-    def initialize_carry(self, batch_size: int) -> jax.Array:
-        return jnp.zeros((batch_size, self.num_layers, self.state_size), jnp.complex64)
-
-    @nn.compact
-    def __call__(self, carry: jax.Array, inputs: jax.Array, resets: jax.Array):
-        check_sequence_inputs(inputs, resets)
-
-        def layer(i):
-            return S5Layer(self.state_size, self.blocks, self.min_step, self.max_step, self.dtype, name=f"s5_{i}")
-
-        return residual_stack(inputs, carry, resets, layer, self.num_layers, self.features, self.dtype)
+    def layer(self, i: int) -> S5Layer:
+        return S5Layer(self.state_size, self.blocks, self.min_step, self.max_step, self.dtype, name=f"s5_{i}")

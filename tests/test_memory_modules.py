@@ -157,7 +157,8 @@ def test_gradients_reach_every_parameter(name):
 
 
 @pytest.mark.parametrize(
-    "name, steps", [("min_gru", 16384), ("s5", 16384), ("mamba", 16384), ("mamba2", 16384), ("rate", 4096)]
+    "name, steps",
+    [("min_gru", 16384), ("s5", 16384), ("lru", 16384), ("mamba", 16384), ("mamba2", 16384), ("rate", 4096)],
 )
 def test_no_nan_over_very_long_sequences(name, steps):
     """Forward and backward over one long episode stay finite (the scans multiply thousands of decays)."""
@@ -258,7 +259,7 @@ def _episode_starts(resets):
 
 
 @pytest.mark.parametrize(
-    "name", ["ffm", "hcam", "linear_attention", "mamba", "mamba2", "min_gru", "rate", "s5", "trxl"]
+    "name", ["ffm", "hcam", "linear_attention", "lru", "mamba", "mamba2", "min_gru", "rate", "s5", "trxl"]
 )
 def test_multi_step_calls_continue_each_other(name):
     """Cutting a sequence into several multi-step calls (cuts inside chunks, windows and segments) changes
@@ -613,6 +614,9 @@ def test_hcam_chunk_positions_tell_the_order_inside_a_chunk(positions):
         ("rate", dict(features=16, segment_length=0), "positive"),
         ("s5", dict(features=16, min_step=0.1, max_step=0.01), "min_step"),
         ("s5", dict(features=16, state_size=10, blocks=4), "divisible by blocks"),
+        ("lru", dict(features=16, r_min=0.9, r_max=1.0), "r_max < 1"),
+        ("lru", dict(features=16, r_min=0.5, r_max=0.4), "r_min <= r_max"),
+        ("lru", dict(features=16, max_phase=0.0), "max_phase"),
         ("mamba", dict(features=16, min_step=0.0), "min_step"),
         ("mamba2", dict(features=16, min_step=0.1, max_step=0.01), "min_step"),
         ("mamba2", dict(features=16, head_dim=12), "divisible by head_dim"),
@@ -718,24 +722,52 @@ def test_hippo_frequencies_are_the_eigenvalues_of_the_normal_hippo_matrix():
     np.testing.assert_allclose(hippo_n_frequencies(order // 2), positive, rtol=1e-6)
 
 
+def _run_state_space_layer(layer, seed: int, steps: int = 17):
+    """A layer of 6 complex states (S5Layer, LRULayer) initialised and run over ``steps`` steps from a random
+    state: ``(u, resets, state, y, final, params)``, the parameters as NumPy arrays."""
+    u, resets = _inputs(seed=seed, t=steps)
+    rng = np.random.default_rng(seed)
+    state = (rng.normal(size=(B, 6)) + 1j * rng.normal(size=(B, 6))).astype(np.complex64)
+    params = layer.init(jax.random.key(seed + 1), u, state, resets)
+    y, final = layer.apply(params, u, state, resets)
+    return u, resets, state, y, final, jax.tree_util.tree_map(np.asarray, params["params"])
+
+
+def test_lru_layer_matches_its_recurrence():
+    """Written from the paper's definition, with the initial eigenvalues on their ring and gamma at
+    sqrt(1 - |lambda|^2)."""
+    from mnemax.memory_modules.lru import LRULayer
+
+    layer = LRULayer(state_size=6, r_min=0.5, r_max=0.99, max_phase=0.5)
+    u, resets, state, y, final, p = _run_state_space_layer(layer, seed=9)
+    p = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), p)
+    lam = np.exp(-np.exp(p["nu_log"]) + 1j * np.exp(p["theta_log"]))
+    assert np.all((np.abs(lam) >= 0.5 - 1e-6) & (np.abs(lam) <= 0.99 + 1e-6))
+    assert np.all((np.angle(lam) > 0) & (np.angle(lam) <= 0.5 + 1e-6))
+    np.testing.assert_allclose(np.exp(p["gamma_log"]), np.sqrt(1 - np.abs(lam) ** 2), rtol=1e-5)
+    b = np.exp(p["gamma_log"]) * (p["b_real"] + 1j * p["b_imag"])  # [H, P]
+    c = p["c_real"] + 1j * p["c_imag"]  # [P, H]
+    h, expected, u = state.astype(complex), [], np.asarray(u)
+    for t in range(len(u)):
+        h = np.where(np.asarray(resets[t])[:, None], 0, lam * h) + u[t] @ b
+        out = np.asarray(jax.nn.gelu((h @ c).real + p["d"] * u[t]))
+        expected.append(out * _sigmoid(out @ p["gate"]["kernel"] + p["gate"]["bias"]))
+    np.testing.assert_allclose(y, np.stack(expected), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(final, h, rtol=1e-4, atol=1e-4)
+
+
 def test_s5_layer_matches_its_recurrence():
     from mnemax.memory_modules.s5 import S5Layer, hippo_n_frequencies
 
     layer = S5Layer(state_size=6, blocks=2, min_step=1e-3, max_step=1e-1)
-    steps = 17
-    u, resets = _inputs(seed=7, t=steps)
-    rng = np.random.default_rng(7)
-    state = (rng.normal(size=(B, 6)) + 1j * rng.normal(size=(B, 6))).astype(np.complex64)
-    params = layer.init(jax.random.key(8), u, state, resets)
-    y, final = layer.apply(params, u, state, resets)
-    p = jax.tree_util.tree_map(np.asarray, params["params"])
+    u, resets, state, y, final, p = _run_state_space_layer(layer, seed=7)
     np.testing.assert_allclose(p["frequency"], np.tile(hippo_n_frequencies(3), 2), rtol=1e-6)
     lam = -np.exp(p["log_neg_real"]) + 1j * p["frequency"]
     a_bar = np.exp(lam * np.exp(p["log_step"]))
     b_bar = (a_bar - 1) / lam * (p["b_real"] + 1j * p["b_imag"])  # [H, P]
     c = p["c_real"] + 1j * p["c_imag"]  # [P, H]
     h, expected, u = state.astype(complex), [], np.asarray(u)
-    for t in range(steps):
+    for t in range(len(u)):
         h = np.where(np.asarray(resets[t])[:, None], 0, a_bar * h) + u[t] @ b_bar
         out = np.asarray(jax.nn.gelu(2 * (h @ c).real + p["d"] * u[t]))
         expected.append(out * _sigmoid(out @ p["gate"]["kernel"] + p["gate"]["bias"]))
