@@ -765,7 +765,8 @@ def main(argv=None) -> dict:
         parser.error("--pending needs --update: it reads which runs the report of --device-label holds")
     if args.shard and not 0 <= args.shard[0] < args.shard[1]:
         parser.error(f"--shard K N needs 0 <= K < N, got {args.shard[0]} {args.shard[1]}")
-    label = args.device_label or default_label()
+    # a --quick check writes its own report, never over a measured one of the default label
+    label = args.device_label or (f"{default_label()}-quick" if args.quick else default_label())
     unknown = sorted(set(args.runs or ()) - {spec["name"] for spec in PRESETS[args.preset]})
     if unknown:
         names = [spec["name"] for spec in PRESETS[args.preset]]
