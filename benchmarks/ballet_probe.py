@@ -85,6 +85,11 @@ def episodes(env, params, key: jax.Array, count: int, question: str = "spot") ->
     return observations.swapaxes(0, 1), answers
 
 
+def probability_of(probs: jax.Array, answers: jax.Array) -> jax.Array:
+    """``probs [B, K]``'s entry of each episode's answer (``answers [B]``): ``[B]``."""
+    return jnp.take_along_axis(probs, answers[:, None], -1)[:, 0]
+
+
 class Probe(nn.Module):
     """Encoder (:data:`ENCODERS`) -> memory -> a linear read-out over the possible answers."""
 
@@ -167,7 +172,7 @@ def probe(
             if objective == "labels":
                 return optax.softmax_cross_entropy_with_integer_labels(logits, answers).mean() + aux
             if objective == "expected-reward":
-                right = jnp.take_along_axis(jax.nn.softmax(logits), answers[:, None], -1)[:, 0]
+                right = probability_of(jax.nn.softmax(logits), answers)
                 return -jnp.mean(right + entropy * distributions.entropy(logits[:, None])) + aux
             named = jax.random.categorical(jax.random.fold_in(key, 1), logits)
             reward = (named == answers).astype(jnp.float32)
@@ -185,7 +190,7 @@ def probe(
     @jax.jit
     def held_out(variables):  # accuracy, the mean probability of the right answer, and of the likeliest one
         probs = jax.nn.softmax(predict(variables))
-        right = jnp.take_along_axis(probs, test_answers[:, None], -1)[:, 0]
+        right = probability_of(probs, test_answers)
         return jnp.mean(jnp.argmax(probs, -1) == test_answers), right.mean(), probs.max(-1).mean()
 
     curve, solved_at, start = [], None, time.perf_counter()
