@@ -475,10 +475,11 @@ PRESETS: dict[str, list[dict]] = {
     # The same with a larger entropy bonus (0.03, 0.1; the runs above: 0.01). The probe taught from reward alone
     # (ballet_probe.py --objective reward) commits its softmax to one dancer within 15 updates and stays at
     # chance, even with the exact expected reward in place of the drawn answer; with an entropy bonus of 0.1
-    # and 512 episodes per update it learns the binding (0.95 from ~115,000 episodes, as labels do:
-    # ballet_probe_cpu-{expected-reward,reward}-trxl-batch512-entropy0.1). PPO normalises its advantages to
-    # unit scale (the probe's are +-0.5) and spreads the answer over the walk's steps, so the bonus that
-    # matches is not known: two of them.
+    # and 512 episodes per update it learns the binding (0.96 and 0.93 after 153,600 episodes, labels 0.95 at
+    # 107,520: ballet_probe_cpu-{expected-reward,reward}-trxl-batch512-entropy0.1), and at 64 per update on two
+    # seeds and with HCAM (0.855, 0.922; 0.876: ballet_probe_cpu-reward-*-entropy0.1*). PPO normalises its
+    # advantages to unit scale (the probe's are +-0.5) and spreads the answer over the walk's steps, so the
+    # bonus that matches is not known: two of them.
     "ballet_entropy": [ballet_items_run("trxl", ent_coef=coef, suffix=f"_ent{coef:g}") for coef in (0.03, 0.1)],
     # The dense layers' initialisation in the small T-Maze run of tests/test_learning.py (32 envs, 2e5 steps,
     # entropy bonus 0.05): run with --seeds 12.
