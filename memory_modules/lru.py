@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from mnemax.memory_modules.base import ComplexStateStack, check_positive, half_glu
-from mnemax.memory_modules.scan import linear_recurrence
+from mnemax.memory_modules.scan import complex_diagonal_layer
 
 
 def ring_init(r_min: float, r_max: float):
@@ -67,11 +67,10 @@ class LRULayer(nn.Module):
         d = self.param("d", nn.initializers.normal(1.0), (h,))
 
         decay = jnp.exp(jax.lax.complex(-jnp.exp(nu_log), jnp.exp(theta_log)))  # [P]
-        gamma = jnp.exp(gamma_log)
-        matmul = lambda a, w: (a.astype(self.dtype) @ w.astype(self.dtype)).astype(jnp.float32)  # noqa: E731
-        update = jax.lax.complex(matmul(u, b_re * gamma), matmul(u, b_im * gamma))  # [T, B, P]
-        states = linear_recurrence(decay, update, state, resets)
-        y = matmul(states.real, c_re) - matmul(states.imag, c_im) + d * u
+        b = jax.lax.complex(b_re, b_im) * jnp.exp(gamma_log)  # [H, P]
+        c = jax.lax.complex(c_re, c_im)  # [P, H]
+        read, states = complex_diagonal_layer(u, decay, b, c, state, resets, self.dtype)
+        y = read + d * u
         return half_glu(nn.gelu(y), self.dtype), states[-1]
 
 

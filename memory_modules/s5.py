@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from mnemax.memory_modules.base import ComplexStateStack, check_positive, check_range, half_glu
-from mnemax.memory_modules.scan import linear_recurrence, log_uniform_init
+from mnemax.memory_modules.scan import complex_diagonal_layer, log_uniform_init
 
 
 def hippo_n_frequencies(size: int) -> np.ndarray:
@@ -77,10 +77,9 @@ class S5Layer(nn.Module):
         lam = jax.lax.complex(-jnp.exp(log_neg_real), frequency)
         decay = jnp.exp(lam * jnp.exp(log_step))  # [P]
         b_bar = ((decay - 1.0) / lam) * jax.lax.complex(b_re, b_im)  # [H, P]
-        matmul = lambda a, w: (a.astype(self.dtype) @ w.astype(self.dtype)).astype(jnp.float32)  # noqa: E731
-        update = jax.lax.complex(matmul(u, b_bar.real), matmul(u, b_bar.imag))  # [T, B, P]
-        states = linear_recurrence(decay, update, state, resets)
-        y = 2.0 * (matmul(states.real, c_re) - matmul(states.imag, c_im)) + d * u
+        c = jax.lax.complex(c_re, c_im)  # [P, H]
+        read, states = complex_diagonal_layer(u, decay, b_bar, c, state, resets, self.dtype)
+        y = 2.0 * read + d * u
         return half_glu(nn.gelu(y), self.dtype), states[-1]
 
 

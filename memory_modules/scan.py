@@ -217,6 +217,22 @@ def linear_recurrence(decay: jax.Array, update: jax.Array, initial: jax.Array, r
     return states
 
 
+def complex_diagonal_layer(
+    u: jax.Array, decay: jax.Array, b: jax.Array, c: jax.Array, initial: jax.Array, resets: jax.Array, dtype: Any
+) -> tuple[jax.Array, jax.Array]:
+    """The core that the diagonal complex state-space layers (S5, LRU) share: the states
+    ``x_t = decay * x_{t-1} + u_t @ b`` (``[T, B, P]`` complex64, :func:`linear_recurrence`) and their real
+    read-out ``Re(x_t @ c)`` (``[T, B, H]`` float32), the matrix products computed in ``dtype``.
+
+    ``u`` is ``[T, B, H]``, ``decay`` ``[P]``, ``b`` ``[H, P]`` and ``c`` ``[P, H]`` complex, ``initial``
+    ``[B, P]``. Returns ``(read-out, states)``.
+    """
+    matmul = lambda a, w: (a.astype(dtype) @ w.astype(dtype)).astype(jnp.float32)  # noqa: E731
+    update = jax.lax.complex(matmul(u, b.real), matmul(u, b.imag))
+    states = linear_recurrence(decay, update, initial, resets)
+    return matmul(states.real, c.real) - matmul(states.imag, c.imag), states
+
+
 def chunked_recurrence(
     coefficients: Callable[[Any], tuple[jax.Array, jax.Array]],
     readout: Callable[[jax.Array, Any], Any],
