@@ -82,6 +82,12 @@ def median_seconds(fn, repeats: int = 3) -> float:
     return statistics.median(times)
 
 
+def report_label(args) -> str:
+    """The results' file label: ``--device-label``, else :func:`default_label` with ``-quick`` after it for a
+    ``--quick`` check, so that a check never writes over a measured report."""
+    return args.device_label or default_label() + ("-quick" if args.quick else "")
+
+
 def add_measurement_arguments(parser, max_seconds: float = 400) -> None:
     """The options every timing script shares: ``--max-seconds`` (no new measurement after it),
     ``--device-label`` (the results' file name) and ``--quick`` (tiny sizes, a check that it runs)."""

@@ -22,7 +22,7 @@ import threading
 import time
 
 import jax
-from common import add_measurement_arguments, default_label, markdown_table, write_rows_report
+from common import add_measurement_arguments, markdown_table, report_label, write_rows_report
 
 import mnemax.envs
 
@@ -106,7 +106,7 @@ def main(argv=None) -> dict:
     slowed = [r["env"] for r in rows if r["after_a_timeout"]]
     if slowed:
         summary += f". Measured while a compilation given up on still ran: {', '.join(slowed)}"
-    label = args.device_label or default_label() + ("-quick" if args.quick else "")
+    label = report_label(args)
     return write_rows_report("compile_time", label, "Compile time of the vmapped step", rows, f"{summary}\n\n{table}")
 
 

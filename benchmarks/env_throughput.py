@@ -52,7 +52,7 @@ import jax
 import jax.numpy as jnp
 
 import mnemax.envs
-from common import RESULTS, default_label, is_out_of_memory  # benchmarks/ is on the path of its scripts
+from common import RESULTS, is_out_of_memory, report_label  # benchmarks/ is on the path of its scripts
 
 DEFAULT_BATCH_SIZES = [4**i for i in range(9)]  # 1 .. 65536
 QUICK_ENVS = ["mnemax/TMaze-Passive-v0", "mnemax/RepeatFirst-Easy-v0"]
@@ -436,7 +436,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     envs = select_envs(args.envs)
     batches = sorted(set(args.batch_sizes or DEFAULT_BATCH_SIZES))
-    label = args.device_label or default_label() + ("-quick" if args.quick else "")
+    label = report_label(args)
     out_dir = args.out_dir or (Path(tempfile.gettempdir()) / "mnemax-benchmarks" if args.quick else RESULTS)
     meta = run_metadata(args, label, envs, batches)
     print(f"{len(envs)} environment(s) on {meta['device_kind']} ({meta['platform']}), B = {batches}, budget {args.max_seconds:.0f}s", flush=True)

@@ -55,8 +55,8 @@ import time
 from pathlib import Path
 
 from common import (
-    RESULTS, SittingClock, default_label, finish_fraction_panel, markdown_table, mean_over_seeds, merge_runs,
-    metadata, panels, read_curve, resume_settings, save_figure, write_report,
+    RESULTS, SittingClock, finish_fraction_panel, markdown_table, mean_over_seeds, merge_runs,
+    metadata, panels, read_curve, report_label, resume_settings, save_figure, write_report,
 )  # fmt: skip
 from mnemax.train import PPOConfig, algorithms, train
 from mnemax.train.loop import TrainingDiverged, TrainingInterrupted
@@ -766,8 +766,7 @@ def main(argv=None) -> dict:
         parser.error("--pending needs --update: it reads which runs the report of --device-label holds")
     if args.shard and not 0 <= args.shard[0] < args.shard[1]:
         parser.error(f"--shard K N needs 0 <= K < N, got {args.shard[0]} {args.shard[1]}")
-    # a --quick check writes its own report, never over a measured one of the default label
-    label = args.device_label or (f"{default_label()}-quick" if args.quick else default_label())
+    label = report_label(args)
     unknown = sorted(set(args.runs or ()) - {spec["name"] for spec in PRESETS[args.preset]})
     if unknown:
         names = [spec["name"] for spec in PRESETS[args.preset]]
