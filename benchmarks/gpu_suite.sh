@@ -750,7 +750,7 @@ case $part in
         piece ballet_items "${RUNS:-ballet2-delay16-trxl_items}" 3 540
         ;;
     85)  # Ballet-2-Delay16, Transformer-XL with the items encoder and an entropy bonus of 0.1 (`ballet_entropy`;
-         # RUNS=ballet2-delay16-trxl_items_ent0.03 for 0.03), 1e8 steps, one seed (SEEDS more; the bonus 0.01's
+         # RUNS=ballet2-delay16-trxl_items_ent0.03 for 0.03, ..._ent0.1_answers for 0.1 on answer steps), 1e8 steps, one seed (SEEDS more; the bonus 0.01's
          # run took 256 s on an H100), in resumable pieces
         piece ballet_entropy "${RUNS:-ballet2-delay16-trxl_items_ent0.1}" 1 570
         ;;

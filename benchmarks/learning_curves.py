@@ -479,8 +479,10 @@ PRESETS: dict[str, list[dict]] = {
     # 107,520: ballet_probe_cpu-{expected-reward,reward}-trxl-batch512-entropy0.1), and at 64 per update on two
     # seeds and with HCAM (0.855, 0.922; 0.876: ballet_probe_cpu-reward-*-entropy0.1*). PPO normalises its
     # advantages to unit scale (the probe's are +-0.5) and spreads the answer over the walk's steps, so the
-    # bonus that matches is not known: two of them.
-    "ballet_entropy": [ballet_items_run("trxl", ent_coef=coef, suffix=f"_ent{coef:g}") for coef in (0.03, 0.1)],
+    # bonus that matches is not known: two of them, and 0.1 on the answer phase's steps alone (the bonus on the
+    # 64 watching steps, whose actions are ignored, only pads the mean entropy; skip_ignored_actions).
+    "ballet_entropy": [ballet_items_run("trxl", ent_coef=coef, suffix=f"_ent{coef:g}") for coef in (0.03, 0.1)]
+    + [ballet_items_run("trxl", ent_coef=0.1, skip_ignored_actions=True, suffix="_ent0.1_answers")],
     # The dense layers' initialisation in the small T-Maze run of tests/test_learning.py (32 envs, 2e5 steps,
     # entropy bonus 0.05): run with --seeds 12.
     "init_small": [
