@@ -129,18 +129,19 @@ piece() {  # PRESET RUN SEEDS SECONDS: one piece of a long learning run (part 30
         --run-dir ../runs/gpu ${STEPS_SCALE:+--steps-scale $STEPS_SCALE} --resume --update $flag
 }
 
-cells_side_by_side() {  # SECONDS CELL...: diagnostics-preset cells in one process each on the one GPU (a
-    # cell's 32 copies leave the GPU idle between kernels, so sharing it costs each little), resumable in
-    # pieces: each stops with a checkpoint in ../runs/gpu before SECONDS - 60, and the same command continues it
-    local seconds=$1 cell
-    shift
-    for cell in "$@"; do
-        XLA_PYTHON_CLIENT_PREALLOCATE=false run "$seconds" learning_curves.py --preset diagnostics --runs "$cell" \
+side_by_side() {  # PRESET SECONDS RUN...: runs of PRESET in one process each on the one GPU (a small run, such
+    # as a diagnostics cell's 32 copies, leaves the GPU idle between kernels, so sharing it costs each little),
+    # resumable in pieces: each stops with a checkpoint in ../runs/gpu before SECONDS - 60, and the same command
+    # continues it; SEEDS (default the script's 3) and STEPS_SCALE as in piece
+    local preset=$1 seconds=$2 name
+    shift 2
+    for name in "$@"; do
+        XLA_PYTHON_CLIENT_PREALLOCATE=false run "$seconds" learning_curves.py --preset "$preset" --runs "$name" \
             --max-seconds 10 --time-limit $((seconds - 60)) --run-dir ../runs/gpu --resume --update $flag \
-            > "/tmp/cell-$cell.log" 2>&1 &
+            ${SEEDS:+--seeds $SEEDS} ${STEPS_SCALE:+--steps-scale $STEPS_SCALE} > "/tmp/side-$name.log" 2>&1 &
     done
     wait
-    for cell in "$@"; do cat "/tmp/cell-$cell.log"; done
+    for name in "$@"; do cat "/tmp/side-$name.log"; done
 }
 
 gallery_gif() {  # RUN NAME STEPS: when run RUN of --run-dir ../runs/gpu has trained all its steps, a GIF of
@@ -586,8 +587,8 @@ case $part in
         run 200 memory_modules.py --modules ${MODULES:-ffm mamba2 mamba2:dense_chunks=512} --lengths ${LENGTHS:-4096 16384} --timeout 60 \
             --update ${label:+--device-label $label-mamba2-dense}
         ;;
-    61)  # RATE's diagnostics cells with targets, the two side by side, resumable in pieces (cells_side_by_side)
-        cells_side_by_side "${TRAIN_SECONDS:-560}" RepeatFirst-Medium-rate CountRecall-Easy-rate
+    61)  # RATE's diagnostics cells with targets, the two side by side, resumable in pieces (side_by_side)
+        side_by_side diagnostics "${TRAIN_SECONDS:-560}" RepeatFirst-Medium-rate CountRecall-Easy-rate
         ;;
     62)  # HCAM against dense TrXL at T = 16384 (the HCAM issue asks for it within 40 GB; at 60 s per case neither
          # finished there, TrXL's four layers of 16384 x 32768 scores take seconds per pass), merged into the
@@ -697,7 +698,7 @@ case $part in
     78)  # RATE's diagnostics cells beyond part 61's two, side by side like them (CELLS names fewer or others;
          # on an H100 after RATE's one-pass blocks, RepeatFirst-Easy and RepeatPrevious-Easy side by side took
          # 444 and 451 s, `learning_diagnostics_h100.md`; the default is the eight cells left)
-        cells_side_by_side "${TRAIN_SECONDS:-560}" ${CELLS:-RepeatPrevious-Medium-rate CountRecall-Medium-rate
+        side_by_side diagnostics "${TRAIN_SECONDS:-560}" ${CELLS:-RepeatPrevious-Medium-rate CountRecall-Medium-rate
             Autoencode-Easy-rate Autoencode-Medium-rate NParity-Easy-rate NParity-Medium-rate
             DelayedMatch-Easy-rate DelayedMatch-Medium-rate}
         ;;
@@ -749,10 +750,11 @@ case $part in
          # (3) at once, in resumable pieces; RUNS=ballet2-delay16-hcam_items for HCAM
         piece ballet_items "${RUNS:-ballet2-delay16-trxl_items}" 3 540
         ;;
-    85)  # Ballet-2-Delay16, Transformer-XL with the items encoder and an entropy bonus of 0.1 (`ballet_entropy`;
-         # RUNS=ballet2-delay16-trxl_items_ent0.03 for 0.03, ..._ent0.1_answers for 0.1 on answer steps), 1e8 steps, one seed (SEEDS more; the bonus 0.01's
-         # run took 256 s on an H100), in resumable pieces
-        piece ballet_entropy "${RUNS:-ballet2-delay16-trxl_items_ent0.1}" 1 570
+    85)  # Ballet-2-Delay16, Transformer-XL with the items encoder and a larger entropy bonus (`ballet_entropy`:
+         # 0.03, 0.1, and 0.1 on the answer steps alone), 1e8 steps, one seed each, side by side (RUNS fewer;
+         # the bonus 0.01's run took 256 s alone on an H100), resumable in pieces
+        SEEDS=${SEEDS:-1} side_by_side ballet_entropy "${TRAIN_SECONDS:-570}" ${RUNS:-ballet2-delay16-trxl_items_ent0.03
+            ballet2-delay16-trxl_items_ent0.1 ballet2-delay16-trxl_items_ent0.1_answers}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
