@@ -86,7 +86,7 @@
 #     bash benchmarks/gpu_suite.sh 82  # where RATE's PPO update goes (diagnostics preset), after its one-pass blocks
 #     bash benchmarks/gpu_suite.sh 83  # HCAM against dense TrXL at T = 1024 and 4096, its read blocks grouped
 #     bash benchmarks/gpu_suite.sh 84  # Ballet-2-Delay16, TrXL with the items encoder, 1e8 steps (resumable in pieces)
-#     bash benchmarks/gpu_suite.sh 85  # the same with an entropy bonus of 0.1 or 0.03 (resumable in pieces)
+#     bash benchmarks/gpu_suite.sh 85  # the same with entropy bonuses 0.03, 0.1, 0.1 on answer steps, side by side
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
