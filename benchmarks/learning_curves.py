@@ -451,6 +451,11 @@ PRESETS: dict[str, list[dict]] = {
         # out of the policy loss and the advantages' normalisation: is their noise what slows the answer down?
         dict(BALLET_DIAGNOSTIC, name="ballet2-none_dances_shown_skip_ignored", memory="none",
              env_params={"show_dances": True}, skip_ignored_actions=True, total_steps=6_000_000),
+        # ... and with the entropy bonus 0.1 on those answer steps (ballet2-delay16-trxl_items_ent0.1_answers of
+        # the ballet_entropy preset: at chance, its answer moves' entropy 1.91 of ln 8): does so large a bonus
+        # keep even the memoryless walk to a shown dancer from being learned?
+        dict(BALLET_DIAGNOSTIC, name="ballet2-none_dances_shown_skip_ignored_ent0.1", memory="none",
+             env_params={"show_dances": True}, skip_ignored_actions=True, ent_coef=0.1, total_steps=6_000_000),
         # ... and with the items encoder (each spot's square read by one layer shared by the 8 spots), with
         # which the supervised probe read the shown dances 3x sooner than with the MLP alone
         # (ballet_probe_cpu-dances-shown{,-spots}); then on the task itself, with Transformer-XL, which learned
