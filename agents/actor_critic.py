@@ -190,6 +190,7 @@ def make_actor_critic(
     conv: str = "patches",
     dtype: str = "float32",
     items: Any = None,
+    parts: Any = (),
 ) -> ActorCritic:
     """An :class:`ActorCritic` with the encoder suited to ``observation_space`` and the memory module
     ``memory`` (``"none"``: memoryless) of width ``hidden_size`` with the fields ``memory_config``; the
@@ -200,15 +201,16 @@ def make_actor_critic(
     (unless ``memory_config`` sets the memory's own): with ``"bfloat16"`` their matrix products and
     convolutions run in bf16 while the parameters, the carry, the heads and the loss stay f32.
 
-    ``items`` (``[n, d]`` indices into a flat float observation, e.g. a task's ``observation_items``) adds a
-    code per item from one layer shared by the items (:class:`~mnemax.agents.encoders.ItemsEncoder`)."""
+    ``items`` (``[n, d]`` indices into a flat float observation, e.g. a task's ``observation_items``) reads
+    each item with one layer shared by the items, and each of ``parts`` (index arrays, e.g. a task's
+    ``observation_parts``) and the rest apart (:class:`~mnemax.agents.encoders.ItemsEncoder`)."""
     dtype = check_dtype(dtype)
     module = None
     if memory != "none":
         fields = {"features": hidden_size, **({"dtype": dtype} if dtype != jnp.float32 else {}), **(memory_config or {})}
         module = memory_modules.make(memory, **fields)
     return ActorCritic(
-        encoder=encoder_for(observation_space, hidden_size, weight_init, conv, dtype, items),
+        encoder=encoder_for(observation_space, hidden_size, weight_init, conv, dtype, items, parts),
         memory=module,
         action_sizes=action_sizes(action_space),
         hidden_size=hidden_size,

@@ -69,14 +69,22 @@ class MLPEncoder(nn.Module):
 
 
 class ItemsEncoder(nn.Module):
-    """The :class:`MLPEncoder` over a flattened float observation and, beside it, a code for each of the
+    """A flat float observation read in parts, one ReLU layer over the sum of each part's linear map: the
     items the task lists in it (``items``: ``[n, d]`` indices into the flat observation, one row per item),
-    from one ReLU layer shared by all items: an item looks the same to it wherever it stands. Where items
-    are read by what they show (Ballet: which dancer did the named dance), the shared layer learns one
-    reading instead of one per place."""
+    each through one layer shared by all items (an item looks the same to it wherever it stands); each of
+    ``parts`` (index tuples, e.g. an instruction); and whatever neither covers (e.g. the room around the
+    items). Where items are read by what they show (Ballet: which dancer did the named dance), the shared
+    layer learns one reading instead of one per place.
+
+    Why each part gets its own map: a layer over all of them at once starts with weights scaled by its
+    ~2,700 inputs, which leaves Ballet's 13-entry instruction, the one input that says which dancer is
+    asked for, almost no say; so joined, a probe taught the binding from reward alone stayed at chance
+    (benchmarks/results/ballet_probe_cpu-reward-trxl-items-entropy0.1-long.md, the codes beside an MLP over
+    the flat room), where read in parts it learns it (``ballet_probe_cpu-reward-trxl-items-parts.md``)."""
 
     features: int
     items: tuple[tuple[int, ...], ...]
+    parts: tuple[tuple[int, ...], ...] = ()
     item_features: int = 32
     init: str = "orthogonal"
     dtype: Any = jnp.float32  # of the products (DTYPES)
@@ -84,9 +92,16 @@ class ItemsEncoder(nn.Module):
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
         x = obs.reshape(obs.shape[0], -1).astype(jnp.float32)
-        items = x[:, np.asarray(self.items)]  # [B, n, d]
-        codes = nn.relu(dense(self.item_features, init=self.init, dtype=self.dtype, name="item")(items))
-        return MLPEncoder(self.features, self.init, self.dtype)(jnp.concatenate([codes.reshape(x.shape[0], -1), x], -1))
+        items = np.asarray(self.items)
+        codes = nn.relu(dense(self.item_features, init=self.init, dtype=self.dtype, name="item")(x[:, items]))
+        inputs = {"codes": codes.reshape(x.shape[0], -1)}
+        inputs |= {f"part_{k}": x[:, np.asarray(part)] for k, part in enumerate(self.parts)}
+        covered = np.concatenate([items.reshape(-1)] + [np.asarray(part, int) for part in self.parts])
+        rest = np.setdiff1d(np.arange(x.shape[1]), covered)
+        if rest.size:
+            inputs["rest"] = x[:, rest]
+        maps = [dense(self.features, init=self.init, dtype=self.dtype, name=name)(v) for name, v in inputs.items()]
+        return nn.relu(sum(maps))
 
 
 # How the CNN computes its convolutions: "patches" (each output position's input patch times the kernel as
@@ -211,10 +226,12 @@ def encoder_for(
     conv: str = "patches",
     dtype: Any = "float32",
     items: Any = None,
+    parts: Any = (),
 ) -> nn.Module:
     """The encoder suited to an observation space: CNN for uint8 images ``[H, W, C]`` (its convolutions
     computed as ``conv``, :data:`CONVS`), token embedding for other integer arrays, MLP for float vectors,
-    or, given ``items`` (``[n, d]`` indices of the items in a flat float vector), :class:`ItemsEncoder`;
+    or, given ``items`` (``[n, d]`` indices of the items in a flat float vector) and optionally ``parts``
+    (index arrays of other parts to read apart, e.g. an instruction), :class:`ItemsEncoder`;
     its layers start as ``init`` (:data:`INITS`) and compute in ``dtype`` (:data:`DTYPES`)."""
     kernel_init(init)  # unknown names fail here, not at the first call
     check_conv(conv)
@@ -226,9 +243,11 @@ def encoder_for(
         size = int(np.prod(space.shape))
         if not np.issubdtype(np.dtype(space.dtype), np.floating) or items.ndim != 2:
             raise ValueError(f"items need float vector observations and [n, d] indices, got {space} and {items.shape}")
-        if items.size and not 0 <= items.min() <= items.max() < size:
-            raise ValueError(f"item indices must lie in the observation's {size} entries")
-        return ItemsEncoder(features, tuple(map(tuple, items.tolist())), init=init, dtype=dtype)
+        parts = tuple(tuple(int(i) for i in np.asarray(part).reshape(-1)) for part in parts)
+        for indices in (items.reshape(-1), *parts):
+            if len(indices) and not 0 <= min(indices) <= max(indices) < size:
+                raise ValueError(f"item and part indices must lie in the observation's {size} entries")
+        return ItemsEncoder(features, tuple(map(tuple, items.tolist())), parts, init=init, dtype=dtype)
     if is_image(space.dtype, space.shape):
         return CNNEncoder(features, init=init, conv=conv, dtype=dtype)
     if np.issubdtype(np.dtype(space.dtype), np.integer):

@@ -56,8 +56,9 @@ OBJECTIVES = ("labels", "reward", "expected-reward")
 # over those 8 codes and the instruction: a dance looks the same to it at every spot; "conv": the same idea
 # without Ballet's layout, one 3 x 3 convolution shared by every cell of the room (32 features, same padding),
 # then a ReLU layer over all cells' codes and the instruction.
-# "items": the agents' items encoder (`--item-encoder`): the MLP over the flattened room and, beside it, the
-# spots encoder's shared layer over each spot's square.
+# "items": the agents' items encoder (`--item-encoder`): the spots encoder's shared layer over each spot's square,
+# and the instruction and the rest of the room each through a layer of their own. (Before, it put the codes
+# beside an MLP over the whole flattened room: the `-items` results dated before 2026-12-06 16:00 UTC.)
 ENCODERS = ("mlp", "spots", "conv", "items")
 TRANSFORMERS = {"trxl": {"num_layers": 2, "num_heads": 4}, "hcam": {"num_layers": 2, "num_heads": 4}}
 GATED = ("gru", "lstm")
@@ -106,6 +107,7 @@ class Probe(nn.Module):
     # Self-supervised: from the memory's output at every step, one linear layer per delay k predicts the
     # observation k steps back (sown as "past" intermediates: pairs of prediction and target)
     past: tuple[int, ...] = ()
+    parts: Any = ()  # the task's observation_parts (the instruction), which "items" reads apart
 
     @nn.compact
     def __call__(self, observations: jax.Array) -> jax.Array:
@@ -114,7 +116,9 @@ class Probe(nn.Module):
             x = nn.relu(nn.Dense(self.width)(x))
         elif self.encoder == "items":
             items = tuple(map(tuple, self.items.tolist()))
-            x = jax.vmap(ItemsEncoder(self.width, items, init="lecun"))(observations)  # over time, like the agents
+            parts = tuple(tuple(part.tolist()) for part in self.parts)
+            items_encoder = ItemsEncoder(self.width, items, parts, init="lecun")
+            x = jax.vmap(items_encoder)(observations)  # over time, like the agents
         else:  # weights shared over the room's squares, then one layer over their codes and the instruction
             grid, instruction = self.split(observations)
             if self.encoder == "spots":
@@ -151,7 +155,10 @@ def probe(
     max_timescale = max_timescale if split_variant(memory)[0] in GATED else 0
     outputs = len(SPOTS) if question == "spot" else NUM_DANCES
     items = env.observation_items(params) if encoder in ("spots", "items") else None
-    model = Probe(memory, width, outputs, max_timescale, readout, encoder, env.split_symbolic, items, tuple(past))
+    parts = env.observation_parts(params) if encoder == "items" else ()
+    model = Probe(
+        memory, width, outputs, max_timescale, readout, encoder, env.split_symbolic, items, tuple(past), parts
+    )
     key = jax.random.key(seed)
     test_obs, test_answers = episodes(env, params, jax.random.fold_in(key, 1), 1024, question)
     variables = model.init(jax.random.fold_in(key, 2), test_obs[:, :2])

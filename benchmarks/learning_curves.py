@@ -468,6 +468,13 @@ PRESETS: dict[str, list[dict]] = {
         # `_skip_ignored` run above (ballet2-delay16-trxl_items of the ballet_items preset, without the option:
         # at chance after 1e8 steps)
         dict(BALLET_TRXL_ITEMS, name="ballet2-trxl_items_skip_ignored", skip_ignored_actions=True),
+        # (The `_items` runs above used the items encoder's first form, the codes beside an MLP over the whole
+        # flattened room.) Its present form reads the instruction and the rest of the room each through a layer
+        # of its own, with which the probe taught from reward learns the binding (ballet_probe_cpu-reward-trxl-
+        # items-parts): the memoryless walk to a shown dancer with it, as `_skip_ignored_ent0.1` above
+        dict(BALLET_DIAGNOSTIC, name="ballet2-none_dances_shown_skip_ignored_ent0.1_parts", memory="none",
+             env_params={"show_dances": True}, skip_ignored_actions=True, ent_coef=0.1, item_encoder=True,
+             total_steps=6_000_000),
     ],
     # Ballet-2-Delay16 with the items encoder at a budget that counts (1e8 steps per seed): with it the
     # supervised probe taught Transformer-XL the binding (ballet_probe_cpu-items-trxl), where with the MLP
@@ -489,6 +496,14 @@ PRESETS: dict[str, list[dict]] = {
     # at chance at 68 M steps (learning_ballet_entropy_h100).
     "ballet_entropy": [ballet_items_run("trxl", ent_coef=coef, suffix=f"_ent{coef:g}") for coef in (0.03, 0.1)]
     + [ballet_items_run("trxl", ent_coef=0.1, skip_ignored_actions=True, suffix="_ent0.1_answers")],
+    # (Those runs used the items encoder's first form, the codes beside an MLP over the whole flattened room.)
+    # The last of them with the encoder's present form, which reads the instruction and the rest of the room
+    # each through a layer of its own and with which the probe taught from reward learns the binding
+    # (ballet_probe_cpu-reward-trxl-items-parts), for Transformer-XL and HCAM
+    "ballet_parts": [
+        ballet_items_run(memory, ent_coef=0.1, skip_ignored_actions=True, suffix="_parts_ent0.1_answers")
+        for memory in ("trxl", "hcam")
+    ],
     # The dense layers' initialisation in the small T-Maze run of tests/test_learning.py (32 envs, 2e5 steps,
     # entropy bonus 0.05): run with --seeds 12.
     "init_small": [

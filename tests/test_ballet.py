@@ -346,5 +346,7 @@ def test_observation_items_are_the_spots_squares_of_the_symbolic_grid():
     assert items.shape == (8, 9 * grid.shape[-1])
     for k, (row, col) in enumerate(SPOTS):
         np.testing.assert_array_equal(obs[items[k]], grid[row - 1 : row + 2, col - 1 : col + 2].reshape(-1))
+    (instruction,) = ENV.observation_parts(params)
+    np.testing.assert_array_equal(instruction, np.arange(grid.size, obs.size))  # all that follows the grid
     with pytest.raises(ValueError, match="symbolic"):
         ENV.observation_items(params.replace(observation="pixels"))

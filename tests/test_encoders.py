@@ -82,23 +82,29 @@ def test_bfloat16_compute_keeps_f32_parameters_and_outputs_close_to_f32():
         encoder_for(spaces.Box(0, 255, (84, 84, 3), np.uint8), 16, dtype="float16")
 
 
-def test_items_encoder_reads_every_item_with_one_shared_layer():
+def test_items_encoder_reads_every_item_with_one_shared_layer_and_each_part_apart():
     from mnemax.agents.encoders import ItemsEncoder
 
     space = spaces.Box(0.0, 1.0, (10,), jnp.float32)
-    items = np.array([[0, 1, 2], [5, 6, 7]])
-    encoder = encoder_for(space, 8, items=items)
+    items, parts = np.array([[0, 1, 2], [5, 6, 7]]), (np.array([8, 9]),)
+    encoder = encoder_for(space, 8, items=items, parts=parts)
     assert isinstance(encoder, ItemsEncoder)
     x = jax.random.uniform(jax.random.key(0), (4, 10))
-    params = nn.Module.init(encoder, jax.random.key(1), x)  # its field `init` hides the method
-    assert params["params"]["item"]["kernel"].shape == (3, 32)  # one layer for both items
-    assert encoder.apply(params, x).shape == (4, 8)
-    # Each item's code is the shared layer applied to that item's entries.
-    code = nn.relu(x[:, items] @ params["params"]["item"]["kernel"] + params["params"]["item"]["bias"])
-    _, sown = encoder.apply(params, x, capture_intermediates=lambda m, _: m.name == "item", mutable=["intermediates"])
-    np.testing.assert_allclose(nn.relu(sown["intermediates"]["item"]["__call__"][0]), code, rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="item indices"):
+    variables = nn.Module.init(encoder, jax.random.key(1), x)  # its field `init` hides the method
+    params = variables["params"]
+    assert params["item"]["kernel"].shape == (3, 32)  # one layer for both items
+    assert params["part_0"]["kernel"].shape == (2, 8) and params["rest"]["kernel"].shape == (2, 8)  # entries 3, 4
+    # Each item's code is the shared layer applied to that item's entries; then every part has its own map.
+    code = nn.relu(x[:, items] @ params["item"]["kernel"] + params["item"]["bias"]).reshape(4, -1)
+    affine = lambda name, v: v @ params[name]["kernel"] + params[name]["bias"]  # noqa: E731
+    expected = nn.relu(affine("codes", code) + affine("part_0", x[:, 8:]) + affine("rest", x[:, 3:5]))
+    np.testing.assert_allclose(encoder.apply(variables, x), expected, rtol=1e-5, atol=1e-6)
+    assert "rest" not in nn.Module.init(encoder_for(space, 8, items=items, parts=(np.array([3, 4, 8, 9]),)),
+                                        jax.random.key(1), x)["params"]  # nothing left for it  # fmt: skip
+    with pytest.raises(ValueError, match="indices"):
         encoder_for(space, 8, items=np.array([[0, 10]]))
+    with pytest.raises(ValueError, match="indices"):
+        encoder_for(space, 8, items=items, parts=(np.array([10]),))
     with pytest.raises(ValueError, match="float vector"):
         encoder_for(spaces.Box(0, 5, (10,), jnp.int32), 8, items=items)
 
@@ -107,7 +113,7 @@ def test_item_encoder_in_training_and_refused_where_a_task_lists_no_items(tmp_pa
     tiny = dict(num_envs=4, num_steps=8, num_minibatches=2, update_epochs=1, hidden_size=8, progress=False, video=False)
     ppo = PPO(PPOConfig(**tiny, env="mnemax/Ballet-2-Delay16-Symbolic-v0", item_encoder=True, run_dir=str(tmp_path)))
     runner = jax.jit(ppo.init)(jax.random.key(0))
-    assert "item" in runner.train_state.params["params"]["encoder"]
+    assert {"item", "part_0"} <= set(runner.train_state.params["params"]["encoder"])  # the instruction apart
     runner, stats = jax.jit(ppo.update)(runner)
     assert np.isfinite(float(stats["policy_loss"]))
     with pytest.raises(ValueError, match="observation_items"):

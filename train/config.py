@@ -194,7 +194,8 @@ class TrainConfig(RunConfig):
     """append the previous action (one-hot) and reward to vector observations"""
     item_encoder: bool = False
     """encode the items a task lists in its vector observation (`observation_items`: the spots of Ballet
-    and Object Permanence) with one layer shared by all of them, beside the flat observation's MLP"""
+    and Object Permanence) with one layer shared by all of them, and the task's other parts
+    (`observation_parts`: their instruction) and the rest each with a layer of its own"""
 
     total_steps: StepCount = option(1_000_000, ge=1)
     """environment steps to train for (per seed), e.g. `2e6`; rounded down to whole logging intervals (at

@@ -111,6 +111,8 @@ class OnPolicy:
             if not hasattr(env.unwrapped, "observation_items"):
                 raise ValueError(f"item_encoder: {config.env} lists no items in its observation (observation_items)")
             agent_fields["items"] = env.unwrapped.observation_items(self.env_params)
+            if hasattr(env.unwrapped, "observation_parts"):
+                agent_fields["parts"] = env.unwrapped.observation_parts(self.env_params)
         self.network = agents.make(
             config.agent, self.observation_space, self.action_space, hidden_size=config.hidden_size,
             memory=config.memory, memory_config=config.memory_config, **agent_fields,

@@ -426,6 +426,12 @@ class RecallRoom(Environment):
         cols = SPOTS[:, 1, None, None] + around[None, None, :]  # [8, 1, 3]
         return cells[rows, cols].reshape(len(SPOTS), -1).astype(np.int32)
 
+    def observation_parts(self, params) -> tuple[np.ndarray, ...]:
+        """``(int32 [M],)``: where the instruction vector lies in the flat symbolic observation, the part beside
+        the items that the agents' items encoder reads through a layer of its own (:meth:`observation_items`)."""
+        cells = ROOM * ROOM * self.tiles.channels
+        return (np.arange(cells, cells + self.cue_size(params), dtype=np.int32),)
+
     def split_symbolic(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         """A symbolic observation ``[..., N]`` as ``(grid [..., 11, 11, C], instruction [..., M])``."""
         cells = ROOM * ROOM * self.tiles.channels
