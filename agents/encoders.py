@@ -77,10 +77,10 @@ class ItemsEncoder(nn.Module):
     layer learns one reading instead of one per place.
 
     Why each part gets its own map: a layer over all of them at once starts with weights scaled by its
-    ~2,700 inputs, which leaves Ballet's 13-entry instruction, the one input that says which dancer is
-    asked for, almost no say; so joined, a probe taught the binding from reward alone stayed at chance
-    (benchmarks/results/ballet_probe_cpu-reward-trxl-items-entropy0.1-long.md, the codes beside an MLP over
-    the flat room), where read in parts it learns it (``ballet_probe_cpu-reward-trxl-items-parts.md``)."""
+    ~2,900 inputs, which likely leaves Ballet's 13-entry instruction, the one input that says which dancer
+    is asked for, almost no say. With the codes beside an MLP over the whole flat room, a probe taught the
+    binding from reward alone stayed at chance (benchmarks/results/ballet_probe_cpu-reward-trxl-items-
+    entropy0.1-long.md); read in parts it learns it (``ballet_probe_cpu-reward-trxl-items-parts.md``)."""
 
     features: int
     items: tuple[tuple[int, ...], ...]
