@@ -475,6 +475,9 @@ PRESETS: dict[str, list[dict]] = {
         dict(BALLET_DIAGNOSTIC, name="ballet2-none_dances_shown_skip_ignored_ent0.1_parts", memory="none",
              env_params={"show_dances": True}, skip_ignored_actions=True, ent_coef=0.1, item_encoder=True,
              total_steps=6_000_000),
+        # ... and Transformer-XL with it on the task itself, the same options
+        dict(BALLET_TRXL_ITEMS, name="ballet2-trxl_items_parts_skip_ignored_ent0.1", skip_ignored_actions=True,
+             ent_coef=0.1),
     ],
     # Ballet-2-Delay16 with the items encoder at a budget that counts (1e8 steps per seed): with it the
     # supervised probe taught Transformer-XL the binding (ballet_probe_cpu-items-trxl), where with the MLP
