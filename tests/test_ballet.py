@@ -348,5 +348,6 @@ def test_observation_items_are_the_spots_squares_of_the_symbolic_grid():
         np.testing.assert_array_equal(obs[items[k]], grid[row - 1 : row + 2, col - 1 : col + 2].reshape(-1))
     (instruction,) = ENV.observation_parts(params)
     np.testing.assert_array_equal(instruction, np.arange(grid.size, obs.size))  # all that follows the grid
-    with pytest.raises(ValueError, match="symbolic"):
-        ENV.observation_items(params.replace(observation="pixels"))
+    for method in (ENV.observation_items, ENV.observation_parts):
+        with pytest.raises(ValueError, match="symbolic"):
+            method(params.replace(observation="pixels"))

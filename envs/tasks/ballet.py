@@ -429,6 +429,8 @@ class RecallRoom(Environment):
     def observation_parts(self, params) -> tuple[np.ndarray, ...]:
         """``(int32 [M],)``: where the instruction vector lies in the flat symbolic observation, the part beside
         the items that the agents' items encoder reads through a layer of its own (:meth:`observation_items`)."""
+        if params.observation != "symbolic":
+            raise ValueError(f"{self.name}: observation_parts needs symbolic observations, got {params.observation!r}")
         cells = ROOM * ROOM * self.tiles.channels
         return (np.arange(cells, cells + self.cue_size(params), dtype=np.int32),)
 
