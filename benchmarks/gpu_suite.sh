@@ -757,10 +757,10 @@ case $part in
             ballet2-delay16-trxl_items_ent0.1 ballet2-delay16-trxl_items_ent0.1_answers}
         ;;
     86)  # Ballet-2-Delay16 with the items encoder's present form (the instruction read apart), Transformer-XL
-         # and HCAM, the bonus 0.1 on the answer steps (`ballet_parts`), 1e8 steps, one seed each, side by side
-         # (RUNS fewer), resumable in pieces
+         # (at 3e-4 and 1e-3) and HCAM, the bonus 0.1 on the answer steps (`ballet_parts`), 1e8 steps, one seed
+         # each, side by side (RUNS fewer), resumable in pieces
         SEEDS=${SEEDS:-1} side_by_side ballet_parts "${TRAIN_SECONDS:-570}" ${RUNS:-ballet2-delay16-trxl_items_parts_ent0.1_answers
-            ballet2-delay16-hcam_items_parts_ent0.1_answers}
+            ballet2-delay16-trxl_items_parts_ent0.1_answers_lr1e-3 ballet2-delay16-hcam_items_parts_ent0.1_answers}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

@@ -117,8 +117,8 @@ def ballet_items_run(memory: str, suffix: str = "", **settings) -> dict:
     local = {"local_length": 64} if memory == "hcam" else {}
     return dict(BALLET_BASE, name=f"ballet2-delay16-{memory}_items{suffix}", env="mnemax/Ballet-2-Delay16-Symbolic-v0",
                 memory=memory, item_encoder=True, memory_config=ballet_memory(memory, BALLET2_EPISODE) | local,
-                learning_rate=BALLET_LEARNING_RATE[memory], num_envs=256, num_steps=256, bptt_length=256,
-                total_steps=100_000_000, **settings)  # fmt: skip
+                num_envs=256, num_steps=256, bptt_length=256, total_steps=100_000_000,
+                **({"learning_rate": BALLET_LEARNING_RATE[memory]} | settings))  # fmt: skip
 
 
 TMAZE_SMALL = dict(env="mnemax/TMaze-Passive-v0", memory="gru", num_envs=32, num_steps=32, ent_coef=0.05, total_steps=200_000)
@@ -502,11 +502,14 @@ PRESETS: dict[str, list[dict]] = {
     # (Those runs used the items encoder's first form, the codes beside an MLP over the whole flattened room.)
     # The last of them with the encoder's present form, which reads the instruction and the rest of the room
     # each through a layer of its own and with which the probe taught from reward learns the binding
-    # (ballet_probe_cpu-reward-trxl-items-parts), for Transformer-XL and HCAM
+    # (ballet_probe_cpu-reward-trxl-items-parts), for Transformer-XL and HCAM; and Transformer-XL at the probe's
+    # learning rate (1e-3; the presets' 3e-4 came from a sweep in which nothing learned the binding)
     "ballet_parts": [
         ballet_items_run(memory, ent_coef=0.1, skip_ignored_actions=True, suffix="_parts_ent0.1_answers")
         for memory in ("trxl", "hcam")
-    ],
+    ]
+    + [ballet_items_run("trxl", ent_coef=0.1, skip_ignored_actions=True, learning_rate=1e-3,
+                        suffix="_parts_ent0.1_answers_lr1e-3")],  # fmt: skip
     # The dense layers' initialisation in the small T-Maze run of tests/test_learning.py (32 envs, 2e5 steps,
     # entropy bonus 0.05): run with --seeds 12.
     "init_small": [
