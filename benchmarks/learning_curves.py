@@ -502,8 +502,8 @@ PRESETS: dict[str, list[dict]] = {
     # (Those runs used the items encoder's first form, the codes beside an MLP over the whole flattened room.)
     # The last of them with the encoder's present form, which reads the instruction and the rest of the room
     # each through a layer of its own and with which the probe taught from reward learns the binding
-    # (ballet_probe_cpu-reward-trxl-items-parts), for Transformer-XL and HCAM; and Transformer-XL at the probe's
-    # learning rate (1e-3; the presets' 3e-4 came from a sweep in which nothing learned the binding)
+    # (ballet_probe_cpu-reward-trxl-items-parts, at 1e-3 and 3e-4), for Transformer-XL and HCAM; and Transformer-XL
+    # at 1e-3 too (the presets' 3e-4 came from a sweep in which nothing learned the binding)
     "ballet_parts": [
         ballet_items_run(memory, ent_coef=0.1, skip_ignored_actions=True, suffix="_parts_ent0.1_answers")
         for memory in ("trxl", "hcam")
