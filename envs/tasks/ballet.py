@@ -418,8 +418,7 @@ class RecallRoom(Environment):
         """``int32 [8, 9 * C]``: where each spot's 3 x 3 square (its item, and a dancer's whole dance) lies
         in the flat symbolic observation, as indices into it; the agents' items encoder reads each square
         with one layer shared by the 8 spots, so that an item looks the same to it at every spot."""
-        if params.observation != "symbolic":
-            raise ValueError(f"{self.name}: observation_items needs symbolic observations, got {params.observation!r}")
+        self._check_symbolic(params, "observation_items")
         cells = np.arange(ROOM * ROOM * self.tiles.channels).reshape(ROOM, ROOM, self.tiles.channels)
         around = np.arange(-1, 2)
         rows = SPOTS[:, 0, None, None] + around[None, :, None]  # [8, 3, 1]
@@ -429,10 +428,14 @@ class RecallRoom(Environment):
     def observation_parts(self, params) -> tuple[np.ndarray, ...]:
         """``(int32 [M],)``: where the instruction vector lies in the flat symbolic observation, the part beside
         the items that the agents' items encoder reads through a layer of its own (:meth:`observation_items`)."""
-        if params.observation != "symbolic":
-            raise ValueError(f"{self.name}: observation_parts needs symbolic observations, got {params.observation!r}")
+        self._check_symbolic(params, "observation_parts")
         cells = ROOM * ROOM * self.tiles.channels
         return (np.arange(cells, cells + self.cue_size(params), dtype=np.int32),)
+
+    def _check_symbolic(self, params, method: str) -> None:
+        """ValueError unless ``params`` ask for symbolic observations, the only ones with flat indices."""
+        if params.observation != "symbolic":
+            raise ValueError(f"{self.name}: {method} needs symbolic observations, got {params.observation!r}")
 
     def split_symbolic(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         """A symbolic observation ``[..., N]`` as ``(grid [..., 11, 11, C], instruction [..., M])``."""
