@@ -214,6 +214,42 @@ def test_resume_equals_uninterrupted_training(tmp_path, memory):
     assert all(0 < a < b for a, b in zip(seconds, seconds[1:])), seconds
 
 
+def test_checkpoint_without_rollout_state_resumes_on_fresh_episodes(tmp_path):
+    """checkpoint_rollout=False saves no per-environment field; a resumed run starts fresh episodes
+    (those of the run's start) under the saved parameters, optimiser, key and update count."""
+    from mnemax.train.checkpoint import Checkpointer
+    from mnemax.train.loop import Trainer
+
+    config = tiny(tmp_path, checkpoint_every=1, run_name="lean", memory="trxl", memory_config=SMALL_MEMORIES["trxl"],
+                  checkpoint_rollout=False)  # fmt: skip
+    full = train(config)
+    checkpoints = full.run_dir / "checkpoints"
+    trainer = Trainer(config)
+    checkpointer = Checkpointer(checkpoints)
+    step, saved = checkpointer.restore_latest(trainer.abstract_state())
+    checkpointer.close()
+    assert step == config.num_log_intervals
+    assert all(getattr(saved, name) is None for name in ("env_state", "obs", "carry", "reset"))
+    jax.tree_util.tree_map(np.testing.assert_array_equal, saved.train_state.params, full.runner.train_state.params)
+    restored = trainer.restored_state(saved)
+    fresh = trainer.init()
+    jax.tree_util.tree_map(np.testing.assert_array_equal, restored.obs, fresh.obs)
+    np.testing.assert_array_equal(restored.update, full.runner.update)
+
+    import shutil
+
+    shutil.rmtree(checkpoints / str(config.num_log_intervals))
+    resumed = train(dataclasses.replace(config, resume=True))
+    assert resumed.steps == full.steps
+    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree_util.tree_leaves(resumed.runner.train_state.params))
+    # the last interval ran from other episodes than the uninterrupted run's, so it learned something else
+    assert not all(
+        np.array_equal(a, b)
+        for a, b in zip(jax.tree_util.tree_leaves(full.runner.train_state.params),
+                        jax.tree_util.tree_leaves(resumed.runner.train_state.params))
+    )  # fmt: skip
+
+
 def test_resume_refuses_another_config(tmp_path):
     config = tiny(tmp_path, run_name="a")
     train(config)

@@ -134,6 +134,11 @@ class RunConfig:
     checkpoint_minutes: float = option(10.0, ge=0.0, resumable=True)
     """also save one at the first log this many minutes after the last (0: by log count only); Ctrl-C and
     SIGTERM save one too"""
+    checkpoint_rollout: bool = True
+    """checkpoints keep the environments' states and the memory's carries, so that `--resume` goes on
+    exactly where the run stopped; off, they keep the training state alone (parameters, optimiser, key,
+    update count) and a resumed run starts every environment on a fresh episode: checkpoints a fraction of
+    the size where the carries are large (attention memories over whole episodes, many copies)"""
     time_limit: float = option(0.0, ge=0.0, resumable=True)
     """seconds this process may train (0: no limit): at the last log after which one more log interval would
     end past it, the run saves a checkpoint and stops (exit code 124, as `timeout`'s); `--resume` continues.

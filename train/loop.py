@@ -91,16 +91,29 @@ class Trainer:
         self._checkpoint_carry = jax.jit(self.algorithm.checkpoint_carry, out_shardings=self.shardings.carry)
 
     def checkpoint_state(self, runner: RunnerState) -> RunnerState:
-        """``runner`` as a checkpoint keeps it (:meth:`OnPolicy.checkpoint_carry`)."""
+        """``runner`` as a checkpoint keeps it: without ``checkpoint_rollout`` the per-environment fields
+        are left out (``None``); otherwise the memory's projections are zeroed
+        (:meth:`OnPolicy.checkpoint_carry`)."""
+        if not self.config.checkpoint_rollout:
+            return runner.replace(**dict.fromkeys(PER_ENV_FIELDS))
         return runner.replace(carry=self._checkpoint_carry(runner.carry)) if self.algorithm.projected_fields else runner
 
     def abstract_state(self) -> RunnerState:
-        """``init()``'s result as ``jax.ShapeDtypeStruct`` leaves with their shardings: a restore target
-        that costs no compilation (building the state for real compiles the environment's reset and the
-        network's initialisation, seconds for pixel tasks)."""
-        return jax.tree_util.tree_map(
+        """What :meth:`checkpoint_state` saves, as ``jax.ShapeDtypeStruct`` leaves with their shardings: a
+        restore target that costs no compilation (building the state for real compiles the environment's
+        reset and the network's initialisation, seconds for pixel tasks)."""
+        state = jax.tree_util.tree_map(
             lambda leaf, place: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=place), self._shapes, self.shardings
         )
+        return state if self.config.checkpoint_rollout else state.replace(**dict.fromkeys(PER_ENV_FIELDS))
+
+    def restored_state(self, saved: RunnerState) -> RunnerState:
+        """The state to go on from, given what a checkpoint held: itself, or, for a checkpoint without the
+        per-environment fields, fresh episodes (those ``init()`` starts) under the saved training state."""
+        if self.config.checkpoint_rollout:
+            return saved
+        fresh = self.init()
+        return fresh.replace(train_state=saved.train_state, key=saved.key, update=saved.update)
 
 
 class TrainingDiverged(ReportedError):
@@ -146,7 +159,8 @@ def train(config: TrainConfig) -> TrainResult:
                 _write_atomically(run.path / CONFIG_FILE, config.to_json())
             start = 0
             if config.resume:  # _check_resume made sure there is a checkpoint to continue
-                start, runner = checkpointer.restore_latest(trainer.abstract_state())
+                start, saved = checkpointer.restore_latest(trainer.abstract_state())
+                runner = trainer.restored_state(saved)
             else:
                 # another run's network is read and checked before init compiles anything
                 network = _network_from(Path(config.init_from), trainer) if config.init_from else None
@@ -205,10 +219,10 @@ def restore_run(run_dir: str | Path, config: TrainConfig | None = None) -> tuple
     trainer = build_trainer(config or saved_config(run_dir))
     checkpointer = Checkpointer(RunDirectory(run_dir).checkpoints)
     try:
-        _, runner = checkpointer.restore_latest(trainer.abstract_state(), set_aside=False)
+        _, saved = checkpointer.restore_latest(trainer.abstract_state(), set_aside=False)
     finally:
         checkpointer.close()
-    return trainer, runner
+    return trainer, trainer.restored_state(saved)
 
 
 def _network_from(run_dir: Path, trainer: Trainer):
