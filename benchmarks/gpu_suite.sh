@@ -87,6 +87,8 @@
 #     bash benchmarks/gpu_suite.sh 83  # HCAM against dense TrXL at T = 1024 and 4096, its read blocks grouped
 #     bash benchmarks/gpu_suite.sh 84  # Ballet-2-Delay16, TrXL with the items encoder, 1e8 steps (resumable in pieces)
 #     bash benchmarks/gpu_suite.sh 85  # the same with entropy bonuses 0.03, 0.1, 0.1 on answer steps, side by side
+#     bash benchmarks/gpu_suite.sh 86  # Ballet-2-Delay16 with the items encoder's present form: TrXL, HCAM, 1e8 steps
+#     PACK_RUNS=1 bash benchmarks/gpu_suite.sh 87  # HCAM on it, 3 seeds at 2e8 steps (RUNS_FROM=DIR goes on)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -761,6 +763,10 @@ case $part in
          # each, side by side (RUNS fewer), resumable in pieces
         SEEDS=${SEEDS:-1} side_by_side ballet_parts "${TRAIN_SECONDS:-570}" ${RUNS:-ballet2-delay16-trxl_items_parts_ent0.1_answers
             ballet2-delay16-trxl_items_parts_ent0.1_answers_lr1e-3 ballet2-delay16-hcam_items_parts_ent0.1_answers}
+        ;;
+    87)  # HCAM on Ballet-2-Delay16 with the items encoder's present form, three seeds at 2e8 steps (`ballet_hcam`):
+         # checkpoints of the training state alone, so PACK_RUNS=1 brings them back and RUNS_FROM=DIR goes on
+        SEEDS=${SEEDS:-3} side_by_side ballet_hcam "${TRAIN_SECONDS:-570}" ballet2-delay16-hcam_items_parts_ent0.1_answers_2e8
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

@@ -117,8 +117,8 @@ def ballet_items_run(memory: str, suffix: str = "", **settings) -> dict:
     local = {"local_length": 64} if memory == "hcam" else {}
     return dict(BALLET_BASE, name=f"ballet2-delay16-{memory}_items{suffix}", env="mnemax/Ballet-2-Delay16-Symbolic-v0",
                 memory=memory, item_encoder=True, memory_config=ballet_memory(memory, BALLET2_EPISODE) | local,
-                num_envs=256, num_steps=256, bptt_length=256, total_steps=100_000_000,
-                **({"learning_rate": BALLET_LEARNING_RATE[memory]} | settings))  # fmt: skip
+                num_envs=256, num_steps=256, bptt_length=256,
+                **({"learning_rate": BALLET_LEARNING_RATE[memory], "total_steps": 100_000_000} | settings))  # fmt: skip
 
 
 TMAZE_SMALL = dict(env="mnemax/TMaze-Passive-v0", memory="gru", num_envs=32, num_steps=32, ent_coef=0.05, total_steps=200_000)
@@ -478,6 +478,11 @@ PRESETS: dict[str, list[dict]] = {
         # ... and Transformer-XL with it on the task itself, the same options
         dict(BALLET_TRXL_ITEMS, name="ballet2-trxl_items_parts_skip_ignored_ent0.1", skip_ignored_actions=True,
              ent_coef=0.1),
+        # ... and with the dances shown: does PPO with Transformer-XL learn the walk to a named dancer as the
+        # memoryless agent does when nothing has to be recalled? (If not, the trouble is in the memory's
+        # training under PPO, not in recall.)
+        dict(BALLET_TRXL_ITEMS, name="ballet2-trxl_items_parts_dances_shown_skip_ignored_ent0.1",
+             env_params={"show_dances": True}, skip_ignored_actions=True, ent_coef=0.1, total_steps=3_000_000),
     ],
     # Ballet-2-Delay16 with the items encoder at a budget that counts (1e8 steps per seed): with it the
     # supervised probe taught Transformer-XL the binding (ballet_probe_cpu-items-trxl), where with the MLP
@@ -510,6 +515,14 @@ PRESETS: dict[str, list[dict]] = {
     ]
     + [ballet_items_run("trxl", ent_coef=0.1, skip_ignored_actions=True, learning_rate=1e-3,
                         suffix="_parts_ent0.1_answers_lr1e-3")],  # fmt: skip
+    # HCAM learned there (greedy 0.72 at 1e8 steps, rising until the learning rate had decayed; Transformer-XL at
+    # chance): three seeds at twice the budget. Its checkpoints keep no carries (checkpoint_rollout=False), which
+    # for three seeds of 256 copies hold whole episodes of every layer's inputs, so that the run can go on
+    # elsewhere from a checkpoint of the training state alone.
+    "ballet_hcam": [
+        ballet_items_run("hcam", ent_coef=0.1, skip_ignored_actions=True, total_steps=200_000_000,
+                         checkpoint_rollout=False, suffix="_parts_ent0.1_answers_2e8")
+    ],  # fmt: skip
     # The dense layers' initialisation in the small T-Maze run of tests/test_learning.py (32 envs, 2e5 steps,
     # entropy bonus 0.05): run with --seeds 12.
     "init_small": [
