@@ -218,7 +218,7 @@ def test_checkpoint_without_rollout_state_resumes_on_fresh_episodes(tmp_path):
     """checkpoint_rollout=False saves no per-environment field; a resumed run starts fresh episodes
     (those of the run's start) under the saved parameters, optimiser, key and update count."""
     from mnemax.train.checkpoint import Checkpointer
-    from mnemax.train.loop import Trainer
+    from mnemax.train.loop import Trainer, restore_run
 
     config = tiny(tmp_path, checkpoint_every=1, run_name="lean", memory="trxl", memory_config=SMALL_MEMORIES["trxl"],
                   checkpoint_rollout=False)  # fmt: skip
@@ -231,6 +231,9 @@ def test_checkpoint_without_rollout_state_resumes_on_fresh_episodes(tmp_path):
     assert step == config.num_log_intervals
     assert all(getattr(saved, name) is None for name in ("env_state", "obs", "carry", "reset"))
     jax.tree_util.tree_map(np.testing.assert_array_equal, saved.train_state.params, full.runner.train_state.params)
+    _, as_saved = restore_run(full.run_dir)  # what evaluation and videos read: parameters, no environments
+    assert as_saved.env_state is None
+    jax.tree_util.tree_map(np.testing.assert_array_equal, as_saved.train_state.params, full.runner.train_state.params)
     restored = trainer.restored_state(saved)
     fresh = trainer.init()
     jax.tree_util.tree_map(np.testing.assert_array_equal, restored.obs, fresh.obs)

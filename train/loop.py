@@ -211,7 +211,8 @@ def build_trainer(config: TrainConfig) -> Trainer:
 
 def restore_run(run_dir: str | Path, config: TrainConfig | None = None) -> tuple[Trainer, RunnerState]:
     """The trainer of the run saved in ``run_dir`` (built from ``config``, by default the run's own) and
-    the training state of its latest intact checkpoint (nothing is set aside).
+    the training state of its latest intact checkpoint (nothing is set aside), as saved: without the
+    per-environment fields (``None``) for a run with ``checkpoint_rollout=False``.
 
     Raises:
         UserError: when ``run_dir`` is not a run directory or holds no intact checkpoint.
@@ -219,10 +220,10 @@ def restore_run(run_dir: str | Path, config: TrainConfig | None = None) -> tuple
     trainer = build_trainer(config or saved_config(run_dir))
     checkpointer = Checkpointer(RunDirectory(run_dir).checkpoints)
     try:
-        _, saved = checkpointer.restore_latest(trainer.abstract_state(), set_aside=False)
+        _, runner = checkpointer.restore_latest(trainer.abstract_state(), set_aside=False)
     finally:
         checkpointer.close()
-    return trainer, trainer.restored_state(saved)
+    return trainer, runner
 
 
 def _network_from(run_dir: Path, trainer: Trainer):
