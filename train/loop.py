@@ -95,7 +95,7 @@ class Trainer:
         are left out (``None``); otherwise the memory's projections are zeroed
         (:meth:`OnPolicy.checkpoint_carry`)."""
         if not self.config.checkpoint_rollout:
-            return runner.replace(**dict.fromkeys(PER_ENV_FIELDS))
+            return training_state_alone(runner)
         return runner.replace(carry=self._checkpoint_carry(runner.carry)) if self.algorithm.projected_fields else runner
 
     def abstract_state(self) -> RunnerState:
@@ -105,7 +105,7 @@ class Trainer:
         state = jax.tree_util.tree_map(
             lambda leaf, place: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=place), self._shapes, self.shardings
         )
-        return state if self.config.checkpoint_rollout else state.replace(**dict.fromkeys(PER_ENV_FIELDS))
+        return state if self.config.checkpoint_rollout else training_state_alone(state)
 
     def restored_state(self, saved: RunnerState) -> RunnerState:
         """The state to go on from, given what a checkpoint held: itself, or, for a checkpoint without the
@@ -114,6 +114,12 @@ class Trainer:
             return saved
         fresh = self.init()
         return fresh.replace(train_state=saved.train_state, key=saved.key, update=saved.update)
+
+
+def training_state_alone(runner: RunnerState) -> RunnerState:
+    """``runner`` without its per-environment fields (``None``): what a checkpoint holds, and what its restore
+    target must be, under ``checkpoint_rollout=False``."""
+    return runner.replace(**dict.fromkeys(PER_ENV_FIELDS))
 
 
 class TrainingDiverged(ReportedError):
