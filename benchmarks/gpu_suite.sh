@@ -89,6 +89,7 @@
 #     bash benchmarks/gpu_suite.sh 85  # the same with entropy bonuses 0.03, 0.1, 0.1 on answer steps, side by side
 #     bash benchmarks/gpu_suite.sh 86  # Ballet-2-Delay16 with the items encoder's present form: TrXL, HCAM, 1e8 steps
 #     PACK_RUNS=1 bash benchmarks/gpu_suite.sh 87  # HCAM on it, 3 seeds at 2e8 steps (RUNS_FROM=DIR goes on)
+#     bash benchmarks/gpu_suite.sh 88  # LRU's forward + backward cost beside FFM and S5
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -767,6 +768,10 @@ case $part in
     87)  # HCAM on Ballet-2-Delay16 with the items encoder's present form, three seeds at 2e8 steps (`ballet_hcam`):
          # checkpoints of the training state alone, so PACK_RUNS=1 brings them back and RUNS_FROM=DIR goes on
         SEEDS=${SEEDS:-3} side_by_side ballet_hcam "${TRAIN_SECONDS:-570}" ballet2-delay16-hcam_items_parts_ent0.1_answers_2e8
+        ;;
+    88)  # LRU's cost on the GPU beside FFM and S5, merged into the device's table (on the 2-core CPU, T = 1024 /
+         # 4096: LRU 260 / 1,198 ms, S5 297 / 1,364, FFM 231 / 965, `memory_modules_cpu-2core-lru.md`)
+        run 200 memory_modules.py --modules ffm s5 lru --lengths 1024 4096 16384 --timeout 60 --update $flag
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
