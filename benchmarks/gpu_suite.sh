@@ -761,7 +761,8 @@ case $part in
         ;;
     86)  # Ballet-2-Delay16 with the items encoder's present form (the instruction read apart), Transformer-XL
          # (at 3e-4 and 1e-3) and HCAM, the bonus 0.1 on the answer steps (`ballet_parts`), 1e8 steps, one seed
-         # each, side by side (RUNS fewer), resumable in pieces
+         # each, side by side (RUNS fewer or others: RUNS=ballet2-delay16-trxl_items_parts_ent0.1_answers_window64
+         # is Transformer-XL with HCAM's 64-step local window), resumable in pieces
         SEEDS=${SEEDS:-1} side_by_side ballet_parts "${TRAIN_SECONDS:-570}" ${RUNS:-ballet2-delay16-trxl_items_parts_ent0.1_answers
             ballet2-delay16-trxl_items_parts_ent0.1_answers_lr1e-3 ballet2-delay16-hcam_items_parts_ent0.1_answers}
         ;;

@@ -111,12 +111,15 @@ def ballet_recipe_run(memory: str, suffix: str = "", **settings) -> dict:
     return spec
 
 
-def ballet_items_run(memory: str, suffix: str = "", **settings) -> dict:
+def ballet_items_run(memory: str, suffix: str = "", memory_length: int | None = None, **settings) -> dict:
     """Ballet-2-Delay16 with the items encoder, 1e8 steps, rollouts of 256 steps (two or three whole episodes
-    in one back-propagation window); HCAM with a local window of 64 steps."""
-    local = {"local_length": 64} if memory == "hcam" else {}
+    in one back-propagation window); HCAM with a local window of 64 steps; ``memory_length`` replaces
+    Transformer-XL's window (:func:`ballet_memory`)."""
+    window = {"local_length": 64} if memory == "hcam" else {}
+    if memory_length is not None:
+        window = {"memory_length": memory_length}
     return dict(BALLET_BASE, name=f"ballet2-delay16-{memory}_items{suffix}", env="mnemax/Ballet-2-Delay16-Symbolic-v0",
-                memory=memory, item_encoder=True, memory_config=ballet_memory(memory, BALLET2_EPISODE) | local,
+                memory=memory, item_encoder=True, memory_config=ballet_memory(memory, BALLET2_EPISODE) | window,
                 num_envs=256, num_steps=256, bptt_length=256,
                 **({"learning_rate": BALLET_LEARNING_RATE[memory], "total_steps": 100_000_000} | settings))  # fmt: skip
 
@@ -514,7 +517,12 @@ PRESETS: dict[str, list[dict]] = {
         for memory in ("trxl", "hcam")
     ]
     + [ballet_items_run("trxl", ent_coef=0.1, skip_ignored_actions=True, learning_rate=1e-3,
-                        suffix="_parts_ent0.1_answers_lr1e-3")],  # fmt: skip
+                        suffix="_parts_ent0.1_answers_lr1e-3")]
+    # Transformer-XL with HCAM's local window (64 steps) instead of 256: HCAM learned and Transformer-XL did
+    # not, and in the probes HCAM bound the dances only with a local window that holds them, so is it the
+    # window's length rather than HCAM's chunk read that made the difference?
+    + [ballet_items_run("trxl", ent_coef=0.1, skip_ignored_actions=True, memory_length=64,
+                        suffix="_parts_ent0.1_answers_window64")],  # fmt: skip
     # HCAM learned there (greedy 0.72 at 1e8 steps, rising until the learning rate had decayed; Transformer-XL at
     # chance): three seeds at twice the budget. Its checkpoints keep no carries (checkpoint_rollout=False), which
     # for three seeds of 256 copies hold whole episodes of every layer's inputs, so that the run can go on
