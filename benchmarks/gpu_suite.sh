@@ -90,6 +90,7 @@
 #     bash benchmarks/gpu_suite.sh 86  # Ballet-2-Delay16 with the items encoder's present form: TrXL, HCAM, 1e8 steps
 #     PACK_RUNS=1 bash benchmarks/gpu_suite.sh 87  # HCAM on it, 3 seeds at 2e8 steps (RUNS_FROM=DIR goes on)
 #     bash benchmarks/gpu_suite.sh 88  # LRU's forward + backward cost beside FFM and S5
+#     PACK_RUNS=1 bash benchmarks/gpu_suite.sh 89  # Ballet-4-Delay48 / 8-Delay48, HCAM and TrXL, 5e8 steps
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -773,6 +774,11 @@ case $part in
     88)  # LRU's cost on the GPU beside FFM and S5, merged into the device's table (on the 2-core CPU, T = 1024 /
          # 4096: LRU 260 / 1,198 ms, S5 297 / 1,364, FFM 231 / 965, `memory_modules_cpu-2core-lru.md`)
         run 200 memory_modules.py --modules ffm s5 lru --lengths 1024 4096 16384 --timeout 60 --update $flag
+        ;;
+    89)  # Ballet-4-Delay48 and 8-Delay48 with the recipe that learned 2-Delay16 (`ballet_levels`: HCAM, and
+         # Transformer-XL with a window over the whole episode), 5e8 steps, SEEDS (1) seeds, side by side, RUNS
+         # picks (default HCAM on 4-Delay48); checkpoints of the training state alone: PACK_RUNS=1, RUNS_FROM=DIR
+        SEEDS=${SEEDS:-1} side_by_side ballet_levels "${TRAIN_SECONDS:-570}" ${RUNS:-ballet4-delay48-hcam_items_parts_ent0.1_answers_5e8}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
