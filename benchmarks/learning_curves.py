@@ -550,7 +550,7 @@ PRESETS: dict[str, list[dict]] = {
     "ballet_levels": [
         ballet_items_run(memory, dancers=dancers, delay=48, ent_coef=0.1, skip_ignored_actions=True,
                          total_steps=500_000_000, checkpoint_rollout=False, suffix="_parts_ent0.1_answers_5e8",
-                         **({"memory_length": ballet_episode(dancers, 48)} if memory == "trxl" else {}))
+                         memory_length=ballet_episode(dancers, 48) if memory == "trxl" else None)
         for dancers in (4, 8) for memory in ("hcam", "trxl")
     ],  # fmt: skip
     # The dense layers' initialisation in the small T-Maze run of tests/test_learning.py (32 envs, 2e5 steps,
