@@ -121,15 +121,15 @@ def ballet_recipe_run(memory: str, suffix: str = "", **settings) -> dict:
 def ballet_items_run(
     memory: str, suffix: str = "", memory_length: int | None = None, dancers: int = 2, delay: int = 16, **settings
 ) -> dict:  # fmt: skip
-    """Ballet with the items encoder, 1e8 steps; on 2-Delay16 rollouts of 256 steps (two or three whole episodes
-    in one back-propagation window), on longer levels the smallest multiple of 256 that holds one and a half
-    of the longest episodes. HCAM with a local window of 64 steps; ``memory_length`` replaces
+    """Ballet with the items encoder, 1e8 steps, rollouts of the smallest multiple of 256 steps that holds one
+    and a half of the longest episodes (256 on 2-Delay16: two or three whole episodes in one back-propagation
+    window). HCAM with a local window of 64 steps; ``memory_length`` replaces
     Transformer-XL's window (:func:`ballet_memory`)."""
     episode = ballet_episode(dancers, delay)
     window = {"local_length": 64} if memory == "hcam" else {}
     if memory_length is not None:
         window = {"memory_length": memory_length}
-    steps = 256 if episode <= BALLET2_EPISODE else -(-3 * episode // 512) * 256
+    steps = -(-3 * episode // 512) * 256
     return dict(BALLET_BASE, name=f"ballet{dancers}-delay{delay}-{memory}_items{suffix}",
                 env=f"mnemax/Ballet-{dancers}-Delay{delay}-Symbolic-v0", memory=memory, item_encoder=True,
                 memory_config=ballet_memory(memory, episode) | window, num_envs=256, num_steps=steps, bptt_length=steps,
@@ -386,7 +386,7 @@ PRESETS: dict[str, list[dict]] = {
             name=f"ballet{dancers}-delay{delay}-{memory}",
             env=f"mnemax/Ballet-{dancers}-Delay{delay}-Symbolic-v0",
             memory=memory,
-            memory_config=ballet_memory(memory, dancers * (16 + delay) + 64),
+            memory_config=ballet_memory(memory, ballet_episode(dancers, delay)),
             learning_rate=BALLET_LEARNING_RATE[memory],
             total_steps=steps,
         )
