@@ -91,7 +91,7 @@
 #     PACK_RUNS=1 bash benchmarks/gpu_suite.sh 87  # HCAM on it, 3 seeds at 2e8 steps (RUNS_FROM=DIR goes on)
 #     bash benchmarks/gpu_suite.sh 88  # LRU's forward + backward cost beside FFM and S5
 #     PACK_RUNS=1 bash benchmarks/gpu_suite.sh 89  # Ballet-4-Delay48 / 8-Delay48, HCAM and TrXL, 5e8 steps
-#     bash benchmarks/gpu_suite.sh 90  # pixel PPO's update with the CNN as patches and as shifted products
+#     bash benchmarks/gpu_suite.sh 90  # pixel PPO's update: the CNN as patches or shifted products; 128-step BPTT
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -783,9 +783,9 @@ case $part in
         ;;
     90)  # pixel Mortar Mayhem Grid and Mystery Path Grid, GRU, 3 seeds in bf16, with the CNN's convolutions as
          # one product of the concatenated patches (as it ships) and as a sum of products over shifted slices
-         # (`conv shifts`), with kernel traces
+         # (`conv shifts`), and with 128-step BPTT sequences instead of 256, with kernel traces
         run 430 ppo_profile.py --envs mnemax/MortarMayhem-Grid-v0 mnemax/MysteryPath-Grid-v0 --memories gru \
-            --seeds 3 --variants bf16 bf16-shifts --repeats 2 --trace --max-seconds 330 \
+            --seeds 3 --variants bf16 bf16-shifts bf16-bptt128 --repeats 2 --trace --max-seconds 330 \
             ${label:+--device-label $label-pixels-shifts}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
