@@ -157,13 +157,14 @@ def profile(
     preset: str, env: str, memory: str, seeds: int, variant: str, repeats: int, quick: bool, trace: bool = False
 ) -> dict:
     config = PPOConfig.from_preset(preset, env=env, memory=memory, num_seeds=seeds, progress=False, video=False)
-    if quick:
-        config = dataclasses.replace(config, num_envs=8, num_steps=16, hidden_size=32)
     agent_config, memory_config, _, fields = VARIANTS[variant]
     config = dataclasses.replace(
         config, agent_config={**config.agent_config, **agent_config},
         memory_config={**config.memory_config, **memory_config}, **fields,
     )  # fmt: skip
+    if quick:  # a variant's shorter BPTT sequences stay shorter than the rollout
+        bptt_length = config.bptt_length and 8
+        config = dataclasses.replace(config, num_envs=8, num_steps=16, hidden_size=32, bptt_length=bptt_length)
     algorithm = algorithms.make(config)
     keys = jax.random.split(jax.random.key(0), seeds)
     runners = jax.jit(jax.vmap(algorithm.init))(keys)
