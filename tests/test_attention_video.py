@@ -57,9 +57,13 @@ def test_tool_writes_a_video_of_distributions_over_completed_chunks(tmp_path):
     reading = np.broadcast_to(trace.visible.any(-1)[:, None], totals.shape)
     np.testing.assert_allclose(totals[reading], 1.0, atol=1e-5)
     assert np.all(totals[~reading] == 0) and reading[:, 0].sum() > 40
+    gif, _ = attention_video(tyro.cli(AttentionVideoArgs, args=argv + ["--video-format", "gif", "--steps", "8"]))
+    assert gif == tmp_path / "videos" / "tiny-hcam-attention.gif" and gif.read_bytes()[:6] == b"GIF89a"
 
 
 def test_tool_refuses_other_memories_and_layers():
     ppo = PPO(PPOConfig(env="mnemax/Ballet-2-Delay16-Symbolic-v0", memory="gru", hidden_size=8))
     with pytest.raises(UserError, match="HCAM"):
         hcam_layers(ppo)
+    with pytest.raises(UserError, match="video-format must be one of mp4, gif"):
+        attention_video(AttentionVideoArgs(run="runs/any", video_format="webm"))

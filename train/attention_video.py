@@ -3,7 +3,7 @@
     python -m mnemax.train.attention_video --run runs/<name> [--steps 600] [--out videos/] [--layer -1]
 
 Loads the last checkpoint of a run whose memory is ``hcam``, plays ``--steps`` greedy steps (episodes
-back to back) and writes ``<out>/<name>-attention.mp4``. Each frame is the environment's picture with a
+back to back) and writes ``<out>/<name>-attention.mp4`` (``.gif`` with ``--video-format gif``). Each frame is the environment's picture with a
 panel beside it: for the current step, the weight that the chosen HCAM layer (averaged over its heads)
 puts on each memory chunk, drawn as a bar over the episode steps the chunk covers, so the bar's position
 is the step at which the chunk began. Under the bars, a strip shows the intervals an environment asks to
@@ -26,7 +26,7 @@ import numpy as np
 from mnemax.agents import distributions
 from mnemax.envs.core import wrappers
 from mnemax.envs.tools.command_line import UserError, parse_dataclass, reported_errors
-from mnemax.envs.tools.video import write_video
+from mnemax.envs.tools.video import check_video_format, write_video
 from mnemax.train.config import TrainConfig
 from mnemax.train.loop import restore_run, saved_config
 from mnemax.train.on_policy import OnPolicy, time_major
@@ -52,6 +52,8 @@ class AttentionVideoArgs:
     key: int = 0
     """random key of the rollout (episode layouts)"""
     fps: int = 10
+    video_format: str = "mp4"
+    """mp4 (H.264 through imageio-ffmpeg) or gif (e.g. for a README gallery)"""
     debug: bool = False
     """show the traceback of an error, not just its message"""
 
@@ -245,13 +247,15 @@ def compose(trace: AttentionTrace, algorithm: OnPolicy, layer: int = -1, min_hei
 
 def attention_video(args: AttentionVideoArgs) -> tuple[Path, AttentionTrace]:
     """Write the video of ``args``; returns its path and the trace it shows."""
+    check_video_format(args.video_format)
     config, algorithm, params = load_run(args.run)
     if not 0 <= args.seed_index < config.num_seeds:
         raise UserError(f"--seed-index must be in 0..{config.num_seeds - 1}, got {args.seed_index}")
     params = jax.tree_util.tree_map(lambda x: x[args.seed_index], params)
     trace = attention_rollout(algorithm, params, jax.random.PRNGKey(args.key), args.steps, args.layer)
     frames = compose(trace, algorithm, args.layer)
-    return write_video(Path(args.out) / f"{Path(args.run).name}-attention.mp4", frames, fps=args.fps), trace
+    path = Path(args.out) / f"{Path(args.run).name}-attention.{args.video_format}"
+    return write_video(path, frames, fps=args.fps), trace
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -123,7 +123,6 @@ class EvalArgs:
     """show the traceback of an error, not just its message"""
 
 
-VIDEO_FORMATS = ("mp4", "gif")
 
 
 def eval_main(argv: list[str] | None = None) -> None:
@@ -138,7 +137,7 @@ def _evaluate(args: EvalArgs) -> None:
     import jax
     import numpy as np
 
-    from mnemax.envs.tools.video import write_video
+    from mnemax.envs.tools.video import check_video_format, write_video
     from mnemax.train.loop import restore_run, saved_config
 
     for name in ("episodes", "video_steps"):
@@ -146,8 +145,7 @@ def _evaluate(args: EvalArgs) -> None:
             raise UserError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.videos < 0:
         raise UserError(f"--videos must be >= 0, got {args.videos}")
-    if args.video_format not in VIDEO_FORMATS:
-        raise UserError(f"--video-format must be one of {', '.join(VIDEO_FORMATS)}, got {args.video_format!r}")
+    check_video_format(args.video_format)
     run_dir = Path(args.run)
     config = dataclasses.replace(saved_config(run_dir), eval_episodes=args.episodes, video_steps=args.video_steps)
     trainer, runner = restore_run(run_dir, config)

@@ -7,6 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
+from mnemax.envs.tools.command_line import UserError
+
+VIDEO_FORMATS = ("mp4", "gif")
+
+
+def check_video_format(video_format: str) -> str:
+    """``video_format`` if :func:`write_video` writes it (:data:`VIDEO_FORMATS`), else a UserError."""
+    if video_format not in VIDEO_FORMATS:
+        raise UserError(f"--video-format must be one of {', '.join(VIDEO_FORMATS)}, got {video_format!r}")
+    return video_format
+
 
 def prepare_frames(frames: np.ndarray, min_height: int = 256, block: int = 16) -> np.ndarray:
     """Upscale ``uint8 [T, H, W, 3]`` frames by an integer factor to at least ``min_height`` pixels and
