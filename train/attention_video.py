@@ -3,13 +3,13 @@
     python -m mnemax.train.attention_video --run runs/<name> [--steps 600] [--out videos/] [--layer -1]
 
 Loads the last checkpoint of a run whose memory is ``hcam``, plays ``--steps`` greedy steps (episodes
-back to back) and writes ``<out>/<name>-attention.mp4`` (``.gif`` with ``--video-format gif``). Each frame is the environment's picture with a
-panel beside it: for the current step, the weight that the chosen HCAM layer (averaged over its heads)
-puts on each memory chunk, drawn as a bar over the episode steps the chunk covers, so the bar's position
-is the step at which the chunk began. Under the bars, a strip shows the intervals an environment asks to
-mark (its ``episode_marks`` method): on Ballet when each dancer danced, in its colour, and once the
-instruction is shown the asked dancer's dance is framed, so a viewer sees whether the agent looks back at
-the dance it is asked about.
+back to back) and writes ``<out>/<name>-attention.mp4`` (``.gif`` with ``--video-format gif``). Each frame
+is the environment's picture with a panel beside it: for the current step, the weight that the chosen HCAM
+layer (averaged over its heads) puts on each memory chunk, drawn as a bar over the episode steps the chunk
+covers, so the bar's position is the step at which the chunk began. Under the bars, a strip shows the
+intervals an environment asks to mark (its ``episode_marks`` method): on Ballet when each dancer danced, in
+its colour, and once the instruction is shown the asked dancer's dance is framed, so a viewer sees whether
+the agent looks back at the dance it is asked about.
 """
 
 from __future__ import annotations
