@@ -174,6 +174,7 @@ pack_runs() {  # ../runs/gpu into $OUT in parts of 15 MiB: each run's logs and l
             skip+=(--exclude "${checkpoints#../}/$step")
         done
     done
+    rm -f "$OUT"/runs-gpu.tgz.part-*  # an earlier part of this command packed fewer runs: no stale parts
     tar czf - -C .. "${skip[@]}" runs/gpu | split -b 15M -d - "$OUT/runs-gpu.tgz.part-"
     local parts=("$OUT"/runs-gpu.tgz.part-*)
     if [ "${#parts[@]}" -gt 7 ]; then  # beside results.tgz, seven files of 15 MiB come back at most
