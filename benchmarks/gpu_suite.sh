@@ -91,7 +91,7 @@
 #     PACK_RUNS=1 bash benchmarks/gpu_suite.sh 87  # HCAM on it, 3 seeds at 2e8 steps (RUNS_FROM=DIR goes on)
 #     bash benchmarks/gpu_suite.sh 88  # LRU's forward + backward cost beside FFM and S5
 #     PACK_RUNS=1 bash benchmarks/gpu_suite.sh 89  # Ballet-4-Delay48 / 8-Delay48, HCAM and TrXL, 5e8 steps
-#     PACK_RUNS=1 bash benchmarks/gpu_suite.sh 91  # Ballet-4-Delay48, HCAM started from its 2-Delay16 run (87)
+#     PACK_RUNS=1 bash benchmarks/gpu_suite.sh 91  # Ballet's curriculum: HCAM on 4-Delay16 from the 2-Delay16 run (87)
 #     bash benchmarks/gpu_suite.sh 90  # pixel PPO's update: the CNN as patches or shifted products; 128-step BPTT
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -790,11 +790,12 @@ case $part in
             --seeds 3 --variants bf16 bf16-shifts bf16-bptt128 --repeats 2 --trace --max-seconds 330 \
             ${label:+--device-label $label-pixels-shifts}
         ;;
-    91)  # Ballet-4-Delay48 (then 8-Delay48: RUNS=ballet8-delay48-hcam_items_parts_ent0.1_answers_curriculum), HCAM
-         # started from the previous level's run in ../runs/gpu (`ballet_curriculum`; RUNS_FROM=DIR brings it),
-         # three seeds, checkpoints of the training state alone: PACK_RUNS=1, RUNS_FROM=DIR goes on
+    91)  # Ballet's curriculum (`ballet_curriculum`): HCAM on 4-Delay16 started from the 2-Delay16 run in
+         # ../runs/gpu (RUNS_FROM=DIR brings it), then RUNS=ballet4-delay48-hcam_items_parts_ent0.1_answers_curriculum,
+         # ballet8-delay16-..., ballet8-delay48-... in turn, each from the one before; three seeds, checkpoints of
+         # the training state alone: PACK_RUNS=1, RUNS_FROM=DIR goes on
         SEEDS=${SEEDS:-3} side_by_side ballet_curriculum "${TRAIN_SECONDS:-570}" \
-            ${RUNS:-ballet4-delay48-hcam_items_parts_ent0.1_answers_curriculum}
+            ${RUNS:-ballet4-delay16-hcam_items_parts_ent0.1_answers_curriculum}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
