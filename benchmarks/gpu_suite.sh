@@ -792,8 +792,9 @@ case $part in
         ;;
     91)  # Ballet's curriculum (`ballet_curriculum`): HCAM on 4-Delay16 started from the 2-Delay16 run in
          # ../runs/gpu (RUNS_FROM=DIR brings it), then RUNS=ballet4-delay48-hcam_items_parts_ent0.1_answers_curriculum,
-         # ballet8-delay16-..., ballet8-delay48-... in turn, each from the one before; three seeds, checkpoints of
-         # the training state alone: PACK_RUNS=1, RUNS_FROM=DIR goes on
+         # ballet8-delay16-..., ballet8-delay48-... in turn, each from the one before; Transformer-XL's chain
+         # begins with RUNS=ballet2-delay16-trxl_items_parts_ent0.1_answers_curriculum. Three seeds, checkpoints
+         # of the training state alone: PACK_RUNS=1, RUNS_FROM=DIR goes on
         SEEDS=${SEEDS:-3} side_by_side ballet_curriculum "${TRAIN_SECONDS:-570}" \
             ${RUNS:-ballet4-delay16-hcam_items_parts_ent0.1_answers_curriculum}
         ;;

@@ -136,6 +136,23 @@ def ballet_items_run(
                 **({"learning_rate": BALLET_LEARNING_RATE[memory], "total_steps": 100_000_000} | settings))  # fmt: skip
 
 
+def ballet_curriculum(memory: str, start: str | None = None) -> list[dict]:
+    """The `ballet_curriculum` runs of ``memory``, each started from the one before: from run ``start`` of
+    2-Delay16, else from a 2-Delay16 run of 2e8 steps trained here first."""
+    settings = dict(ent_coef=0.1, skip_ignored_actions=True, checkpoint_rollout=False)
+    suffix = "_parts_ent0.1_answers_curriculum"
+    levels = ((4, 16, 200_000_000), (4, 48, 100_000_000), (8, 16, 200_000_000), (8, 48, 100_000_000))
+    if start is None:
+        levels = ((2, 16, 200_000_000),) + levels
+    runs = []
+    for dancers, delay, steps in levels:
+        window = ballet_episode(dancers, delay) if memory == "trxl" else None
+        run = ballet_items_run(memory, suffix, window, dancers, delay, total_steps=steps, **settings)
+        runs.append(run | ({"init_from": start} if start else {}))
+        start = run["name"]
+    return runs
+
+
 TMAZE_SMALL = dict(env="mnemax/TMaze-Passive-v0", memory="gru", num_envs=32, num_steps=32, ent_coef=0.05, total_steps=200_000)
 
 
@@ -553,26 +570,19 @@ PRESETS: dict[str, list[dict]] = {
                          memory_length=ballet_episode(dancers, 48) if memory == "trxl" else None)
         for dancers in (4, 8) for memory in ("hcam", "trxl")
     ],  # fmt: skip
-    # A curriculum over the levels: HCAM's parameters do not depend on the level (the observation, the actions
-    # and the network are the same; only the number of chunks kept differs), so each level starts from the run
-    # before it (its seed i starts seed i; the optimizer and schedule start fresh). Played untrained on the
-    # other levels, the 2-Delay16 agents keep 0.91-0.97 on 2-Delay48 but are at chance with 4 or 8 dancers
-    # (results/ballet_transfer_cpu.md): the delay carries over, the number of dancers does not. So each dancer
-    # count is learned on the short delay, whose episodes are shorter (4-Delay16: 192 steps at most against
-    # 320), then carried to delay 48. Steps count on top of the runs each starts from: 2e8 on 2-Delay16, then
-    # 2e8 + 1e8 on 4-Delay16 / 4-Delay48, then 2e8 + 1e8 on 8-Delay16 / 8-Delay48: 8e8 in all, within the HCAM
-    # issue's 1e9 per run. Each run needs the one before it in --run-dir.
-    "ballet_curriculum": [
-        ballet_items_run("hcam", dancers=dancers, delay=delay, ent_coef=0.1, skip_ignored_actions=True,
-                         total_steps=steps, checkpoint_rollout=False, suffix="_parts_ent0.1_answers_curriculum",
-                         init_from=source)
-        for dancers, delay, steps, source in (
-            (4, 16, 200_000_000, "ballet2-delay16-hcam_items_parts_ent0.1_answers_2e8"),
-            (4, 48, 100_000_000, "ballet4-delay16-hcam_items_parts_ent0.1_answers_curriculum"),
-            (8, 16, 200_000_000, "ballet4-delay48-hcam_items_parts_ent0.1_answers_curriculum"),
-            (8, 48, 100_000_000, "ballet8-delay16-hcam_items_parts_ent0.1_answers_curriculum"),
-        )
-    ],  # fmt: skip
+    # A curriculum over the levels: the network's parameters do not depend on the level (the observation, the
+    # actions and the layers are the same; only HCAM's number of chunks and Transformer-XL's window differ), so
+    # each run starts from the one before (its seed i starts seed i; the optimizer and schedule start fresh).
+    # Played untrained on the other levels, the 2-Delay16 HCAM agents keep 0.91-0.97 on 2-Delay48 but are at
+    # chance with 4 or 8 dancers (results/ballet_transfer_cpu.md): the delay carries over, the number of
+    # dancers does not. So each dancer count is learned on the short delay, whose episodes are shorter
+    # (4-Delay16: 192 steps at most against 320), then carried to delay 48. Steps count on top of the runs each
+    # starts from: 2e8 on 2-Delay16 (HCAM: ballet_hcam's run), then 2e8 + 1e8 on 4-Delay16 / 4-Delay48, then
+    # 2e8 + 1e8 on 8-Delay16 / 8-Delay48: 8e8 in all, within the HCAM issue's 1e9 per run. Transformer-XL goes
+    # the same way with a window over the whole episode (the memory span HCAM's chunks keep). Each run needs the
+    # one before it in --run-dir.
+    "ballet_curriculum": ballet_curriculum("hcam", "ballet2-delay16-hcam_items_parts_ent0.1_answers_2e8")
+    + ballet_curriculum("trxl"),
     # The dense layers' initialisation in the small T-Maze run of tests/test_learning.py (32 envs, 2e5 steps,
     # entropy bonus 0.05): run with --seeds 12.
     "init_small": [
