@@ -573,7 +573,7 @@ PRESETS: dict[str, list[dict]] = {
     # A curriculum over the levels: the network's parameters do not depend on the level (the observation, the
     # actions and the layers are the same; only HCAM's number of chunks and Transformer-XL's window differ), so
     # each run starts from the one before (its seed i starts seed i; the optimizer and schedule start fresh).
-    # Played untrained on the other levels, the 2-Delay16 HCAM agents keep 0.91-0.97 on 2-Delay48 but are at
+    # Played untrained on the other levels, the 2-Delay16 HCAM agents keep 0.91-0.97 on 2-Delay48 but are
     # near chance with 4 or 8 dancers (results/ballet_transfer_cpu.md): the delay carries over, the number of
     # dancers does not. So each dancer count is learned on the short delay, whose episodes are shorter
     # (4-Delay16: 192 steps at most against 320), then carried to delay 48. Steps count on top of the runs each
