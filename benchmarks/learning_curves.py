@@ -136,18 +136,23 @@ def ballet_items_run(
                 **({"learning_rate": BALLET_LEARNING_RATE[memory], "total_steps": 100_000_000} | settings))  # fmt: skip
 
 
+def ballet_level_run(memory: str, dancers: int, delay: int, total_steps: int, suffix: str, **settings) -> dict:
+    """A run of the recipe that learned 2-Delay16 (`ballet_hcam`) on another level: Transformer-XL with a window
+    over the whole episode (the memory span HCAM's chunks keep), checkpoints of the training state alone."""
+    window = ballet_episode(dancers, delay) if memory == "trxl" else None
+    return ballet_items_run(memory, suffix, window, dancers, delay, ent_coef=0.1, skip_ignored_actions=True,
+                            total_steps=total_steps, checkpoint_rollout=False, **settings)  # fmt: skip
+
+
 def ballet_curriculum(memory: str, start: str | None = None) -> list[dict]:
     """The `ballet_curriculum` runs of ``memory``, each started from the one before: from run ``start`` of
     2-Delay16, else from a 2-Delay16 run of 2e8 steps trained here first."""
-    settings = dict(ent_coef=0.1, skip_ignored_actions=True, checkpoint_rollout=False)
-    suffix = "_parts_ent0.1_answers_curriculum"
     levels = ((4, 16, 200_000_000), (4, 48, 100_000_000), (8, 16, 200_000_000), (8, 48, 100_000_000))
     if start is None:
         levels = ((2, 16, 200_000_000),) + levels
     runs = []
     for dancers, delay, steps in levels:
-        window = ballet_episode(dancers, delay) if memory == "trxl" else None
-        run = ballet_items_run(memory, suffix, window, dancers, delay, total_steps=steps, **settings)
+        run = ballet_level_run(memory, dancers, delay, steps, "_parts_ent0.1_answers_curriculum")
         runs.append(run | ({"init_from": start} if start else {}))
         start = run["name"]
     return runs
@@ -565,9 +570,7 @@ PRESETS: dict[str, list[dict]] = {
     # same memory span), 5e8 steps, checkpoints of the training state alone. The HCAM issue's targets: on
     # 4-Delay48 HCAM >= 0.9; on 8-Delay48 HCAM >= 0.8 and ahead of Transformer-XL by >= 0.2.
     "ballet_levels": [
-        ballet_items_run(memory, dancers=dancers, delay=48, ent_coef=0.1, skip_ignored_actions=True,
-                         total_steps=500_000_000, checkpoint_rollout=False, suffix="_parts_ent0.1_answers_5e8",
-                         memory_length=ballet_episode(dancers, 48) if memory == "trxl" else None)
+        ballet_level_run(memory, dancers, 48, 500_000_000, "_parts_ent0.1_answers_5e8")
         for dancers in (4, 8) for memory in ("hcam", "trxl")
     ],  # fmt: skip
     # A curriculum over the levels: the network's parameters do not depend on the level (the observation, the
