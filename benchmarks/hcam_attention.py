@@ -30,8 +30,8 @@ def interval_of_chunks(starts: np.ndarray, chunk_size: int, intervals: list[tupl
     bounds = [(start, end) for start, end, *_ in intervals]
     ends = starts + chunk_size
     overlap = np.stack([np.clip(np.minimum(ends, b) - np.maximum(starts, a), 0, None) for a, b in bounds])  # [I, N]
-    enough = 2 * overlap >= np.minimum(chunk_size, [b - a for a, b in bounds])[:, None]
-    return np.where((overlap * enough).max(0) > 0, (overlap * enough).argmax(0), -1)
+    covered = np.where(2 * overlap >= np.minimum(chunk_size, [b - a for a, b in bounds])[:, None], overlap, 0)
+    return np.where(covered.max(0) > 0, covered.argmax(0), -1)
 
 
 def weights_on_marks(trace, algorithm) -> tuple[np.ndarray, np.ndarray]:
