@@ -105,18 +105,17 @@ class ItemsEncoder(nn.Module):
 
 
 # How the CNN computes its convolutions: "patches" (each output position's input patch times the kernel as
-# one matrix, :class:`PatchConv`), "shifts" (the same product as a sum of one product per shifted slice of the
-# input's blocks, so the patches are never written out: their concatenations took ~81 ms of device time in
-# the learning pass of a 367 ms pixel update of 3 seeds on an H200, ppo_profile_h200-pixels-blocks.md) or
-# "xla" (``lax.conv``; cuDNN on GPUs). All have the same parameters and outputs. Why patches are the default:
-# the trainers run several seeds at once with vmap, and under vmap a convolution whose kernel differs per
-# seed becomes a grouped convolution (one group per seed), whose backward pass is slow on GPUs
-# (jax-ml/jax#13800), while a product with a per-seed matrix becomes a batched matrix product. A pixel PPO
-# update of the `memory_gym` preset on Mortar Mayhem Grid took 730 ms with patches against 2,778 ms with
-# lax.conv for 3 seeds on an H200 (3.8x), and 349 against 322 ms for one seed
+# one matrix, :class:`PatchConv`) or "xla" (``lax.conv``; cuDNN on GPUs). Both have the same parameters and
+# outputs. Why patches are the default: the trainers run several seeds at once with vmap, and under vmap a
+# convolution whose kernel differs per seed becomes a grouped convolution (one group per seed), whose
+# backward pass is slow on GPUs (jax-ml/jax#13800), while a product with a per-seed matrix becomes a batched
+# matrix product. A pixel PPO update of the `memory_gym` preset on Mortar Mayhem Grid took 730 ms with
+# patches against 2,778 ms with lax.conv for 3 seeds on an H200 (3.8x), and 349 against 322 ms for one seed
 # (benchmarks/results/ppo_profile_h200.md); on the CPU patches were 10.8x (1 seed) and 11.3x (3 seeds)
-# faster (ppo_profile_cpu-quick.md).
-CONVS = ("patches", "shifts", "xla")
+# faster (ppo_profile_cpu-quick.md). Writing the patches out costs time too (their concatenations took ~81 ms
+# of a 367 ms 3-seed update on an H200), but a sum of one product per shifted slice, which never forms them,
+# was slower: 579 against 417 ms per bf16 update of 3 seeds on an H100 (ppo_profile_h100-pixels-shifts.md).
+CONVS = ("patches", "xla")
 
 
 def check_conv(conv: str) -> str:
@@ -137,8 +136,7 @@ class PatchConv(nn.Module):
     input; 9 for its third, of stride 1); the kernel's rows are reordered to match (and padded with zeros
     where the stride does not divide the kernel). Each slice copies whole blocks, contiguous in memory,
     instead of a few channels of every pixel. The layer holds ``ceil(kh / sh) * ceil(kw / sw)`` times its
-    input in memory (4x for the Nature CNN's first layer) in exchange for one matrix product; with
-    ``shifts=True`` it adds one product per slice instead, and the patches are never formed.
+    input in memory (4x for the Nature CNN's first layer) in exchange for one matrix product.
     """
 
     features: int
@@ -146,7 +144,6 @@ class PatchConv(nn.Module):
     strides: tuple[int, int]
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
     dtype: Any = jnp.float32  # of the product; the parameters stay f32
-    shifts: bool = False
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
@@ -168,15 +165,12 @@ class PatchConv(nn.Module):
         lead = x.shape[:-3]
         blocks = x.reshape(*lead, rows, sh, cols, sw, channels)
         blocks = jnp.moveaxis(blocks, -4, -3).reshape(*lead, rows, cols, sh * sw * channels)
-        slices = [blocks[..., a : a + out_h, b : b + out_w, :] for a in range(mh) for b in range(mw)]
+        patches = jnp.concatenate(
+            [blocks[..., a : a + out_h, b : b + out_w, :] for a in range(mh) for b in range(mw)], axis=-1
+        )
         kernel = jnp.pad(kernel, [(0, mh * sh - kh), (0, mw * sw - kw), (0, 0), (0, 0)])
         kernel = kernel.reshape(mh, sh, mw, sw, channels, self.features).transpose(0, 2, 1, 3, 4, 5)
-        kernel = kernel.reshape(mh * mw, sh * sw * channels, self.features)  # one matrix per slice
-        if self.shifts:
-            # summed in f32, as one product's accumulator would be
-            products = [jnp.matmul(p, m, preferred_element_type=jnp.float32) for p, m in zip(slices, kernel)]
-            return sum(products).astype(self.dtype) + bias
-        return jnp.concatenate(slices, axis=-1) @ kernel.reshape(-1, self.features) + bias
+        return patches @ kernel.reshape(mh * mw * sh * sw * channels, self.features) + bias
 
 
 class CNNEncoder(nn.Module):
@@ -192,12 +186,11 @@ class CNNEncoder(nn.Module):
     def __call__(self, obs: jax.Array) -> jax.Array:
         x = obs.astype(self.dtype) / 255.0
         init = kernel_init(self.init)
-        conv = check_conv(self.conv)
+        patches = check_conv(self.conv) == "patches"
         for i, (features, size, stride) in enumerate([(32, 8, 4), (64, 4, 2), (64, 3, 1)]):
-            # Named as nn.Conv names itself, so that every way has the same parameter tree.
-            if conv != "xla":
-                shifts = conv == "shifts"
-                layer = PatchConv(features, (size, size), (stride, stride), init, self.dtype, shifts, name=f"Conv_{i}")
+            # Named as nn.Conv names itself, so that both ways have the same parameter tree.
+            if patches:
+                layer = PatchConv(features, (size, size), (stride, stride), init, self.dtype, name=f"Conv_{i}")
             else:
                 layer = nn.Conv(
                     features, (size, size), (stride, stride), padding="VALID", kernel_init=init, dtype=self.dtype,

@@ -56,17 +56,14 @@ class Variant(NamedTuple):
 # encoder and memory in bfloat16 (mixed precision), "bf16-xla" with lax.conv; "gru-autodiff" differentiates
 # the GRU's scan with JAX instead of its hand-written backward pass; "no-pool" and "bf16-no-pool" compute a
 # fresh initial state at every step (no `reset_pool`), as the preset did before it drew them ahead;
-# "bf16-window32" shortens Transformer-XL's window; "shifts" and "bf16-shifts" compute the CNN's
-# convolutions as sums of products over shifted slices (CONVS), without the patches' concatenation;
-# "bf16-bptt128" cuts the 256-step sequences into 128-step ones (truncated BPTT from stored carries), half
-# the steps the learning pass's loop over time runs one after another, on twice as many sequences.
+# "bf16-window32" shortens Transformer-XL's window; "bf16-bptt128" cuts the 256-step sequences into 128-step
+# ones (truncated BPTT from stored carries), half the steps the learning pass's loop over time runs one after
+# another, on twice as many sequences.
 VARIANTS = {
     "patches": Variant({}, {}, None),
     "xla": Variant({"conv": "xla"}, {}, (True, None)),
     "bf16": Variant({"dtype": "bfloat16"}, {}, None),
     "bf16-xla": Variant({"dtype": "bfloat16", "conv": "xla"}, {}, (True, None)),
-    "shifts": Variant({"conv": "shifts"}, {}, (True, None)),
-    "bf16-shifts": Variant({"dtype": "bfloat16", "conv": "shifts"}, {}, (True, None)),
     "bf16-bptt128": Variant({"dtype": "bfloat16"}, {}, None, {"bptt_length": 128}),
     "gru-autodiff": Variant({}, {"backward": "autodiff"}, (False, ("gru", "lstm"))),
     "bf16-no-pool": Variant({"dtype": "bfloat16"}, {}, None, {"reset_pool": 0}),

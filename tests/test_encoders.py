@@ -1,4 +1,4 @@
-"""The observation encoders: the CNN's ways of computing its convolutions agree, also under vmap over
+"""The observation encoders: the CNN's two ways of computing its convolutions agree, also under vmap over
 per-seed parameters (how the trainers run several seeds at once)."""
 
 import flax.linen as nn
@@ -16,14 +16,13 @@ from mnemax.train import PPO, PPOConfig
     "shape, kernel, strides",
     [((84, 84, 3), (8, 8), (4, 4)), ((20, 20, 32), (4, 4), (2, 2)), ((9, 9, 64), (3, 3), (1, 1)), ((13, 11, 2), (3, 2), (2, 3))],
 )
-@pytest.mark.parametrize("shifts", [False, True])
 @jax.default_matmul_precision("float32")  # no TF32 on GPUs, whose rounding would differ between the two ways
-def test_patch_conv_matches_lax_conv_and_its_gradients(shape, kernel, strides, shifts):
+def test_patch_conv_matches_lax_conv_and_its_gradients(shape, kernel, strides):
     x = jax.random.normal(jax.random.key(0), (2,) + shape)
     conv = nn.Conv(5, kernel, strides, padding="VALID")
     params = conv.init(jax.random.key(1), x)
     params = jax.tree_util.tree_map(lambda p: p + 0.1, params)  # a nonzero bias too
-    patch = PatchConv(5, kernel, strides, shifts=shifts)
+    patch = PatchConv(5, kernel, strides)
     assert jax.tree_util.tree_map(jnp.shape, patch.init(jax.random.key(1), x)) == jax.tree_util.tree_map(jnp.shape, params)
     np.testing.assert_allclose(patch.apply(params, x), conv.apply(params, x), rtol=1e-4, atol=1e-4)
 
@@ -37,10 +36,9 @@ def test_patch_conv_matches_lax_conv_and_its_gradients(shape, kernel, strides, s
 
 
 @jax.default_matmul_precision("float32")
-@pytest.mark.parametrize("conv", ["patches", "shifts"])
-def test_cnn_encoder_is_the_same_network_every_way_also_vmapped_over_seeds(conv):
+def test_cnn_encoder_is_the_same_network_either_way_also_vmapped_over_seeds():
     frames = jax.random.randint(jax.random.key(0), (4, 36, 36, 3), 0, 256).astype(jnp.uint8)  # maps of 8, 3 and 1
-    xla, patches = CNNEncoder(16, conv="xla"), CNNEncoder(16, conv=conv)
+    xla, patches = CNNEncoder(16, conv="xla"), CNNEncoder(16, conv="patches")
     init = nn.Module.init  # the encoders' field `init` (how weights start) hides the method
     seeds = jax.vmap(lambda key: init(xla, key, frames))(jax.random.split(jax.random.key(1), 3))
     one_seed = jax.tree_util.tree_map(lambda p: p[0], seeds)
