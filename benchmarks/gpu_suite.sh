@@ -93,6 +93,7 @@
 #     PACK_RUNS=1 bash benchmarks/gpu_suite.sh 89  # Ballet-4-Delay48 / 8-Delay48, HCAM and TrXL, 5e8 steps
 #     PACK_RUNS=1 bash benchmarks/gpu_suite.sh 91  # Ballet's curriculum: HCAM on 4-Delay16 from the 2-Delay16 run (87)
 #     bash benchmarks/gpu_suite.sh 90  # pixel PPO's update with 128-step BPTT sequences
+#     PACK_RUNS=1 bash benchmarks/gpu_suite.sh 92  # object permanence, 4 then 8 boxes, HCAM (RUNS: TrXL)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -798,6 +799,13 @@ case $part in
          # of the training state alone: PACK_RUNS=1, RUNS_FROM=DIR goes on
         SEEDS=${SEEDS:-3} side_by_side ballet_curriculum "${TRAIN_SECONDS:-570}" \
             ${RUNS:-ballet4-delay16-hcam_items_parts_ent0.1_answers_curriculum}
+        ;;
+    92)  # object permanence with Ballet's recipe and curriculum (`object_permanence`): HCAM on 4-Delay16 from
+         # scratch, then RUNS=objperm8-delay48-hcam_items_parts_ent0.1_answers_curriculum from it; Transformer-XL
+         # the same with objperm4-delay16-trxl_... and objperm8-delay48-trxl_.... Three seeds, 2e8 steps each,
+         # checkpoints of the training state alone: PACK_RUNS=1, RUNS_FROM=DIR goes on
+        SEEDS=${SEEDS:-3} side_by_side object_permanence "${TRAIN_SECONDS:-570}" \
+            ${RUNS:-objperm4-delay16-hcam_items_parts_ent0.1_answers_curriculum}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

@@ -58,6 +58,7 @@ from common import (
     RESULTS, SittingClock, finish_fraction_panel, markdown_table, mean_over_seeds, merge_runs,
     metadata, panels, read_curve, report_label, resume_settings, save_figure, write_report,
 )  # fmt: skip
+import mnemax.envs
 from mnemax.train import PPOConfig, algorithms, train
 from mnemax.train.loop import TrainingDiverged, TrainingInterrupted
 
@@ -96,9 +97,22 @@ BALLET_LEVELS = (
 RECONSTRUCTION = {"aux_reconstruction": 0.1}  # the observation-reconstruction loss's weight in the `_recon` runs
 
 
+def recall_env(task: str, items: int, delay: int) -> str:
+    """The symbolic id of a level of a recall-room task: ``task`` is "Ballet" (``items`` dancers) or
+    "ObjectPermanence" (``items`` boxes and objects)."""
+    return f"mnemax/{task}-{items}-Delay{delay}-Symbolic-v0"
+
+
+def recall_episode(task: str, items: int, delay: int) -> int:
+    """The most steps of an episode of that level, as its environment counts them (Ballet-2-Delay16: two
+    dances of 16 steps, each followed by 16 quiet ones, then 64 answer steps, 128 in all)."""
+    env, params = mnemax.envs.make(recall_env(task, items, delay))
+    return int(env.episode_length(params))
+
+
 def ballet_episode(dancers: int, delay: int) -> int:
-    """The most steps of an episode of Ballet-``dancers``-Delay``delay``: the dances, then 64 answer steps."""
-    return dancers * (16 + delay) + 64
+    """The most steps of an episode of Ballet-``dancers``-Delay``delay``."""
+    return recall_episode("Ballet", dancers, delay)
 
 
 BALLET2_EPISODE = ballet_episode(2, 16)
@@ -119,43 +133,56 @@ def ballet_recipe_run(memory: str, suffix: str = "", **settings) -> dict:
 
 
 def ballet_items_run(
-    memory: str, suffix: str = "", memory_length: int | None = None, dancers: int = 2, delay: int = 16, **settings
+    memory: str, suffix: str = "", memory_length: int | None = None, dancers: int = 2, delay: int = 16,
+    task: str = "Ballet", **settings,
 ) -> dict:  # fmt: skip
-    """Ballet with the items encoder, 1e8 steps, rollouts of the smallest multiple of 256 steps that holds one
-    and a half of the longest episodes (256 on 2-Delay16: two or three whole episodes in one back-propagation
-    window). HCAM with a local window of 64 steps; ``memory_length`` replaces
-    Transformer-XL's window (:func:`ballet_memory`)."""
-    episode = ballet_episode(dancers, delay)
+    """Ballet (or another recall-room ``task``, :func:`recall_env`) with the items encoder, 1e8 steps, rollouts
+    of the smallest multiple of 256 steps that holds one and a half of the longest episodes (256 on
+    2-Delay16: two or three whole episodes in one back-propagation window). HCAM with a local window of 64
+    steps; ``memory_length`` replaces Transformer-XL's window (:func:`ballet_memory`)."""
+    episode = recall_episode(task, dancers, delay)
     window = {"local_length": 64} if memory == "hcam" else {}
     if memory_length is not None:
         window = {"memory_length": memory_length}
     steps = -(-3 * episode // 512) * 256
-    return dict(BALLET_BASE, name=f"ballet{dancers}-delay{delay}-{memory}_items{suffix}",
-                env=f"mnemax/Ballet-{dancers}-Delay{delay}-Symbolic-v0", memory=memory, item_encoder=True,
+    prefix = "ballet" if task == "Ballet" else "objperm"
+    return dict(BALLET_BASE, name=f"{prefix}{dancers}-delay{delay}-{memory}_items{suffix}",
+                env=recall_env(task, dancers, delay), memory=memory, item_encoder=True,
                 memory_config=ballet_memory(memory, episode) | window, num_envs=256, num_steps=steps, bptt_length=steps,
                 **({"learning_rate": BALLET_LEARNING_RATE[memory], "total_steps": 100_000_000} | settings))  # fmt: skip
 
 
-def ballet_level_run(memory: str, dancers: int, delay: int, total_steps: int, suffix: str, **settings) -> dict:
-    """A run of the recipe that learned 2-Delay16 (`ballet_hcam`) on another level: Transformer-XL with a window
-    over the whole episode (the memory span HCAM's chunks keep), checkpoints of the training state alone."""
-    window = ballet_episode(dancers, delay) if memory == "trxl" else None
-    return ballet_items_run(memory, suffix, window, dancers, delay, ent_coef=0.1, skip_ignored_actions=True,
+def ballet_level_run(
+    memory: str, dancers: int, delay: int, total_steps: int, suffix: str, task: str = "Ballet", **settings
+) -> dict:  # fmt: skip
+    """A run of the recipe that learned 2-Delay16 (`ballet_hcam`) on another level (or ``task``): Transformer-XL
+    with a window over the whole episode (the memory span HCAM's chunks keep), checkpoints of the training
+    state alone."""
+    window = recall_episode(task, dancers, delay) if memory == "trxl" else None
+    return ballet_items_run(memory, suffix, window, dancers, delay, task, ent_coef=0.1, skip_ignored_actions=True,
                             total_steps=total_steps, checkpoint_rollout=False, **settings)  # fmt: skip
 
 
-def ballet_curriculum(memory: str, start: str | None = None) -> list[dict]:
-    """The `ballet_curriculum` runs of ``memory``, each started from the one before: from run ``start`` of
-    2-Delay16, else from a 2-Delay16 run of 2e8 steps trained here first."""
-    levels = ((4, 16, 200_000_000), (4, 48, 100_000_000), (8, 16, 200_000_000), (8, 48, 100_000_000))
-    if start is None:
-        levels = ((2, 16, 200_000_000),) + levels
+def recall_curriculum(
+    memory: str, levels: tuple[tuple[int, int, int], ...], start: str | None = None, task: str = "Ballet"
+) -> list[dict]:  # fmt: skip
+    """Runs of ``memory`` on ``levels`` (``(items, delay, steps)``) in turn, each started from the one before,
+    the first from run ``start`` (or from scratch)."""
     runs = []
-    for dancers, delay, steps in levels:
-        run = ballet_level_run(memory, dancers, delay, steps, "_parts_ent0.1_answers_curriculum")
+    for items, delay, steps in levels:
+        run = ballet_level_run(memory, items, delay, steps, "_parts_ent0.1_answers_curriculum", task)
         runs.append(run | ({"init_from": start} if start else {}))
         start = run["name"]
     return runs
+
+
+def ballet_curriculum(memory: str, start: str | None = None) -> list[dict]:
+    """The `ballet_curriculum` runs of ``memory``: from run ``start`` of 2-Delay16, else from a 2-Delay16 run of
+    2e8 steps trained here first."""
+    levels = ((4, 16, 200_000_000), (4, 48, 100_000_000), (8, 16, 200_000_000), (8, 48, 100_000_000))
+    if start is None:
+        levels = ((2, 16, 200_000_000),) + levels
+    return recall_curriculum(memory, levels, start)
 
 
 TMAZE_SMALL = dict(env="mnemax/TMaze-Passive-v0", memory="gru", num_envs=32, num_steps=32, ent_coef=0.05, total_steps=200_000)
@@ -586,6 +613,14 @@ PRESETS: dict[str, list[dict]] = {
     # one before it in --run-dir.
     "ballet_curriculum": ballet_curriculum("hcam", "ballet2-delay16-hcam_items_parts_ent0.1_answers_2e8")
     + ballet_curriculum("trxl"),
+    # Object permanence (the HCAM issue asks for HCAM and Transformer-XL on ObjectPermanence-8-Delay48) with the
+    # same recipe and the same order as Ballet's curriculum: 4 boxes with the short delay first (144 steps at
+    # most), then 8 boxes with delay 48 (480) from it, 2e8 steps each. The observation differs from Ballet's
+    # (the tiles' channels), so the chain starts from scratch rather than from a Ballet agent.
+    "object_permanence": [
+        run for memory in ("hcam", "trxl")
+        for run in recall_curriculum(memory, ((4, 16, 200_000_000), (8, 48, 200_000_000)), task="ObjectPermanence")
+    ],  # fmt: skip
     # The dense layers' initialisation in the small T-Maze run of tests/test_learning.py (32 envs, 2e5 steps,
     # entropy bonus 0.05): run with --seeds 12.
     "init_small": [
