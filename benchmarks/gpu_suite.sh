@@ -94,6 +94,7 @@
 #     PACK_RUNS=1 bash benchmarks/gpu_suite.sh 91  # Ballet's curriculum: HCAM on 4-Delay16 from the 2-Delay16 run (87)
 #     bash benchmarks/gpu_suite.sh 90  # pixel PPO's update with 128-step BPTT sequences
 #     PACK_RUNS=1 bash benchmarks/gpu_suite.sh 92  # object permanence, 4 then 8 boxes, HCAM (RUNS: TrXL)
+#     bash benchmarks/gpu_suite.sh 93  # where HCAM's Ballet update spends its time (ppo_profile --runs)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -806,6 +807,11 @@ case $part in
          # checkpoints of the training state alone: PACK_RUNS=1, RUNS_FROM=DIR goes on
         SEEDS=${SEEDS:-3} side_by_side object_permanence "${TRAIN_SECONDS:-570}" \
             ${RUNS:-objperm4-delay16-hcam_items_parts_ent0.1_answers_curriculum}
+        ;;
+    93)  # where the time of HCAM's Ballet update goes (the curriculum's 4-Delay16 run, 3 seeds as trained, ~311 k
+         # env steps/s on an H100), as it trains and in bf16, with kernel traces
+        run 400 ppo_profile.py --runs ballet_curriculum:ballet4-delay16-hcam_items_parts_ent0.1_answers_curriculum \
+            --seeds 3 --variants patches bf16 --repeats 2 --trace --max-seconds 300 ${label:+--device-label $label-hcam-ballet}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac

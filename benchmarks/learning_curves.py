@@ -630,6 +630,13 @@ PRESETS: dict[str, list[dict]] = {
 }
 
 
+def spec_config(spec: dict, **settings) -> PPOConfig:
+    """The trainer's config of a run ``spec`` of :data:`PRESETS` (without its ``name``), ``settings`` on top."""
+    spec = dict(spec)
+    preset = spec.pop("preset", "")
+    return PPOConfig.from_preset(preset, **spec, **settings) if preset else PPOConfig(**spec, **settings)
+
+
 def run_one(
     spec: dict, seeds: int, steps_scale: float, run_dir: str, quick: bool, resume: bool = False, first_seed: int = 0,
     time_limit: float = 0.0,
@@ -649,8 +656,7 @@ def run_one(
     path = Path(run_dir) / directory  # the trainer's directory for the run
     settings = dict(seed=first_seed, num_seeds=seeds, num_logs=25, run_name=directory, run_dir=run_dir, video=False,
                     progress=False, eval_episodes=256, time_limit=time_limit, **resume_settings(path, resume))  # fmt: skip
-    preset = spec.pop("preset", "")
-    config = PPOConfig.from_preset(preset, **spec, **settings) if preset else PPOConfig(**spec, **settings)
+    config = spec_config(spec, **settings)
     # the requested resume, not config.resume: a sitting stopped before the first checkpoint (compiling) took
     # time too, although its run starts again (as context_edit.py counts it)
     clock = SittingClock(path / "wall_seconds.txt", resume)

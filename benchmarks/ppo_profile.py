@@ -3,6 +3,8 @@ learning (advantages, epochs of minibatch gradient steps).
 
     python benchmarks/ppo_profile.py                 # the cells below on the first device
     python benchmarks/ppo_profile.py --quick         # tiny sizes, a CPU check
+    python benchmarks/ppo_profile.py --runs ballet_curriculum:ballet4-delay16-hcam_items_parts_ent0.1_answers_curriculum
+                                                     # a run of learning_curves.py instead of the cells
 
 For each cell (a preset as it ships on one task, ``--seeds`` seeds vmapped as the trainer runs them, and
 each of ``--variants``, :data:`VARIANTS`) this times three jitted calls, each the
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
+import functools
 import glob
 import gzip
 import re
@@ -26,6 +29,7 @@ import time
 from typing import NamedTuple
 
 import jax
+import learning_curves
 from common import add_measurement_arguments, default_label, markdown_table, median_seconds, write_rows_report
 
 from mnemax.train import PPOConfig, algorithms
@@ -150,10 +154,27 @@ def device_time_by_kernel(compiled, args, top: int = 20) -> list[tuple]:
         return kernel_times(glob.glob(f"{trace_dir}/**/*.xplane.pb", recursive=True), compiled.as_text(), top)
 
 
+def cell_config(preset: str, env: str, memory: str, seeds: int) -> PPOConfig:
+    """A cell of :data:`CELLS`: ``preset`` as it ships on ``env`` with ``memory``."""
+    return PPOConfig.from_preset(preset, env=env, memory=memory, num_seeds=seeds, progress=False, video=False)
+
+
+def run_config(run: str, seeds: int) -> PPOConfig:
+    """A run of ``learning_curves.py``, ``run`` = "PRESET:NAME" (e.g. a Ballet run, whose settings are its
+    own rather than a preset's), without the run it starts from (``init_from``): the cost is the same."""
+    preset, _, name = run.partition(":")
+    specs = {spec["name"]: spec for spec in learning_curves.PRESETS.get(preset, [])}
+    if name not in specs:
+        raise SystemExit(f"--runs: no run {name!r} in learning_curves.py's preset {preset!r}")
+    spec = {key: value for key, value in specs[name].items() if key not in ("name", "init_from")}
+    return learning_curves.spec_config(spec, num_seeds=seeds, progress=False, video=False)
+
+
 def profile(
-    preset: str, env: str, memory: str, seeds: int, variant: str, repeats: int, quick: bool, trace: bool = False
-) -> dict:
-    config = PPOConfig.from_preset(preset, env=env, memory=memory, num_seeds=seeds, progress=False, video=False)
+    config: PPOConfig, preset: str, variant: str, repeats: int, quick: bool, trace: bool = False
+) -> dict:  # fmt: skip
+    """The times of one cell (``config``, labelled ``preset`` in the report) with ``variant`` on top."""
+    seeds, env, memory = config.num_seeds, config.env, config.memory
     agent_config, memory_config, _, fields = VARIANTS[variant]
     config = dataclasses.replace(
         config, agent_config={**config.agent_config, **agent_config},
@@ -233,6 +254,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["patches", "xla"])
     parser.add_argument("--envs", nargs="+", help="only the cells of these env ids (default: all)")
     parser.add_argument("--memories", nargs="+", help="only the cells of these memories (default: all)")
+    parser.add_argument("--runs", nargs="+", metavar="PRESET:NAME",
+                        help="instead of the cells, these runs of learning_curves.py's presets")  # fmt: skip
     parser.add_argument("--trace", action="store_true", help="also list the kernels that take the device's time")
     parser.add_argument("--read-trace", nargs=3, action="append", metavar=("NAME", "XPLANE", "HLO"),
                         help="only list the kernels of a trace recorded elsewhere (repeatable); with --trace-device")
@@ -242,15 +265,22 @@ def main(argv=None) -> dict:
     if args.read_trace:
         return read_traces(args.read_trace, args.device_label or "trace", args.trace_device)
     deadline = time.perf_counter() + args.max_seconds
+    if args.runs:
+        cells = [(run, functools.partial(run_config, run)) for run in args.runs]
+    else:
+        cells = [
+            (preset, functools.partial(cell_config, preset, env, memory))
+            for preset, env, memory in CELLS
+            if not (args.envs and env not in args.envs) and not (args.memories and memory not in args.memories)
+        ]  # fmt: skip
     rows = []
-    for preset, env, memory in CELLS:
-        if (args.envs and env not in args.envs) or (args.memories and memory not in args.memories):
-            continue
+    for label, config_for in cells:
         for seeds in args.seeds:
+            config = config_for(seeds)
             for variant in args.variants:
-                if not concerns(variant, env, memory) or time.perf_counter() > deadline:
+                if not concerns(variant, config.env, config.memory) or time.perf_counter() > deadline:
                     continue
-                rows.append(profile(preset, env, memory, seeds, variant, args.repeats, args.quick, args.trace))
+                rows.append(profile(config, label, variant, args.repeats, args.quick, args.trace))
                 print(rows[-1], flush=True)
     label = args.device_label or default_label()
     share = lambda row, part: f"{1e3 * row[part]:.1f} ({row[part] / row['update_seconds']:.0%})"  # noqa: E731
