@@ -110,12 +110,7 @@ def recall_episode(task: str, items: int, delay: int) -> int:
     return int(env.episode_length(params))
 
 
-def ballet_episode(dancers: int, delay: int) -> int:
-    """The most steps of an episode of Ballet-``dancers``-Delay``delay``."""
-    return recall_episode("Ballet", dancers, delay)
-
-
-BALLET2_EPISODE = ballet_episode(2, 16)
+BALLET2_EPISODE = recall_episode("Ballet", 2, 16)
 BALLET_TIMESCALES = {"gru": {"max_timescale": BALLET2_EPISODE}}
 BALLET_DIAGNOSTIC = dict(
     env="mnemax/Ballet-2-Delay16-Symbolic-v0", num_envs=64, num_steps=128, bptt_length=128, num_minibatches=4,
@@ -435,7 +430,7 @@ PRESETS: dict[str, list[dict]] = {
             name=f"ballet{dancers}-delay{delay}-{memory}",
             env=f"mnemax/Ballet-{dancers}-Delay{delay}-Symbolic-v0",
             memory=memory,
-            memory_config=ballet_memory(memory, ballet_episode(dancers, delay)),
+            memory_config=ballet_memory(memory, recall_episode("Ballet", dancers, delay)),
             learning_rate=BALLET_LEARNING_RATE[memory],
             total_steps=steps,
         )
