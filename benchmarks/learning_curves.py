@@ -47,6 +47,7 @@ import argparse
 import contextlib
 import dataclasses
 import fcntl
+import functools
 import json
 import math
 import sys
@@ -103,6 +104,7 @@ def recall_env(task: str, items: int, delay: int) -> str:
     return f"mnemax/{task}-{items}-Delay{delay}-Symbolic-v0"
 
 
+@functools.cache  # the presets ask for each level's length several times as the module loads
 def recall_episode(task: str, items: int, delay: int) -> int:
     """The most steps of an episode of that level, as its environment counts them (Ballet-2-Delay16: two
     dances of 16 steps, each followed by 16 quiet ones, then 64 answer steps, 128 in all)."""
@@ -428,7 +430,7 @@ PRESETS: dict[str, list[dict]] = {
         dict(
             BALLET_BASE,
             name=f"ballet{dancers}-delay{delay}-{memory}",
-            env=f"mnemax/Ballet-{dancers}-Delay{delay}-Symbolic-v0",
+            env=recall_env("Ballet", dancers, delay),
             memory=memory,
             memory_config=ballet_memory(memory, recall_episode("Ballet", dancers, delay)),
             learning_rate=BALLET_LEARNING_RATE[memory],

@@ -123,8 +123,6 @@ class EvalArgs:
     """show the traceback of an error, not just its message"""
 
 
-
-
 def eval_main(argv: list[str] | None = None) -> None:
     """Load the last intact checkpoint of a run, report greedy success, write videos to
     ``videos/<run>-eval-<i>.mp4`` (``.gif`` with ``--video-format gif``)."""
