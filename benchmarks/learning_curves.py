@@ -98,9 +98,15 @@ BALLET_LEVELS = (
 RECONSTRUCTION = {"aux_reconstruction": 0.1}  # the observation-reconstruction loss's weight in the `_recon` runs
 
 
+# The recall-room tasks, each with the prefix of its runs' names.
+RECALL_TASKS = {"Ballet": "ballet", "ObjectPermanence": "objperm"}
+
+
 def recall_env(task: str, items: int, delay: int) -> str:
-    """The symbolic id of a level of a recall-room task: ``task`` is "Ballet" (``items`` dancers) or
-    "ObjectPermanence" (``items`` boxes and objects)."""
+    """The symbolic id of a level of a recall-room task (:data:`RECALL_TASKS`): ``items`` dancers of Ballet,
+    or boxes and objects of ObjectPermanence."""
+    if task not in RECALL_TASKS:
+        raise ValueError(f"unknown recall-room task {task!r}; one of {sorted(RECALL_TASKS)}")
     return f"mnemax/{task}-{items}-Delay{delay}-Symbolic-v0"
 
 
@@ -142,8 +148,7 @@ def ballet_items_run(
     if memory_length is not None:
         window = {"memory_length": memory_length}
     steps = -(-3 * episode // 512) * 256
-    prefix = "ballet" if task == "Ballet" else "objperm"
-    return dict(BALLET_BASE, name=f"{prefix}{dancers}-delay{delay}-{memory}_items{suffix}",
+    return dict(BALLET_BASE, name=f"{RECALL_TASKS[task]}{dancers}-delay{delay}-{memory}_items{suffix}",
                 env=recall_env(task, dancers, delay), memory=memory, item_encoder=True,
                 memory_config=ballet_memory(memory, episode) | window, num_envs=256, num_steps=steps, bptt_length=steps,
                 **({"learning_rate": BALLET_LEARNING_RATE[memory], "total_steps": 100_000_000} | settings))  # fmt: skip
