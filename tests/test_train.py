@@ -3,6 +3,8 @@
 import csv
 import dataclasses
 import json
+import re
+import types
 
 import jax
 import jax.numpy as jnp
@@ -292,6 +294,17 @@ def test_seeds_are_independent_and_reproducible(tmp_path):
     assert not np.allclose(jax.tree_util.tree_leaves(p0)[0], jax.tree_util.tree_leaves(p1)[0])
 
 
+def test_cli_reports_throughput_only_where_it_was_measured(capsys):
+    """One log interval includes compilation and leaves the throughput unmeasured (NaN): said in words."""
+    from mnemax.train.cli import _report
+
+    _report(types.SimpleNamespace(seed=3), "runs/x", [0.5], [1.0], float("nan"))
+    out = capsys.readouterr().out
+    assert "seed 3: greedy success 0.500" in out and "training throughput: not measured" in out and "nan" not in out
+    _report(types.SimpleNamespace(seed=0), "runs/x", [0.5], [1.0], 12345.6)
+    assert "training throughput: 12,346 env steps/s" in capsys.readouterr().out
+
+
 def test_cli_writes_logs_checkpoints_curve_and_videos(tmp_path, capsys):
     args = [
         "--env", "mnemax/TMaze-Passive-v0", "--memory", "gru", "--total-steps", "1e3", "--num-envs", "8",
@@ -301,7 +314,7 @@ def test_cli_writes_logs_checkpoints_curve_and_videos(tmp_path, capsys):
     ]  # fmt: skip
     train_main(args)
     out = capsys.readouterr().out
-    assert "final success rate" in out
+    assert "final success rate" in out and re.search(r"training throughput: [\d,]+ env steps/s", out), out
     run = tmp_path / "runs" / "cli"
     for name in ("metrics.csv", "learning_curve.png", "config.json"):
         assert (run / name).stat().st_size > 0
