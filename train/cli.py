@@ -164,8 +164,8 @@ def _report(config, run_dir, success, episode_return, steps_per_second=None) -> 
         print(f"seed {seed}: greedy success {float(s):.3f}, mean return {float(r):.3f}")
     print(f"final success rate (mean over seeds): {sum(map(float, success)) / len(success):.3f}")
     if steps_per_second is not None and math.isnan(steps_per_second):
-        # Training's first log interval includes compilation, so one interval alone measures nothing.
-        print("training throughput: not measured (a single log interval; --num-logs 2 or more measures it)")
+        # The first log interval a command trains includes compilation and is not counted; none followed it.
+        print("training throughput: not measured (only one log interval trained, and it included compilation)")
     elif steps_per_second is not None:
         print(f"training throughput: {steps_per_second:,.0f} env steps/s")
     print(f"run directory: {run_dir}")
