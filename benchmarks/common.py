@@ -16,6 +16,7 @@ from pathlib import Path
 
 import jax
 
+from mnemax.train.loop import saved_config
 from mnemax.train.run_dir import RunDirectory
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -154,6 +155,14 @@ def resume_settings(run_path: Path, resume: bool) -> dict:
     (while it compiled) starts again over what it left. Without ``resume`` an existing run is refused."""
     saved = RunDirectory(run_path).has_checkpoint
     return dict(resume=resume and saved, overwrite=resume and not saved)
+
+
+def run_progress(run_path: Path) -> tuple[int, int]:
+    """``(trained, total)`` env steps per seed of the run saved in ``run_path``: the last step of its
+    ``metrics.csv`` and the steps it trains (whole updates and log intervals within ``total_steps``)."""
+    config = saved_config(run_path)
+    trained = max((point["step"] for point in read_curve(Path(run_path) / "metrics.csv")), default=0)
+    return trained, config.num_updates * config.steps_per_update
 
 
 class SittingClock:

@@ -156,14 +156,8 @@ gallery_gif() {  # RUN NAME STEPS: when run RUN of --run-dir ../runs/gpu has tra
     # a greedy rollout of its first seed, ../docs/gallery/NAME-agent-seed-K.gif (mnemax-eval evaluates it again)
     local dir=../runs/gpu/$1
     if [ "${FIRST_SEED:-0}" != 0 ]; then dir=$dir-from-seed-$FIRST_SEED; fi  # learning_curves.py's naming
-    python3 - "$dir" <<'PY' || { echo "=== no GIF: $dir has not trained all its steps"; return; }
-import csv, sys
-from mnemax.train.loop import saved_config
-run = sys.argv[1]
-config = saved_config(run)  # the steps it trains: whole updates and log intervals within total_steps
-steps = [int(row["step"]) for row in csv.DictReader(open(f"{run}/metrics.csv"))]
-sys.exit(0 if steps and steps[-1] >= config.num_updates * config.steps_per_update else 1)
-PY
+    python3 -c 'import sys; from common import run_progress; trained, total = run_progress(sys.argv[1])
+sys.exit(trained < total)' "$dir" || { echo "=== no GIF: $dir has not trained all its steps"; return; }
     timeout 300 mnemax-eval --run "$dir" --videos 1 --video-steps "$3" --video-format gif --video-dir /tmp/gifs &&
         mv "/tmp/gifs/$(basename "$dir")-eval-0.gif" "../docs/gallery/$2-agent-seed-${FIRST_SEED:-0}.gif"
 }
@@ -795,9 +789,11 @@ case $part in
         ;;
     91)  # Ballet's curriculum (`ballet_curriculum`): HCAM on 4-Delay16 started from the 2-Delay16 run in
          # ../runs/gpu (RUNS_FROM=DIR brings it), then RUNS=ballet4-delay48-hcam_items_parts_ent0.1_answers_curriculum,
-         # ballet8-delay16-..., ballet8-delay48-... in turn, each from the one before; Transformer-XL's chain
-         # begins with RUNS=ballet2-delay16-trxl_items_parts_ent0.1_answers_curriculum. Three seeds, checkpoints
-         # of the training state alone: PACK_RUNS=1, RUNS_FROM=DIR goes on
+         # ballet8-delay16-..., ballet8-delay48-... in turn, each from the one before (learning_curves.py refuses
+         # to start a level before the one before has trained all its steps, so one command may call this part
+         # for the next level after the present one); Transformer-XL's chain begins with
+         # RUNS=ballet2-delay16-trxl_items_parts_ent0.1_answers_curriculum. Three seeds, checkpoints of the
+         # training state alone: PACK_RUNS=1, RUNS_FROM=DIR goes on
         SEEDS=${SEEDS:-3} side_by_side ballet_curriculum "${TRAIN_SECONDS:-570}" \
             ${RUNS:-ballet4-delay16-hcam_items_parts_ent0.1_answers_curriculum}
         ;;

@@ -57,7 +57,7 @@ from pathlib import Path
 
 from common import (
     RESULTS, SittingClock, finish_fraction_panel, markdown_table, mean_over_seeds, merge_runs,
-    metadata, panels, read_curve, report_label, resume_settings, save_figure, write_report,
+    metadata, panels, read_curve, report_label, resume_settings, run_progress, save_figure, write_report,
 )  # fmt: skip
 import mnemax.envs
 from mnemax.train import PPOConfig, algorithms, train
@@ -649,8 +649,6 @@ def run_one(
     Raises :class:`RunInterrupted` (after writing ``wall_seconds.txt``) when a signal stopped it."""
     spec = dict(spec)
     name = spec.pop("name")
-    if spec.get("init_from"):  # the name of another run in run_dir, whose parameters start this one
-        spec["init_from"] = str(Path(run_dir) / spec["init_from"])
     spec["total_steps"] = int(spec["total_steps"] * steps_scale)
     if quick:
         spec.update(num_envs=16, num_steps=16, bptt_length=8, num_minibatches=2, total_steps=16 * 16 * 4, hidden_size=32)
@@ -658,6 +656,14 @@ def run_one(
     path = Path(run_dir) / directory  # the trainer's directory for the run
     settings = dict(seed=first_seed, num_seeds=seeds, num_logs=25, run_name=directory, run_dir=run_dir, video=False,
                     progress=False, eval_episodes=256, time_limit=time_limit, **resume_settings(path, resume))  # fmt: skip
+    if spec.get("init_from"):  # the name of another run in run_dir, whose parameters start this one
+        spec["init_from"] = str(Path(run_dir) / spec["init_from"])
+        trained, total = (0, 0) if settings["resume"] else run_progress(Path(spec["init_from"]))
+        if trained < total:  # a curriculum's next level would start from a half-trained network, unreported
+            raise SystemExit(
+                f"learning_curves.py: {name} starts from {spec['init_from']}, which has trained {trained:,} of its "
+                f"{total:,} steps per seed; finish that run first (--resume)"
+            )
     config = spec_config(spec, **settings)
     # the requested resume, not config.resume: a sitting stopped before the first checkpoint (compiling) took
     # time too, although its run starts again (as context_edit.py counts it)
