@@ -303,18 +303,18 @@ def test_init_from_starts_dcpo_with_a_ppo_runs_editor(tmp_path):
     """``init_from``: the network of another run (here PPO's, with other env counts) starts this one;
     the optimizer starts fresh, and a network of other shapes is refused before training."""
     from mnemax.envs.tools.command_line import UserError
-    from mnemax.train.loop import _network_from, _start_from, build_trainer
+    from mnemax.train.loop import network_from, _start_from, build_trainer
 
     shared = {f.name for f in dataclasses.fields(PPOConfig)}
     ppo = {k: v for k, v in dataclasses.asdict(config(tmp_path)).items() if k in shared}
     source = train(PPOConfig(**{**ppo, "num_envs": 8, "run_name": "ppo"}))
     target = config(tmp_path, run_name="dcpo", init_from=str(source.run_dir))
     trainer = build_trainer(target)
-    runner = _start_from(trainer.init(), _network_from(source.run_dir, trainer))
+    runner = _start_from(trainer.init(), network_from(source.run_dir, trainer))
     jax.tree_util.tree_map(np.testing.assert_array_equal, runner.train_state.params, source.runner.train_state.params)
     assert int(jax.tree_util.tree_leaves(runner.train_state.opt_state)[0].max()) == 0  # Adam's step count
     assert train(target).steps == target.total_steps  # and the whole run goes through with it
-    with pytest.raises(UserError, match="network differs"):
+    with pytest.raises(UserError, match="the network of .* differs from this configuration"):
         train(config(tmp_path, run_name="wider", hidden_size=32, init_from=str(source.run_dir)))
 
 

@@ -506,3 +506,23 @@ def test_videos_are_written_without_forking_the_interpreter(tmp_path):
         path = write_video(tmp_path / "v.mp4", frames)
     assert path.stat().st_size > 0
     assert not [w for w in caught if "fork" in str(w.message)], [str(w.message) for w in caught]
+
+
+def test_eval_plays_other_env_params_with_the_runs_network(finished, capsys):
+    """``mnemax-eval --env/--env-params/--memory-config``: the run's network on another level of its task
+    (the overrides reach the env: a bad value is refused by it), refused on a task whose network differs."""
+    _, result = finished
+    run = ["--run", str(result.run_dir), "--episodes", "8", "--videos", "0"]
+    eval_main(run + ["--env-params", "corridor_length", "12"])
+    out = capsys.readouterr().out
+    assert "playing mnemax/TMaze-Passive-v0 corridor_length=12 (trained on mnemax/TMaze-Passive-v0" in out, out
+    assert "greedy success" in out
+    for flags, message in [
+        (["--env-params", "corridor_length", "0"], "corridor_length"),
+        (["--env", "mnemax/RepeatFirst-Easy-v0"], "differs from this configuration's"),
+        (["--memory-config", "features", "7"], "differs from this configuration's"),
+    ]:
+        with pytest.raises(SystemExit) as exit:
+            eval_main(run + flags)
+        err = capsys.readouterr().err
+        assert exit.value.code == 2 and err.count("\n") == 1 and message in err, err

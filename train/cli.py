@@ -120,6 +120,14 @@ class EvalArgs:
     video_dir: str = "videos"
     video_format: str = "mp4"
     """mp4 (H.264 through imageio-ffmpeg) or gif (e.g. for a README gallery)"""
+    env: str = ""
+    """play this registered env instead of the run's (same observation and action spaces), e.g. a harder level
+    of the task it trained on"""
+    env_params: dict[str, Union[int, float, bool, str]] = dataclasses.field(default_factory=dict)
+    """env parameters over the run's, e.g. a longer corridor_length than it trained with"""
+    memory_config: dict[str, Union[int, float, bool, str]] = dataclasses.field(default_factory=dict)
+    """memory settings over the run's that size buffers rather than parameters, e.g. HCAM's memory_chunks for
+    longer episodes (a setting that changes the parameters is refused)"""
     debug: bool = False
     """show the traceback of an error, not just its message"""
 
@@ -137,7 +145,7 @@ def _evaluate(args: EvalArgs) -> None:
     import numpy as np
 
     from mnemax.envs.tools.video import check_video_format, write_video
-    from mnemax.train.loop import restore_run, saved_config
+    from mnemax.train.loop import build_trainer, network_from, saved_config
 
     for name in ("episodes", "video_steps"):
         if getattr(args, name) < 1:
@@ -146,9 +154,16 @@ def _evaluate(args: EvalArgs) -> None:
         raise UserError(f"--videos must be >= 0, got {args.videos}")
     check_video_format(args.video_format)
     run_dir = Path(args.run)
-    config = dataclasses.replace(saved_config(run_dir), eval_episodes=args.episodes, video_steps=args.video_steps)
-    trainer, runner = restore_run(run_dir, config)
-    params = runner.train_state.params
+    trained = saved_config(run_dir)
+    config = dataclasses.replace(
+        trained, eval_episodes=args.episodes, video_steps=args.video_steps, env=args.env or trained.env,
+        env_params={**trained.env_params, **args.env_params},
+        memory_config={**trained.memory_config, **args.memory_config},
+    )  # fmt: skip
+    trainer = build_trainer(config)
+    params = network_from(run_dir, trainer)  # checked against this env's and memory's network
+    if (config.env, config.env_params) != (trained.env, trained.env_params):
+        print(f"playing {_task(config)} (trained on {_task(trained)})")
     keys = jax.vmap(lambda k: jax.random.fold_in(k, 2))(trainer.keys)
     success, episode_return = jax.device_get(trainer.evaluate(params, keys))
     _report(config, run_dir, success, episode_return)
@@ -156,6 +171,11 @@ def _evaluate(args: EvalArgs) -> None:
     for i in range(args.videos):
         frames = np.asarray(trainer.frames(first_seed, jax.random.fold_in(keys[0], i)))
         print(f"video: {write_video(Path(args.video_dir) / f'{run_dir.name}-eval-{i}.{args.video_format}', frames)}")
+
+
+def _task(config: TrainConfig) -> str:
+    """The env id and its parameters, e.g. ``mnemax/TMaze-Passive-v0 corridor_length=100``."""
+    return " ".join([config.env] + [f"{key}={value}" for key, value in config.env_params.items()])
 
 
 def _report(config, run_dir, success, episode_return, steps_per_second=None) -> None:

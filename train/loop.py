@@ -169,7 +169,7 @@ def train(config: TrainConfig) -> TrainResult:
                 runner = trainer.restored_state(saved)
             else:
                 # another run's network is read and checked before init compiles anything
-                network = _network_from(Path(config.init_from), trainer) if config.init_from else None
+                network = network_from(Path(config.init_from), trainer) if config.init_from else None
                 runner = trainer.init()
                 if network is not None:
                     runner = _start_from(runner, network)
@@ -232,9 +232,10 @@ def restore_run(run_dir: str | Path, config: TrainConfig | None = None) -> tuple
     return trainer, runner
 
 
-def _network_from(run_dir: Path, trainer: Trainer):
-    """The network parameters of the run in ``run_dir`` (``init_from``), checked against the
-    structure and shapes of ``trainer``'s network without compiling its initialisation.
+def network_from(run_dir: Path, trainer: Trainer):
+    """The network parameters of the run in ``run_dir`` (a run's ``init_from``; ``mnemax-eval`` on another
+    env), checked against the structure and shapes of ``trainer``'s network without compiling its
+    initialisation.
 
     Raises:
         UserError: when the saved network differs in structure or shapes (seeds included).
@@ -246,12 +247,12 @@ def _network_from(run_dir: Path, trainer: Trainer):
     if theirs != ours:
         differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
         detail = ", ".join(f"{k}: {theirs.get(k, 'missing')} there, {ours.get(k, 'missing')} here" for k in differ[:3])
-        raise UserError(f"--init-from {run_dir}: its network differs from this run's ({detail})")
+        raise UserError(f"the network of {run_dir} differs from this configuration's ({detail})")
     return params
 
 
 def _start_from(runner: RunnerState, params) -> RunnerState:
-    """``runner`` with the network ``params`` (from :func:`_network_from`), placed as ``runner``'s own;
+    """``runner`` with the network ``params`` (from :func:`network_from`), placed as ``runner``'s own;
     everything else (optimizer moments, environments, counters) stays fresh."""
     own = runner.train_state.params
     params = jax.tree_util.tree_map(lambda p, o: jax.device_put(p.astype(o.dtype), o.sharding), params, own)
