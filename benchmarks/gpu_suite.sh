@@ -108,9 +108,11 @@ if [ -d .whl ]; then
         python3 -m pip install -q --no-index --no-deps --find-links .whl -r /dev/stdin || exit 1
 fi
 python3 -m pip install -q --no-deps --no-build-isolation -e . || exit 1
-# A long run moves between machines through its checkpoint: PACK_RUNS=1 leaves runs/gpu in $OUT as parts
-# under 16 MiB (pack_runs), and RUNS_FROM=DIR, the folder those parts were put in, unpacks them here first
-if [ -n "${RUNS_FROM:-}" ]; then cat "$RUNS_FROM"/runs-gpu.tgz.part-* | tar xzf - || exit 1; fi
+# A long run moves between machines through its checkpoint: PACK_RUNS=1 leaves the runs of runs/gpu that this
+# command trained in $OUT as parts under 16 MiB (pack_runs), and RUNS_FROM="DIR ...", the folders such parts
+# were put in, unpacks them here first (a run that goes on from another, init_from, needs that one here too)
+for dir in ${RUNS_FROM:-}; do cat "$dir"/runs-gpu.tgz.part-* | tar xzf - || exit 1; done
+started=$(mktemp)  # files of runs/gpu newer than this were written by this command (tar keeps the older times)
 flag=${label:+--device-label $label}
 # Compiled programs of resumable learning runs, kept beside their checkpoints (paths from benchmarks/)
 jax_cache=${JAX_COMPILATION_CACHE_DIR:-../runs/jax-cache}
@@ -162,19 +164,27 @@ sys.exit(trained < total)' "$dir" || { echo "=== no GIF: $dir has not trained al
         mv "/tmp/gifs/$(basename "$dir")-eval-0.gif" "../docs/gallery/$2-agent-seed-${FIRST_SEED:-0}.gif"
 }
 
-pack_runs() {  # ../runs/gpu into $OUT in parts of 15 MiB: each run's logs and latest checkpoint (the
-    # checkpointer keeps two; the older would only double the size), enough for --resume to go on elsewhere
-    local skip=() checkpoints step
-    for checkpoints in ../runs/gpu/*/checkpoints; do
-        for step in $(ls "$checkpoints" | grep -E '^[0-9]+$' | sort -n | head -n -1); do
-            skip+=(--exclude "${checkpoints#../}/$step")
+pack_runs() {  # the runs of ../runs/gpu this command trained into $OUT in parts of 15 MiB: each run's logs and
+    # latest checkpoint (the checkpointer keeps two; the older would only double the size), enough for --resume
+    # to go on elsewhere. Runs unpacked from RUNS_FROM and not trained here stay out: the caller has them.
+    local runs=() skip=() run step
+    for run in ../runs/gpu/*; do
+        if [ -n "$(find "$run" -newer "$started" -print -quit)" ]; then runs+=("${run#../}"); fi
+    done
+    if [ "${#runs[@]}" -eq 0 ]; then echo "=== no run of runs/gpu trained: nothing to pack"; return; fi
+    for run in "${runs[@]}"; do
+        for step in $(ls "../$run/checkpoints" 2> /dev/null | grep -E '^[0-9]+$' | sort -n | head -n -1); do
+            skip+=(--exclude "$run/checkpoints/$step")
         done
     done
     rm -f "$OUT"/runs-gpu.tgz.part-*  # an earlier part of this command packed fewer runs: no stale parts
-    tar czf - -C .. "${skip[@]}" runs/gpu | split -b 15M -d - "$OUT/runs-gpu.tgz.part-"
-    local parts=("$OUT"/runs-gpu.tgz.part-*)
-    if [ "${#parts[@]}" -gt 7 ]; then  # beside results.tgz, seven files of 15 MiB come back at most
-        echo "=== runs/gpu packs into ${#parts[@]} parts of 15 MiB, more than come back: resume it on this machine"
+    tar czf - -C .. "${skip[@]}" "${runs[@]}" | split -b 15M -d - "$OUT/runs-gpu.tgz.part-"
+    # What comes back from $OUT: at most 8 files, 64 MiB together; results.tgz is one of them
+    local files=("$OUT"/*) bytes
+    bytes=$(du -cb "${files[@]}" | tail -n 1 | cut -f 1)
+    if [ "${#files[@]}" -gt 8 ] || [ "$bytes" -gt $((64 << 20)) ]; then
+        echo "=== $OUT holds ${#files[@]} files, $((bytes >> 20)) MiB, more than come back: pack fewer runs" \
+            "(RUNS) or resume them on this machine"
     fi
 }
 
@@ -812,4 +822,4 @@ case $part in
     *) echo "unknown part $part"; exit 2 ;;
 esac
 if [ -n "${OUT:-}" ]; then tar czf "$OUT/results.tgz" results -C .. docs/gallery; fi  # one file: few may come back
-if [ -n "${OUT:-}" ] && [ -n "${PACK_RUNS:-}" ] && [ -d ../runs/gpu ]; then pack_runs; fi
+if [ -n "${OUT:-}" ] && [ "${PACK_RUNS:-0}" != 0 ] && [ -d ../runs/gpu ]; then pack_runs; fi
