@@ -111,6 +111,8 @@ python3 -m pip install -q --no-deps --no-build-isolation -e . || exit 1
 # A long run moves between machines through its checkpoint: PACK_RUNS=1 leaves the runs of runs/gpu that this
 # command trained in $OUT as parts under 16 MiB (pack_runs), and RUNS_FROM="DIR ...", the folders such parts
 # were put in, unpacks them here first (a run that goes on from another, init_from, needs that one here too)
+# Each command updates the report it was given; the learning reports of several commands (each in its
+# results.tgz) join with learning_curves.py --merge-from
 for dir in ${RUNS_FROM:-}; do cat "$dir"/runs-gpu.tgz.part-* | tar xzf - || exit 1; done
 started=$(mktemp)  # files of runs/gpu newer than this were written by this command (tar keeps the older times)
 flag=${label:+--device-label $label}

@@ -39,6 +39,12 @@ written under a lock, so they can share it):
 
     for k in 0 1 2 3; do python benchmarks/learning_curves.py --preset diagnostics --update --device-label h200 \
         --pending --shard $k 4 & done; wait
+
+Reports written apart (each command updated its own copy of the report, e.g. on another machine):
+``--merge-from A.json B.json`` merges their runs into the report of ``--device-label`` in that order, as
+``--update`` does, and trains nothing:
+
+    python benchmarks/learning_curves.py --preset ballet_curriculum --device-label h100 --merge-from a.json b.json
 """
 
 from __future__ import annotations
@@ -807,10 +813,17 @@ def save_report(args, label: str, runs: list[dict]) -> dict:
 
     The report is read again and written under an exclusive lock, so that runs of one report on several
     GPUs of a host (e.g. one seed per GPU) do not overwrite each other's records."""
-    lock = Path(tempfile.gettempdir()) / f"mnemax-learning_{args.preset}_{label}.lock"
+    with report_lock(args.preset, label):
+        return write_progress(args, label, runs, earlier_runs(args, label) if args.update else [])
+
+
+@contextlib.contextmanager
+def report_lock(preset: str, label: str):
+    """An exclusive lock on the report of ``preset`` and ``label`` while it is read and written again."""
+    lock = Path(tempfile.gettempdir()) / f"mnemax-learning_{preset}_{label}.lock"
     with open(lock, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
-        return write_progress(args, label, runs, earlier_runs(args, label) if args.update else [])
+        yield
 
 
 def write_progress(args, label: str, runs: list[dict], earlier: list[dict]) -> dict:
@@ -883,14 +896,42 @@ def joined_seeds(earlier: dict, run: dict) -> dict:
 
 
 def earlier_runs(args, label: str) -> list[dict]:
-    """The runs of this preset's earlier report under ``label`` (for ``--update``); runs that predate
-    per-run commands get the report's command."""
+    """The runs of this preset's earlier report under ``label`` (for ``--update``)."""
     path = RESULTS / f"learning_{args.preset}_{label}.json"
-    if not path.exists():
-        return []
-    report = json.loads(path.read_text())
+    return report_runs(json.loads(path.read_text())) if path.exists() else []
+
+
+def report_runs(report: dict) -> list[dict]:
+    """The runs of a report; runs that predate per-run commands get the report's command."""
     meta = report["meta"]
     return [{"command": meta["command"], "date": meta["date"], "seeds": meta.get("seeds"), **r} for r in report["runs"]]
+
+
+def merge_reports(args, label: str, paths: list[str]) -> dict:
+    """``--merge-from``: the runs of the reports in ``paths`` (this preset's, on the device of ``label``'s
+    report, e.g. each written by another command that updated a copy of it) merged into ``label``'s report in
+    the order given, as ``--update`` merges a run just done: a run measured in any of them is kept over a later
+    one that was not. The report keeps the metadata of the newest of them. Trains nothing."""
+    reports = [json.loads(Path(path).read_text()) for path in paths]
+    target = RESULTS / f"learning_{args.preset}_{label}.json"
+    metas = [json.loads(target.read_text())["meta"]] if target.exists() else []
+    for path, report in zip(paths, reports):
+        meta = report["meta"]
+        if meta.get("preset") != args.preset or (metas and meta["device"] != metas[0]["device"]):
+            raise SystemExit(
+                f"learning_curves.py: {path} is a report of preset {meta.get('preset')} on {meta['device']}; "
+                f"--merge-from takes reports of preset {args.preset}"
+                + (f" on {metas[0]['device']} (the device of {target.name})" if metas else "")
+            )  # fmt: skip
+        metas.append(meta)
+    with report_lock(args.preset, label):
+        runs = earlier_runs(args, label)
+        for report in reports:
+            runs = merged(args.preset, runs, report_runs(report))
+        report = {"meta": max(metas, key=lambda meta: meta["date"]), "runs": runs}
+        write_report(f"learning_{args.preset}", label, report, markdown(report, args.preset))
+        plot(report, RESULTS / f"learning_{args.preset}_{label}.png")
+    return report
 
 
 def main(argv=None) -> dict:
@@ -913,16 +954,22 @@ def main(argv=None) -> dict:
     )  # fmt: skip
     parser.add_argument("--pending", action="store_true", help="leave out runs the report already holds measured")
     parser.add_argument("--shard", nargs=2, type=int, metavar=("K", "N"), help="keep every N-th run, from the K-th")
+    parser.add_argument(
+        "--merge-from", nargs="+", metavar="REPORT",
+        help="merge the runs of these reports (JSON, of this preset) into the report of --device-label; trains nothing",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.resume and not args.run_dir:
         parser.error("--resume needs --run-dir: it names where the runs' checkpoints are")
-    if args.update and not args.device_label:
-        parser.error("--update needs --device-label: it names the report to merge into")
+    if (args.update or args.merge_from) and not args.device_label:
+        parser.error("--update and --merge-from need --device-label: it names the report to merge into")
     if args.pending and not args.update:
         parser.error("--pending needs --update: it reads which runs the report of --device-label holds")
     if args.shard and not 0 <= args.shard[0] < args.shard[1]:
         parser.error(f"--shard K N needs 0 <= K < N, got {args.shard[0]} {args.shard[1]}")
     label = report_label(args)
+    if args.merge_from:
+        return merge_reports(args, label, args.merge_from)
     unknown = sorted(set(args.runs or ()) - {spec["name"] for spec in PRESETS[args.preset]})
     if unknown:
         names = [spec["name"] for spec in PRESETS[args.preset]]
