@@ -141,10 +141,14 @@ def write_report(name: str, label: str, report: dict, markdown: str) -> tuple[Pa
 
 def merge_runs(earlier: list[dict], runs: list[dict], key) -> dict:
     """The runs of an earlier report and of this one by ``key(run)`` (for ``--update``): a run in both keeps
-    the newer one, unless that one was not measured (its ``status`` is not ``"ok"``) and the earlier one was."""
+    the newer one, unless that one was not measured (its ``status`` is not ``"ok"``) and the earlier one was,
+    or the newer one was not started at all (``"skipped ..."``: the earlier record, e.g. an interrupted run's
+    curve so far, says more)."""
     by_key = {key(r): r for r in earlier}
     for run in runs:
-        if run["status"] == "ok" or by_key.get(key(run), {}).get("status") != "ok":
+        before = by_key.get(key(run), {"status": None})
+        started = not run["status"].startswith("skipped")
+        if run["status"] == "ok" or before["status"] is None or (before["status"] != "ok" and started):
             by_key[key(run)] = run
     return by_key
 

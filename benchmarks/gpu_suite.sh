@@ -156,6 +156,23 @@ side_by_side() {  # PRESET SECONDS RUN...: runs of PRESET in one process each on
     for name in "$@"; do cat "/tmp/side-$name.log"; done
 }
 
+curriculum() {  # PRESET SECONDS RUN...: a chain of runs, each started from the one before (init_from), in one
+    # process within SECONDS: the runs the report holds measured are passed over, the first unfinished one goes
+    # on from its checkpoint in ../runs/gpu, and one that ends leaves the rest of the time to the next (none is
+    # started with under 4 minutes left: compiling and a first log interval take most of that). The same
+    # command continues the chain; SEEDS (default 3) as in piece
+    local preset=$1 seconds=$2
+    shift 2
+    JAX_COMPILATION_CACHE_DIR=$jax_cache run "$seconds" learning_curves.py --preset "$preset" --runs "$@" \
+        --seeds "${SEEDS:-3}" --max-seconds $((seconds > 250 ? seconds - 240 : 10)) --time-limit $((seconds - 60)) \
+        --run-dir ../runs/gpu --resume --update --pending $flag
+}
+
+preset_runs() {  # PRESET WORD: the names of PRESET's runs that hold WORD, in the preset's order
+    python3 -c 'import sys; from learning_curves import PRESETS
+print(" ".join(spec["name"] for spec in PRESETS[sys.argv[1]] if sys.argv[2] in spec["name"]))' "$1" "$2"
+}
+
 gallery_gif() {  # RUN NAME STEPS: when run RUN of --run-dir ../runs/gpu has trained all its steps, a GIF of
     # a greedy rollout of its first seed, ../docs/gallery/NAME-agent-seed-K.gif (mnemax-eval evaluates it again)
     local dir=../runs/gpu/$1
@@ -799,22 +816,20 @@ case $part in
             --seeds 3 --variants bf16 bf16-bptt128 --repeats 2 --trace --max-seconds 330 \
             ${label:+--device-label $label-pixels-shifts}
         ;;
-    91)  # Ballet's curriculum (`ballet_curriculum`): HCAM on 4-Delay16 started from the 2-Delay16 run in
-         # ../runs/gpu (RUNS_FROM=DIR brings it), then RUNS=ballet4-delay48-hcam_items_parts_ent0.1_answers_curriculum,
-         # ballet8-delay16-..., ballet8-delay48-... in turn, each from the one before (learning_curves.py refuses
-         # to start a level before the one before has trained all its steps, so one command may call this part
-         # for the next level after the present one); Transformer-XL's chain begins with
-         # RUNS=ballet2-delay16-trxl_items_parts_ent0.1_answers_curriculum. Three seeds, checkpoints of the
-         # training state alone: PACK_RUNS=1, RUNS_FROM=DIR goes on
-        SEEDS=${SEEDS:-3} side_by_side ballet_curriculum "${TRAIN_SECONDS:-570}" \
-            ${RUNS:-ballet4-delay16-hcam_items_parts_ent0.1_answers_curriculum}
+    91)  # Ballet's curriculum (`ballet_curriculum`): HCAM on 4-Delay16 from the 2-Delay16 run in ../runs/gpu
+         # (RUNS_FROM=DIR brings it), then 4-Delay48, 8-Delay16 and 8-Delay48, each from the one before, as far
+         # as TRAIN_SECONDS goes; the same command goes on (learning_curves.py refuses to start a level before the
+         # one before has trained all its steps). MEMORY=trxl: Transformer-XL's chain, from its own 2-Delay16
+         # run. Three seeds, checkpoints of the training state alone: PACK_RUNS=1, RUNS_FROM=DIR goes on
+        curriculum ballet_curriculum "${TRAIN_SECONDS:-570}" \
+            ${RUNS:-$(preset_runs ballet_curriculum "-${MEMORY:-hcam}_")}
         ;;
     92)  # object permanence with Ballet's recipe and curriculum (`object_permanence`): HCAM on 4-Delay16 from
-         # scratch, then RUNS=objperm8-delay48-hcam_items_parts_ent0.1_answers_curriculum from it; Transformer-XL
-         # the same with objperm4-delay16-trxl_... and objperm8-delay48-trxl_.... Three seeds, 2e8 steps each,
-         # checkpoints of the training state alone: PACK_RUNS=1, RUNS_FROM=DIR goes on
-        SEEDS=${SEEDS:-3} side_by_side object_permanence "${TRAIN_SECONDS:-570}" \
-            ${RUNS:-objperm4-delay16-hcam_items_parts_ent0.1_answers_curriculum}
+         # scratch, then 8-Delay48 from it, as far as TRAIN_SECONDS goes (the same command goes on); MEMORY=trxl:
+         # Transformer-XL the same. Three seeds, 2e8 steps each, checkpoints of the training state alone:
+         # PACK_RUNS=1, RUNS_FROM=DIR goes on
+        curriculum object_permanence "${TRAIN_SECONDS:-570}" \
+            ${RUNS:-$(preset_runs object_permanence "-${MEMORY:-hcam}_")}
         ;;
     93)  # where the time of HCAM's Ballet update goes (the curriculum's 4-Delay16 run, 3 seeds as trained, ~311 k
          # env steps/s on an H100), as it trains and in bf16, with kernel traces

@@ -40,6 +40,16 @@ written under a lock, so they can share it):
     for k in 0 1 2 3; do python benchmarks/learning_curves.py --preset diagnostics --update --device-label h200 \
         --pending --shard $k 4 & done; wait
 
+A curriculum (runs that each start from the one before, ``init_from``) in one command: with ``--pending`` the
+levels the report holds measured are passed over, the first unfinished one goes on (``--resume``), and one
+that ends leaves what is left of ``--time-limit`` (counted for the whole sitting) to the next, unless
+``--max-seconds`` has passed; the same command goes on with the chain:
+
+    python benchmarks/learning_curves.py --preset object_permanence --run-dir runs/lc --resume --update --pending \
+        --runs objperm4-delay16-hcam_items_parts_ent0.1_answers_curriculum \
+        objperm8-delay48-hcam_items_parts_ent0.1_answers_curriculum --device-label h100 --time-limit 510 \
+        --max-seconds 330
+
 Reports written apart (each command updated its own copy of the report, e.g. on another machine):
 ``--merge-from A.json B.json`` merges their runs into the report of ``--device-label`` in that order, as
 ``--update`` does, and trains nothing:
@@ -949,8 +959,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--resume", action="store_true", help="continue runs from their checkpoints in --run-dir")
     parser.add_argument(
         "--time-limit", type=float, default=0.0,
-        help="seconds each run may train in this sitting: it stops with a checkpoint before a log interval would "
-        "overrun them (the trainer's time_limit; 0: none)",
+        help="seconds this sitting may train: a run stops with a checkpoint before a log interval would overrun "
+        "them, counted from the sitting's start, so a run after another gets what is left (0: no limit)",
     )  # fmt: skip
     parser.add_argument("--pending", action="store_true", help="leave out runs the report already holds measured")
     parser.add_argument("--shard", nargs=2, type=int, metavar=("K", "N"), help="keep every N-th run, from the K-th")
@@ -980,7 +990,8 @@ def main(argv=None) -> dict:
     if args.pending:
         measured = {run["name"] for run in earlier_runs(args, label) if run["status"] == "ok"}
         specs = [s for s in specs if s["name"] not in measured]
-    deadline = time.perf_counter() + args.max_seconds
+    started = time.perf_counter()
+    deadline = started + args.max_seconds
     now = metadata()
     provenance = {"command": now["command"], "date": now["date"], "seeds": args.seeds}
     runs = []
@@ -991,9 +1002,11 @@ def main(argv=None) -> dict:
                 runs.append({"name": spec["name"], "status": "skipped (time budget)", **provenance})
                 continue
             print(f"{spec['name']} ...", flush=True)
+            # what is left of the sitting's --time-limit: a run started after another one gets the rest
+            time_limit = max(args.time_limit - (time.perf_counter() - started), 1.0) if args.time_limit else 0.0
             try:
                 run = run_one(
-                    spec, args.seeds, args.steps_scale, run_dir, args.quick, args.resume, args.first_seed, args.time_limit
+                    spec, args.seeds, args.steps_scale, run_dir, args.quick, args.resume, args.first_seed, time_limit
                 )
                 stopped_by = run.pop("stopped_by", None)
                 runs.append({**run, **provenance})
