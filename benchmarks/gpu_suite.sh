@@ -161,11 +161,20 @@ curriculum() {  # PRESET SECONDS RUN...: a chain of runs, each started from the 
     # on from its checkpoint in ../runs/gpu, and one that ends leaves the rest of the time to the next (none is
     # started with under 4 minutes left: compiling and a first log interval take most of that). The same
     # command continues the chain; SEEDS (default 3) as in piece
-    local preset=$1 seconds=$2
-    shift 2
-    JAX_COMPILATION_CACHE_DIR=$jax_cache run "$seconds" learning_curves.py --preset "$preset" --runs "$@" \
+    # A run that has trained all its steps here is passed over too, although this machine's copy of the report
+    # may not hold it (it was recorded by an earlier command): resuming it would only evaluate it again.
+    local preset=$1 seconds=$2 runs
+    runs=$(unfinished "${@:3}")
+    if [ -z "$runs" ]; then echo "=== every run of the chain has trained all its steps"; return; fi
+    JAX_COMPILATION_CACHE_DIR=$jax_cache run "$seconds" learning_curves.py --preset "$preset" --runs $runs \
         --seeds "${SEEDS:-3}" --max-seconds $((seconds > 250 ? seconds - 240 : 10)) --time-limit $((seconds - 60)) \
         --run-dir ../runs/gpu --resume --update --pending $flag
+}
+
+unfinished() {  # RUN...: those of the runs that have not trained all their steps in ../runs/gpu (or are not there)
+    python3 -c 'import sys; from pathlib import Path; from common import run_progress
+done = lambda path: path.is_dir() and run_progress(path)[0] >= run_progress(path)[1]
+print(" ".join(name for name in sys.argv[1:] if not done(Path("../runs/gpu", name))))' "$@"
 }
 
 preset_runs() {  # PRESET WORD: the names of PRESET's runs that hold WORD, in the preset's order
@@ -177,8 +186,9 @@ gallery_gif() {  # RUN NAME STEPS: when run RUN of --run-dir ../runs/gpu has tra
     # a greedy rollout of its first seed, ../docs/gallery/NAME-agent-seed-K.gif (mnemax-eval evaluates it again)
     local dir=../runs/gpu/$1
     if [ "${FIRST_SEED:-0}" != 0 ]; then dir=$dir-from-seed-$FIRST_SEED; fi  # learning_curves.py's naming
-    python3 -c 'import sys; from common import run_progress; trained, total = run_progress(sys.argv[1])
-sys.exit(trained < total)' "$dir" || { echo "=== no GIF: $dir has not trained all its steps"; return; }
+    if [ -n "$(unfinished "$(basename "$dir")")" ]; then
+        echo "=== no GIF: $dir has not trained all its steps"; return
+    fi
     timeout 300 mnemax-eval --run "$dir" --videos 1 --video-steps "$3" --video-format gif --video-dir /tmp/gifs &&
         mv "/tmp/gifs/$(basename "$dir")-eval-0.gif" "../docs/gallery/$2-agent-seed-${FIRST_SEED:-0}.gif"
 }
