@@ -34,13 +34,14 @@ def interval_of_chunks(starts: np.ndarray, chunk_size: int, intervals: list[tupl
     return np.where(covered.max(0) > 0, covered.argmax(0), -1)
 
 
-def weights_on_marks(trace, algorithm) -> tuple[np.ndarray, np.ndarray]:
-    """``(framed, others)``: at each step with a framed interval, the chunk weight (mean over heads) on the
-    framed interval's chunks ``[K]`` and on each other interval's ``[K, intervals - 1]``."""
+def weights_on_marks(trace, algorithm) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(framed, others, beside)``: at each step with a framed interval, the chunk weight (mean over heads) on
+    the framed interval's chunks ``[K]``, on each other interval's ``[K, intervals - 1]``, and on the intervals
+    just before and just after the framed one ``[K, 2]`` (NaN where there is none)."""
     memory = algorithm.network.memory
     starts = chunk_starts(trace.episode_step, memory.memory_chunks, memory.chunk_size)
     weights = trace.weights[:, :, : memory.memory_chunks].mean(axis=1)  # [S, N]
-    framed, others = [], []
+    framed, others, beside = [], [], []
     for step in range(len(weights)):
         state = jax.tree_util.tree_map(lambda x: x[step], trace.states)
         marks = episode_marks(algorithm.env, algorithm.eval_env_params, state)
@@ -51,7 +52,9 @@ def weights_on_marks(trace, algorithm) -> tuple[np.ndarray, np.ndarray]:
         on = np.array([weights[step][owner == i].sum() for i in range(len(marks.intervals))])
         framed.append(on[marks.framed])
         others.append(np.delete(on, marks.framed))
-    return np.array(framed), np.array(others)
+        padded = np.concatenate([[np.nan], on, [np.nan]])  # the framed interval is at marks.framed + 1
+        beside.append(padded[[marks.framed, marks.framed + 2]])
+    return np.array(framed), np.array(others), np.array(beside)
 
 
 def main(argv=None) -> dict:
@@ -68,26 +71,30 @@ def main(argv=None) -> dict:
         seed_params = jax.tree_util.tree_map(lambda x: x[seed], params)
         for layer in args.layers:
             trace = attention_rollout(algorithm, seed_params, jax.random.key(args.key), args.steps, layer)
-            framed, others = weights_on_marks(trace, algorithm)
+            framed, others, beside = weights_on_marks(trace, algorithm)
+            before, after = np.nanmean(beside, axis=0) if len(beside) else (np.nan, np.nan)
             rows.append({
                 "run": Path(args.run).name, "env": config.env, "seed": seed, "layer": layer, "steps": args.steps,
                 "framed_steps": len(framed), "episodes": int((trace.episode_step == 0).sum()),
                 "framed_weight": float(framed.mean()), "other_weight": float(others.mean()),
                 "framed_above_all": float((framed[:, None] > others).all(-1).mean()),
+                "before_weight": float(before), "after_weight": float(after),
             })  # fmt: skip
             print(rows[-1])
     table = markdown_table(
         ["run", "seed", "layer", "episodes", "steps asked", "weight on the asked event", "on each other event",
-         "steps where the asked event has the most"],
+         "on the event before it", "on the event after it", "steps where the asked event has the most"],
         [[r["run"], r["seed"], r["layer"], r["episodes"], r["framed_steps"], f"{r['framed_weight']:.2f}",
-          f"{r['other_weight']:.2f}", f"{r['framed_above_all']:.2f}"] for r in rows],
+          f"{r['other_weight']:.2f}", f"{r['before_weight']:.2f}", f"{r['after_weight']:.2f}",
+          f"{r['framed_above_all']:.2f}"] for r in rows],
     )  # fmt: skip
     about = (
         "Greedy rollouts, episodes back to back; at every step where the environment frames the asked event "
         "(Ballet: from the instruction on), the HCAM layer's chunk weights (mean over heads) summed over the "
         "chunks of the asked dancer's dance and over those of each other dancer's (a chunk belongs to the "
         "dance that covers at least half of it; the chunks of the delays belong to none), averaged over those "
-        "steps."
+        "steps; before and after: the dances performed just before and just after the asked one, over the "
+        "steps where there is one."
     )
     return write_rows_report("hcam_attention", args.device_label or default_label(), "Where HCAM looks", rows,
                              f"{about}\n\n{table}", {"key": args.key})  # fmt: skip
