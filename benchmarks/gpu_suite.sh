@@ -173,7 +173,7 @@ curriculum() {  # PRESET SECONDS RUN...: a chain of runs, each started from the 
 
 unfinished() {  # RUN...: those of the runs that have not trained all their steps in ../runs/gpu (or are not there)
     python3 -c 'import sys; from pathlib import Path; from common import run_progress
-done = lambda path: path.is_dir() and run_progress(path)[0] >= run_progress(path)[1]
+done = lambda path: path.is_dir() and (lambda trained, total: trained >= total)(*run_progress(path))
 print(" ".join(name for name in sys.argv[1:] if not done(Path("../runs/gpu", name))))' "$@"
 }
 

@@ -839,9 +839,19 @@ def report_lock(preset: str, label: str):
 def write_progress(args, label: str, runs: list[dict], earlier: list[dict]) -> dict:
     """Writes the report, table and plot of the runs so far merged into ``earlier``; returns the report."""
     report = {"meta": metadata(preset=args.preset, label=label), "runs": merged(args.preset, earlier, runs)}
-    write_report(f"learning_{args.preset}", label, report, markdown(report, args.preset))
-    plot(report, RESULTS / f"learning_{args.preset}_{label}.png")
+    write_files(report, args.preset, label)
     return report
+
+
+def write_files(report: dict, preset: str, label: str) -> None:
+    """The report's ``.json``, table (``.md``) and plot (``.png``) of ``preset`` under ``label``."""
+    write_report(f"learning_{preset}", label, report, markdown(report, preset))
+    plot(report, report_path(preset, label).with_suffix(".png"))
+
+
+def report_path(preset: str, label: str) -> Path:
+    """The JSON report of ``preset`` under ``label``."""
+    return RESULTS / f"learning_{preset}_{label}.json"
 
 
 def merged(preset: str, earlier: list[dict], runs: list[dict]) -> list[dict]:
@@ -907,7 +917,7 @@ def joined_seeds(earlier: dict, run: dict) -> dict:
 
 def earlier_runs(args, label: str) -> list[dict]:
     """The runs of this preset's earlier report under ``label`` (for ``--update``)."""
-    path = RESULTS / f"learning_{args.preset}_{label}.json"
+    path = report_path(args.preset, label)
     return report_runs(json.loads(path.read_text())) if path.exists() else []
 
 
@@ -923,7 +933,7 @@ def merge_reports(args, label: str, paths: list[str]) -> dict:
     the order given, as ``--update`` merges a run just done: a run measured in any of them is kept over a later
     one that was not. The report keeps the metadata of the newest of them. Trains nothing."""
     reports = [json.loads(Path(path).read_text()) for path in paths]
-    target = RESULTS / f"learning_{args.preset}_{label}.json"
+    target = report_path(args.preset, label)
     metas = [json.loads(target.read_text())["meta"]] if target.exists() else []
     for path, report in zip(paths, reports):
         meta = report["meta"]
@@ -939,8 +949,7 @@ def merge_reports(args, label: str, paths: list[str]) -> dict:
         for report in reports:
             runs = merged(args.preset, runs, report_runs(report))
         report = {"meta": max(metas, key=lambda meta: meta["date"]), "runs": runs}
-        write_report(f"learning_{args.preset}", label, report, markdown(report, args.preset))
-        plot(report, RESULTS / f"learning_{args.preset}_{label}.png")
+        write_files(report, args.preset, label)
     return report
 
 
