@@ -95,6 +95,7 @@
 #     bash benchmarks/gpu_suite.sh 90  # pixel PPO's update with 128-step BPTT sequences
 #     PACK_RUNS=1 bash benchmarks/gpu_suite.sh 92  # object permanence, 4 then 8 boxes, HCAM (RUNS: TrXL)
 #     bash benchmarks/gpu_suite.sh 93  # where HCAM's Ballet update spends its time (ppo_profile --runs)
+#     PACK_RUNS=1 bash benchmarks/gpu_suite.sh 94  # Ballet-2-Delay16 with LRU, HCAM's recipe, 3 seeds at 2e8 steps
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -845,6 +846,11 @@ case $part in
          # env steps/s on an H100), as it trains and in bf16, with kernel traces
         run 400 ppo_profile.py --runs ballet_curriculum:ballet4-delay16-hcam_items_parts_ent0.1_answers_curriculum \
             --seeds 3 --variants patches bf16 --repeats 2 --trace --max-seconds 300 ${label:+--device-label $label-hcam-ballet}
+        ;;
+    94)  # LRU on Ballet-2-Delay16 with the recipe that learned it with HCAM (`ballet_lru`), 2e8 steps, three
+         # seeds, in pieces of TRAIN_SECONDS; checkpoints of the training state alone: PACK_RUNS=1, RUNS_FROM=DIR
+         # goes on
+        piece ballet_lru ballet2-delay16-lru_items_parts_ent0.1_answers_2e8 3 570
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
