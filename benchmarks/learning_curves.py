@@ -174,9 +174,9 @@ def ballet_items_run(
 def ballet_level_run(
     memory: str, dancers: int, delay: int, total_steps: int, suffix: str, task: str = "Ballet", **settings
 ) -> dict:  # fmt: skip
-    """A run of the recipe that learned 2-Delay16 (`ballet_hcam`) on another level (or ``task``): Transformer-XL
-    with a window over the whole episode (the memory span HCAM's chunks keep), checkpoints of the training
-    state alone."""
+    """A run of the recipe that learned 2-Delay16 (`ballet_hcam`) on a level of Ballet (or ``task``): entropy
+    bonus 0.1, no policy loss on ignored actions, Transformer-XL with a window over the whole episode (the
+    memory span HCAM's chunks keep), checkpoints of the training state alone."""
     window = recall_episode(task, dancers, delay) if memory == "trxl" else None
     return ballet_items_run(memory, suffix, window, dancers, delay, task, ent_coef=0.1, skip_ignored_actions=True,
                             total_steps=total_steps, checkpoint_rollout=False, **settings)  # fmt: skip
@@ -607,19 +607,13 @@ PRESETS: dict[str, list[dict]] = {
     # chance): three seeds at twice the budget. Its checkpoints keep no carries (checkpoint_rollout=False), which
     # for three seeds of 256 copies hold whole episodes of every layer's inputs, so that the run can go on
     # elsewhere from a checkpoint of the training state alone.
-    "ballet_hcam": [
-        ballet_items_run("hcam", ent_coef=0.1, skip_ignored_actions=True, total_steps=200_000_000,
-                         checkpoint_rollout=False, suffix="_parts_ent0.1_answers_2e8")
-    ],  # fmt: skip
+    "ballet_hcam": [ballet_level_run("hcam", 2, 16, 200_000_000, "_parts_ent0.1_answers_2e8")],
     # The same recipe with LRU, the recurrence that learned Ballet's binding fastest in the supervised probe
     # (from labels, 0.95 of held-out episodes by 128 thousand episodes on two seeds with the items encoder, where
     # the GRU stayed at chance after 1.2 M and S5 needed ~435 thousand with the flat encoder;
     # ballet_probe_cpu-labels-lru-items-parts*.md): can a recurrent memory learn 2-Delay16 from the reward
     # alone, as HCAM did?
-    "ballet_lru": [
-        ballet_items_run("lru", ent_coef=0.1, skip_ignored_actions=True, total_steps=200_000_000,
-                         checkpoint_rollout=False, suffix="_parts_ent0.1_answers_2e8")
-    ],  # fmt: skip
+    "ballet_lru": [ballet_level_run("lru", 2, 16, 200_000_000, "_parts_ent0.1_answers_2e8")],
     # The harder levels with the recipe that learned 2-Delay16 (ballet_hcam's three seeds: training success 0.85 /
     # 0.88 / 0.84 at 96 M of 2e8 steps): HCAM against Transformer-XL with a window over the whole episode (the
     # same memory span), 5e8 steps, checkpoints of the training state alone. The HCAM issue's targets: on
@@ -855,8 +849,8 @@ def write_progress(args, label: str, runs: list[dict], earlier: list[dict]) -> d
 
 def write_files(report: dict, preset: str, label: str) -> None:
     """The report's ``.json``, table (``.md``) and plot (``.png``) of ``preset`` under ``label``."""
-    write_report(f"learning_{preset}", label, report, markdown(report, preset))
-    plot(report, report_path(preset, label).with_suffix(".png"))
+    json_path, _ = write_report(f"learning_{preset}", label, report, markdown(report, preset))
+    plot(report, json_path.with_suffix(".png"))
 
 
 def report_path(preset: str, label: str) -> Path:
