@@ -176,7 +176,8 @@ def ballet_level_run(
 ) -> dict:  # fmt: skip
     """A run of the recipe that learned 2-Delay16 (`ballet_hcam`) on a level of Ballet (or ``task``): entropy
     bonus 0.1, no policy loss on ignored actions, Transformer-XL with a window over the whole episode (the
-    memory span HCAM's chunks keep), checkpoints of the training state alone."""
+    memory span HCAM's chunks keep), checkpoints of the training state alone; ``settings`` add to the recipe or
+    replace its values."""
     window = recall_episode(task, dancers, delay) if memory == "trxl" else None
     recipe = dict(ent_coef=0.1, skip_ignored_actions=True, total_steps=total_steps, checkpoint_rollout=False)
     return ballet_items_run(memory, suffix, window, dancers, delay, task, **(recipe | settings))
