@@ -148,6 +148,7 @@ def probe(
     env_id: str, memory: str, width: int, batch: int, updates: int, evals: int, seed: int, question: str = "spot",
     max_timescale: int = 0, readout: str = "linear", encoder: str = "mlp", objective: str = "labels",
     entropy: float = 0.0, lr: float = 1e-3, past: tuple[int, ...] = (), past_weight: float = 1.0,
+    max_grad_norm: float = 0.0,
 ) -> dict:  # fmt: skip
     """Train one probe; returns its held-out accuracy curve and the episodes seen when it first reached 0.95."""
     name, settings = split_variant(env_id)
@@ -163,6 +164,8 @@ def probe(
     test_obs, test_answers = episodes(env, params, jax.random.fold_in(key, 1), 1024, question)
     variables = model.init(jax.random.fold_in(key, 2), test_obs[:, :2])
     optimizer = optax.adam(lr)
+    if max_grad_norm:  # as PPO clips: one global norm over all parameters, before Adam
+        optimizer = optax.chain(optax.clip_by_global_norm(max_grad_norm), optimizer)
     state = (variables, optimizer.init(variables))
 
     @jax.jit
@@ -216,6 +219,7 @@ def probe(
         "final_accuracy": curve[-1]["accuracy"], "episodes_to_0.95": solved_at,
         "question": question, "max_timescale": max_timescale, "readout": readout, "encoder": encoder,
         "objective": objective, "entropy": entropy, "lr": lr, "past": list(past), "past_weight": past_weight,
+        "max_grad_norm": max_grad_norm,
         "chance": 1.0 / (int(env.num_items(params)) if question == "spot" else NUM_DANCES),
         "seconds": time.perf_counter() - start, "curve": curve,
     }  # fmt: skip
@@ -248,6 +252,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--entropy", type=float, default=0.0, help="entropy bonus of the reward objectives")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam's learning rate")
     parser.add_argument(
+        "--max-grad-norm", type=float, default=0.0, help="clip the gradients' global norm to this (0: no clipping)"
+    )
+    parser.add_argument(
         "--past", type=int, nargs="*", default=[], help="delays k: also predict the observation k steps back"
     )
     parser.add_argument("--past-weight", type=float, default=1.0, help="weight of the --past loss")
@@ -266,7 +273,7 @@ def main(argv=None) -> dict:
             for encoder, seed in itertools.product(args.encoders, range(args.first_seed, args.first_seed + args.seeds)):
                 row = probe(env_id, memory, args.width, args.batch, args.updates, args.evals, seed, args.question,
                             args.max_timescale, args.readout, encoder, args.objective, args.entropy, args.lr,
-                            args.past, args.past_weight)  # fmt: skip
+                            args.past, args.past_weight, args.max_grad_norm)  # fmt: skip
                 print(f"{env_id} {memory} ({encoder} encoder) seed {seed}: accuracy {row['final_accuracy']:.3f} "
                       f"(0.95 after {row['episodes_to_0.95']} episodes) in {row['seconds']:.0f} s", flush=True)  # fmt: skip
                 rows.append(row)
@@ -282,6 +289,8 @@ def memory_label(row: dict) -> str:
     label = label if readout == "linear" else f"{label}, {readout} read-out"
     label = label if row.get("encoder", "mlp") == "mlp" else f"{label}, {row['encoder']} encoder"
     label = label if row.get("lr", 1e-3) == 1e-3 else f"{label}, learning rate {row['lr']:g}"
+    if row.get("max_grad_norm"):
+        label = f"{label}, gradients clipped to a global norm of {row['max_grad_norm']:g}"
     if row.get("past"):
         delays = ", ".join(map(str, row["past"]))
         label = f"{label}, predicting the observations {delays} steps back (weight {row['past_weight']:g})"

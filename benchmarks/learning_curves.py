@@ -617,12 +617,16 @@ PRESETS: dict[str, list[dict]] = {
     "ballet_lru": [ballet_level_run("lru", 2, 16, 200_000_000, "_parts_ent0.1_answers_2e8")],
     # It did not (greedy 0.52 / 0.46 / 0.48 at 2e8 steps, learning_ballet_lru_h100.md), though the probe learns
     # the binding from the reward alone too (0.70 of held-out episodes at 128 thousand episodes, where PPO saw
-    # ~2.5 M per seed). What in PPO keeps it from that, at half the budget: the value loss reaching the memory
-    # (a critic of its own), the entropy bonus (0.01), the learning rate (3e-4), the width (256)?
+    # ~2.5 M per seed). What in PPO keeps it from that, at half the budget: the clipping of the gradients' global
+    # norm to 0.5 (the trained run's gradient had a norm of ~4.2, nearly all of it on LRU's phases, theta_log, so
+    # every step scaled the rest down ~8x; the probe clipped so stayed at chance to 128 thousand episodes), the
+    # value loss reaching the memory (a critic of its own), the entropy bonus (0.01), the learning rate (3e-4),
+    # the width (256)?
     "ballet_lru_ablations": [
         ballet_level_run("lru", 2, 16, 100_000_000, f"_parts_answers_1e8{suffix}", **change)
-        for suffix, change in (("_critic", {"separate_critic": True}), ("_ent0.01", {"ent_coef": 0.01}),
-                               ("_lr3e-4", {"learning_rate": 3e-4}), ("_width256", {"hidden_size": 256}))
+        for suffix, change in (("_clip100", {"max_grad_norm": 100.0}), ("_critic", {"separate_critic": True}),
+                               ("_ent0.01", {"ent_coef": 0.01}), ("_lr3e-4", {"learning_rate": 3e-4}),
+                               ("_width256", {"hidden_size": 256}))
     ],  # fmt: skip
     # The harder levels with the recipe that learned 2-Delay16 (ballet_hcam's three seeds: training success 0.85 /
     # 0.88 / 0.84 at 96 M of 2e8 steps): HCAM against Transformer-XL with a window over the whole episode (the
