@@ -618,8 +618,9 @@ PRESETS: dict[str, list[dict]] = {
     # It did not (greedy 0.52 / 0.46 / 0.48 at 2e8 steps, learning_ballet_lru_h100.md), though the probe learns
     # the binding from the reward alone too (0.70 of held-out episodes at 128 thousand episodes, where PPO saw
     # ~2.5 M per seed). What in PPO keeps it from that, at half the budget: the clipping of the gradients' global
-    # norm to 0.5 (the trained run's gradient had a norm of ~4.2, nearly all of it on LRU's phases, theta_log, so
-    # every step scaled the rest down ~8x; the probe clipped so stayed at chance to 128 thousand episodes), the
+    # norm to 0.5 (for the trained seed 0 a norm of 5.3, 5.2 of it on LRU's phases, theta_log, so every step is
+    # scaled by 0.09, gradient_norms_cpu-ballet2-lru-trained.md; the probe so clipped learned from labels, more
+    # slowly, and stayed at chance from the reward to 128 thousand episodes), the
     # value loss reaching the memory (a critic of its own), the entropy bonus (0.01), the learning rate (3e-4),
     # the width (256)?
     "ballet_lru_ablations": [
