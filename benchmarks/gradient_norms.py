@@ -26,8 +26,6 @@ from mnemax.train import algorithms
 from mnemax.train.loop import restore_run, saved_config
 from mnemax.train.on_policy import time_major
 
-# Each term alone, as the change of the config that leaves only it in the loss: the policy objective without
-# the other two; the value and entropy terms as the whole loss less the loss without them (see term_loss).
 TERMS = ("all", "policy", "value", "entropy")
 
 
@@ -38,29 +36,30 @@ def group(path) -> str:
 
 
 def group_norms(grads) -> dict[str, float]:
+    """The norm of ``grads`` (a tree of the network's parameters) within each :func:`group`."""
     squares: dict[str, float] = {}
     for path, leaf in jax.tree_util.tree_flatten_with_path(grads)[0]:
         squares[group(path)] = squares.get(group(path), 0.0) + float(jnp.sum(jnp.square(leaf.astype(jnp.float32))))
     return {name: value**0.5 for name, value in sorted(squares.items())}
 
 
-def term_loss(algo, base, term: str):
-    """The loss of ``term`` alone as a function of the parameters (``batch`` its second argument)."""
-
-    def loss_with(params, batch, **change):
-        algo.config = dataclasses.replace(base, **change)
-        return algo.loss(params, batch)[0]
-
-    if term == "all":
-        return lambda p, b: loss_with(p, b)
-    if term == "policy":
-        return lambda p, b: loss_with(p, b, vf_coef=0.0, ent_coef=0.0)
-    if term == "value":
-        return lambda p, b: loss_with(p, b, ent_coef=0.0) - loss_with(p, b, ent_coef=0.0, vf_coef=0.0)
-    return lambda p, b: loss_with(p, b) - loss_with(p, b, ent_coef=0.0)
+def term_losses(config) -> dict:
+    """Each of :data:`TERMS` as a function ``(params, batch) -> loss``: the policy objective is the loss with
+    ``vf_coef`` and ``ent_coef`` at 0; the value and entropy terms are what setting their coefficient to 0 takes
+    away from the loss."""
+    loss = lambda **change: algorithms.make(dataclasses.replace(config, **change)).loss  # noqa: E731
+    whole, no_entropy, bare = loss(), loss(ent_coef=0.0), loss(ent_coef=0.0, vf_coef=0.0)
+    return {
+        "all": lambda p, b: whole(p, b)[0],
+        "policy": lambda p, b: bare(p, b)[0],
+        "value": lambda p, b: no_entropy(p, b)[0] - bare(p, b)[0],
+        "entropy": lambda p, b: whole(p, b)[0] - no_entropy(p, b)[0],
+    }
 
 
 def measure(config, rollouts: int, run: str | None, seed: int) -> dict:
+    """The norms per group and term on the first minibatch of the last of ``rollouts`` rollouts, played by a
+    fresh network of seed ``seed`` or, with ``run``, by that run's trained seed ``seed``."""
     algo = algorithms.make(config)
     runner = algo.init(jax.random.PRNGKey(seed))
     if run:
@@ -74,9 +73,7 @@ def measure(config, rollouts: int, run: str | None, seed: int) -> dict:
     adv, targets = algo.advantages(algo.flat(transitions), last_value[0])
     minibatches = algo.minibatches(jax.random.PRNGKey(seed), carries, transitions, algo.windowed((adv, targets)))
     batch = jax.tree_util.tree_map(lambda x: x[0], minibatches)
-    base = algo.config
-    norms = {term: group_norms(jax.grad(term_loss(algo, base, term))(params, batch)) for term in TERMS}
-    algo.config = base
+    norms = {term: group_norms(jax.grad(loss)(params, batch)) for term, loss in term_losses(config).items()}
     ended = float(transitions.episode_done.sum())
     total = {term: sum(v**2 for v in groups.values()) ** 0.5 for term, groups in norms.items()}
     return {
