@@ -854,8 +854,8 @@ case $part in
         ;;
     95)  # why PPO with LRU stays at chance on Ballet-2-Delay16 (`ballet_lru_ablations`): gradients clipped at a
          # global norm of 100 instead of 0.5, a critic of its own, the entropy bonus 0.01, the learning rate 3e-4,
-         # width 256; 1e8 steps, three seeds each, side by side,
-         # resumable in pieces (RUNS picks fewer); PACK_RUNS=1, RUNS_FROM=DIR goes on
+         # width 256; 1e8 steps, three seeds each, side by side, resumable in pieces (RUNS picks fewer);
+         # PACK_RUNS=1, RUNS_FROM=DIR goes on
         SEEDS=${SEEDS:-3} side_by_side ballet_lru_ablations "${TRAIN_SECONDS:-570}" \
             ${RUNS:-$(preset_runs ballet_lru_ablations lru)}
         ;;
