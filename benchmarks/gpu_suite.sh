@@ -96,6 +96,7 @@
 #     PACK_RUNS=1 bash benchmarks/gpu_suite.sh 92  # object permanence, 4 then 8 boxes, HCAM (RUNS: TrXL)
 #     bash benchmarks/gpu_suite.sh 93  # where HCAM's Ballet update spends its time (ppo_profile --runs)
 #     PACK_RUNS=1 bash benchmarks/gpu_suite.sh 94  # Ballet-2-Delay16 with LRU, HCAM's recipe, 3 seeds at 2e8 steps
+#     bash benchmarks/gpu_suite.sh 95  # why PPO with LRU misses Ballet-2-Delay16: five changes, 3 seeds at 1e8 each
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
