@@ -63,8 +63,9 @@ def measure(config, rollouts: int, run: str | None, seed: int) -> dict:
     algo = algorithms.make(config)
     runner = algo.init(jax.random.PRNGKey(seed))
     if run:
-        _, saved = restore_run(run, dataclasses.replace(saved_config(run), num_envs=config.num_envs))
-        params = jax.tree_util.tree_map(lambda x: x[seed - saved_config(run).seed], saved.train_state.params)
+        trained = saved_config(run)
+        _, saved = restore_run(run, dataclasses.replace(trained, num_envs=config.num_envs))
+        params = jax.tree_util.tree_map(lambda x: x[seed - trained.seed], saved.train_state.params)
         runner = runner.replace(train_state=runner.train_state.replace(params=params))
     for _ in range(rollouts):
         runner, carries, transitions = algo.rollout(runner)

@@ -620,9 +620,9 @@ PRESETS: dict[str, list[dict]] = {
     # ~2.5 M per seed). What in PPO keeps it from that, at half the budget: the clipping of the gradients' global
     # norm to 0.5 (for the trained seed 0 a norm of 5.3, 5.2 of it on LRU's phases, theta_log, so every step is
     # scaled by 0.09, gradient_norms_cpu-ballet2-lru-trained.md; the probe so clipped learned from labels, more
-    # slowly, and stayed at chance from the reward to 128 thousand episodes), the
-    # value loss reaching the memory (a critic of its own), the entropy bonus (0.01), the learning rate (3e-4),
-    # the width (256)?
+    # slowly, and from the reward ~70 thousand episodes later than unclipped, to the same level), the value loss
+    # reaching the memory (a critic of its own), the entropy bonus (0.01), the learning rate (3e-4), the width
+    # (256)?
     "ballet_lru_ablations": [
         ballet_level_run("lru", 2, 16, 100_000_000, f"_parts_answers_1e8{suffix}", **change)
         for suffix, change in (("_clip100", {"max_grad_norm": 100.0}), ("_critic", {"separate_critic": True}),
