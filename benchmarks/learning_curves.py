@@ -622,7 +622,8 @@ PRESETS: dict[str, list[dict]] = {
     # scaled by 0.09, gradient_norms_cpu-ballet2-lru-trained.md; the probe so clipped learned from labels, more
     # slowly, and from the reward ~70 thousand episodes later than unclipped, to the same level), the value loss
     # reaching the memory (a critic of its own), the entropy bonus (0.01), the learning rate (3e-4), the width
-    # (256)?
+    # (256)? None of them alone: all five at chance at 1e8 (greedy 0.46-0.56; with the bonus at 0.01 the policy
+    # commits, entropy 0.50-0.57, to the wrong dancer half the time; learning_ballet_lru_ablations_h100.md).
     "ballet_lru_ablations": [
         ballet_level_run("lru", 2, 16, 100_000_000, f"_parts_answers_1e8{suffix}", **change)
         for suffix, change in (("_clip100", {"max_grad_norm": 100.0}), ("_critic", {"separate_critic": True}),
