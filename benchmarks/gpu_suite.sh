@@ -741,7 +741,9 @@ case $part in
         ;;
     78)  # RATE's diagnostics cells beyond part 61's two, side by side like them (CELLS names fewer or others;
          # on an H100 after RATE's one-pass blocks, RepeatFirst-Easy and RepeatPrevious-Easy side by side took
-         # 444 and 451 s, `learning_diagnostics_h100.md`; the default is the eight cells left)
+         # 444 and 451 s, `learning_diagnostics_h100.md`; the default is the eight cells left). Name two per
+         # call: six at once shared the GPU worse (7.1-8.8 M steps per seed in two calls of ~500 s, ~22 k env
+         # steps/s per cell against ~100 k for each of two, compilation included)
         side_by_side diagnostics "${TRAIN_SECONDS:-560}" ${CELLS:-RepeatPrevious-Medium-rate CountRecall-Medium-rate
             Autoencode-Easy-rate Autoencode-Medium-rate NParity-Easy-rate NParity-Medium-rate
             DelayedMatch-Easy-rate DelayedMatch-Medium-rate}
