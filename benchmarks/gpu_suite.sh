@@ -96,7 +96,7 @@
 #     PACK_RUNS=1 bash benchmarks/gpu_suite.sh 92  # object permanence, 4 then 8 boxes, HCAM (RUNS: TrXL)
 #     bash benchmarks/gpu_suite.sh 93  # where HCAM's Ballet update spends its time (ppo_profile --runs)
 #     PACK_RUNS=1 bash benchmarks/gpu_suite.sh 94  # Ballet-2-Delay16 with LRU, HCAM's recipe, 3 seeds at 2e8 steps
-#     bash benchmarks/gpu_suite.sh 95  # why PPO with LRU misses Ballet-2-Delay16: five changes, 3 seeds at 1e8 each
+#     bash benchmarks/gpu_suite.sh 95  # why PPO with LRU misses Ballet-2-Delay16: seven changes, 3 seeds at 1e8 each
 set -uo pipefail
 cd "$(dirname "$0")/.."
 part=${1:?which part: 1, 2, 3 or 4}
@@ -857,7 +857,9 @@ case $part in
         ;;
     95)  # why PPO with LRU stays at chance on Ballet-2-Delay16 (`ballet_lru_ablations`): gradients clipped at a
          # global norm of 100 instead of 0.5, a critic of its own, the entropy bonus 0.01, the learning rate 3e-4,
-         # width 256; 1e8 steps, three seeds each, side by side, resumable in pieces (RUNS picks fewer);
+         # width 256, LRU's phases started within pi / 10, and that with its radii started on [0, 0.999] instead
+         # of [0.9, 0.999]; 1e8 steps, three seeds each, side by side, resumable
+         # in pieces (RUNS picks fewer; five at once ran out of memory on an H100: name four at most);
          # PACK_RUNS=1, RUNS_FROM=DIR goes on
         SEEDS=${SEEDS:-3} side_by_side ballet_lru_ablations "${TRAIN_SECONDS:-570}" \
             ${RUNS:-$(preset_runs ballet_lru_ablations lru)}

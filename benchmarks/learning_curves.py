@@ -142,6 +142,16 @@ BALLET_DIAGNOSTIC = dict(
     update_epochs=4, ent_coef=0.01, hidden_size=128, learning_rate=1e-3, bootstrap_truncated=False,
     total_steps=1_500_000,
 )  # fmt: skip
+def ballet_shown_run(memory: str, suffix: str = "", **settings) -> dict:
+    """Ballet-2-Delay16 with the dances shown (nothing to recall) at the Ballet diagnostics' settings, with the
+    items encoder, no policy loss on ignored actions, the entropy bonus 0.1 and the memory's Ballet learning
+    rate, 6 M steps: does PPO train ``memory`` to act on what it sees?"""
+    return dict(BALLET_DIAGNOSTIC, name=f"ballet2-{memory}_items_parts_dances_shown_skip_ignored_ent0.1{suffix}",
+                memory=memory, env_params={"show_dances": True}, skip_ignored_actions=True, ent_coef=0.1,
+                item_encoder=True, learning_rate=BALLET_LEARNING_RATE[memory], total_steps=6_000_000,
+                **settings)  # fmt: skip
+
+
 def ballet_recipe_run(memory: str, suffix: str = "", **settings) -> dict:
     """Ballet-2-Delay16 with the `memory_gym` preset (1e8 steps); the GRU with time scales over the episode."""
     spec = dict(preset="memory_gym", name=f"ballet2-delay16-{memory}_recipe{suffix}",
@@ -165,9 +175,10 @@ def ballet_items_run(
     if memory_length is not None:
         window = {"memory_length": memory_length}
     steps = -(-3 * episode // 512) * 256
+    memory_config = ballet_memory(memory, episode) | window | settings.pop("memory_config", {})
     return dict(BALLET_BASE, name=f"{RECALL_TASKS[task]}{dancers}-delay{delay}-{memory}_items{suffix}",
                 env=recall_env(task, dancers, delay), memory=memory, item_encoder=True,
-                memory_config=ballet_memory(memory, episode) | window, num_envs=256, num_steps=steps, bptt_length=steps,
+                memory_config=memory_config, num_envs=256, num_steps=steps, bptt_length=steps,
                 **({"learning_rate": BALLET_LEARNING_RATE[memory], "total_steps": 100_000_000} | settings))  # fmt: skip
 
 
@@ -567,6 +578,21 @@ PRESETS: dict[str, list[dict]] = {
         # training under PPO, not in recall.)
         dict(BALLET_TRXL_ITEMS, name="ballet2-trxl_items_parts_dances_shown_skip_ignored_ent0.1",
              env_params={"show_dances": True}, skip_ignored_actions=True, ent_coef=0.1, total_steps=3_000_000),
+        # ... and LRU so, which learns the binding in the probe, from the reward alone too, and stays at chance
+        # under PPO on the task itself, whatever single setting changes (ballet_lru, ballet_lru_ablations): does
+        # PPO train it to act on what it sees, as the memoryless agent with these options (0.92 at 5.9 M)? Then
+        # with the gradients' global norm clipped at 100 instead of 0.5 (LRU's phases, theta_log, hold nearly
+        # all of it), with the phases started within pi / 10 (the LRU paper's choice for its longest tasks)
+        # instead of 2 pi, and the GRU so
+        ballet_shown_run("lru"),
+        ballet_shown_run("lru", "_clip100", max_grad_norm=100.0),
+        ballet_shown_run("lru", "_phase0.1pi", memory_config={"max_phase": math.pi / 10}),
+        # ... and with that, the clipping at 100 too, or the radii started on [0, 0.999] instead of [0.9, 0.999]
+        # (shorter horizons blur the step's own input less)
+        ballet_shown_run("lru", "_phase0.1pi_clip100", memory_config={"max_phase": math.pi / 10}, max_grad_norm=100.0),
+        ballet_shown_run("lru", "_phase0.1pi_rmin0", memory_config={"max_phase": math.pi / 10, "r_min": 0.0}),
+        ballet_shown_run("lru", "_rmin0", memory_config={"r_min": 0.0}),
+        ballet_shown_run("gru"),
     ],
     # Ballet-2-Delay16 with the items encoder at a budget that counts (1e8 steps per seed): with it the
     # supervised probe taught Transformer-XL the binding (ballet_probe_cpu-items-trxl), where with the MLP
@@ -624,11 +650,17 @@ PRESETS: dict[str, list[dict]] = {
     # reaching the memory (a critic of its own), the entropy bonus (0.01), the learning rate (3e-4), the width
     # (256)? None of them alone: all five at chance at 1e8 (greedy 0.46-0.56; with the bonus at 0.01 the policy
     # commits, entropy 0.50-0.57, to the wrong dancer half the time; learning_ballet_lru_ablations_h100.md).
+    # With the dances shown (ballet_diagnostics, CPU) PPO trains the GRU to walk to the shown dancer (0.96 at
+    # 5.9 M steps) but not LRU as it ships (0.43; the memoryless agent 0.92); with its phases started within
+    # pi / 10 instead of 2 pi (the LRU paper's choice for its longest tasks) 0.64, and with its radii on
+    # [0, 0.999] too 0.83: the sixth and seventh runs.
     "ballet_lru_ablations": [
         ballet_level_run("lru", 2, 16, 100_000_000, f"_parts_answers_1e8{suffix}", **change)
         for suffix, change in (("_clip100", {"max_grad_norm": 100.0}), ("_critic", {"separate_critic": True}),
                                ("_ent0.01", {"ent_coef": 0.01}), ("_lr3e-4", {"learning_rate": 3e-4}),
-                               ("_width256", {"hidden_size": 256}))
+                               ("_width256", {"hidden_size": 256}),
+                               ("_phase0.1pi", {"memory_config": {"max_phase": math.pi / 10}}),
+                               ("_phase0.1pi_rmin0", {"memory_config": {"max_phase": math.pi / 10, "r_min": 0.0}}))
     ],  # fmt: skip
     # The harder levels with the recipe that learned 2-Delay16 (ballet_hcam's three seeds: training success 0.85 /
     # 0.88 / 0.84 at 96 M of 2e8 steps): HCAM against Transformer-XL with a window over the whole episode (the
