@@ -142,6 +142,8 @@ BALLET_DIAGNOSTIC = dict(
     update_epochs=4, ent_coef=0.01, hidden_size=128, learning_rate=1e-3, bootstrap_truncated=False,
     total_steps=1_500_000,
 )  # fmt: skip
+
+
 def ballet_shown_run(memory: str, suffix: str = "", **settings) -> dict:
     """Ballet-2-Delay16 with the dances shown (nothing to recall) at the Ballet diagnostics' settings, with the
     items encoder, no policy loss on ignored actions, the entropy bonus 0.1 and the memory's Ballet learning
@@ -169,7 +171,8 @@ def ballet_items_run(
     """Ballet (or another recall-room ``task``, :func:`recall_env`) with the items encoder, 1e8 steps, rollouts
     of the smallest multiple of 256 steps that holds one and a half of the longest episodes (256 on
     2-Delay16: two or three whole episodes in one back-propagation window). HCAM with a local window of 64
-    steps; ``memory_length`` replaces Transformer-XL's window (:func:`ballet_memory`)."""
+    steps; ``memory_length`` replaces Transformer-XL's window (:func:`ballet_memory`), and a ``memory_config``
+    among the settings adds to the memory's."""
     episode = recall_episode(task, dancers, delay)
     window = {"local_length": 64} if memory == "hcam" else {}
     if memory_length is not None:
@@ -588,11 +591,13 @@ PRESETS: dict[str, list[dict]] = {
         ballet_shown_run("lru", "_clip100", max_grad_norm=100.0),
         ballet_shown_run("lru", "_phase0.1pi", memory_config={"max_phase": math.pi / 10}),
         # ... and with that, the clipping at 100 too, or the radii started on [0, 0.999] instead of [0.9, 0.999]
-        # (shorter horizons blur the step's own input less)
+        # (shorter horizons blur the step's own input less), and those radii alone
         ballet_shown_run("lru", "_phase0.1pi_clip100", memory_config={"max_phase": math.pi / 10}, max_grad_norm=100.0),
         ballet_shown_run("lru", "_phase0.1pi_rmin0", memory_config={"max_phase": math.pi / 10, "r_min": 0.0}),
         ballet_shown_run("lru", "_rmin0", memory_config={"r_min": 0.0}),
         ballet_shown_run("gru"),
+        # ... and S5, the other diagonal complex recurrence (at chance on the task itself: ballet_long)
+        ballet_shown_run("s5"),
     ],
     # Ballet-2-Delay16 with the items encoder at a budget that counts (1e8 steps per seed): with it the
     # supervised probe taught Transformer-XL the binding (ballet_probe_cpu-items-trxl), where with the MLP
