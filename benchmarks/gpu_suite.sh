@@ -858,11 +858,12 @@ case $part in
     95)  # why PPO with LRU stays at chance on Ballet-2-Delay16 (`ballet_lru_ablations`): gradients clipped at a
          # global norm of 100 instead of 0.5, a critic of its own, the entropy bonus 0.01, the learning rate 3e-4,
          # width 256, LRU's phases started within pi / 10, and that with its radii started on [0, 0.999] instead
-         # of [0.9, 0.999]; 1e8 steps, three seeds each, side by side, resumable
-         # in pieces (RUNS picks fewer; five at once ran out of memory on an H100: name four at most);
-         # PACK_RUNS=1, RUNS_FROM=DIR goes on
+         # of [0.9, 0.999]; 1e8 steps, three seeds each, side by side, resumable in pieces. Five at once ran out
+         # of memory on an H100, so the default is the two phase runs, the five others measured
+         # (learning_ballet_lru_ablations_h100.md); RUNS names others, four at most. PACK_RUNS=1, RUNS_FROM=DIR
+         # goes on
         SEEDS=${SEEDS:-3} side_by_side ballet_lru_ablations "${TRAIN_SECONDS:-570}" \
-            ${RUNS:-$(preset_runs ballet_lru_ablations lru)}
+            ${RUNS:-$(preset_runs ballet_lru_ablations phase)}
         ;;
     *) echo "unknown part $part"; exit 2 ;;
 esac
