@@ -741,7 +741,8 @@ case $part in
         ;;
     78)  # RATE's diagnostics cells beyond part 61's two, side by side like them (CELLS names fewer or others;
          # on an H100 after RATE's one-pass blocks, RepeatFirst-Easy and RepeatPrevious-Easy side by side took
-         # 444 and 451 s, `learning_diagnostics_h100.md`; the default is the eight cells left). Name two per
+         # 444 and 451 s, the two Autoencode cells 531 and 522 s, `learning_diagnostics_h100.md`; the default is
+         # the eight cells that had none, of which the NParity and DelayedMatch ones still have none). Name two per
          # call: six at once shared the GPU worse (7.1-8.8 M steps per seed in two calls of ~500 s, ~22 k env
          # steps/s per cell against ~100 k for each of two, compilation included)
         side_by_side diagnostics "${TRAIN_SECONDS:-560}" ${CELLS:-RepeatPrevious-Medium-rate CountRecall-Medium-rate
@@ -859,9 +860,9 @@ case $part in
          # global norm of 100 instead of 0.5, a critic of its own, the entropy bonus 0.01, the learning rate 3e-4,
          # width 256, LRU's phases started within pi / 10, and that with its radii started on [0, 0.999] instead
          # of [0.9, 0.999]; 1e8 steps, three seeds each, side by side, resumable in pieces. Five at once ran out
-         # of memory on an H100, so the default is the two phase runs, the five others measured
-         # (learning_ballet_lru_ablations_h100.md); RUNS names others, four at most. PACK_RUNS=1, RUNS_FROM=DIR
-         # goes on
+         # of memory on an H100, so the default is the two phase runs (on an H100 both in 367 s, LABEL=h100-phase:
+         # learning_ballet_lru_ablations_h100-phase.md; the five others in learning_ballet_lru_ablations_h100.md);
+         # RUNS names others, four at most. PACK_RUNS=1, RUNS_FROM=DIR goes on
         SEEDS=${SEEDS:-3} side_by_side ballet_lru_ablations "${TRAIN_SECONDS:-570}" \
             ${RUNS:-$(preset_runs ballet_lru_ablations phase)}
         ;;

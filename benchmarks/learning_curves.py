@@ -663,7 +663,8 @@ PRESETS: dict[str, list[dict]] = {
     # With the dances shown (ballet_diagnostics, CPU) PPO trains the GRU to walk to the shown dancer (0.96 at
     # 5.9 M steps) but not LRU as it ships (0.43; the memoryless agent 0.92); with its phases started within
     # pi / 10 instead of 2 pi (the LRU paper's choice for its longest tasks) 0.64, and with its radii on
-    # [0, 0.999] too 0.83: the sixth and seventh runs.
+    # [0, 0.999] too 0.83: the sixth and seventh runs, at chance on the task itself all the same (greedy 0.45-0.48
+    # and 0.46-0.59; learning_ballet_lru_ablations_h100-phase.md).
     "ballet_lru_ablations": [
         ballet_level_run("lru", 2, 16, 100_000_000, f"_parts_answers_1e8{suffix}", **change)
         for suffix, change in (("_clip100", {"max_grad_norm": 100.0}), ("_critic", {"separate_critic": True}),
