@@ -56,10 +56,12 @@ OBJECTIVES = ("labels", "reward", "expected-reward")
 # over those 8 codes and the instruction: a dance looks the same to it at every spot; "conv": the same idea
 # without Ballet's layout, one 3 x 3 convolution shared by every cell of the room (32 features, same padding),
 # then a ReLU layer over all cells' codes and the instruction.
+# "squares": the 8 squares' every channel side by side through one ReLU layer of the memory's width, the instruction
+# beside them: what "spots" reads, without the sharing (each square has weights of its own).
 # "items": the agents' items encoder (`--item-encoder`): the spots encoder's shared layer over each spot's square,
 # and the instruction and the rest of the room each through a layer of their own. (Before, it put the codes
 # beside an MLP over the whole flattened room: the `-items` results dated before 2026-12-06 16:00 UTC.)
-ENCODERS = ("mlp", "spots", "conv", "items")
+ENCODERS = ("mlp", "spots", "squares", "conv", "items")
 TRANSFORMERS = {"trxl": {"num_layers": 2, "num_heads": 4}, "hcam": {"num_layers": 2, "num_heads": 4}}
 GATED = ("gru", "lstm")
 READOUTS = ("linear", "mlp")  # the memories with keep gates whose time scales --max-timescale spreads
@@ -101,9 +103,9 @@ class Probe(nn.Module):
     readout: str = "linear"  # READOUTS
     encoder: str = "mlp"  # ENCODERS
     # The room's split of a symbolic observation into (grid, instruction) (RecallRoom.split_symbolic), which
-    # the "spots" and "conv" encoders need.
+    # the "spots", "squares" and "conv" encoders need.
     split: Callable | None = None
-    items: Any = None  # the task's observation_items (each spot's square), which "spots" and "items" read
+    items: Any = None  # the task's observation_items (each spot's square), which "spots", "squares" and "items" read
     # Self-supervised: from the memory's output at every step, one linear layer per delay k predicts the
     # observation k steps back (sown as "past" intermediates: pairs of prediction and target)
     past: tuple[int, ...] = ()
@@ -119,10 +121,12 @@ class Probe(nn.Module):
             parts = tuple(tuple(part.tolist()) for part in self.parts)
             items_encoder = ItemsEncoder(self.width, items, parts, init="lecun")
             x = jax.vmap(items_encoder)(observations)  # over time, like the agents
-        else:  # weights shared over the room's squares, then one layer over their codes and the instruction
+        else:  # the room's squares (or cells) read first, then one layer over their codes and the instruction
             grid, instruction = self.split(observations)
             if self.encoder == "spots":
                 codes = nn.relu(nn.Dense(32)(observations[:, :, self.items]))  # the squares [T, B, 8, 9 C]
+            elif self.encoder == "squares":
+                codes = observations[:, :, self.items]  # read by the layer below, each square by weights of its own
             else:  # "conv"
                 codes = nn.relu(nn.Conv(32, (3, 3), padding="SAME")(grid.reshape((-1,) + grid.shape[2:])))
             codes = codes.reshape(observations.shape[:2] + (-1,))
@@ -155,7 +159,7 @@ def probe(
     env, params = mnemax.envs.make(name, **settings)
     max_timescale = max_timescale if split_variant(memory)[0] in GATED else 0
     outputs = len(SPOTS) if question == "spot" else NUM_DANCES
-    items = env.observation_items(params) if encoder in ("spots", "items") else None
+    items = env.observation_items(params) if encoder in ("spots", "squares", "items") else None
     parts = env.observation_parts(params) if encoder == "items" else ()
     model = Probe(
         memory, width, outputs, max_timescale, readout, encoder, env.split_symbolic, items, tuple(past), parts
