@@ -151,11 +151,12 @@ BALLET_DIAGNOSTIC = dict(
 def ballet_shown_run(memory: str, suffix: str = "", **settings) -> dict:
     """Ballet-2-Delay16 with the dances shown (nothing to recall) at the Ballet diagnostics' settings, with the
     items encoder, no policy loss on ignored actions, the entropy bonus 0.1 and the memory's Ballet learning
-    rate, 6 M steps: does PPO train ``memory`` to act on what it sees?"""
+    rate, 6 M steps (``settings`` add to these and may replace the rate and the steps): does PPO train ``memory``
+    to act on what it sees?"""
     return dict(BALLET_DIAGNOSTIC, name=f"ballet2-{memory}_items_parts_dances_shown_skip_ignored_ent0.1{suffix}",
                 memory=memory, env_params={"show_dances": True}, skip_ignored_actions=True, ent_coef=0.1,
-                item_encoder=True, learning_rate=BALLET_LEARNING_RATE[memory], total_steps=6_000_000,
-                **settings)  # fmt: skip
+                item_encoder=True,
+                **({"learning_rate": BALLET_LEARNING_RATE[memory], "total_steps": 6_000_000} | settings))  # fmt: skip
 
 
 def ballet_recipe_run(memory: str, suffix: str = "", **settings) -> dict:
@@ -583,8 +584,7 @@ PRESETS: dict[str, list[dict]] = {
         # ... and with the dances shown: does PPO with Transformer-XL learn the walk to a named dancer as the
         # memoryless agent does when nothing has to be recalled? (If not, the trouble is in the memory's
         # training under PPO, not in recall.)
-        dict(BALLET_TRXL_ITEMS, name="ballet2-trxl_items_parts_dances_shown_skip_ignored_ent0.1",
-             env_params={"show_dances": True}, skip_ignored_actions=True, ent_coef=0.1, total_steps=3_000_000),
+        ballet_shown_run("trxl", memory_config=ballet_memory("trxl", BALLET2_EPISODE), total_steps=3_000_000),
         # ... and LRU so, which learns the binding in the probe, from the reward alone too, and stays at chance
         # under PPO on the task itself, whatever single setting changes (ballet_lru, ballet_lru_ablations): does
         # PPO train it to act on what it sees, as the memoryless agent with these options (0.92 at 5.9 M)? Then
